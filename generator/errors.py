@@ -1,0 +1,115 @@
+"""meshgen's error tree.
+
+Every error meshgen raises descends from :class:`MeshgenError`. Each kind carries the
+process exit code the command line maps it to (DESIGN §4): 1 for invalid input or a
+failed check, 3 for an outside system (git remote, Prometheus, a webhook) that failed.
+Errors of outside libraries (httpx, GitPython) are wrapped into these types by the one
+module that talks to that system, always ``raise ... from e``, so they never leak.
+
+Spec errors carry their place -- ``path:line:column`` of the offending YAML node, lines and
+columns 1-based -- so the command line can print them as compilers do::
+
+    apps/ratings.yaml:12:7: error: weights of route 'default' sum to 90, not 100
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+@dataclass(frozen=True, order=True)
+class Place:
+    """Where a spec value came from: a file path and a 1-based line and column."""
+
+    path: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.path}:{self.line}:{self.column}"
+        return self.path
+
+    def shifted(self, columns: int) -> "Place":
+        """The place ``columns`` characters to the right on the same line."""
+        return Place(self.path, self.line, self.column + columns)
+
+
+class MeshgenError(Exception):
+    """Root of all meshgen errors. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+@dataclass
+class SpecError(MeshgenError):
+    """One invalid spec value.
+
+    Attributes:
+        message: what is wrong, in one sentence.
+        place: where (file, line, column); ``None`` when no file is involved.
+        hint: what to do about it (optional, appended as "; hint").
+    """
+
+    message: str
+    place: Place | None = None
+    hint: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        """``path:line:col: error: message (hint)``."""
+        where = f"{self.place}: " if self.place else ""
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{where}error: {self.message}{hint}"
+
+    def sort_key(self) -> tuple:
+        return (self.place or Place(""), self.message)
+
+
+@dataclass
+class SpecErrors(MeshgenError):
+    """All spec errors of one run, reported at once (exit 1)."""
+
+    errors: list[SpecError] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.errors = sorted(self.errors, key=SpecError.sort_key)
+        super().__init__("\n".join(e.format() for e in self.errors))
+
+    @classmethod
+    def collect(cls, errors: Iterable[SpecError]) -> None:
+        """Raise ``SpecErrors`` if ``errors`` is non-empty."""
+        errs = list(errors)
+        if errs:
+            raise cls(errs)
+
+
+class CheckFailed(MeshgenError):
+    """A check found a problem that is not a spec error (e.g. stale ``rendered/``): exit 1."""
+
+
+class UsageError(MeshgenError):
+    """The command line was used wrongly: exit 2."""
+
+    exit_code = 2
+
+
+class OutsideError(MeshgenError):
+    """An outside system failed (git remote, Prometheus, webhook): exit 3.
+
+    ``temporary`` says whether retrying later may help.
+    """
+
+    exit_code = 3
+    temporary = True
+
+
+class GitError(OutsideError):
+    """A git operation failed (push rejected too often, remote unreachable, ...)."""
+
+
+class PrometheusError(OutsideError):
+    """The Prometheus HTTP API could not be queried or answered with an error."""
