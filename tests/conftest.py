@@ -1,0 +1,58 @@
+"""Shared test helpers: input trees from dedented strings, the CLI as a subprocess, git identity.
+
+Fixtures that need outside programs (Prometheus, git remotes) live beside the tests that use
+them or in this file; none of them mock what can run here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+ISTIO_CRDS = SHARED / "istio" / "crd-all.gen.yaml"
+
+
+def build_file_tree(root: Path, files: dict[str, str]) -> Path:
+    """Write ``{relative path: dedented text}`` under ``root`` and return ``root``."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+def run_meshgen(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m generator ARGS`` in ``cwd`` with this checkout on PYTHONPATH."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT)
+    full_env.setdefault("NO_COLOR", "1")
+    full_env["COLUMNS"] = "200"
+    if env:
+        full_env.update(env)
+    proc = subprocess.run([sys.executable, "-m", "generator", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"meshgen {' '.join(args)} exited {proc.returncode}\n"
+                             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _isolated_git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test gets its own git identity and no global/system git config."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.com")
