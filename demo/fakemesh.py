@@ -1,0 +1,224 @@
+"""A stand-in for an Istio mesh's telemetry, and a real Prometheus scraping it.
+
+Used by the rollout demo (``demo/canary.py``), the rollout tests and ``bench/rollout.py``:
+instead of a cluster, :class:`MeshTraffic` keeps Istio-shaped counters for each
+(namespace, service, version) whose request rate, 5xx ratio and latency the caller sets
+while it runs; :class:`MetricsEndpoint` serves them at ``/metrics`` in Prometheus's text
+exposition format (https://prometheus.io/docs/instrumenting/exposition_formats/); and
+:class:`LocalPrometheus` runs the real ``prometheus`` binary (Debian's package) on a free
+loopback port, scraping that endpoint every second, with its storage in a temporary folder.
+
+The series carry the labels of Istio's standard metrics
+(https://istio.io/latest/docs/reference/config/metrics/) that meshgen's queries use:
+``reporter="destination"``, ``destination_service_namespace``, ``destination_service_name``,
+``destination_version`` and ``response_code``; the duration histogram uses Istio's default
+buckets. As in Istio, a ``response_code`` series appears only once a request had that code.
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+#: Istio's default buckets of istio_request_duration_milliseconds, in milliseconds.
+DURATION_BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+                    300000, 600000, 1800000, 3600000)
+PROMETHEUS_BINARY = "/usr/bin/prometheus"
+
+
+def prometheus_binary() -> str | None:
+    """The path of the ``prometheus`` binary, or None when it is not installed."""
+    return shutil.which("prometheus") or (PROMETHEUS_BINARY if Path(PROMETHEUS_BINARY).exists() else None)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class _Series:
+    rps: float = 0.0            # requests per second
+    error_ratio: float = 0.0    # share of 5xx responses, 0-1
+    latency_ms: float = 10.0    # every request's server-side duration
+    ok: float = 0.0             # counters, advanced lazily
+    errors: float = 0.0
+    buckets: list[float] = field(default_factory=lambda: [0.0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    updated: float = field(default_factory=time.monotonic)
+
+    def advance(self, now: float) -> None:
+        requests = self.rps * max(0.0, now - self.updated)
+        self.updated = now
+        if not requests:
+            return
+        self.ok += requests * (1 - self.error_ratio)
+        self.errors += requests * self.error_ratio
+        index = next((i for i, le in enumerate(DURATION_BUCKETS) if self.latency_ms <= le), len(DURATION_BUCKETS))
+        self.buckets[index] += requests
+        self.duration_sum += requests * self.latency_ms
+
+
+class MeshTraffic:
+    """Istio-shaped request counters for each (namespace, service, version), thread-safe."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str, str], _Series] = {}
+        self._lock = threading.Lock()
+
+    def set(self, namespace: str, service: str, version: str, *, rps: float | None = None,
+            error_ratio: float | None = None, latency_ms: float | None = None) -> None:
+        """Change a version's traffic from now on (requests per second, 5xx ratio 0-1, ms)."""
+        with self._lock:
+            series = self._series.setdefault((namespace, service, version), _Series())
+            series.advance(time.monotonic())
+            if rps is not None:
+                series.rps = rps
+            if error_ratio is not None:
+                series.error_ratio = error_ratio
+            if latency_ms is not None:
+                series.latency_ms = latency_ms
+
+    def exposition(self) -> bytes:
+        """The counters now, in Prometheus's text exposition format."""
+        now = time.monotonic()
+        lines = ["# TYPE istio_requests_total counter"]
+        histogram = ["# TYPE istio_request_duration_milliseconds histogram"]
+        with self._lock:
+            for (namespace, service, version), series in sorted(self._series.items()):
+                series.advance(now)
+                base = (f'reporter="destination",destination_service_namespace="{namespace}",'
+                        f'destination_service_name="{service}",destination_version="{version}"')
+                if series.ok:
+                    lines.append(f'istio_requests_total{{{base},response_code="200"}} {series.ok:.3f}')
+                if series.errors:
+                    lines.append(f'istio_requests_total{{{base},response_code="503"}} {series.errors:.3f}')
+                total = 0.0
+                for le, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], series.buckets):
+                    total += count
+                    histogram.append(f'istio_request_duration_milliseconds_bucket{{{base},le="{le}"}} {total:.3f}')
+                histogram.append(f"istio_request_duration_milliseconds_sum{{{base}}} {series.duration_sum:.3f}")
+                histogram.append(f"istio_request_duration_milliseconds_count{{{base}}} {total:.3f}")
+        return ("\n".join(lines + histogram) + "\n").encode()
+
+
+class MetricsEndpoint:
+    """A threaded HTTP server on 127.0.0.1 serving ``traffic`` at ``/metrics``."""
+
+    def __init__(self, traffic: MeshTraffic, port: int = 0) -> None:
+        self.traffic = traffic
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                body = traffic.exposition() if self.path.startswith("/metrics") else b"not found\n"
+                self.send_response(200 if self.path.startswith("/metrics") else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-endpoint", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class LocalPrometheus:
+    """The real Prometheus on a free 127.0.0.1 port, scraping ``targets`` every second.
+
+    Args:
+        targets: ``host:port`` of metrics endpoints.
+        binary: the prometheus executable (default: :func:`prometheus_binary`).
+        workdir: where its config and storage go (default: a new temporary folder, removed
+            by :meth:`stop`).
+
+    Raises:
+        RuntimeError: the binary is missing or Prometheus did not become ready in 30 s.
+    """
+
+    def __init__(self, targets: list[str], binary: str | None = None, workdir: Path | None = None) -> None:
+        binary = binary or prometheus_binary()
+        if not binary:
+            raise RuntimeError("the prometheus binary is not installed (Debian package 'prometheus')")
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="meshgen-prometheus-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "prometheus.yml"
+        quoted = ", ".join(f'"{t}"' for t in targets)
+        config.write_text("global: {scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 1s}\n"
+                          "scrape_configs:\n"
+                          "  - job_name: istio-mesh\n"
+                          f"    static_configs: [{{targets: [{quoted}]}}]\n")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(self.workdir / "prometheus.log", "wb")
+        self.process = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
+             "--storage.tsdb.retention.time=1h"],
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            self._wait_ready(30.0)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prometheus exited with {self.process.returncode}: "
+                                   f"{(self.workdir / 'prometheus.log').read_text(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"prometheus at {self.url} was not ready after {timeout:.0f} s")
+
+    def wait_for_scrape(self, timeout: float = 15.0) -> None:
+        """Block until every target has been scraped successfully at least once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"{self.url}/api/v1/query", params={"query": "min(up)"}, timeout=2.0).json()
+                result = answer["data"]["result"]
+                if result and float(result[0]["value"][1]) == 1.0:
+                    return
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"prometheus at {self.url} scraped nothing in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """Stop Prometheus and remove its temporary folder."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,454 @@
+"""The rollout decision: a pure function from (rollout spec, status, check, now) to the next status.
+
+DESIGN §6 fixes the life of a rollout; this module is that life and nothing else. It reads no
+file, asks no Prometheus and no clock: the bot (:mod:`generator.bot`) gathers those and calls
+:func:`decide`, so every transition can be tested from a table and every invariant checked
+with generated inputs.
+
+The life of a rollout, in the terms of the status file ``status/<env>/<app>.yaml``::
+
+    (no status, or another stable/canary pair)
+        --start-->  Progressing at steps[0]
+    Progressing, less than `interval` since the last step (or the last failed check)
+        --nothing-->  unchanged, no check is due
+    Progressing, check due:
+        pass          --step-->        next step (failed checks reset)
+        pass at 100   --succeed-->     Succeeded, canary keeps 100 %
+        inconclusive  --hold-->        unchanged (no data never promotes)
+        fail          --fail_count-->  failedChecks + 1
+        fail, failedChecks + 1 >= failureLimit
+                      --rollback-->    RolledBack, canary 0 %, all traffic to stable
+    Paused, Succeeded, RolledBack  --nothing-->
+
+Steering by hand (``meshgen rollout pause|resume|abort|promote``) is :func:`pause`,
+:func:`resume`, :func:`abort` and :func:`promote`.
+
+Weights are percent (integers 0-100) of the traffic of the route named ``rollout.route``;
+the stable version gets ``100 - canaryWeight``. Times are timezone-aware UTC datetimes,
+written to the status file as RFC 3339 strings with a ``Z`` and whole seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, NamedTuple, Sequence
+
+DEFAULT_STEPS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+DEFAULT_INTERVAL = "1m"
+DEFAULT_POLICY = "health"
+DEFAULT_MIN_REQUESTS = 100
+DEFAULT_FAILURE_LIMIT = 2
+
+PROGRESSING = "Progressing"
+PAUSED = "Paused"
+SUCCEEDED = "Succeeded"
+ROLLED_BACK = "RolledBack"
+
+#: Status fields whose change is worth a commit (DESIGN §6): a hold commits nothing.
+COMMITTED_FIELDS = ("phase", "stable", "canary", "canaryWeight", "stepIndex", "failedChecks")
+
+
+class Action(str, enum.Enum):
+    """What a tick (or a command) did to one rollout."""
+
+    START = "start"            # a new stable/canary pair: the canary gets steps[0]
+    STEP = "step"              # a check passed: the canary gets the next step
+    HOLD = "hold"              # a check was inconclusive: nothing moves
+    FAIL_COUNT = "fail_count"  # a check failed, below failureLimit: counted
+    ROLLBACK = "rollback"      # failureLimit failed checks in a row: the canary gets 0 %
+    SUCCEED = "succeed"        # the last step (100 %) passed its check
+    NOTHING = "nothing"        # no rollout, no check due, or the rollout is over
+    PAUSE = "pause"            # by hand: stop analysing, keep the weights
+    RESUME = "resume"          # by hand: continue a paused rollout, or restart a rolled-back one
+    ABORT = "abort"            # by hand: roll back now
+    PROMOTE = "promote"        # by hand: the canary gets 100 % now, the rollout has succeeded
+
+
+class Verdict(str, enum.Enum):
+    """The outcome of one analysis of the window since the last step."""
+
+    PASS = "pass"                  # every metric within its bounds
+    FAIL = "fail"                  # at least one metric out of its bounds
+    INCONCLUSIVE = "inconclusive"  # no data, NaN, +Inf, too few requests: never a pass
+
+
+class Check(NamedTuple):
+    """One analysis result, as :mod:`generator.metrics` computes it.
+
+    Attributes:
+        verdict: pass, fail or inconclusive.
+        metrics: the values that decided it, by metric name (``None`` where there was no
+            value); the stable version's values, where compared, are named ``NAME@VERSION``.
+        reason: one line a human reads in ``git log``.
+    """
+
+    verdict: Verdict
+    metrics: dict[str, float | None]
+    reason: str
+
+
+class Decision(NamedTuple):
+    """The next status and what happened.
+
+    Attributes:
+        status: the next content of the status file's ``status`` mapping (a new dict).
+        action: what happened.
+        reason: why, in one line.
+    """
+
+    status: dict[str, Any]
+    action: Action
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """A ``rollout`` block with the schema defaults applied (schemas/app.schema.json).
+
+    Attributes:
+        stable: the version that keeps the rest of the traffic.
+        canary: the version being rolled out.
+        route: the name of the route whose split moves.
+        steps: canary weights in percent, strictly increasing, the last one 100.
+        interval: seconds; the analysis window and the minimum time between steps.
+        policy: ``time``, ``health``, ``metric`` or ``compare``.
+        min_requests: fewer canary requests in the window make a check inconclusive.
+        failure_limit: consecutive failed checks that roll back.
+        tolerance: ``compare``: how much worse than stable the canary may be, ratio 0-1.
+        metrics: the ``analysis.metrics`` items as given.
+        webhook_url_env: the environment variable holding a Slack webhook URL, if any.
+    """
+
+    stable: str
+    canary: str
+    route: str
+    steps: tuple[int, ...] = DEFAULT_STEPS
+    interval: float = 60.0
+    interval_text: str = DEFAULT_INTERVAL
+    policy: str = DEFAULT_POLICY
+    min_requests: int = DEFAULT_MIN_REQUESTS
+    failure_limit: int = DEFAULT_FAILURE_LIMIT
+    tolerance: float = 0.0
+    metrics: tuple[Mapping[str, Any], ...] = ()
+    webhook_url_env: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> "Rollout":
+        """Read a ``rollout`` mapping that passed the App schema; apply its defaults.
+
+        Raises:
+            ValueError: ``steps`` are not strictly increasing from 1 to a last 100, or
+                ``interval`` is not a positive Go duration.
+        """
+        analysis = spec.get("analysis") or {}
+        steps = tuple(DEFAULT_STEPS if spec.get("steps") is None else spec["steps"])
+        check_steps(steps)
+        interval_text = str(spec.get("interval") or DEFAULT_INTERVAL)
+        interval = parse_duration(interval_text)
+        if interval <= 0:
+            raise ValueError(f"interval {interval_text!r} must be longer than zero")
+        slack = (spec.get("notify") or {}).get("slack") or {}
+        return cls(
+            stable=str(spec["stable"]),
+            canary=str(spec["canary"]),
+            route=str(spec["route"]),
+            steps=steps,
+            interval=interval,
+            interval_text=interval_text,
+            policy=str(spec.get("policy") or DEFAULT_POLICY),
+            min_requests=int(analysis.get("minRequests", DEFAULT_MIN_REQUESTS)),
+            failure_limit=int(analysis.get("failureLimit", DEFAULT_FAILURE_LIMIT)),
+            tolerance=float(analysis.get("tolerance", 0.0)),
+            metrics=tuple(analysis.get("metrics") or ()),
+            webhook_url_env=slack.get("webhookUrlEnv"),
+        )
+
+
+# --- small pure helpers -------------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go/Istio duration such as ``500ms``, ``2s`` or ``1m30s``.
+
+    Raises:
+        ValueError: the text is not such a duration.
+    """
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"{text!r} is not a duration like 30s, 1m or 1m30s")
+    return total
+
+
+def check_steps(steps: Sequence[int]) -> None:
+    """Refuse steps that are not strictly increasing integers in 1..100 ending at 100.
+
+    Raises:
+        ValueError: with what is wrong.
+    """
+    if not steps:
+        raise ValueError("steps must not be empty")
+    if any(not isinstance(s, int) or isinstance(s, bool) or not 1 <= s <= 100 for s in steps):
+        raise ValueError(f"steps {list(steps)} must be integers from 1 to 100")
+    if any(a >= b for a, b in zip(steps, steps[1:])):
+        raise ValueError(f"steps {list(steps)} must be strictly increasing")
+    if steps[-1] != 100:
+        raise ValueError(f"steps {list(steps)} must end at 100")
+
+
+def next_step(steps: Sequence[int], weight: int) -> tuple[int, int] | None:
+    """The step after ``weight``: ``(index, weight)`` of the first step above it, or ``None``.
+
+    Looking the weight up (rather than trusting a stored index) keeps a rollout on the
+    ``steps`` grid when a human edits ``steps`` in the middle of it.
+    """
+    for index, step in enumerate(steps):
+        if step > weight:
+            return index, step
+    return None
+
+
+def route_split(stable: str, canary: str, canary_weight: int) -> dict[str, int]:
+    """The ``to`` mapping of the rollout route: percent per version, zero weights left out.
+
+    The weights always sum to 100, as Istio's ``HTTPRouteDestination.weight`` requires.
+    """
+    if not 0 <= canary_weight <= 100:
+        raise ValueError(f"canary weight {canary_weight} is not a percent 0-100")
+    split = {stable: 100 - canary_weight, canary: canary_weight}
+    return {version: weight for version, weight in split.items() if weight}
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with whole seconds and a ``Z``, as the status file stores times."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """The inverse of :func:`format_time`; also takes a datetime (YAML loaders make them)."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def committed_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether going from ``old`` to ``new`` changes phase, weight, step or failed checks."""
+    if old is None:
+        return True
+    return any(old.get(key) != new.get(key) for key in COMMITTED_FIELDS)
+
+
+def format_metrics(metrics: Mapping[str, float | None]) -> str:
+    """``name=value, ...`` with values rounded for a human (``no data`` for ``None``)."""
+    parts = []
+    for name, value in metrics.items():
+        if value is None:
+            text = "no data"
+        elif isinstance(value, float) and math.isfinite(value) and value != int(value):
+            text = f"{value:.4g}"
+        else:
+            text = f"{value:g}" if isinstance(value, float) else str(value)
+        parts.append(f"{name}={text}")
+    return ", ".join(parts)
+
+
+def _check_record(check: Check, now: datetime) -> dict[str, Any]:
+    record: dict[str, Any] = {"time": format_time(now), "verdict": check.verdict.value}
+    if check.reason:
+        record["reason"] = check.reason
+    if check.metrics:
+        record["metrics"] = dict(check.metrics)
+    return record
+
+
+# --- the decision -------------------------------------------------------------------------
+
+
+def _matches(rollout: Rollout, status: Mapping[str, Any] | None) -> bool:
+    return bool(status) and status.get("stable") == rollout.stable and status.get("canary") == rollout.canary
+
+
+def check_due(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime) -> bool:
+    """Whether a tick at ``now`` analyses this rollout (and so needs Prometheus).
+
+    A check is due for a progressing rollout once ``interval`` has passed since the last
+    step and, after a failed check, since that check too (so failed checks counted against
+    ``failureLimit`` look at distinct windows).
+    """
+    rollout = _as_rollout(rollout_spec)
+    if not _matches(rollout, status) or status is None or status.get("phase") != PROGRESSING:
+        return False
+    since = parse_time(status["lastStepTime"]) if status.get("lastStepTime") else None
+    last = status.get("lastCheck") or {}
+    if last.get("verdict") == Verdict.FAIL.value and last.get("time"):
+        failed_at = parse_time(last["time"])
+        since = failed_at if since is None else max(since, failed_at)
+    return since is None or now - since >= timedelta(seconds=rollout.interval)
+
+
+def _as_rollout(spec: Mapping[str, Any] | Rollout) -> Rollout:
+    return spec if isinstance(spec, Rollout) else Rollout.from_spec(spec)
+
+
+def start(rollout: Rollout, now: datetime, why: str) -> Decision:
+    """A new rollout at its first step."""
+    first = rollout.steps[0]
+    status = {
+        "phase": PROGRESSING,
+        "stable": rollout.stable,
+        "canary": rollout.canary,
+        "canaryWeight": first,
+        "stepIndex": 0,
+        "failedChecks": 0,
+        "lastStepTime": format_time(now),
+        "message": f"{why}: canary {rollout.canary} at {first} %",
+    }
+    return Decision(status, Action.START, status["message"])
+
+
+def decide(rollout_spec: Mapping[str, Any] | Rollout, env: str, status: Mapping[str, Any] | None,
+           check: Check | None, now: datetime) -> Decision:
+    """The next status of one app's rollout in one environment after a tick at ``now``.
+
+    Args:
+        rollout_spec: the app's effective ``rollout`` block in ``env`` (or a :class:`Rollout`).
+        env: the environment's name (for the reason text).
+        status: the ``status`` mapping of ``status/<env>/<app>.yaml``, or ``None`` if absent.
+        check: the analysis of the window since the last step when :func:`check_due` said
+            one was due, else ``None``.
+        now: the tick's time, timezone-aware.
+
+    Returns:
+        A :class:`Decision`; its status is a new dict, ``status`` is never modified.
+
+    Raises:
+        ValueError: the rollout block breaks the rules of :meth:`Rollout.from_spec`.
+    """
+    rollout = _as_rollout(rollout_spec)
+    old = dict(status or {})
+    if rollout.stable == rollout.canary:
+        return Decision(old, Action.NOTHING, f"no canary: stable and canary are both {rollout.stable}")
+    if not _matches(rollout, status):
+        if status:
+            why = f"new rollout {rollout.stable} -> {rollout.canary} (was {old.get('stable')} -> {old.get('canary')})"
+        else:
+            why = f"new rollout {rollout.stable} -> {rollout.canary}"
+        return start(rollout, now, why)
+    phase = old.get("phase")
+    if phase != PROGRESSING:
+        return Decision(old, Action.NOTHING, f"rollout is {phase}")
+    if not check_due(rollout, old, now):
+        return Decision(old, Action.NOTHING, f"next check due {rollout.interval_text} after the last step")
+    weight = int(old.get("canaryWeight", 0))
+    if check is None:
+        return Decision(old, Action.HOLD, "hold: no check result")
+    new = dict(old)
+    new["lastCheck"] = _check_record(check, now)
+    values = format_metrics(check.metrics)
+    detail = f" ({values})" if values else ""
+    if check.verdict is Verdict.INCONCLUSIVE:
+        waited = (now - parse_time(old["lastStepTime"])).total_seconds() if old.get("lastStepTime") else 0.0
+        held = int(waited // rollout.interval) if rollout.interval else 0
+        reason = f"hold at {weight} %: {check.reason}"
+        if held > 1:
+            reason += f" (no promotion for {held} intervals)"
+        return Decision(new, Action.HOLD, reason)
+    if check.verdict is Verdict.FAIL:
+        failed = int(old.get("failedChecks", 0)) + 1
+        new["failedChecks"] = failed
+        if failed >= rollout.failure_limit:
+            new.update(phase=ROLLED_BACK, canaryWeight=0, stepIndex=-1, lastStepTime=format_time(now))
+            new["message"] = (f"rollback {rollout.canary} from {weight} % to 0 % after {failed} failed "
+                              f"check{'s' if failed > 1 else ''}: {check.reason}")
+            return Decision(new, Action.ROLLBACK, new["message"] + detail)
+        reason = f"failed check {failed} of {rollout.failure_limit} at {weight} %: {check.reason}"
+        new["message"] = reason
+        return Decision(new, Action.FAIL_COUNT, reason + detail)
+    # PASS
+    nxt = next_step(rollout.steps, weight)
+    new["failedChecks"] = 0
+    if nxt is None:
+        new.update(phase=SUCCEEDED, canaryWeight=100, stepIndex=len(rollout.steps) - 1)
+        new["message"] = f"rollout of {rollout.canary} succeeded at 100 %"
+        return Decision(new, Action.SUCCEED, new["message"] + detail)
+    index, step = nxt
+    new.update(canaryWeight=step, stepIndex=index, lastStepTime=format_time(now))
+    new["message"] = f"step {rollout.canary} {weight} % -> {step} %"
+    return Decision(new, Action.STEP, new["message"] + detail)
+
+
+# --- steering by hand ---------------------------------------------------------------------
+
+
+def pause(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime) -> Decision:
+    """Pause a progressing rollout: weights stay, no analysis until :func:`resume`."""
+    rollout = _as_rollout(rollout_spec)
+    old = dict(status or {})
+    if not _matches(rollout, status) or old.get("phase") != PROGRESSING:
+        return Decision(old, Action.NOTHING, f"nothing to pause: {_describe(rollout, status)}")
+    new = dict(old, phase=PAUSED, message=f"paused by hand at {old.get('canaryWeight')} %")
+    return Decision(new, Action.PAUSE, new["message"])
+
+
+def resume(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime) -> Decision:
+    """Resume a paused rollout (the next check comes one interval from now), or restart a
+    rolled-back one from its first step."""
+    rollout = _as_rollout(rollout_spec)
+    old = dict(status or {})
+    if _matches(rollout, status) and old.get("phase") == ROLLED_BACK:
+        decision = start(rollout, now, f"restart of the rolled-back rollout {rollout.stable} -> {rollout.canary}")
+        return Decision(decision.status, Action.RESUME, decision.reason)
+    if not _matches(rollout, status) or old.get("phase") != PAUSED:
+        return Decision(old, Action.NOTHING, f"nothing to resume: {_describe(rollout, status)}")
+    new = dict(old, phase=PROGRESSING, lastStepTime=format_time(now), failedChecks=0,
+               message=f"resumed by hand at {old.get('canaryWeight')} %")
+    new.pop("lastCheck", None)
+    return Decision(new, Action.RESUME, new["message"])
+
+
+def abort(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime) -> Decision:
+    """Roll back now: canary 0 %, all traffic to stable."""
+    rollout = _as_rollout(rollout_spec)
+    old = dict(status or {})
+    if not _matches(rollout, status) or old.get("phase") not in (PROGRESSING, PAUSED):
+        return Decision(old, Action.NOTHING, f"nothing to abort: {_describe(rollout, status)}")
+    new = dict(old, phase=ROLLED_BACK, canaryWeight=0, stepIndex=-1, lastStepTime=format_time(now),
+               message=f"rollback {rollout.canary} from {old.get('canaryWeight')} % to 0 %: aborted by hand")
+    return Decision(new, Action.ABORT, new["message"])
+
+
+def promote(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime) -> Decision:
+    """Go to 100 % now, without analysis: the rollout has succeeded."""
+    rollout = _as_rollout(rollout_spec)
+    old = dict(status or {})
+    if rollout.stable == rollout.canary or (_matches(rollout, status) and old.get("phase") == SUCCEEDED):
+        return Decision(old, Action.NOTHING, f"nothing to promote: {_describe(rollout, status)}")
+    ongoing = _matches(rollout, status)
+    base = old if ongoing else start(rollout, now, "promoted by hand").status
+    weight = old.get("canaryWeight", 0) if ongoing else 0
+    new = dict(base, phase=SUCCEEDED, canaryWeight=100, stepIndex=len(rollout.steps) - 1, failedChecks=0,
+               lastStepTime=format_time(now), message=f"promote {rollout.canary} from {weight} % to 100 % by hand")
+    return Decision(new, Action.PROMOTE, new["message"])
+
+
+def _describe(rollout: Rollout, status: Mapping[str, Any] | None) -> str:
+    if rollout.stable == rollout.canary:
+        return f"stable and canary are both {rollout.stable}"
+    if not _matches(rollout, status):
+        return f"no rollout of {rollout.canary} has started"
+    return f"the rollout of {rollout.canary} is {status.get('phase') if status else None}"

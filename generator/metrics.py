@@ -1,0 +1,357 @@
+"""Canary analysis: which PromQL a rollout needs, and the verdict its results give. Pure.
+
+The bot asks Prometheus once per distinct query per environment per tick, however many apps
+roll out: the built-in metrics are written over Istio's standard metrics and grouped
+``sum by (destination_service_namespace, destination_service_name, destination_version)``,
+so one instant vector answers for every app and version, and :func:`evaluate` picks each
+app's series out of it. Custom metrics are Jinja2 templates rendered per app and version;
+identical renderings are asked once.
+
+Istio's standard metrics (https://istio.io/latest/docs/reference/config/metrics/):
+``istio_requests_total`` (COUNTER, labels ``reporter``, ``destination_service_namespace``,
+``destination_service_name``, ``destination_version``, ``response_code``, ...) and
+``istio_request_duration_milliseconds`` (DISTRIBUTION, exported as the Prometheus histogram
+``istio_request_duration_milliseconds_bucket`` with ``le``). Only ``reporter="destination"``
+is counted, so a request is seen once, by the server-side proxy of the version that served it.
+``destination_version`` is the pod's ``version`` label, so a version's label value is taken
+from ``spec.versions.<name>.labels.version`` when it is set.
+
+PromQL (https://prometheus.io/docs/prometheus/latest/querying/basics/ and
+https://prometheus.io/docs/prometheus/latest/querying/functions/): ``rate`` and ``increase``
+over a range of the rollout's ``interval``; ``histogram_quantile(0.99, ...)`` for p99, which
+is NaN when the window has no observations. An instant query evaluated at the tick's time
+looks at the window ``(now - interval, now]``.
+
+Verdicts: a check is inconclusive -- never a pass -- when the canary had fewer than
+``minRequests`` requests in the window, or a metric has no series, several series where one
+was expected, NaN or an infinity. It fails when any metric with a value is out of bounds
+(a definite failure is not hidden by another metric's missing data), and passes otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import jinja2
+import jinja2.sandbox
+
+from generator.decision import Check, Rollout, Verdict
+from generator.prometheus import Sample
+
+SERIES_LABELS = ("destination_service_namespace", "destination_service_name", "destination_version")
+_BY = ", ".join(SERIES_LABELS)
+
+SUCCESS_RATE = "request-success-rate"
+DURATION_P99 = "request-duration-p99"
+REQUESTS = "requests"
+BUILTIN = (SUCCESS_RATE, DURATION_P99)
+DEFAULT_MIN_SUCCESS_RATE = 0.99
+
+_TOTAL = 'istio_requests_total{reporter="destination"}'
+_GOOD = 'istio_requests_total{reporter="destination",response_code!~"5.."}'
+_BUCKETS = 'istio_request_duration_milliseconds_bucket{reporter="destination"}'
+
+_JINJA = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                             keep_trailing_newline=False)
+
+
+class MetricQueryError(ValueError):
+    """A custom metric's query template does not render (syntax error, unknown variable).
+
+    Attributes:
+        metric: the metric's name; ``index`` its position in ``analysis.metrics``.
+    """
+
+    def __init__(self, message: str, *, metric: str, index: int) -> None:
+        super().__init__(message)
+        self.metric = metric
+        self.index = index
+
+
+class Target(NamedTuple):
+    """One app in one environment as Istio's telemetry labels it.
+
+    Attributes:
+        app: the App's ``metadata.name``.
+        env: the environment's name.
+        namespace: ``destination_service_namespace``.
+        service: ``destination_service_name`` (the Service host's first DNS label).
+        stable: ``destination_version`` of the stable version.
+        canary: ``destination_version`` of the canary version.
+    """
+
+    app: str
+    env: str
+    namespace: str
+    service: str
+    stable: str
+    canary: str
+
+
+def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout) -> Target:
+    """The :class:`Target` of an effective App document (``metadata`` and ``spec``)."""
+    metadata = spec.get("metadata") or {}
+    body = spec.get("spec") or {}
+    host = str((body.get("service") or {}).get("host") or app)
+    labels = host.split(".")
+    namespace = labels[1] if len(labels) > 1 and labels[1] != "svc" else str(metadata.get("namespace") or "default")
+    versions = body.get("versions") or {}
+
+    def label(version: str) -> str:
+        value = ((versions.get(version) or {}).get("labels") or {}).get("version")
+        return str(value) if value is not None else version
+
+    return Target(app, env, namespace, labels[0], label(rollout.stable), label(rollout.canary))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric a policy looks at.
+
+    Attributes:
+        name: a built-in name or the custom metric's name.
+        query: the PromQL Jinja2 template of a custom metric; ``None`` for a built-in.
+        min: the least acceptable value, if any.
+        max: the greatest acceptable value, if any.
+        higher_is_better: which way is worse, for ``compare`` (built-ins: the success rate is
+            better high, latency low; a custom metric is better high when it has only ``min``).
+        index: its position in ``analysis.metrics`` (-1 for an implied built-in).
+    """
+
+    name: str
+    query: str | None
+    min: float | None
+    max: float | None
+    higher_is_better: bool
+    index: int = -1
+
+
+def policy_metrics(rollout: Rollout) -> list[Metric]:
+    """The metrics a rollout's policy checks.
+
+    ``time``: none. ``health``: ``request-success-rate`` (min 0.99 unless listed with another
+    bound) plus every listed metric, ``request-duration-p99`` among them when given.
+    ``metric``: the listed metrics. ``compare``: the listed metrics, or the success rate when
+    none is listed.
+
+    Raises:
+        ValueError: policy ``metric`` without metrics, or a listed metric that is neither
+            built-in nor has a ``query``.
+    """
+    listed = []
+    for index, item in enumerate(rollout.metrics):
+        name = str(item["name"])
+        query = item.get("query")
+        if query is None and name not in BUILTIN:
+            raise ValueError(f"metric {name!r} is not built-in ({', '.join(BUILTIN)}) and has no query")
+        low, high = item.get("min"), item.get("max")
+        if name == SUCCESS_RATE and query is None:
+            better_high = True
+        elif name == DURATION_P99 and query is None:
+            better_high = False
+        else:
+            better_high = low is not None and high is None
+        listed.append(Metric(name, query, _num(low), _num(high), better_high, index))
+    if rollout.policy == "time":
+        return []
+    if rollout.policy == "metric":
+        if not listed:
+            raise ValueError("policy 'metric' needs analysis.metrics")
+        return listed
+    if rollout.policy == "compare":
+        return listed or [Metric(SUCCESS_RATE, None, None, None, True)]
+    # health
+    if not any(m.name == SUCCESS_RATE and m.query is None for m in listed):
+        listed.insert(0, Metric(SUCCESS_RATE, None, DEFAULT_MIN_SUCCESS_RATE, None, True))
+    return listed
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def promql_duration(seconds: float) -> str:
+    """A PromQL range duration for ``seconds`` (``90`` -> ``90s``, ``0.5`` -> ``500ms``)."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def builtin_query(name: str, window: str) -> str:
+    """The PromQL of a built-in metric over ``window``, grouped by :data:`SERIES_LABELS`.
+
+    ``requests``: requests served in the window (``increase``). ``request-success-rate``:
+    the ratio 0-1 of responses that are not 5xx; the ``or ... * 0`` keeps a version whose
+    every response failed at 0 rather than absent. ``request-duration-p99``: the 99th
+    percentile of the server-side duration in milliseconds (NaN without requests).
+    """
+    if name == REQUESTS:
+        return f"sum by ({_BY}) (increase({_TOTAL}[{window}]))"
+    if name == SUCCESS_RATE:
+        total = f"sum by ({_BY}) (rate({_TOTAL}[{window}]))"
+        good = f"sum by ({_BY}) (rate({_GOOD}[{window}]))"
+        return f"({good} or ({total} * 0)) / {total}"
+    if name == DURATION_P99:
+        return f"histogram_quantile(0.99, sum by ({_BY}, le) (rate({_BUCKETS}[{window}])))"
+    raise KeyError(name)
+
+
+def render_query(metric: Metric, target: Target, version: str, window: str) -> str:
+    """Render a custom metric's template for one version.
+
+    Variables: ``app``, ``namespace``, ``service``, ``version`` (the ``destination_version``
+    label value), ``interval`` (a PromQL duration) and ``env``.
+
+    Raises:
+        MetricQueryError: the template has a syntax error or uses an unknown variable.
+    """
+    assert metric.query is not None
+    try:
+        return _JINJA.from_string(metric.query).render(
+            app=target.app, namespace=target.namespace, service=target.service, version=version,
+            interval=window, env=target.env).strip()
+    except jinja2.TemplateError as e:
+        raise MetricQueryError(f"query of metric {metric.name!r}: {e}", metric=metric.name, index=metric.index) from e
+
+
+class Plan(NamedTuple):
+    """The queries one app's check needs.
+
+    Attributes:
+        queries: every PromQL string, each once.
+        metrics: the checked metrics.
+        window: the PromQL duration of the window.
+    """
+
+    queries: tuple[str, ...]
+    metrics: tuple[Metric, ...]
+    window: str
+
+
+def plan(rollout: Rollout, target: Target) -> Plan:
+    """What to ask Prometheus for one app's check (nothing for policy ``time``).
+
+    Raises:
+        ValueError, MetricQueryError: see :func:`policy_metrics` and :func:`render_query`.
+    """
+    window = promql_duration(rollout.interval)
+    metrics = policy_metrics(rollout)
+    if not metrics:
+        return Plan((), (), window)
+    queries = [builtin_query(REQUESTS, window)]
+    versions = [target.canary] + ([target.stable] if rollout.policy == "compare" else [])
+    for metric in metrics:
+        for version in versions:
+            queries.append(builtin_query(metric.name, window) if metric.query is None
+                           else render_query(metric, target, version, window))
+    return Plan(tuple(dict.fromkeys(queries)), tuple(metrics), window)
+
+
+class _Value(NamedTuple):
+    value: float | None
+    problem: str | None  # why there is no usable value
+
+
+def pick_series(samples: Sequence[Sample], target: Target, version: str) -> _Value:
+    """The value of the series of ``target``'s ``version`` in a grouped result."""
+    want = {SERIES_LABELS[0]: target.namespace, SERIES_LABELS[1]: target.service, SERIES_LABELS[2]: version}
+    found = [s for s in samples if all(s.labels.get(k) == v for k, v in want.items())]
+    return _single(found, f"{target.service}.{target.namespace} {version}")
+
+
+def single_value(samples: Sequence[Sample], what: str) -> _Value:
+    """The value of a result that must hold exactly one series."""
+    return _single(list(samples), what)
+
+
+def _single(found: list[Sample], what: str) -> _Value:
+    if not found:
+        return _Value(None, f"no data for {what}")
+    if len(found) > 1:
+        return _Value(None, f"{len(found)} series for {what}, expected one")
+    value = found[0].value
+    if math.isnan(value):
+        return _Value(None, f"NaN for {what}")
+    if math.isinf(value):
+        return _Value(None, f"{'+' if value > 0 else '-'}Inf for {what}")
+    return _Value(value, None)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def evaluate(rollout: Rollout, target: Target, plan_: Plan, results: Mapping[str, Sequence[Sample]]) -> Check:
+    """The verdict of one app's check from the results of its :func:`plan`'s queries.
+
+    Args:
+        rollout: the app's rollout block.
+        target: the app's Istio labels.
+        plan_: what :func:`plan` returned for them.
+        results: the samples of each query in ``plan_.queries`` (more are ignored).
+
+    Returns:
+        A :class:`~generator.decision.Check`; its metrics hold ``requests`` (canary requests
+        in the window) and each metric's canary value, plus ``NAME@VERSION`` for the stable
+        version's values under ``compare``.
+    """
+    if rollout.policy == "time" or not plan_.metrics:
+        return Check(Verdict.PASS, {}, f"policy time: {rollout.interval_text} passed")
+    window = plan_.window
+    values: dict[str, float | None] = {}
+    requests = pick_series(results[builtin_query(REQUESTS, window)], target, target.canary)
+    values[REQUESTS] = None if requests.value is None else _round(requests.value)
+    if requests.value is None:
+        return Check(Verdict.INCONCLUSIVE, values, f"no requests to {target.canary} in the last {window} ({requests.problem})")
+    if requests.value < rollout.min_requests:
+        return Check(Verdict.INCONCLUSIVE, values,
+                     f"{requests.value:.0f} requests to {target.canary} in the last {window}, "
+                     f"fewer than minRequests {rollout.min_requests}")
+    failures: list[str] = []
+    unknown: list[str] = []
+    for metric in plan_.metrics:
+        canary = _metric_value(metric, target, target.canary, window, results)
+        values[metric.name] = None if canary.value is None else _round(canary.value)
+        if canary.value is None:
+            unknown.append(f"{metric.name}: {canary.problem}")
+            continue
+        if metric.min is not None and canary.value < metric.min:
+            failures.append(f"{metric.name} {_fmt(canary.value)} < min {_fmt(metric.min)}")
+        if metric.max is not None and canary.value > metric.max:
+            failures.append(f"{metric.name} {_fmt(canary.value)} > max {_fmt(metric.max)}")
+        if rollout.policy != "compare":
+            continue
+        stable = _metric_value(metric, target, target.stable, window, results)
+        values[f"{metric.name}@{target.stable}"] = None if stable.value is None else _round(stable.value)
+        if stable.value is None:
+            unknown.append(f"{metric.name} of {target.stable}: {stable.problem}")
+            continue
+        if metric.higher_is_better:
+            bound = stable.value - abs(stable.value) * rollout.tolerance
+            if canary.value < bound:
+                failures.append(f"{metric.name} {_fmt(canary.value)} worse than {target.stable}'s "
+                                f"{_fmt(stable.value)} (tolerance {rollout.tolerance:g})")
+        else:
+            bound = stable.value + abs(stable.value) * rollout.tolerance
+            if canary.value > bound:
+                failures.append(f"{metric.name} {_fmt(canary.value)} worse than {target.stable}'s "
+                                f"{_fmt(stable.value)} (tolerance {rollout.tolerance:g})")
+    if failures:
+        return Check(Verdict.FAIL, values, "; ".join(failures))
+    if unknown:
+        return Check(Verdict.INCONCLUSIVE, values, "; ".join(unknown))
+    return Check(Verdict.PASS, values, "all metrics within bounds")
+
+
+def _metric_value(metric: Metric, target: Target, version: str, window: str,
+                  results: Mapping[str, Sequence[Sample]]) -> _Value:
+    if metric.query is None:
+        return pick_series(results[builtin_query(metric.name, window)], target, version)
+    promql = render_query(metric, target, version, window)
+    return single_value(results[promql], f"{metric.name} of {target.service}.{target.namespace} {version}")

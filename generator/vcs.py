@@ -1,0 +1,279 @@
+"""Git for the rollout bot, through GitPython: commit, sync with the tracked branch, push.
+
+The bot's rules of conduct (DESIGN §1, §6), and how this module keeps them:
+
+- *Never force-push*: :meth:`Workspace.push` pushes ``HEAD`` to the tracked branch with a
+  plain refspec; a rejection is reported, never overridden.
+- *Never lose a human commit*: :meth:`Workspace.sync` moves the local branch only forward
+  to the remote's head, or drops local commits that are the bot's own (made with the bot's
+  identity and touching only bot-owned paths) and not yet pushed. Any other local commit
+  that the remote lacks stops the tick with a :class:`~generator.errors.GitError`.
+- *Never duplicate a step*: the bot's unpushed work is not rebased onto a moved remote;
+  it is dropped by :meth:`Workspace.sync` and decided again from the new head (the caller
+  loops), so the second of two bots sees the first one's step and does nothing.
+- *Finish an interrupted tick*: uncommitted changes under bot-owned paths are a tick that
+  died between writing and committing; :meth:`Workspace.restore` puts them back to
+  ``HEAD`` so the next tick decides again from what git holds.
+
+Every GitPython error is wrapped in :class:`~generator.errors.GitError` (exit 3).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, NamedTuple, Sequence
+
+import git
+from git.remote import PushInfo
+
+from generator.errors import GitError
+
+NAME_ENV = "MESHGEN_BOT_NAME"
+EMAIL_ENV = "MESHGEN_BOT_EMAIL"
+DEFAULT_NAME = "meshgen-bot"
+DEFAULT_EMAIL = "meshgen-bot@meshgen.invalid"
+
+
+class Identity(NamedTuple):
+    """A git author and committer."""
+
+    name: str
+    email: str
+
+    def actor(self) -> git.Actor:
+        return git.Actor(self.name, self.email)
+
+
+def bot_identity(settings: Mapping | None = None, environ: Mapping[str, str] | None = None) -> Identity:
+    """The bot's commit identity: ``MESHGEN_BOT_NAME``/``MESHGEN_BOT_EMAIL`` over
+    ``meshgen.yaml``'s ``bot: {name, email}`` over ``meshgen-bot``."""
+    env = os.environ if environ is None else environ
+    configured = (settings or {}).get("bot") or {}
+    return Identity(env.get(NAME_ENV) or configured.get("name") or DEFAULT_NAME,
+                    env.get(EMAIL_ENV) or configured.get("email") or DEFAULT_EMAIL)
+
+
+class Upstream(NamedTuple):
+    """The remote branch the local branch tracks."""
+
+    remote: str
+    branch: str
+
+    def __str__(self) -> str:
+        return f"{self.remote}/{self.branch}"
+
+
+class Workspace:
+    """A git working tree in which the bot commits.
+
+    Args:
+        root: the top of the working tree.
+        owned: path prefixes (``status/``, ``rendered/``) that only the bot writes.
+
+    Raises:
+        GitError: ``root`` is not the top of a git working tree.
+    """
+
+    def __init__(self, root: Path, owned: Sequence[str]) -> None:
+        self.root = Path(root)
+        self.owned = tuple(p.rstrip("/") + "/" for p in owned)
+        try:
+            self.repo = git.Repo(self.root)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+            raise GitError(f"{self.root} is not a git working tree") from e
+
+    def _owned(self, path: str) -> bool:
+        return path.startswith(self.owned)
+
+    def head(self) -> str:
+        """The commit SHA of ``HEAD`` (empty for a repository without commits)."""
+        try:
+            return self.repo.head.commit.hexsha
+        except ValueError:
+            return ""
+
+    def dirty(self) -> list[str]:
+        """Repo-relative paths with uncommitted changes, untracked files included."""
+        try:
+            out = self.repo.git.status("--porcelain", "-z", "--untracked-files=all")
+        except git.GitCommandError as e:
+            raise GitError(f"git status failed in {self.root}: {e.stderr.strip()}") from e
+        paths, fields, i = [], out.split("\0"), 0
+        while i < len(fields):
+            entry = fields[i]
+            i += 1
+            if not entry:
+                continue
+            paths.append(entry[3:])
+            if entry[0] in "RC":
+                i += 1  # the rename's source path follows
+        return paths
+
+    def restore(self) -> list[str]:
+        """Put bot-owned paths back to ``HEAD`` (an interrupted tick's leftovers).
+
+        Returns:
+            The paths restored or removed.
+
+        Raises:
+            GitError: human-owned files have uncommitted changes: the bot decides on
+                committed specs only.
+        """
+        dirty = self.dirty()
+        foreign = [p for p in dirty if not self._owned(p)]
+        if foreign:
+            raise GitError(f"uncommitted changes outside {', '.join(self.owned)} in {self.root}: "
+                           f"{', '.join(sorted(foreign)[:5])}{' ...' if len(foreign) > 5 else ''}; "
+                           "the rollout bot works on committed specs only: commit or stash them")
+        if not dirty:
+            return []
+        tracked = set()
+        if self.head():
+            tracked = {p for p in dirty if self._in_head(p)}
+        try:
+            if tracked:
+                self.repo.git.checkout("HEAD", "--", *sorted(tracked))
+            for path in set(dirty) - tracked:
+                (self.root / path).unlink(missing_ok=True)
+        except (git.GitCommandError, OSError) as e:
+            raise GitError(f"could not restore {', '.join(dirty)} in {self.root}: {e}") from e
+        return sorted(dirty)
+
+    def _in_head(self, path: str) -> bool:
+        try:
+            self.repo.head.commit.tree / path
+        except KeyError:
+            return False
+        return True
+
+    def commit(self, paths: Iterable[str], message: str, identity: Identity | None = None) -> str:
+        """Commit ``paths`` (repo-relative; missing files are removed) with ``message``.
+
+        Args:
+            paths: files to add, or to remove when they no longer exist.
+            message: the commit message.
+            identity: author and committer; ``None`` for git's configured user.
+
+        Returns:
+            The new commit's SHA.
+
+        Raises:
+            GitError: git failed.
+        """
+        paths = sorted(set(paths))
+        present = [p for p in paths if (self.root / p).exists()]
+        gone = [p for p in paths if p not in present]
+        try:
+            index = self.repo.index
+            if present:
+                index.add(present)
+            tracked_gone = [p for p in gone if (p, 0) in index.entries]
+            if tracked_gone:
+                index.remove(tracked_gone)
+            actor = identity.actor() if identity else None
+            commit = index.commit(message, author=actor, committer=actor)
+        except (git.GitError, OSError, ValueError) as e:
+            raise GitError(f"git commit failed in {self.root}: {e}") from e
+        return commit.hexsha
+
+    def upstream(self) -> Upstream:
+        """The remote branch that the checked-out branch tracks.
+
+        Raises:
+            GitError: a detached HEAD or a branch that tracks nothing.
+        """
+        try:
+            branch = self.repo.active_branch
+        except TypeError as e:
+            raise GitError(f"{self.root} has a detached HEAD; check out a branch that tracks the remote") from e
+        tracking = branch.tracking_branch()
+        if tracking is None:
+            raise GitError(f"branch {branch.name} in {self.root} tracks no remote branch; "
+                           f"set one with git branch --set-upstream-to")
+        return Upstream(tracking.remote_name, tracking.remote_head)
+
+    def fetch(self, upstream: Upstream) -> str:
+        """Fetch the tracked branch; return the remote head's SHA.
+
+        Raises:
+            GitError: the remote is unreachable or lacks the branch.
+        """
+        try:
+            self.repo.remote(upstream.remote).fetch(upstream.branch)
+            return self.repo.commit(f"refs/remotes/{upstream.remote}/{upstream.branch}").hexsha
+        except (git.GitError, ValueError, git.BadName) as e:
+            raise GitError(f"git fetch {upstream} failed: {_stderr(e)}") from e
+
+    def own_commit(self, sha: str, identity: Identity) -> bool:
+        """Whether ``sha`` is the bot's: its author is ``identity`` and it touches only
+        bot-owned paths."""
+        commit = self.repo.commit(sha)
+        if commit.author.email != identity.email:
+            return False
+        return all(self._owned(str(path)) for path in commit.stats.files)
+
+    def sync(self, upstream: Upstream, identity: Identity) -> str:
+        """Fetch and move the local branch onto the remote's head.
+
+        The branch moves forward when it is behind; its own unpushed commits (see
+        :meth:`own_commit`) are dropped, to be decided again. Run :meth:`restore` first:
+        the working tree must be clean.
+
+        Returns:
+            The remote head's SHA, now also ``HEAD``.
+
+        Raises:
+            GitError: fetch failed, or the local branch has commits the remote lacks that
+                are not the bot's own.
+        """
+        remote_head = self.fetch(upstream)
+        local = self.head()
+        if local == remote_head:
+            return remote_head
+        try:
+            ahead = [c.hexsha for c in self.repo.iter_commits(f"{remote_head}..{local}")] if local else []
+        except git.GitError as e:
+            raise GitError(f"git rev-list failed in {self.root}: {_stderr(e)}") from e
+        foreign = [sha for sha in ahead if not self.own_commit(sha, identity)]
+        if foreign:
+            raise GitError(f"the local branch has {len(foreign)} commit(s) that {upstream} lacks and the bot did "
+                           f"not make ({', '.join(s[:8] for s in foreign[:3])}); push or drop them first")
+        try:
+            self.repo.head.reset(remote_head, index=True, working_tree=True)
+        except git.GitError as e:
+            raise GitError(f"could not move {self.root} to {upstream}: {_stderr(e)}") from e
+        return remote_head
+
+    def push(self, upstream: Upstream) -> bool:
+        """Push ``HEAD`` to the tracked branch, never forcing.
+
+        Returns:
+            True when pushed (or already there); False when rejected because the remote
+            branch moved (fetch, decide again and retry).
+
+        Raises:
+            GitError: the remote is unreachable or refused for another reason (a hook,
+                permissions).
+        """
+        refspec = f"HEAD:refs/heads/{upstream.branch}"
+        try:
+            infos = self.repo.remote(upstream.remote).push(refspec)
+        except (git.GitError, ValueError) as e:
+            raise GitError(f"git push {upstream} failed: {_stderr(e)}") from e
+        if not infos:
+            raise GitError(f"git push {upstream} answered nothing")
+        flags = 0
+        for info in infos:
+            flags |= info.flags
+        if flags & PushInfo.REJECTED:
+            return False
+        if flags & (PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE | PushInfo.ERROR):
+            summary = "; ".join(info.summary.strip() for info in infos)
+            raise GitError(f"git push {upstream} was refused: {summary}")
+        return True
+
+
+def _stderr(error: Exception) -> str:
+    text = getattr(error, "stderr", "") or str(error)
+    return " ".join(str(text).split())
