@@ -56,3 +56,4 @@ def _isolated_git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: py
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.com")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.com")
+pytest_plugins = ("tests.promfixtures",)

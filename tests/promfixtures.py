@@ -1,0 +1,142 @@
+"""Fixtures of the rollout tests: a real Prometheus scraping a real Istio-shaped metrics
+endpoint, a recording HTTP server, and git repositories with a real bare remote.
+
+Prometheus is started once per test session (its first scrape takes a few seconds); each
+test gives its traffic its own service names, so tests do not see each other's series.
+Tests that need it skip, saying why, only when the ``prometheus`` binary is not installed.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from demo.fakemesh import LocalPrometheus, MeshTraffic, MetricsEndpoint, prometheus_binary
+
+
+@pytest.fixture(scope="session")
+def mesh_traffic() -> Iterator[MeshTraffic]:
+    """Istio-shaped counters, served at a local ``/metrics`` endpoint for the session."""
+    traffic = MeshTraffic()
+    endpoint = MetricsEndpoint(traffic)
+    traffic.endpoint = endpoint  # type: ignore[attr-defined]
+    yield traffic
+    endpoint.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus(mesh_traffic: MeshTraffic) -> Iterator[LocalPrometheus]:
+    """A real Prometheus on 127.0.0.1 scraping :func:`mesh_traffic` every second."""
+    if not prometheus_binary():
+        pytest.skip("the prometheus binary is not installed (apt-get install prometheus; CI installs it)")
+    server = LocalPrometheus([mesh_traffic.endpoint.address])  # type: ignore[attr-defined]
+    try:
+        server.wait_for_scrape()
+        yield server
+    finally:
+        server.stop()
+
+
+def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.3, what: str = "") -> object:
+    """Poll ``condition`` until it returns something truthy; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+class Recorder:
+    """A local HTTP server recording each request (method, path, headers, body).
+
+    ``answers`` is a list of HTTP statuses to give, in order (then 200 for ever);
+    ``body`` is what a 200 answers.
+    """
+
+    def __init__(self, answers: list[int] | None = None, body: bytes = b"ok") -> None:
+        self.requests: list[dict] = []
+        self.answers = list(answers or [])
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length) if length else b""
+                recorder.requests.append({"method": self.command, "path": self.path,
+                                          "headers": dict(self.headers), "body": data})
+                status = recorder.answers.pop(0) if recorder.answers else 200
+                payload = body if status == 200 else json.dumps({"status": "error", "errorType": "unavailable",
+                                                                  "error": "try later"}).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def recorder() -> Iterator[Callable[..., Recorder]]:
+    """A factory of :class:`Recorder` servers, all closed after the test."""
+    made: list[Recorder] = []
+
+    def make(*args, **kwargs) -> Recorder:
+        made.append(Recorder(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd``; return its stdout (fails the test on a non-zero exit)."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr}")
+    return proc.stdout
+
+
+def clone(remote: Path, path: Path) -> Path:
+    """A clone of ``remote`` at ``path`` on branch main."""
+    git(path.parent, "clone", "-q", "-b", "main", str(remote), str(path))
+    return path
+
+
+@pytest.fixture
+def git_remote(tmp_path: Path) -> Callable[[Path], tuple[Path, Path]]:
+    """``make(tree)``: commit ``tree`` (a folder) as the first commit of a new bare remote
+    ``tmp_path/remote.git`` (branch main) and return ``(remote, clone)``."""
+
+    def make(tree: Path) -> tuple[Path, Path]:
+        remote = tmp_path / "remote.git"
+        git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+        git(tree, "init", "-q", "-b", "main")
+        git(tree, "add", "-A")
+        git(tree, "commit", "-q", "-m", "Initial config")
+        git(tree, "remote", "add", "origin", str(remote))
+        git(tree, "push", "-q", "-u", "origin", "main")
+        return remote, tree
+
+    return make
