@@ -134,7 +134,8 @@ class MetricsEndpoint:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-endpoint", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="metrics-endpoint", daemon=True)
         self._thread.start()
 
     def close(self) -> None:

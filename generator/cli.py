@@ -159,3 +159,6 @@ def init(ctx: Context, directory: Path) -> None:
             click.echo(f"created {path}")
     click.echo(f"initialised {directory}: {len(created)} files; edit apps/ and environments/, "
                f"then run `meshgen render`")
+
+from generator.cli_rollout import rollout as _rollout  # noqa: E402  (registers `meshgen rollout`)
+main.add_command(_rollout)

@@ -1,0 +1,454 @@
+"""The rollout bot's tick: the imperative shell around :func:`generator.decision.decide`.
+
+One tick (DESIGN §6), for each environment and each app with a ``rollout`` block:
+
+1. put bot-owned paths back to ``HEAD`` if a previous tick died between writing and
+   committing (:meth:`generator.vcs.Workspace.restore`), and with ``push`` move onto the
+   tracked branch's head (:meth:`~generator.vcs.Workspace.sync`);
+2. read ``status/<env>/<app>.yaml``; for the apps whose check is due, ask the environment's
+   Prometheus each distinct query once (:func:`generator.metrics.plan`) -- the built-in
+   queries are grouped by service and version, so their number does not grow with the apps;
+3. decide (pure), and for each app whose phase, weight, step or failed-check count changed:
+   write its status file, re-render, write its rendered files (each write atomic), and
+   commit them together with a message naming the app, the environment, old -> new weight
+   and the metric values that decided it;
+4. with ``push``, push; a push rejected because the branch moved drops the tick's commits,
+   moves onto the new head and decides again (bounded), so two bots never both step;
+5. after the commits are pushed (or made, without ``push``), post Slack notices.
+
+A Prometheus that fails stops its environment before anything is written for it (the tick
+then exits 3); a hold or a passing check inside an interval writes nothing at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from generator import decision, metrics, notify, output, status, vcs
+from generator.config import EffectiveApp, Repo, load_repo
+from generator.decision import Action, Check, Decision, Rollout
+from generator.errors import GitError, MeshgenError, OutsideError, PrometheusError, SpecError, SpecErrors, UsageError
+from generator.prometheus import Prometheus, Sample
+
+log = logging.getLogger(__name__)
+
+PROMETHEUS_URL_ENV = "MESHGEN_PROMETHEUS_URL"
+PUSH_ATTEMPTS = 5
+
+
+def utcnow() -> datetime:
+    """The tick's clock: UTC, whole seconds (the resolution of the status file)."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass
+class Outcome:
+    """What a tick did to one app in one environment.
+
+    Attributes:
+        env, app: which rollout.
+        old: the status before (``None`` when there was none).
+        decision: the decision.
+        committed: the commit's SHA when the change was committed, else ``None``.
+    """
+
+    env: str
+    app: str
+    old: dict[str, Any] | None
+    decision: Decision
+    committed: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return decision.committed_change(self.old, self.decision.status) and self.decision.action is not Action.NOTHING
+
+    def line(self) -> str:
+        """One line for the terminal."""
+        return f"{self.env}/{self.app}: {self.decision.action.value}: {self.decision.reason}"
+
+
+@dataclass
+class TickReport:
+    """The result of one tick.
+
+    Attributes:
+        outcomes: one per app with a rollout block, in environment then app order.
+        queries: PromQL queries sent (retries included).
+        query_seconds, commit_seconds, seconds: time spent asking Prometheus, writing and
+            committing, and in all.
+        attempts: pushes tried (1 without contention).
+        failed_envs: environments skipped because their Prometheus failed, with the error.
+    """
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    queries: int = 0
+    query_seconds: float = 0.0
+    commit_seconds: float = 0.0
+    seconds: float = 0.0
+    attempts: int = 0
+    failed_envs: dict[str, PrometheusError] = field(default_factory=dict)
+
+    @property
+    def commits(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.committed]
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decision) -> str:
+    """The commit message of one rollout change: a subject naming app, environment and
+    old -> new canary weight (``rollback`` and why for a rollback), and a body with the
+    metric values that decided it."""
+    st = new.status
+    before = int((old or {}).get("canaryWeight", 0)) if old and old.get("canary") == st.get("canary") else 0
+    after = int(st.get("canaryWeight", 0))
+    canary = st.get("canary")
+    where = f"{app} ({env})"
+    action = new.action
+    check = st.get("lastCheck") or {}
+    if action is Action.START:
+        subject = f"rollout {where}: start canary {canary}, {before} % -> {after} %"
+    elif action is Action.STEP:
+        subject = f"rollout {where}: step canary {canary}, {before} % -> {after} %"
+    elif action is Action.SUCCEED:
+        subject = f"rollout {where}: canary {canary} succeeded at {after} %"
+    elif action is Action.FAIL_COUNT:
+        subject = (f"rollout {where}: failed check {st.get('failedChecks')} of the limit, "
+                   f"canary {canary} stays {before} % -> {after} %")
+    elif action is Action.ROLLBACK:
+        subject = f"rollout {where}: rollback canary {canary}, {before} % -> {after} %: {check.get('reason', '')}"
+    elif action is Action.ABORT:
+        subject = f"rollout {where}: rollback canary {canary}, {before} % -> {after} %: aborted by hand"
+    elif action is Action.PROMOTE:
+        subject = f"rollout {where}: promote canary {canary} by hand, {before} % -> {after} %"
+    elif action is Action.PAUSE:
+        subject = f"rollout {where}: pause canary {canary} at {after} %"
+    elif action is Action.RESUME:
+        subject = f"rollout {where}: resume canary {canary}, {before} % -> {after} %"
+    else:
+        subject = f"rollout {where}: {action.value}, {before} % -> {after} %"
+    body = [new.reason]
+    if check and action in (Action.STEP, Action.SUCCEED, Action.FAIL_COUNT, Action.ROLLBACK):
+        values = decision.format_metrics(check.get("metrics") or {})
+        body.append(f"Check at {check.get('time')}: {check.get('verdict')}"
+                    f"{': ' + values if values else ''}")
+    body.append(f"Status: {st.get('phase')}, {st.get('stable')} {100 - after} % / {canary} {after} %, "
+                f"step {st.get('stepIndex')}, failed checks {st.get('failedChecks')}")
+    return subject.rstrip(": ") + "\n\n" + "\n".join(body) + "\n"
+
+
+# --- reading the repository ---------------------------------------------------------------
+
+
+@dataclass
+class _Rollout:
+    env: str
+    app: str
+    effective: EffectiveApp
+    rollout: Rollout
+    status_path: str
+    status: dict[str, Any] | None
+
+
+def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None) -> list[_Rollout]:
+    names = list(repo.environments)
+    unknown = [e for e in envs or () if e not in repo.environments]
+    unknown_apps = [a for a in apps or () if a not in repo.apps]
+    if unknown or unknown_apps:
+        what = [f"environment {e!r}" for e in unknown] + [f"app {a!r}" for a in unknown_apps]
+        raise UsageError(f"unknown {', '.join(what)}")
+    found, errors = [], []
+    for env in names:
+        if envs and env not in envs:
+            continue
+        for app in repo.apps:
+            if apps and app not in apps:
+                continue
+            effective = repo.effective_app(app, env)
+            spec = (effective.data.get("spec") or {}) if isinstance(effective.data, dict) else {}
+            block = spec.get("rollout") if isinstance(spec, dict) else None
+            if not isinstance(block, dict):
+                continue
+            try:
+                rollout = Rollout.from_spec(block)
+            except (ValueError, KeyError) as e:
+                errors.append(SpecError(f"rollout: {e}", place=effective.place("spec", "rollout")))
+                continue
+            rel = status.status_path(repo.rel("status"), env, app)
+            found.append(_Rollout(env, app, effective, rollout, rel, status.load_status(repo.root, rel)))
+    SpecErrors.collect(errors)
+    return found
+
+
+def prometheus_url(repo: Repo, env: str, override: str | None) -> str:
+    """The Prometheus of ``env``: ``override``, else ``$MESHGEN_PROMETHEUS_URL``, else the
+    environment's ``spec.prometheus.url``.
+
+    Raises:
+        SpecErrors: none of them is set.
+    """
+    url = override or os.environ.get(PROMETHEUS_URL_ENV)
+    if url:
+        return url
+    doc = repo.environments[env]
+    url = ((doc.data.get("spec") or {}).get("prometheus") or {}).get("url")
+    if not url:
+        raise SpecErrors([SpecError(f"environment {env!r} has rollouts but no spec.prometheus.url",
+                                    place=doc.place("spec"), hint=f"set it, or {PROMETHEUS_URL_ENV}")])
+    return url
+
+
+def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str | None,
+            report: TickReport) -> dict[str, Check]:
+    """Ask Prometheus what the due apps of one environment need; each query once."""
+    plans: dict[str, tuple[_Rollout, metrics.Target, metrics.Plan]] = {}
+    errors = []
+    for item in due:
+        target = metrics.target_of(item.app, env, item.effective.data, item.rollout)
+        try:
+            plans[item.app] = (item, target, metrics.plan(item.rollout, target))
+        except metrics.MetricQueryError as e:
+            errors.append(SpecError(str(e), place=item.effective.place(
+                "spec", "rollout", "analysis", "metrics", e.index, "query")))
+        except ValueError as e:
+            errors.append(SpecError(f"rollout: {e}", place=item.effective.place("spec", "rollout", "analysis")))
+    SpecErrors.collect(errors)
+    queries = list(dict.fromkeys(q for _, _, plan in plans.values() for q in plan.queries))
+    results: dict[str, list[Sample]] = {}
+    if queries:
+        started = time.perf_counter()
+        client = Prometheus.from_environment(prometheus_url(repo, env, url))
+        try:
+            for promql in queries:
+                results[promql] = client.query(promql, now)
+        finally:
+            report.queries += client.queries
+            report.query_seconds += time.perf_counter() - started
+            client.close()
+    return {app: metrics.evaluate(item.rollout, target, plan, results) for app, (item, target, plan) in plans.items()}
+
+
+# --- the tick -----------------------------------------------------------------------------
+
+
+def _decide_all(root: Path, envs: Sequence[str] | None, apps: Sequence[str] | None, now: datetime,
+                url: str | None, report: TickReport) -> tuple[Repo, list[Outcome]]:
+    repo = load_repo(root)
+    items = _rollouts(repo, envs, apps)
+    outcomes: list[Outcome] = []
+    by_env: dict[str, list[_Rollout]] = {}
+    for item in items:
+        by_env.setdefault(item.env, []).append(item)
+    for env, group in by_env.items():
+        due = [i for i in group if decision.check_due(i.rollout, i.status, now)]
+        try:
+            checks = _checks(repo, env, due, now, url, report) if due else {}
+        except PrometheusError as e:
+            report.failed_envs[env] = e
+            log.error("environment %s skipped: %s", env, e)
+            continue
+        for item in group:
+            made = decision.decide(item.rollout, env, item.status, checks.get(item.app), now)
+            outcomes.append(Outcome(env, item.app, item.status, made))
+    return repo, outcomes
+
+
+def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], identity: vcs.Identity | None,
+                      before_commit: Callable[[], None] | None = None) -> None:
+    """Write the status and rendered files of each changed outcome; commit each app apart."""
+    from generator import render  # heavy: only when something changes
+
+    changed = [o for o in outcomes if o.changed]
+    if not changed:
+        return
+    status_dir = repo.rel("status")
+    for outcome in changed:
+        rel = status.status_path(status_dir, outcome.env, outcome.app)
+        output.atomic_write(repo.root / rel, status.dump_status(outcome.env, outcome.app, outcome.decision.status))
+    try:
+        rendering = render.render_repo(repo.root, sorted({o.env for o in changed}))
+    except MeshgenError:
+        ws.restore()
+        raise
+    files_of: dict[tuple[str, str], list[str]] = {}
+    for obj in rendering.objects:
+        files_of.setdefault((obj.env, obj.app), []).append(obj.path)
+    for outcome in changed:
+        paths = [status.status_path(status_dir, outcome.env, outcome.app)]
+        for rel in files_of.get((outcome.env, outcome.app), []):
+            data = rendering.files[rel]
+            path = repo.root / rel
+            if not path.exists() or path.read_bytes() != data:
+                output.atomic_write(path, data)
+                paths.append(rel)
+        if before_commit:
+            before_commit()
+        outcome.committed = ws.commit(paths, commit_message(outcome.env, outcome.app, outcome.old, outcome.decision),
+                                      identity)
+
+
+def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,
+         dry_run: bool = False, push: bool = False, prometheus: str | None = None,
+         clock: Callable[[], datetime] = utcnow, identity: vcs.Identity | None = None,
+         attempts: int = PUSH_ATTEMPTS, before_commit: Callable[[], None] | None = None) -> TickReport:
+    """Run one tick of the rollout bot over the config repository at ``root``.
+
+    Args:
+        root: the top of the repository's git working tree.
+        envs, apps: only these environments and apps (default: all).
+        dry_run: decide and report, write and commit nothing (no Prometheus query is skipped).
+        push: sync with the tracked remote branch first and push the commits.
+        prometheus: a Prometheus URL for every environment (tests and demos; default:
+            ``$MESHGEN_PROMETHEUS_URL`` or each environment's ``spec.prometheus.url``).
+        clock: the time source (UTC).
+        identity: the bot's commit identity (default: :func:`generator.vcs.bot_identity`).
+        attempts: how often a rejected push is decided again and retried.
+        before_commit: called before each commit (lets a test die between write and commit).
+
+    Returns:
+        The :class:`TickReport`; it lists environments whose Prometheus failed (the CLI then
+        exits 3).
+
+    Raises:
+        SpecErrors: invalid specs or status files (nothing is written).
+        UsageError: unknown environment or app.
+        GitError: git failed, the push was rejected ``attempts`` times, or the local branch
+            has commits that are not the bot's.
+    """
+    started = time.perf_counter()
+    root = Path(root)
+    report = TickReport()
+    repo = load_repo(root)
+    owned = [repo.rel("status"), repo.rel("rendered")]
+    ws = None if dry_run else vcs.Workspace(root, owned)
+    if identity is None:
+        identity = vcs.bot_identity(repo.settings.raw)
+    upstream = ws.upstream() if ws and push else None
+    if ws:
+        restored = ws.restore()
+        if restored:
+            log.warning("finishing an interrupted tick: put back %s", ", ".join(restored))
+    for attempt in range(1, attempts + 1):
+        report.attempts = attempt
+        report.failed_envs.clear()
+        if ws and upstream:
+            ws.sync(upstream, identity)
+        repo, outcomes = _decide_all(root, envs, apps, clock(), prometheus, report)
+        report.outcomes = outcomes
+        if ws is None:
+            break
+        commit_started = time.perf_counter()
+        _write_and_commit(ws, repo, outcomes, identity, before_commit)
+        report.commit_seconds += time.perf_counter() - commit_started
+        if not upstream or not report.commits:
+            break
+        if ws.push(upstream):
+            break
+        log.warning("push to %s rejected: the branch moved; deciding again (attempt %d of %d)",
+                    upstream, attempt + 1, attempts)
+        for outcome in outcomes:
+            outcome.committed = None
+        time.sleep(random.uniform(0.05, 0.3) * attempt)
+    else:
+        raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
+    report.seconds = time.perf_counter() - started
+    if not dry_run:
+        for outcome in report.commits:
+            notify.notify(_webhook_env(repo, outcome), outcome.app, outcome.env, outcome.decision.action,
+                          outcome.decision.reason)
+    return report
+
+
+def _webhook_env(repo: Repo, outcome: Outcome) -> str | None:
+    block = (repo.effective_app(outcome.app, outcome.env).data.get("spec") or {}).get("rollout") or {}
+    return ((block.get("notify") or {}).get("slack") or {}).get("webhookUrlEnv")
+
+
+# --- steering by hand ---------------------------------------------------------------------
+
+STEER = {"pause": decision.pause, "resume": decision.resume, "abort": decision.abort, "promote": decision.promote}
+
+
+def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = None, push: bool = False,
+          clock: Callable[[], datetime] = utcnow, attempts: int = PUSH_ATTEMPTS) -> TickReport:
+    """Pause, resume, abort or promote ``app``'s rollout (in ``envs``, default all), each
+    change a commit by git's configured user.
+
+    Raises:
+        UsageError: unknown command, app or environment, or nothing to change anywhere.
+        SpecErrors, GitError: as :func:`tick`.
+    """
+    if command not in STEER:
+        raise UsageError(f"unknown rollout command {command!r}")
+    root = Path(root)
+    repo = load_repo(root)
+    ws = vcs.Workspace(root, [repo.rel("status"), repo.rel("rendered")])
+    identity = vcs.bot_identity(repo.settings.raw)
+    upstream = ws.upstream() if push else None
+    ws.restore()
+    report = TickReport()
+    made: list[str] = []
+    for attempt in range(1, attempts + 1):
+        report.attempts = attempt
+        if upstream:
+            _drop(ws, made)
+            ws.sync(upstream, identity)
+        repo = load_repo(root)
+        items = _rollouts(repo, envs, [app])
+        if not items:
+            raise UsageError(f"app {app!r} has no rollout block in {', '.join(envs or repo.environments)}")
+        now = clock()
+        report.outcomes = [Outcome(i.env, i.app, i.status, STEER[command](i.rollout, i.status, now)) for i in items]
+        _write_and_commit(ws, repo, report.outcomes, None)
+        made = [o.committed for o in report.outcomes if o.committed]
+        if not made:
+            reasons = "; ".join(o.line() for o in report.outcomes)
+            raise UsageError(f"nothing to {command}: {reasons}")
+        if not upstream or ws.push(upstream):
+            break
+        time.sleep(random.uniform(0.05, 0.3) * attempt)
+    else:
+        raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
+    for outcome in report.commits:
+        notify.notify(_webhook_env(repo, outcome), outcome.app, outcome.env, outcome.decision.action,
+                      outcome.decision.reason)
+    return report
+
+
+def _drop(ws: vcs.Workspace, made: Iterable[str]) -> None:
+    """Undo this process's own unpushed commits (``made``, newest last) before deciding again."""
+    made = [sha for sha in made if sha]
+    if made:
+        first = ws.repo.commit(made[0])
+        try:
+            ws.repo.head.reset(first.parents[0], index=True, working_tree=True)
+        except Exception as e:  # GitPython raises several types here
+            raise GitError(f"could not drop unpushed commit {first.hexsha[:8]}: {e}") from e
+
+
+def read_statuses(root: Path, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None
+                  ) -> list[tuple[str, str, Rollout, dict[str, Any] | None]]:
+    """``(env, app, rollout, status)`` of every app with a rollout block, for ``rollout status``."""
+    repo = load_repo(Path(root))
+    return [(i.env, i.app, i.rollout, i.status) for i in _rollouts(repo, envs, apps)]
+
+
+def run_forever(root: Path, every: float, tick_once: Callable[[], object],
+                sleep: Callable[[float], None] = time.sleep) -> None:
+    """Call ``tick_once`` every ``every`` seconds until interrupted; an outside failure
+    (Prometheus or git down) is logged and the loop goes on; anything else stops it."""
+    while True:
+        started = time.monotonic()
+        try:
+            tick_once()
+        except OutsideError as e:
+            log.error("tick failed: %s", e)
+        sleep(max(0.0, every - (time.monotonic() - started)))

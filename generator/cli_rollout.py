@@ -1,0 +1,152 @@
+"""``meshgen rollout ...``: the rollout bot's commands (DESIGN §4, §6). No logic here: each
+command calls one function of :mod:`generator.bot` and prints what it did."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+from rich.table import Table
+
+from generator import bot, decision
+from generator.cli import Context, out_console, pass_ctx, run, verbose_option
+from generator.errors import GitError, MeshgenError, PrometheusError, UsageError
+
+_env = click.option("--env", "envs", multiple=True, metavar="E", help="Only this environment (repeatable).")
+_push = click.option("--push", is_flag=True, help="Sync with the tracked remote branch first and push the commits.")
+_prometheus = click.option("--prometheus-url", metavar="URL", default=None,
+                           help=f"Query this Prometheus for every environment (default: ${bot.PROMETHEUS_URL_ENV}, "
+                                "else each environment's spec.prometheus.url).")
+
+
+@click.group()
+def rollout() -> None:
+    """Progressive delivery by git commits: analyse canaries in Prometheus, step or roll back."""
+
+
+def _print(report: bot.TickReport, verbose: bool) -> None:
+    for outcome in report.outcomes:
+        if outcome.committed or verbose or outcome.decision.action in (decision.Action.HOLD,):
+            mark = f" [{outcome.committed[:8]}]" if outcome.committed else ""
+            click.echo(outcome.line() + mark)
+    for env, error in report.failed_envs.items():
+        click.echo(f"error: environment {env}: {error}", err=True)
+
+
+def _tick(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: bool, push: bool,
+          prometheus_url: str | None) -> bot.TickReport:
+    report = run(bot.tick, ctx.root, envs=list(envs), apps=list(apps), dry_run=dry_run, push=push,
+                 prometheus=prometheus_url)
+    _print(report, ctx.verbose)
+    if ctx.verbose:
+        click.echo(f"{len(report.outcomes)} rollouts, {len(report.commits)} commits, {report.queries} queries, "
+                   f"{report.seconds:.2f} s")
+    return report
+
+
+@rollout.command()
+@verbose_option
+@_env
+@click.option("--app", "apps", multiple=True, metavar="A", help="Only this app (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Decide and print; write, commit and notify nothing.")
+@_push
+@_prometheus
+@pass_ctx
+def step(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: bool, push: bool,
+         prometheus_url: str | None) -> None:
+    """One analysis tick: check, then commit a step, a failed check or a rollback (a hold commits nothing)."""
+    report = _tick(ctx, envs, apps, dry_run, push, prometheus_url)
+    if report.failed_envs:
+        sys.exit(PrometheusError.exit_code)
+
+
+@rollout.command("run")
+@verbose_option
+@_env
+@click.option("--app", "apps", multiple=True, metavar="A", help="Only this app (repeatable).")
+@click.option("--every", default="30s", show_default=True, metavar="DURATION", help="Time between ticks.")
+@_push
+@_prometheus
+@pass_ctx
+def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str, push: bool,
+         prometheus_url: str | None) -> None:
+    """Tick for ever; Ctrl-C stops between ticks (twice: at once). Safe to run in several places."""
+    try:
+        seconds = decision.parse_duration(every)
+    except ValueError as e:
+        run(_raise, UsageError(f"--every: {e}"))
+        return
+    stop = threading.Event()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("stopping after this tick (Ctrl-C again to stop now)", err=True)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        while not stop.is_set():
+            try:
+                report = bot.tick(ctx.root, envs=list(envs), apps=list(apps), push=push, prometheus=prometheus_url)
+                _print(report, ctx.verbose)
+            except (PrometheusError, GitError) as e:
+                click.echo(f"error: {e}", err=True)
+            except MeshgenError as e:
+                run(_raise, e)
+            stop.wait(seconds)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    click.echo("stopped", err=True)
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+@rollout.command()
+@_env
+@click.option("--app", "apps", multiple=True, metavar="A", help="Only this app (repeatable).")
+@pass_ctx
+def status(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...]) -> None:
+    """A table of every rollout: phase, weights, step, last check and its metric values."""
+    rows = run(bot.read_statuses, ctx.root, list(envs), list(apps))
+    table = Table(title="rollouts")
+    for column in ("app", "env", "phase", "weights", "step", "failed", "last check", "metrics"):
+        table.add_column(column, overflow="fold")
+    for env, app, spec, st in rows:
+        if not st or st.get("stable") != spec.stable or st.get("canary") != spec.canary:
+            table.add_row(app, env, "Pending", f"{spec.stable} -> {spec.canary}", "-", "-", "-", "")
+            continue
+        weight = int(st.get("canaryWeight", 0))
+        split = f"{st['stable']} {100 - weight} % / {st['canary']} {weight} %"
+        index = int(st.get("stepIndex", -1))
+        step_ = f"{index + 1}/{len(spec.steps)}" if index >= 0 else f"0/{len(spec.steps)}"
+        last = st.get("lastCheck") or {}
+        checked = f"{last.get('time', '')} {last.get('verdict', '')}".strip() or "-"
+        table.add_row(app, env, str(st.get("phase")), split, step_,
+                      f"{st.get('failedChecks', 0)}/{spec.failure_limit}", checked,
+                      decision.format_metrics(last.get("metrics") or {}))
+    out_console.print(table)
+
+
+def _steer_command(name: str, help_text: str) -> click.Command:
+    @click.argument("app")
+    @_env
+    @_push
+    @pass_ctx
+    def command(ctx: Context, app: str, envs: tuple[str, ...], push: bool) -> None:
+        report = run(bot.steer, ctx.root, name, app, envs=list(envs), push=push)
+        _print(report, verbose=False)
+
+    command.__doc__ = help_text
+    return rollout.command(name)(command)
+
+
+_steer_command("pause", "Pause APP's rollout: weights stay, no analysis until resume (a commit).")
+_steer_command("resume", "Resume APP's paused rollout, or restart a rolled-back one from the first step (a commit).")
+_steer_command("abort", "Roll APP's canary back to 0 % now (a commit).")
+_steer_command("promote", "Send 100 % to APP's canary now, without analysis (a commit).")
