@@ -27,10 +27,11 @@ def rollout() -> None:
     """Progressive delivery by git commits: analyse canaries in Prometheus, step or roll back."""
 
 
-def _print(report: bot.TickReport, verbose: bool) -> None:
+def _print(report: bot.TickReport, verbose: bool, dry_run: bool = False) -> None:
+    """One line per rollout that moved, held or (with ``--verbose``) did nothing."""
     for outcome in report.outcomes:
-        if outcome.committed or verbose or outcome.decision.action in (decision.Action.HOLD,):
-            mark = f" [{outcome.committed[:8]}]" if outcome.committed else ""
+        if outcome.changed or verbose or outcome.decision.action is decision.Action.HOLD:
+            mark = f" [{outcome.committed[:8]}]" if outcome.committed else " (dry run)" if dry_run else ""
             click.echo(outcome.line() + mark)
     for env, error in report.failed_envs.items():
         click.echo(f"error: environment {env}: {error}", err=True)
@@ -40,7 +41,7 @@ def _tick(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: b
           prometheus_url: str | None) -> bot.TickReport:
     report = run(bot.tick, ctx.root, envs=list(envs), apps=list(apps), dry_run=dry_run, push=push,
                  prometheus=prometheus_url)
-    _print(report, ctx.verbose)
+    _print(report, ctx.verbose, dry_run)
     if ctx.verbose:
         click.echo(f"{len(report.outcomes)} rollouts, {len(report.commits)} commits, {report.queries} queries, "
                    f"{report.seconds:.2f} s")

@@ -33,6 +33,8 @@ NAME_ENV = "MESHGEN_BOT_NAME"
 EMAIL_ENV = "MESHGEN_BOT_EMAIL"
 DEFAULT_NAME = "meshgen-bot"
 DEFAULT_EMAIL = "meshgen-bot@meshgen.invalid"
+#: What a remote says when a concurrent push won the race for the branch.
+_RACES = ("failed to update ref", "cannot lock ref", "incorrect old value", "failed to lock")
 
 
 class Identity(NamedTuple):
@@ -269,9 +271,20 @@ class Workspace:
         if flags & PushInfo.REJECTED:
             return False
         if flags & (PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE | PushInfo.ERROR):
+            # The remote also refuses ("failed to update ref", "cannot lock ref", "incorrect old
+            # value") when another push holds or moves the branch during ours: a race, not a refusal.
             summary = "; ".join(info.summary.strip() for info in infos)
+            if any(word in summary for word in _RACES) or not self._contains(self.fetch(upstream)):
+                return False
             raise GitError(f"git push {upstream} was refused: {summary}")
         return True
+
+    def _contains(self, sha: str) -> bool:
+        """Whether ``sha`` is ``HEAD`` or one of its ancestors."""
+        try:
+            return self.repo.is_ancestor(sha, "HEAD")
+        except git.GitError as e:
+            raise GitError(f"git merge-base failed in {self.root}: {_stderr(e)}") from e
 
 
 def _stderr(error: Exception) -> str:

@@ -1,0 +1,360 @@
+"""The rollout bot end to end: real Prometheus scraping Istio-shaped counters that each test
+sets, real git clones of a real bare remote, the bot's tick in process and as ``meshgen
+rollout``. Intervals are seconds long, so a whole canary takes a few seconds.
+
+Each test gives its app its own namespace, so its series are its own in the shared Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from demo.fakemesh import free_port
+from generator import bot, output, render
+from tests.conftest import ROOT, build_file_tree, run_meshgen
+from tests.promfixtures import clone, git, wait_until
+
+pytestmark = pytest.mark.prometheus
+
+APP = """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata: {{name: ratings, namespace: {namespace}}}
+spec:
+  service: {{host: ratings, port: 80}}
+  versions:
+    v1: {{labels: {{version: v1}}}}
+    v2: {{labels: {{version: v2}}}}
+  routes:
+    - name: default
+      to: v1
+      timeout: 5s
+  rollout: {rollout}
+"""
+ENV = """\
+apiVersion: meshgen.io/v1alpha1
+kind: Environment
+metadata: {{name: dev}}
+spec:
+  cluster: {{name: dev, server: https://dev.example.com}}
+  prometheus: {{url: {url}}}
+"""
+STEPS = [20, 50, 100]
+
+
+def rollout_block(**extra):
+    block = {"stable": "v1", "canary": "v2", "route": "default", "steps": STEPS, "interval": "2s",
+             "analysis": {"minRequests": 20, "failureLimit": 2}}
+    block.update(extra)
+    return json.dumps(block)
+
+
+@pytest.fixture
+def config(tmp_path, git_remote, prometheus):
+    """``make(namespace, **rollout)``: a rendered config repo pushed to a bare remote;
+    returns ``(remote, bot_clone)``."""
+
+    def make(namespace: str, url: str | None = None, **extra) -> tuple[Path, Path]:
+        tree = build_file_tree(tmp_path / "bot", {
+            "apps/ratings.yaml": APP.format(namespace=namespace, rollout=rollout_block(**extra)),
+            "environments/dev.yaml": ENV.format(url=url or prometheus.url)})
+        output.write_rendering(tree, render.render_repo(tree))
+        return git_remote(tree)
+
+    return make
+
+
+def healthy(traffic, namespace, v2_errors=0.0):
+    traffic.set(namespace, "ratings", "v1", rps=40, error_ratio=0.0, latency_ms=20)
+    traffic.set(namespace, "ratings", "v2", rps=40, error_ratio=v2_errors, latency_ms=20)
+
+
+def bot_log(remote: Path) -> list[str]:
+    """Subjects of the bot's commits on the remote's main, oldest first."""
+    return [s for s in reversed(git(remote, "log", "--format=%s", "main").splitlines()) if s.startswith("rollout ")]
+
+
+def remote_status(remote: Path) -> dict:
+    return yaml.safe_load(git(remote, "show", "main:status/dev/ratings.yaml"))["status"]
+
+
+def remote_route(remote: Path, namespace: str) -> list:
+    vs = yaml.safe_load(git(remote, "show", f"main:rendered/dev/{namespace}/ratings/virtualservice.yaml"))
+    return [(d["destination"]["subset"], d.get("weight", 100)) for d in vs["spec"]["http"][-1]["route"]]
+
+
+def tick_until(clone_: Path, done, timeout: float = 40.0, **kwargs) -> list[bot.TickReport]:
+    reports: list[bot.TickReport] = []
+
+    def once():
+        reports.append(bot.tick(clone_, push=True, **kwargs))
+        return done(reports[-1])
+
+    wait_until(once, timeout, interval=0.4, what="the rollout to move on")
+    return reports
+
+
+def test_healthy_canary_goes_through_every_step_to_success(config, mesh_traffic):
+    healthy(mesh_traffic, "e2e-healthy")
+    remote, work = config("e2e-healthy")
+    tick_until(work, lambda r: any(o.decision.action.value == "succeed" for o in r.commits))
+    assert bot_log(remote) == [
+        "rollout ratings (dev): start canary v2, 0 % -> 20 %",
+        "rollout ratings (dev): step canary v2, 20 % -> 50 %",
+        "rollout ratings (dev): step canary v2, 50 % -> 100 %",
+        "rollout ratings (dev): canary v2 succeeded at 100 %",
+    ]
+    assert remote_status(remote)["phase"] == "Succeeded"
+    assert remote_route(remote, "e2e-healthy") == [("v2", 100)]
+    # each step commit carries the status, the re-rendered VirtualService and the values
+    step = git(remote, "log", "-1", "--format=%B", "--name-only", "--grep=20 % -> 50 %", "main")
+    assert "status/dev/ratings.yaml" in step and "rendered/dev/e2e-healthy/ratings/virtualservice.yaml" in step
+    assert "Check at" in step and "request-success-rate=1" in step and "requests=" in step
+    assert git(remote, "log", "-1", "--format=%an <%ae>", "main").strip() == "meshgen-bot <meshgen-bot@meshgen.invalid>"
+    # the committed rendered output is what meshgen renders from the committed specs
+    assert run_meshgen("check", cwd=work).returncode == 0
+    # the weights of every commit the bot made sum to 100 and take values from steps
+    for sha in git(remote, "log", "--format=%H", "--author=meshgen-bot", "main").split():
+        vs = yaml.safe_load(git(remote, "show", f"{sha}:rendered/dev/e2e-healthy/ratings/virtualservice.yaml"))
+        weights = [d.get("weight", 100) for d in vs["spec"]["http"][-1]["route"]]
+        assert sum(weights) == 100
+
+
+def test_failing_canary_rolls_back_after_failure_limit(config, mesh_traffic):
+    healthy(mesh_traffic, "e2e-failing", v2_errors=0.5)
+    remote, work = config("e2e-failing")
+    tick_until(work, lambda r: any(o.decision.action.value == "rollback" for o in r.commits))
+    log = bot_log(remote)
+    assert log[:2] == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
+                       "rollout ratings (dev): failed check 1 of the limit, canary v2 stays 20 % -> 20 %"]
+    assert log[2].startswith("rollout ratings (dev): rollback canary v2, 20 % -> 0 %: request-success-rate 0.")
+    assert log[2].endswith("< min 0.99") and len(log) == 3
+    assert remote_status(remote)["phase"] == "RolledBack"
+    assert remote_route(remote, "e2e-failing") == [("v1", 100)]
+    # rolled back: later ticks change nothing
+    before = git(remote, "rev-parse", "main")
+    time.sleep(2.1)
+    assert bot.tick(work, push=True).commits == []
+    assert git(remote, "rev-parse", "main") == before
+
+
+def test_no_data_holds_and_commits_nothing(config, mesh_traffic):
+    remote, work = config("e2e-nodata")  # no traffic at all for this service
+    first = bot.tick(work, push=True)
+    assert [o.decision.action.value for o in first.commits] == ["start"]
+    time.sleep(2.2)
+    report = bot.tick(work, push=True)
+    assert [o.decision.action.value for o in report.outcomes] == ["hold"]
+    assert "no requests to v2" in report.outcomes[0].decision.reason
+    assert report.commits == [] and report.queries == 2
+    assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %"]
+    assert git(work, "status", "--porcelain") == ""
+
+
+def test_too_few_requests_hold(config, mesh_traffic):
+    mesh_traffic.set("e2e-few", "ratings", "v2", rps=1)
+    remote, work = config("e2e-few")
+    bot.tick(work, push=True)
+    time.sleep(2.2)
+    report = bot.tick(work, push=True)
+    assert report.outcomes[0].decision.action.value == "hold"
+    assert "fewer than minRequests 20" in report.outcomes[0].decision.reason
+
+
+def _start_and_wait(work: Path, seconds: float = 2.2) -> None:
+    assert [o.decision.action.value for o in bot.tick(work, push=True).commits] == ["start"]
+    time.sleep(seconds)
+
+
+def test_two_bots_ticking_at_the_same_moment_never_double_step(config, mesh_traffic, tmp_path):
+    healthy(mesh_traffic, "e2e-twobots")
+    remote, work = config("e2e-twobots")
+    other = clone(remote, tmp_path / "other")
+    _start_and_wait(work)
+    git(other, "pull", "-q")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "generator", "rollout", "step", "--push"], cwd=c, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in (work, other)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
+                               "rollout ratings (dev): step canary v2, 20 % -> 50 %"]
+
+
+def test_a_push_rejected_mid_tick_is_decided_again(config, mesh_traffic, tmp_path):
+    """The other bot pushes its step while this one is pushing (from this clone's pre-push
+    hook): this bot's push is rejected, it moves onto the new head, decides again -- the
+    interval has not passed since the other bot's step -- and commits nothing."""
+    healthy(mesh_traffic, "e2e-race")
+    remote, work = config("e2e-race")
+    other = clone(remote, tmp_path / "other")
+    _start_and_wait(work)
+    hook = work / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"""#!/bin/sh
+if [ ! -e "{tmp_path}/hook-ran" ]; then
+  touch "{tmp_path}/hook-ran"
+  unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
+  cd "{other}" && PYTHONPATH="{ROOT}" "{sys.executable}" -m generator rollout step --push >"{tmp_path}/other.log" 2>&1
+fi
+exit 0
+""")
+    hook.chmod(0o755)
+    report = bot.tick(work, push=True)
+    assert (tmp_path / "hook-ran").exists(), "the pre-push hook did not run"
+    assert report.attempts == 2 and report.commits == []
+    assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
+                               "rollout ratings (dev): step canary v2, 20 % -> 50 %"]
+    assert git(work, "rev-parse", "HEAD") == git(remote, "rev-parse", "main")
+
+
+def test_human_commits_are_kept(config, mesh_traffic, tmp_path):
+    healthy(mesh_traffic, "e2e-human")
+    remote, work = config("e2e-human")
+    human = clone(remote, tmp_path / "human")
+    _start_and_wait(work, 0)
+    # a human change pushed between ticks
+    git(human, "pull", "-q")
+    spec = human / "apps" / "ratings.yaml"
+    spec.write_text(spec.read_text().replace("timeout: 5s", "timeout: 7s"))
+    output.write_rendering(human, render.render_repo(human))
+    git(human, "commit", "-qam", "ratings: timeout 7s")
+    git(human, "push", "-q")
+    # and another one pushed while the bot pushes its step (from the bot clone's pre-push hook)
+    hook = work / ".git" / "hooks" / "pre-push"
+    hook.write_text(f"""#!/bin/sh
+if [ ! -e "{tmp_path}/hook-ran" ]; then
+  touch "{tmp_path}/hook-ran"
+  unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
+  cd "{human}" && echo "# owner: team-ratings" >> environments/dev.yaml && git commit -qam "dev: owner note" && git push -q
+fi
+exit 0
+""")
+    hook.chmod(0o755)
+    time.sleep(2.2)
+    report = bot.tick(work, push=True)
+    assert report.attempts == 2 and [o.decision.action.value for o in report.commits] == ["step"]
+    subjects = git(remote, "log", "--format=%s", "main").splitlines()
+    assert subjects[:4] == ["rollout ratings (dev): step canary v2, 20 % -> 50 %", "dev: owner note",
+                            "ratings: timeout 7s", "rollout ratings (dev): start canary v2, 0 % -> 20 %"]
+    vs = git(remote, "show", "main:rendered/dev/e2e-human/ratings/virtualservice.yaml")
+    assert "timeout: 7s" in vs and "weight: 50" in vs
+
+
+def test_a_tick_killed_between_writing_and_committing_is_completed_by_the_next(config, mesh_traffic):
+    healthy(mesh_traffic, "e2e-killed")
+    remote, work = config("e2e-killed")
+    _start_and_wait(work)
+
+    def die() -> None:
+        raise KeyboardInterrupt("killed between writing and committing")
+
+    with pytest.raises(KeyboardInterrupt):
+        bot.tick(work, push=True, before_commit=die)
+    assert "status/dev/ratings.yaml" in git(work, "status", "--porcelain")
+    assert len(bot_log(remote)) == 1
+    tick_until(work, lambda r: bool(r.commits), timeout=15)
+    assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
+                               "rollout ratings (dev): step canary v2, 20 % -> 50 %"]
+    assert git(work, "status", "--porcelain") == ""
+    assert remote_route(remote, "e2e-killed") == [("v1", 50), ("v2", 50)]
+
+
+def test_prometheus_down_exits_3_and_commits_nothing(config, mesh_traffic):
+    remote, work = config("e2e-down", url=f"http://127.0.0.1:{free_port()}")
+    run_meshgen("rollout", "step", "--push", cwd=work, check=True)  # the start needs no Prometheus
+    before = git(remote, "rev-parse", "main")
+    time.sleep(2.2)
+    proc = run_meshgen("rollout", "step", "--push", cwd=work)
+    assert proc.returncode == 3, proc.stderr
+    assert "error: environment dev: Prometheus at http://127.0.0.1:" in proc.stderr
+    assert git(remote, "rev-parse", "main") == before
+    assert git(work, "rev-parse", "HEAD") == before
+    assert git(work, "status", "--porcelain") == ""
+
+
+def test_dry_run_writes_nothing(config):
+    remote, work = config("e2e-dry")
+    proc = run_meshgen("rollout", "step", "--dry-run", cwd=work, check=True)
+    assert "dev/ratings: start: new rollout v1 -> v2: canary v2 at 20 %" in proc.stdout
+    assert git(work, "status", "--porcelain") == "" and bot_log(remote) == []
+
+
+def test_slack_is_told_after_the_push(config, mesh_traffic, recorder, monkeypatch):
+    hook = recorder()
+    monkeypatch.setenv("E2E_SLACK_URL", hook.url)
+    healthy(mesh_traffic, "e2e-slack")
+    remote, work = config("e2e-slack", notify={"slack": {"webhookUrlEnv": "E2E_SLACK_URL"}})
+    _start_and_wait(work)
+    tick_until(work, lambda r: bool(r.commits))
+    texts = [json.loads(r["body"])["text"] for r in hook.requests]
+    assert texts[0] == ":rocket: meshgen rollout ratings in dev: new rollout v1 -> v2: canary v2 at 20 %"
+    assert texts[1].startswith(":arrow_up: meshgen rollout ratings in dev: step v2 20 % -> 50 % (requests=")
+
+
+def test_steering_by_hand_and_the_status_table(config):
+    remote, work = config("e2e-steer", policy="time", interval="1h")
+    run_meshgen("rollout", "step", "--push", cwd=work, check=True)
+    for command in ("pause", "resume", "promote"):
+        run_meshgen("rollout", command, "ratings", "--push", cwd=work, check=True)
+    proc = run_meshgen("rollout", "pause", "ratings", cwd=work)
+    assert proc.returncode == 2 and "nothing to pause" in proc.stderr
+    assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
+                               "rollout ratings (dev): pause canary v2 at 20 %",
+                               "rollout ratings (dev): resume canary v2, 20 % -> 20 %",
+                               "rollout ratings (dev): promote canary v2 by hand, 20 % -> 100 %"]
+    # steering commits are the human's, not the bot's
+    assert git(remote, "log", "-1", "--format=%ae", "main").strip() == "author@example.com"
+    table = run_meshgen("rollout", "status", cwd=work, check=True).stdout
+    assert "ratings" in table and "Succeeded" in table and "v1 0 % / v2 100 %" in table and "3/3" in table
+    run_meshgen("rollout", "resume", "ratings", cwd=work)  # nothing to resume: exit 2, no commit
+    assert len(bot_log(remote)) == 4
+
+
+def test_abort_rolls_back_now(config):
+    remote, work = config("e2e-abort", policy="time", interval="1h")
+    run_meshgen("rollout", "step", "--push", cwd=work, check=True)
+    run_meshgen("rollout", "abort", "ratings", "--env", "dev", "--push", cwd=work, check=True)
+    assert bot_log(remote)[-1] == "rollout ratings (dev): rollback canary v2, 20 % -> 0 %: aborted by hand"
+    assert remote_route(remote, "e2e-abort") == [("v1", 100)]
+
+
+def test_time_policy_steps_without_metrics(config):
+    remote, work = config("e2e-time", policy="time", interval="1s", steps=[50, 100])
+    tick_until(work, lambda r: any(o.decision.action.value == "succeed" for o in r.commits), timeout=15)
+    assert [s.split(": ", 1)[1] for s in bot_log(remote)] == [
+        "start canary v2, 0 % -> 50 %", "step canary v2, 50 % -> 100 %", "canary v2 succeeded at 100 %"]
+
+
+def test_invalid_custom_query_is_a_spec_error_with_its_place(config):
+    remote, work = config("e2e-badquery", policy="metric", interval="1s",
+                          analysis={"metrics": [{"name": "errors", "query": "{{ nope }}", "max": 1}]})
+    run_meshgen("rollout", "step", cwd=work, check=True)
+    time.sleep(1.1)
+    proc = run_meshgen("rollout", "step", cwd=work)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("apps/ratings.yaml:13:") and "'nope' is undefined" in proc.stderr
+
+
+def test_run_stops_cleanly_on_ctrl_c(config):
+    import signal
+
+    remote, work = config("e2e-run", policy="time", interval="1h")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    proc = subprocess.Popen([sys.executable, "-m", "generator", "rollout", "run", "--every", "1s", "--push"],
+                            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: bot_log(remote), 20, what="the first tick")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "stopping after this tick" in err and "stopped" in err
+    assert "dev/ratings: start" in out
+    assert git(work, "status", "--porcelain") == ""
