@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean prometheus
 
 $(BIN)/meshgen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,18 @@ venv: $(BIN)/meshgen
 test: venv
 	$(BIN)/python -m pytest
 
-demo: venv
+demo: venv prometheus
 	$(BIN)/meshgen render --verbose
 	$(BIN)/meshgen check
 	for env in dev staging prod; do kubectl kustomize rendered/$$env > /dev/null && echo "kubectl kustomize rendered/$$env: ok"; done
+	$(BIN)/python demo/canary.py
+
+# The rollout demo and tests need Prometheus: Debian's package, installed when missing and possible.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else echo "install Prometheus (apt-get install prometheus) to watch the rollout demo"; fi
 
 bench: venv
 	$(BIN)/python bench/render.py 1000

@@ -64,6 +64,7 @@ class Outcome:
     old: dict[str, Any] | None
     decision: Decision
     committed: str | None = None
+    failure_limit: int | None = None
 
     @property
     def changed(self) -> bool:
@@ -103,7 +104,8 @@ class TickReport:
 # --- messages -----------------------------------------------------------------------------
 
 
-def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decision) -> str:
+def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decision,
+                   failure_limit: int | None = None) -> str:
     """The commit message of one rollout change: a subject naming app, environment and
     old -> new canary weight (``rollback`` and why for a rollback), and a body with the
     metric values that decided it."""
@@ -121,8 +123,9 @@ def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decis
     elif action is Action.SUCCEED:
         subject = f"rollout {where}: canary {canary} succeeded at {after} %"
     elif action is Action.FAIL_COUNT:
-        subject = (f"rollout {where}: failed check {st.get('failedChecks')} of the limit, "
-                   f"canary {canary} stays {before} % -> {after} %")
+        limit = f" of {failure_limit}" if failure_limit else ""
+        subject = (f"rollout {where}: failed check {st.get('failedChecks')}{limit}, canary {canary} "
+                   f"stays {before} % -> {after} %: {check.get('reason', '')}")
     elif action is Action.ROLLBACK:
         subject = f"rollout {where}: rollback canary {canary}, {before} % -> {after} %: {check.get('reason', '')}"
     elif action is Action.ABORT:
@@ -257,7 +260,7 @@ def _decide_all(root: Path, envs: Sequence[str] | None, apps: Sequence[str] | No
             continue
         for item in group:
             made = decision.decide(item.rollout, env, item.status, checks.get(item.app), now)
-            outcomes.append(Outcome(env, item.app, item.status, made))
+            outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit))
     return repo, outcomes
 
 
@@ -291,8 +294,8 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
                 paths.append(rel)
         if before_commit:
             before_commit()
-        outcome.committed = ws.commit(paths, commit_message(outcome.env, outcome.app, outcome.old, outcome.decision),
-                                      identity)
+        message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit)
+        outcome.committed = ws.commit(paths, message, identity)
 
 
 def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,

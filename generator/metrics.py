@@ -306,7 +306,7 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan, results: Mapping[str
     window = plan_.window
     values: dict[str, float | None] = {}
     requests = pick_series(results[builtin_query(REQUESTS, window)], target, target.canary)
-    values[REQUESTS] = None if requests.value is None else _round(requests.value)
+    values[REQUESTS] = None if requests.value is None else float(round(requests.value))
     if requests.value is None:
         return Check(Verdict.INCONCLUSIVE, values, f"no requests to {target.canary} in the last {window} ({requests.problem})")
     if requests.value < rollout.min_requests:

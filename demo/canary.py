@@ -1,0 +1,187 @@
+"""Watch two canaries roll out by git commits, judged by a real Prometheus, in about a minute.
+
+What happens (nothing leaves this machine; everything lives in a temporary folder):
+
+1. A throwaway bare git repository becomes "the remote"; a copy of this project's bundled
+   example (apps/, environments/) is rendered and pushed to it.
+2. A human commit shortens the rollout of ``books`` (v1 -> v2) to seconds and starts one of
+   ``reviews`` (v1 -> v3) in the ``dev`` environment, pointing dev at a local Prometheus.
+3. A local metrics endpoint serves Istio-shaped counters for both versions of each service;
+   a real Prometheus (Debian's ``prometheus``) scrapes it every second.
+4. The bot -- ``meshgen rollout step --env dev --push`` in its own clone -- ticks every
+   second: books is healthy and steps to 100 %; once reviews v3 has 25 %, its 5xx rate is
+   raised, two checks fail, and the bot commits the rollback.
+5. ``git log`` of the remote tells the story; ``meshgen rollout status`` sums it up.
+
+Run: ``make demo`` (installs Prometheus when it can), or ``python demo/canary.py [--keep]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from demo.fakemesh import LocalPrometheus, MeshTraffic, MetricsEndpoint, prometheus_binary  # noqa: E402
+
+INTERVAL = "8s"
+DEADLINE = 240.0  # seconds; the demo normally ends after about one minute
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def meshgen(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS=os.environ.get("COLUMNS", "150"))
+    proc = subprocess.run([sys.executable, "-m", "generator", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode not in (0,):
+        sys.exit(f"meshgen {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def edit_yaml(path: Path, change) -> None:
+    """Change a spec in place, keeping its comments (ruamel.yaml round trip)."""
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    data = yaml.load(path)
+    change(data)
+    with path.open("w") as f:
+        yaml.dump(data, f)
+
+
+def prepare(base: Path, prometheus_url: str) -> tuple[Path, Path]:
+    """The remote, and the bot's clone of it, holding the example with two rollouts in dev."""
+    remote, human, bot = base / "remote.git", base / "human", base / "bot"
+    git(base, "init", "-q", "--bare", "-b", "main", str(remote))
+    human.mkdir()
+    for name in ("apps", "environments", "templates"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, human / name)
+    if (ROOT / "meshgen.yaml").is_file():
+        shutil.copy(ROOT / "meshgen.yaml", human / "meshgen.yaml")
+    identity = ["-c", "user.name=Ada Platform", "-c", "user.email=ada@example.com"]
+    meshgen(human, "render")
+    git(human, "init", "-q", "-b", "main")
+    git(human, "add", "-A")
+    git(human, *identity, "commit", "-qm", "The bundled example, rendered")
+    git(human, "remote", "add", "origin", str(remote))
+    git(human, "push", "-q", "-u", "origin", "main")
+
+    def books(data) -> None:
+        rollout = data["spec"]["rollout"]
+        rollout["interval"] = INTERVAL
+        rollout["analysis"]["minRequests"] = 20
+
+    def dev(data) -> None:
+        data["spec"]["prometheus"]["url"] = prometheus_url
+        reviews = data["spec"]["apps"].setdefault("reviews", {}).setdefault("spec", {})
+        reviews["rollout"] = {"stable": "v1", "canary": "v3", "route": "default", "steps": [10, 25, 50, 100],
+                              "interval": INTERVAL, "analysis": {"minRequests": 20, "failureLimit": 2}}
+
+    edit_yaml(human / "apps" / "books.yaml", books)
+    edit_yaml(human / "environments" / "dev.yaml", dev)
+    meshgen(human, "render")
+    git(human, "add", "-A")
+    git(human, *identity, "commit", "-qm", f"dev: roll out books v2 and reviews v3, checked every {INTERVAL}")
+    git(human, "push", "-q")
+    git(base, "clone", "-q", str(remote), str(bot))
+    return remote, bot
+
+
+def phases(bot: Path) -> dict[str, str]:
+    out = {}
+    for app in ("books", "reviews"):
+        path = bot / "status" / "dev" / f"{app}.yaml"
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                if line.strip().startswith("phase:"):
+                    out[app] = line.split(":", 1)[1].strip()
+    return out
+
+
+def weight(bot: Path, app: str) -> int:
+    path = bot / "status" / "dev" / f"{app}.yaml"
+    if not path.is_file():
+        return 0
+    for line in path.read_text().splitlines():
+        if line.strip().startswith("canaryWeight:"):
+            return int(line.split(":", 1)[1])
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder to look around")
+    args = parser.parse_args()
+    if not prometheus_binary():
+        print("The demo needs Prometheus: apt-get install prometheus (make demo does it when it can).",
+              file=sys.stderr)
+        return 1
+    base = Path(tempfile.mkdtemp(prefix="meshgen-demo-"))
+    traffic = MeshTraffic()
+    for version in ("v1", "v2"):
+        traffic.set("mesh", "books", version, rps=30, error_ratio=0.0, latency_ms=40)
+    for version in ("v1", "v3"):
+        traffic.set("mesh", "reviews", version, rps=30, error_ratio=0.0, latency_ms=60)
+    endpoint = MetricsEndpoint(traffic)
+    prometheus = None
+    try:
+        say(f"starting Prometheus, scraping Istio-shaped metrics at http://{endpoint.address}/metrics every second")
+        prometheus = LocalPrometheus([endpoint.address], workdir=base / "prometheus")
+        say(f"a throwaway remote in {base}: the bundled example, rendered and pushed, then a human commit")
+        remote, bot = prepare(base, prometheus.url)
+        print(git(remote, "log", "--format=  %h %an: %s", "main"), end="")
+        prometheus.wait_for_scrape()
+        say("the bot ticks every second: meshgen rollout step --env dev --push")
+        raised = False
+        started = time.monotonic()
+        while time.monotonic() - started < DEADLINE:
+            tick = time.monotonic()
+            proc = meshgen(bot, "rollout", "step", "--env", "dev", "--push", check=False)
+            for line in (proc.stdout + proc.stderr).splitlines():
+                print(f"  [{time.monotonic() - started:5.1f}s] {line}", flush=True)
+            if not raised and weight(bot, "reviews") >= 25:
+                say("raising the 5xx rate of reviews v3 to 30 %")
+                traffic.set("mesh", "reviews", "v3", error_ratio=0.3)
+                raised = True
+            done = phases(bot)
+            if done.get("books") == "Succeeded" and done.get("reviews") == "RolledBack":
+                break
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        else:
+            print("the demo ran out of time", file=sys.stderr)
+        say("git log of the remote: every weight change is a commit")
+        print(git(remote, "log", "--format=  %h %<(12,trunc)%an %s", "main"), end="")
+        say("the rollback commit in full")
+        print(git(remote, "log", "-1", "--grep=rollback", "--format=%B", "--stat", "main"), end="")
+        say("meshgen rollout status --env dev")
+        print(meshgen(bot, "rollout", "status", "--env", "dev").stdout, end="")
+        return 0
+    finally:
+        if prometheus:
+            prometheus.stop()
+        endpoint.close()
+        if args.keep:
+            print(f"\nkept {base} (remote.git, human/, bot/)")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
