@@ -35,7 +35,7 @@ from generator import decision, metrics, notify, output, status, vcs
 from generator.config import EffectiveApp, Repo, load_repo
 from generator.decision import Action, Check, Decision, Rollout
 from generator.errors import GitError, MeshgenError, OutsideError, PrometheusError, SpecError, SpecErrors, UsageError
-from generator.prometheus import Prometheus, Sample
+from generator.prometheus import Prometheus
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ class TickReport:
     Attributes:
         outcomes: one per app with a rollout block, in environment then app order.
         queries: PromQL queries sent (retries included).
-        query_seconds, commit_seconds, seconds: time spent asking Prometheus, writing and
-            committing, and in all.
+        query_seconds, render_seconds, commit_seconds, seconds: time spent asking
+            Prometheus, re-rendering, writing and committing (git), and in all.
         attempts: pushes tried (1 without contention).
         failed_envs: environments skipped because their Prometheus failed, with the error.
     """
@@ -91,6 +91,7 @@ class TickReport:
     outcomes: list[Outcome] = field(default_factory=list)
     queries: int = 0
     query_seconds: float = 0.0
+    render_seconds: float = 0.0
     commit_seconds: float = 0.0
     seconds: float = 0.0
     attempts: int = 0
@@ -225,13 +226,13 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
             errors.append(SpecError(f"rollout: {e}", place=item.effective.place("spec", "rollout", "analysis")))
     SpecErrors.collect(errors)
     queries = list(dict.fromkeys(q for _, _, plan in plans.values() for q in plan.queries))
-    results: dict[str, list[Sample]] = {}
+    results: dict[str, metrics.Vector] = {}
     if queries:
         started = time.perf_counter()
         client = Prometheus.from_environment(prometheus_url(repo, env, url))
         try:
             for promql in queries:
-                results[promql] = client.query(promql, now)
+                results[promql] = metrics.Vector(client.query(promql, now))
         finally:
             report.queries += client.queries
             report.query_seconds += time.perf_counter() - started
@@ -242,9 +243,8 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
 # --- the tick -----------------------------------------------------------------------------
 
 
-def _decide_all(root: Path, envs: Sequence[str] | None, apps: Sequence[str] | None, now: datetime,
-                url: str | None, report: TickReport) -> tuple[Repo, list[Outcome]]:
-    repo = load_repo(root)
+def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None, now: datetime,
+                url: str | None, report: TickReport) -> list[Outcome]:
     items = _rollouts(repo, envs, apps)
     outcomes: list[Outcome] = []
     by_env: dict[str, list[_Rollout]] = {}
@@ -261,11 +261,11 @@ def _decide_all(root: Path, envs: Sequence[str] | None, apps: Sequence[str] | No
         for item in group:
             made = decision.decide(item.rollout, env, item.status, checks.get(item.app), now)
             outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit))
-    return repo, outcomes
+    return outcomes
 
 
 def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], identity: vcs.Identity | None,
-                      before_commit: Callable[[], None] | None = None) -> None:
+                      before_commit: Callable[[], None] | None = None, report: TickReport | None = None) -> None:
     """Write the status and rendered files of each changed outcome; commit each app apart."""
     from generator import render  # heavy: only when something changes
 
@@ -276,14 +276,18 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     for outcome in changed:
         rel = status.status_path(status_dir, outcome.env, outcome.app)
         output.atomic_write(repo.root / rel, status.dump_status(outcome.env, outcome.app, outcome.decision.status))
+    started = time.perf_counter()
     try:
         rendering = render.render_repo(repo.root, sorted({o.env for o in changed}))
     except MeshgenError:
         ws.restore()
         raise
+    if report:
+        report.render_seconds += time.perf_counter() - started
     files_of: dict[tuple[str, str], list[str]] = {}
     for obj in rendering.objects:
         files_of.setdefault((obj.env, obj.app), []).append(obj.path)
+    commits = []
     for outcome in changed:
         paths = [status.status_path(status_dir, outcome.env, outcome.app)]
         for rel in files_of.get((outcome.env, outcome.app), []):
@@ -292,10 +296,12 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
             if not path.exists() or path.read_bytes() != data:
                 output.atomic_write(path, data)
                 paths.append(rel)
-        if before_commit:
-            before_commit()
         message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit)
-        outcome.committed = ws.commit(paths, message, identity)
+        commits.append((message, paths))
+    if before_commit:
+        before_commit()
+    for outcome, sha in zip(changed, ws.commit_all(commits, identity)):
+        outcome.committed = sha
 
 
 def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,
@@ -314,7 +320,7 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         clock: the time source (UTC).
         identity: the bot's commit identity (default: :func:`generator.vcs.bot_identity`).
         attempts: how often a rejected push is decided again and retried.
-        before_commit: called before each commit (lets a test die between write and commit).
+        before_commit: called after writing, before committing (lets a test die in between).
 
     Returns:
         The :class:`TickReport`; it lists environments whose Prometheus failed (the CLI then
@@ -339,18 +345,19 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         restored = ws.restore()
         if restored:
             log.warning("finishing an interrupted tick: put back %s", ", ".join(restored))
+    loaded = ws.head() if ws else None
     for attempt in range(1, attempts + 1):
         report.attempts = attempt
         report.failed_envs.clear()
-        if ws and upstream:
-            ws.sync(upstream, identity)
-        repo, outcomes = _decide_all(root, envs, apps, clock(), prometheus, report)
+        if ws and upstream and ws.sync(upstream, identity) != loaded:
+            repo, loaded = load_repo(root), ws.head()
+        outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report)
         report.outcomes = outcomes
         if ws is None:
             break
-        commit_started = time.perf_counter()
-        _write_and_commit(ws, repo, outcomes, identity, before_commit)
-        report.commit_seconds += time.perf_counter() - commit_started
+        commit_started, rendered = time.perf_counter(), report.render_seconds
+        _write_and_commit(ws, repo, outcomes, identity, before_commit, report)
+        report.commit_seconds += time.perf_counter() - commit_started - (report.render_seconds - rendered)
         if not upstream or not report.commits:
             break
         if ws.push(upstream):

@@ -254,16 +254,43 @@ class _Value(NamedTuple):
     problem: str | None  # why there is no usable value
 
 
-def pick_series(samples: Sequence[Sample], target: Target, version: str) -> _Value:
+class Vector:
+    """An instant vector whose series are looked up by their Istio labels in constant time.
+
+    One grouped query answers for every app; indexing its series once, rather than scanning
+    them for each app, keeps a tick linear in the number of apps.
+    """
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = list(samples)
+        self._index: dict[tuple[str | None, ...], list[Sample]] | None = None
+
+    def series(self, namespace: str, service: str, version: str) -> list[Sample]:
+        """The samples whose :data:`SERIES_LABELS` are these values."""
+        if self._index is None:
+            self._index = {}
+            for sample in self.samples:
+                key = tuple(sample.labels.get(label) for label in SERIES_LABELS)
+                self._index.setdefault(key, []).append(sample)
+        return self._index.get((namespace, service, version), [])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def _as_vector(result: "Sequence[Sample] | Vector") -> Vector:
+    return result if isinstance(result, Vector) else Vector(result)
+
+
+def pick_series(samples: "Sequence[Sample] | Vector", target: Target, version: str) -> _Value:
     """The value of the series of ``target``'s ``version`` in a grouped result."""
-    want = {SERIES_LABELS[0]: target.namespace, SERIES_LABELS[1]: target.service, SERIES_LABELS[2]: version}
-    found = [s for s in samples if all(s.labels.get(k) == v for k, v in want.items())]
+    found = _as_vector(samples).series(target.namespace, target.service, version)
     return _single(found, f"{target.service}.{target.namespace} {version}")
 
 
-def single_value(samples: Sequence[Sample], what: str) -> _Value:
+def single_value(samples: "Sequence[Sample] | Vector", what: str) -> _Value:
     """The value of a result that must hold exactly one series."""
-    return _single(list(samples), what)
+    return _single(list(samples.samples if isinstance(samples, Vector) else samples), what)
 
 
 def _single(found: list[Sample], what: str) -> _Value:
@@ -287,14 +314,16 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def evaluate(rollout: Rollout, target: Target, plan_: Plan, results: Mapping[str, Sequence[Sample]]) -> Check:
+def evaluate(rollout: Rollout, target: Target, plan_: Plan,
+             results: Mapping[str, "Sequence[Sample] | Vector"]) -> Check:
     """The verdict of one app's check from the results of its :func:`plan`'s queries.
 
     Args:
         rollout: the app's rollout block.
         target: the app's Istio labels.
         plan_: what :func:`plan` returned for them.
-        results: the samples of each query in ``plan_.queries`` (more are ignored).
+        results: the samples of each query in ``plan_.queries`` (more are ignored); pass
+            :class:`Vector` objects to share one index among many apps.
 
     Returns:
         A :class:`~generator.decision.Check`; its metrics hold ``requests`` (canary requests
@@ -350,7 +379,7 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan, results: Mapping[str
 
 
 def _metric_value(metric: Metric, target: Target, version: str, window: str,
-                  results: Mapping[str, Sequence[Sample]]) -> _Value:
+                  results: Mapping[str, "Sequence[Sample] | Vector"]) -> _Value:
     if metric.query is None:
         return pick_series(results[builtin_query(metric.name, window)], target, version)
     promql = render_query(metric, target, version, window)

@@ -1,0 +1,135 @@
+"""Rollout tick at scale: N apps in active rollout, one tick, against a real Prometheus.
+
+Usage: ``python bench/rollout.py [N]`` (default 500; the baseline is N/10).
+
+Builds a config repository (one environment, N apps, each with a ``rollout`` block whose
+check is due), a local metrics endpoint with Istio-shaped counters for both versions of each
+app, and a real Prometheus scraping it every second. Then runs one ``meshgen rollout step``
+tick in process for the baseline and for N apps, side by side, and prints:
+
+  * PromQL queries sent (goal: the same for both -- one per metric per environment);
+  * tick time (goal: under 10 s for 500 apps), of which Prometheus time, re-render time
+    and commit time (writing status and rendered files, one commit per app through git);
+  * ratios N / baseline.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from demo.fakemesh import LocalPrometheus, MeshTraffic, MetricsEndpoint, prometheus_binary  # noqa: E402
+from generator import bot, output, render, status  # noqa: E402
+
+INTERVAL = "10s"
+APP = """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata: {{name: app-{i}, namespace: {ns}}}
+spec:
+  service: {{host: app-{i}, port: 8080}}
+  versions:
+    v1: {{labels: {{version: v1}}}}
+    v2: {{labels: {{version: v2}}}}
+  trafficPolicy:
+    tls: {{mode: ISTIO_MUTUAL}}
+  routes:
+    - name: default
+      to: v1
+      timeout: 5s
+  rollout:
+    stable: v1
+    canary: v2
+    route: default
+    interval: {interval}
+    analysis:
+      minRequests: 10
+      metrics:
+        - {{name: request-success-rate, min: 0.99}}
+        - {{name: request-duration-p99, max: 500}}
+"""
+ENV = """\
+apiVersion: meshgen.io/v1alpha1
+kind: Environment
+metadata: {{name: bench}}
+spec:
+  cluster: {{name: bench, server: https://bench.example.com}}
+  prometheus: {{url: {url}}}
+"""
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+def build(base: Path, ns: str, n: int, url: str) -> Path:
+    root = base / ns
+    (root / "apps").mkdir(parents=True)
+    (root / "environments").mkdir()
+    (root / "environments" / "bench.yaml").write_text(ENV.format(url=url))
+    due = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for i in range(n):
+        (root / "apps" / f"app-{i:04d}.yaml").write_text(APP.format(i=f"{i:04d}", ns=ns, interval=INTERVAL))
+        st = {"phase": "Progressing", "stable": "v1", "canary": "v2", "canaryWeight": 10, "stepIndex": 0,
+              "failedChecks": 0, "lastStepTime": due}
+        path = root / status.status_path("status", "bench", f"app-{i:04d}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(status.dump_status("bench", f"app-{i:04d}", st))
+    output.write_rendering(root, render.render_repo(root))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "bench config")
+    return root
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 500
+    baseline = max(1, n // 10)
+    if not prometheus_binary():
+        print("needs the prometheus binary (apt-get install prometheus)", file=sys.stderr)
+        return 1
+    base = Path(tempfile.mkdtemp(prefix="meshgen-bench-"))
+    traffic = MeshTraffic()
+    sizes = {"base": baseline, "full": n}
+    for ns, count in sizes.items():
+        for i in range(count):
+            for version in ("v1", "v2"):
+                traffic.set(ns, f"app-{i:04d}", version, rps=5, latency_ms=20)
+    endpoint = MetricsEndpoint(traffic)
+    prometheus = LocalPrometheus([endpoint.address], workdir=base / "prometheus")
+    try:
+        roots = {ns: build(base, ns, count, prometheus.url) for ns, count in sizes.items()}
+        prometheus.wait_for_scrape(30)
+        time.sleep(12)  # a full analysis window of data
+        rows = {}
+        for ns, root in roots.items():
+            report = bot.tick(root, identity=None)
+            steps = sum(1 for o in report.commits if o.decision.action.value == "step")
+            rows[ns] = (sizes[ns], report.queries, report.seconds, report.query_seconds, report.render_seconds,
+                        report.commit_seconds, steps)
+        print(f"one rollout tick, {INTERVAL} window, health policy with p99, real Prometheus {prometheus.url}")
+        print(f"{'apps':>6} {'queries':>8} {'tick s':>8} {'prom s':>8} {'render s':>9} {'commit s':>9} {'commits':>8}")
+        for apps, queries, seconds, prom, rend, commit, steps in rows.values():
+            print(f"{apps:>6} {queries:>8} {seconds:>8.2f} {prom:>8.2f} {rend:>9.2f} {commit:>9.2f} {steps:>8}")
+        b, f = rows["base"], rows["full"]
+        ratios = " ".join(f"{f[i] / max(b[i], 1e-9):>{w}.2f}" for i, w in ((1, 8), (2, 8), (3, 8), (4, 9), (5, 9)))
+        print(f"ratio  {ratios}   (apps x{f[0] / b[0]:.0f})")
+        ok = f[1] == b[1] and f[2] < 10 and f[6] == f[0]
+        print("goal: queries independent of apps, tick < 10 s, every app stepped:", "met" if ok else "NOT met")
+        return 0 if ok else 1
+    finally:
+        prometheus.stop()
+        endpoint.close()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
