@@ -39,7 +39,8 @@ DEADLINE = 240.0  # seconds; the demo normally ends after about one minute
 
 
 def say(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    print(f"\n{bold}== {text}{plain}", flush=True)
 
 
 def git(cwd: Path, *args: str) -> str:

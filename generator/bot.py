@@ -65,6 +65,7 @@ class Outcome:
     decision: Decision
     committed: str | None = None
     failure_limit: int | None = None
+    webhook_url_env: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -260,7 +261,8 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
             continue
         for item in group:
             made = decision.decide(item.rollout, env, item.status, checks.get(item.app), now)
-            outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit))
+            outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit,
+                                    webhook_url_env=item.rollout.webhook_url_env))
     return outcomes
 
 
@@ -300,7 +302,7 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
         commits.append((message, paths))
     if before_commit:
         before_commit()
-    for outcome, sha in zip(changed, ws.commit_all(commits, identity)):
+    for outcome, sha in zip(changed, ws.commit_all(commits, identity), strict=True):
         outcome.committed = sha
 
 
@@ -312,7 +314,8 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
 
     Args:
         root: the top of the repository's git working tree.
-        envs, apps: only these environments and apps (default: all).
+        envs: only these environments (default: all).
+        apps: only these apps (default: all).
         dry_run: decide and report, write and commit nothing (no Prometheus query is skipped).
         push: sync with the tracked remote branch first and push the commits.
         prometheus: a Prometheus URL for every environment (tests and demos; default:
@@ -372,14 +375,9 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
     report.seconds = time.perf_counter() - started
     if not dry_run:
         for outcome in report.commits:
-            notify.notify(_webhook_env(repo, outcome), outcome.app, outcome.env, outcome.decision.action,
+            notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
                           outcome.decision.reason)
     return report
-
-
-def _webhook_env(repo: Repo, outcome: Outcome) -> str | None:
-    block = (repo.effective_app(outcome.app, outcome.env).data.get("spec") or {}).get("rollout") or {}
-    return ((block.get("notify") or {}).get("slack") or {}).get("webhookUrlEnv")
 
 
 # --- steering by hand ---------------------------------------------------------------------
@@ -416,7 +414,9 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
         if not items:
             raise UsageError(f"app {app!r} has no rollout block in {', '.join(envs or repo.environments)}")
         now = clock()
-        report.outcomes = [Outcome(i.env, i.app, i.status, STEER[command](i.rollout, i.status, now)) for i in items]
+        report.outcomes = [Outcome(i.env, i.app, i.status, STEER[command](i.rollout, i.status, now),
+                                   failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env)
+                           for i in items]
         _write_and_commit(ws, repo, report.outcomes, None)
         made = [o.committed for o in report.outcomes if o.committed]
         if not made:
@@ -428,7 +428,7 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
     else:
         raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
     for outcome in report.commits:
-        notify.notify(_webhook_env(repo, outcome), outcome.app, outcome.env, outcome.decision.action,
+        notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
                       outcome.decision.reason)
     return report
 

@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from generator import bot, decision
-from generator.cli import Context, out_console, pass_ctx, run, verbose_option
+from generator.cli import Context, fail, out_console, pass_ctx, run, verbose_option
 from generator.errors import GitError, MeshgenError, PrometheusError, UsageError
 
 _env = click.option("--env", "envs", multiple=True, metavar="E", help="Only this environment (repeatable).")
@@ -78,8 +78,7 @@ def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str,
     try:
         seconds = decision.parse_duration(every)
     except ValueError as e:
-        run(_raise, UsageError(f"--every: {e}"))
-        return
+        fail(UsageError(f"--every: {e}"))
     stop = threading.Event()
 
     def interrupt(signum: int, frame: Any) -> None:
@@ -97,15 +96,11 @@ def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str,
             except (PrometheusError, GitError) as e:
                 click.echo(f"error: {e}", err=True)
             except MeshgenError as e:
-                run(_raise, e)
+                fail(e)
             stop.wait(seconds)
     finally:
         signal.signal(signal.SIGINT, previous)
     click.echo("stopped", err=True)
-
-
-def _raise(error: Exception) -> None:
-    raise error
 
 
 @rollout.command()

@@ -55,8 +55,10 @@ def notify(webhook_url_env: str | None, app: str, env: str, action: Action, reas
 
     Args:
         webhook_url_env: the name of the environment variable with the webhook URL, or None.
-        app, env: which rollout.
-        action, reason: what happened and why (the decision's reason).
+        app: the app whose rollout it is.
+        env: the environment.
+        action: what happened.
+        reason: why (the decision's reason).
         environ: where to look the variable up (default: the process environment).
 
     Returns:

@@ -29,7 +29,7 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 import git
 from git.remote import PushInfo
 
-from generator.errors import GitError
+from generator.errors import GitError, UsageError
 
 NAME_ENV = "MESHGEN_BOT_NAME"
 EMAIL_ENV = "MESHGEN_BOT_EMAIL"
@@ -121,13 +121,14 @@ class Workspace:
             The paths restored or removed.
 
         Raises:
-            GitError: human-owned files have uncommitted changes: the bot decides on
+            UsageError: human-owned files have uncommitted changes: the bot decides on
                 committed specs only.
+            GitError: git failed.
         """
         dirty = self.dirty()
         foreign = [p for p in dirty if not self._owned(p)]
         if foreign:
-            raise GitError(f"uncommitted changes outside {', '.join(self.owned)} in {self.root}: "
+            raise UsageError(f"uncommitted changes outside {', '.join(self.owned)} in {self.root}: "
                            f"{', '.join(sorted(foreign)[:5])}{' ...' if len(foreign) > 5 else ''}; "
                            "the rollout bot works on committed specs only: commit or stash them")
         if not dirty:

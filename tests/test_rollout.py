@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -49,10 +48,12 @@ spec:
   prometheus: {{url: {url}}}
 """
 STEPS = [20, 50, 100]
+INTERVAL = 3  # seconds: the analysis window holds at least two 1 s scrapes even when scrapes run late
+WAIT = INTERVAL + 0.2
 
 
 def rollout_block(**extra):
-    block = {"stable": "v1", "canary": "v2", "route": "default", "steps": STEPS, "interval": "2s",
+    block = {"stable": "v1", "canary": "v2", "route": "default", "steps": STEPS, "interval": f"{INTERVAL}s",
              "analysis": {"minRequests": 20, "failureLimit": 2}}
     block.update(extra)
     return json.dumps(block)
@@ -143,7 +144,7 @@ def test_failing_canary_rolls_back_after_failure_limit(config, mesh_traffic):
     assert remote_route(remote, "e2e-failing") == [("v1", 100)]
     # rolled back: later ticks change nothing
     before = git(remote, "rev-parse", "main")
-    time.sleep(2.1)
+    time.sleep(WAIT)
     assert bot.tick(work, push=True).commits == []
     assert git(remote, "rev-parse", "main") == before
 
@@ -152,7 +153,7 @@ def test_no_data_holds_and_commits_nothing(config, mesh_traffic):
     remote, work = config("e2e-nodata")  # no traffic at all for this service
     first = bot.tick(work, push=True)
     assert [o.decision.action.value for o in first.commits] == ["start"]
-    time.sleep(2.2)
+    time.sleep(WAIT)
     report = bot.tick(work, push=True)
     assert [o.decision.action.value for o in report.outcomes] == ["hold"]
     assert "no requests to v2" in report.outcomes[0].decision.reason
@@ -165,13 +166,14 @@ def test_too_few_requests_hold(config, mesh_traffic):
     mesh_traffic.set("e2e-few", "ratings", "v2", rps=1)
     remote, work = config("e2e-few")
     bot.tick(work, push=True)
-    time.sleep(2.2)
-    report = bot.tick(work, push=True)
-    assert report.outcomes[0].decision.action.value == "hold"
-    assert "fewer than minRequests 20" in report.outcomes[0].decision.reason
+    time.sleep(WAIT)
+    reports = tick_until(work, lambda r: "fewer than" in r.outcomes[0].decision.reason, timeout=10)
+    assert {o.decision.action.value for r in reports for o in r.outcomes} == {"hold"}
+    assert "requests to v2 in the last 3s, fewer than minRequests 20" in reports[-1].outcomes[0].decision.reason
+    assert len(bot_log(remote)) == 1
 
 
-def _start_and_wait(work: Path, seconds: float = 2.2) -> None:
+def _start_and_wait(work: Path, seconds: float = WAIT) -> None:
     assert [o.decision.action.value for o in bot.tick(work, push=True).commits] == ["start"]
     time.sleep(seconds)
 
@@ -183,10 +185,15 @@ def test_two_bots_ticking_at_the_same_moment_never_double_step(config, mesh_traf
     _start_and_wait(work)
     git(other, "pull", "-q")
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    procs = [subprocess.Popen([sys.executable, "-m", "generator", "rollout", "step", "--push"], cwd=c, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in (work, other)]
-    outputs = [p.communicate(timeout=60) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+
+    def both_tick() -> bool:
+        procs = [subprocess.Popen([sys.executable, "-m", "generator", "rollout", "step", "--push"], cwd=c, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in (work, other)]
+        outputs = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        return len(bot_log(remote)) > 1  # until a check was conclusive
+
+    wait_until(both_tick, 30, interval=0, what="a step")
     assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
                                "rollout ratings (dev): step canary v2, 20 % -> 50 %"]
 
@@ -204,14 +211,19 @@ def test_a_push_rejected_mid_tick_is_decided_again(config, mesh_traffic, tmp_pat
 if [ ! -e "{tmp_path}/hook-ran" ]; then
   touch "{tmp_path}/hook-ran"
   unset GIT_DIR GIT_WORK_TREE GIT_INDEX_FILE
-  cd "{other}" && PYTHONPATH="{ROOT}" "{sys.executable}" -m generator rollout step --push >"{tmp_path}/other.log" 2>&1
+  cd "{other}"
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    PYTHONPATH="{ROOT}" "{sys.executable}" -m generator rollout step --push >>"{tmp_path}/other.log" 2>&1
+    git log -1 --format=%s | grep -q "20 % -> 50 %" && break
+    sleep 0.5
+  done
 fi
 exit 0
 """)
     hook.chmod(0o755)
-    report = bot.tick(work, push=True)
-    assert (tmp_path / "hook-ran").exists(), "the pre-push hook did not run"
-    assert report.attempts == 2 and report.commits == []
+    reports = tick_until(work, lambda r: (tmp_path / "hook-ran").exists())
+    assert "step canary v2, 20 % -> 50 %" in git(other, "log", "-1", "--format=%s"), (tmp_path / "other.log").read_text()
+    assert reports[-1].attempts == 2 and reports[-1].commits == []
     assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
                                "rollout ratings (dev): step canary v2, 20 % -> 50 %"]
     assert git(work, "rev-parse", "HEAD") == git(remote, "rev-parse", "main")
@@ -240,8 +252,8 @@ fi
 exit 0
 """)
     hook.chmod(0o755)
-    time.sleep(2.2)
-    report = bot.tick(work, push=True)
+    time.sleep(WAIT)
+    report = tick_until(work, lambda r: bool(r.commits))[-1]
     assert report.attempts == 2 and [o.decision.action.value for o in report.commits] == ["step"]
     subjects = git(remote, "log", "--format=%s", "main").splitlines()
     assert subjects[:4] == ["rollout ratings (dev): step canary v2, 20 % -> 50 %", "dev: owner note",
@@ -258,8 +270,14 @@ def test_a_tick_killed_between_writing_and_committing_is_completed_by_the_next(c
     def die() -> None:
         raise KeyboardInterrupt("killed between writing and committing")
 
-    with pytest.raises(KeyboardInterrupt):
-        bot.tick(work, push=True, before_commit=die)
+    def killed() -> bool:
+        try:
+            bot.tick(work, push=True, before_commit=die)
+        except KeyboardInterrupt:
+            return True
+        return False  # the check was inconclusive: nothing to write yet
+
+    wait_until(killed, 20, what="a tick that writes")
     assert "status/dev/ratings.yaml" in git(work, "status", "--porcelain")
     assert len(bot_log(remote)) == 1
     tick_until(work, lambda r: bool(r.commits), timeout=15)
@@ -273,7 +291,7 @@ def test_prometheus_down_exits_3_and_commits_nothing(config, mesh_traffic):
     remote, work = config("e2e-down", url=f"http://127.0.0.1:{free_port()}")
     run_meshgen("rollout", "step", "--push", cwd=work, check=True)  # the start needs no Prometheus
     before = git(remote, "rev-parse", "main")
-    time.sleep(2.2)
+    time.sleep(WAIT)
     proc = run_meshgen("rollout", "step", "--push", cwd=work)
     assert proc.returncode == 3, proc.stderr
     assert "error: environment dev: Prometheus at http://127.0.0.1:" in proc.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from generator import vcs
-from generator.errors import GitError
+from generator.errors import GitError, UsageError
 from tests.promfixtures import clone, git
 
 BOT = vcs.Identity("meshgen-bot", "bot@example.com")
@@ -134,7 +134,7 @@ def test_restore_puts_bot_paths_back_and_refuses_human_changes(repos):
     assert (first / "status/dev/a.yaml").read_text() == "committed\n"
     assert not (first / "rendered/dev/new.yaml").exists()
     write(first, "apps/a.yaml", "edited\n")
-    with pytest.raises(GitError, match="uncommitted changes outside status/, rendered/.*apps/a.yaml"):
+    with pytest.raises(UsageError, match="uncommitted changes outside status/, rendered/.*apps/a.yaml"):
         ws.restore()
 
 
