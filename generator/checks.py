@@ -1,0 +1,251 @@
+"""Checks that Istio does not make (or makes only at admission, long after review).
+
+Istio accepts much wrong config silently: weights that do not sum to 100 are normalised, a
+subset that does not exist black-holes traffic, a fault without ``percentage`` faults nothing,
+a route after a catch-all is dead. Each check here turns one of those into an error with the
+place of the offending value and what to do about it. All checks are pure functions of one
+merged App spec (:class:`generator.config.EffectiveApp`) and return a list of
+:class:`~generator.errors.SpecError`; nothing is raised.
+
+Sources: istio/api ``networking/v1/virtual_service.proto`` and ``destination_rule.proto``
+(field meanings), the CEL rules in Istio's CRDs (``duration(self) >= duration('1ms')``), and
+istiod's ``pkg/config/validation`` (durations must be whole milliseconds; retries).
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Any, Iterator
+
+from generator import resources, schema
+from generator.config import EffectiveApp
+from generator.errors import Place, SpecError
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 1_000, "\u00b5s": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+            "m": 60_000_000_000, "h": 3_600_000_000_000}
+BUILTIN_METRICS = ("request-success-rate", "request-duration-p99")
+
+
+def parse_duration(text: str) -> int | None:
+    """Nanoseconds of a Go/Istio duration string (``"1m30s"``, ``"500ms"``), or ``None`` if malformed.
+
+    Istio's CRDs validate durations with CEL ``duration()``, which follows Go's
+    ``time.ParseDuration`` (units ns, us, ms, s, m, h).
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    pos, total = 0, Fraction(0)
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            return None
+        total += Fraction(m.group(1)) * _UNIT_NS[m.group(2)]
+        pos = m.end()
+    if pos != len(text):
+        return None
+    return int(total) if total.denominator == 1 else None
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds of a duration already checked by :func:`check_duration`."""
+    ns = parse_duration(text)
+    if ns is None:
+        raise ValueError(f"not a duration: {text!r}")
+    return ns / 1e9
+
+
+def check_duration(value: Any, place: Place, what: str) -> list[SpecError]:
+    """A duration must parse, be at least 1ms and be whole milliseconds (istiod ValidateDuration)."""
+    ns = parse_duration(value) if isinstance(value, str) else None
+    if ns is None:
+        return [SpecError(f"{what}: {value!r} is not a duration", place=place,
+                          hint="write e.g. 500ms, 2s or 1m30s")]
+    if ns < 1_000_000:
+        return [SpecError(f"{what}: {value!r} is shorter than 1ms, which Istio rejects", place=place)]
+    if ns % 1_000_000:
+        return [SpecError(f"{what}: {value!r} is not a whole number of milliseconds, which istiod rejects",
+                          place=place, hint="round it to milliseconds")]
+    return []
+
+
+def weights(to: Any) -> dict[str, int]:
+    """A route's ``to`` as ``{version: weight}``; the shorthand ``to: v1`` means ``{v1: 100}``."""
+    if isinstance(to, str):
+        return {to: 100}
+    return dict(to)
+
+
+def check_app(app: EffectiveApp) -> list[SpecError]:
+    """Every check of one merged App spec: schema first, then semantics if the shape is right."""
+    errors = schema.validate(app.data, "app.schema.json", app.place, app.key_place)
+    if errors:
+        return errors
+    spec = app.spec
+    versions = spec["versions"]
+    errors.extend(_check_routes(app, spec["routes"], versions))
+    errors.extend(_istio_durations(app, spec.get("trafficPolicy"), ("spec", "trafficPolicy"), "istio.TrafficPolicy"))
+    for name, version in versions.items():
+        errors.extend(_istio_durations(app, version.get("trafficPolicy"),
+                                       ("spec", "versions", name, "trafficPolicy"), "istio.TrafficPolicy"))
+    if "rollout" in spec:
+        errors.extend(_check_rollout(app, spec["rollout"], versions, spec["routes"]))
+    return errors
+
+
+def _missing_version(app: EffectiveApp, version: str, versions: dict[str, Any], place: Place, what: str) -> SpecError:
+    known = ", ".join(sorted(versions))
+    return SpecError(f"{what} refers to version {version!r}, which is not in spec.versions ({known})",
+                     place=place, hint="add it under spec.versions or use one of the listed versions")
+
+
+def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dict[str, Any]) -> Iterator[SpecError]:
+    seen: dict[str, int] = {}
+    catch_all: int | None = None
+    for i, route in enumerate(routes):
+        at = ("spec", "routes", i)
+        name = route["name"]
+        if name in seen:
+            yield SpecError(f"route name {name!r} is used twice (first at route {seen[name] + 1})",
+                            place=app.place(*at, "name"), hint="give every route its own name")
+        seen.setdefault(name, i)
+        if catch_all is not None:
+            yield SpecError(f"route {name!r} comes after route {routes[catch_all]['name']!r}, which has no "
+                            "`when` and so matches every request: it can never be reached",
+                            place=app.place(*at, "name"),
+                            hint="move the route without `when` to the end, or give it a `when`")
+        if "when" not in route and catch_all is None:
+            catch_all = i
+        to = route["to"]
+        split = weights(to)
+        for version, weight in split.items():
+            if version not in versions:
+                where = app.place(*at, "to") if isinstance(to, str) else app.key_place(*at, "to", version)
+                yield _missing_version(app, version, versions, where, f"route {name!r}")
+        total = sum(split.values())
+        if total != 100:
+            yield SpecError(f"weights of route {name!r} sum to {total}, not 100 (Istio would normalise them silently)",
+                            place=app.place(*at, "to"), hint="make the integer weights add up to exactly 100")
+        if "timeout" in route:
+            yield from check_duration(route["timeout"], app.place(*at, "timeout"), f"route {name!r} timeout")
+        if "retries" in route:
+            yield from _check_retries(app, route["retries"], at, name)
+        if "fault" in route:
+            yield from _check_fault(app, route["fault"], at, name)
+        if "mirror" in route and route["mirror"]["version"] not in versions:
+            yield _missing_version(app, route["mirror"]["version"], versions,
+                                   app.place(*at, "mirror", "version"), f"route {name!r} mirror")
+
+
+def _check_retries(app: EffectiveApp, retries: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
+    if retries.get("attempts") == 0 and len(retries) > 1:
+        others = ", ".join(k for k in retries if k != "attempts")
+        yield SpecError(f"route {name!r}: retries.attempts is 0, which disables retries, but {others} "
+                        "is also set and would be ignored", place=app.place(*at, "retries", "attempts"),
+                        hint="remove the other retry fields, or set attempts to 1 or more")
+    yield from _istio_durations(app, retries, (*at, "retries"), "istio.HTTPRetry")
+
+
+def _check_fault(app: EffectiveApp, fault: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
+    for kind in ("delay", "abort"):
+        if kind not in fault:
+            continue
+        block = fault[kind]
+        if "percentage" not in block:
+            yield SpecError(f"route {name!r}: fault.{kind} has no percentage, so Istio injects it into no request",
+                            place=app.key_place(*at, "fault", kind),
+                            hint="add `percentage: {value: 100}` to fault every request, or a smaller value")
+        elif not 0 <= float(block["percentage"].get("value", 0)) <= 100:
+            yield SpecError(f"route {name!r}: fault.{kind}.percentage.value must be between 0 and 100",
+                            place=app.place(*at, "fault", kind, "percentage", "value"))
+    if "delay" in fault and "fixedDelay" not in fault["delay"]:
+        yield SpecError(f"route {name!r}: fault.delay needs fixedDelay", place=app.key_place(*at, "fault", "delay"))
+    if "abort" in fault and not {"httpStatus", "grpcStatus", "http2Error"} & set(fault["abort"]):
+        yield SpecError(f"route {name!r}: fault.abort needs httpStatus", place=app.key_place(*at, "fault", "abort"))
+    yield from _istio_durations(app, fault, (*at, "fault"), "istio.HTTPFaultInjection")
+
+
+def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[str, Any],
+                   routes: list[dict[str, Any]]) -> Iterator[SpecError]:
+    at = ("spec", "rollout")
+    for key in ("stable", "canary"):
+        if rollout[key] not in versions:
+            yield _missing_version(app, rollout[key], versions, app.place(*at, key), f"rollout.{key}")
+    if rollout["stable"] == rollout["canary"]:
+        yield SpecError("rollout.stable and rollout.canary are the same version", place=app.place(*at, "canary"),
+                        hint="when the rollout is done, remove the rollout block or name the next canary")
+    names = [r["name"] for r in routes]
+    if rollout["route"] not in names:
+        yield SpecError(f"rollout.route {rollout['route']!r} is not a route of this app ({', '.join(names)})",
+                        place=app.place(*at, "route"))
+    steps = rollout.get("steps", [])
+    if any(b <= a for a, b in zip(steps, steps[1:])) or (steps and steps[-1] != 100):
+        yield SpecError(f"rollout.steps {steps} must increase strictly and end at 100", place=app.place(*at, "steps"))
+    if "interval" in rollout:
+        yield from check_duration(rollout["interval"], app.place(*at, "interval"), "rollout.interval")
+    analysis = rollout.get("analysis") or {}
+    policy = rollout.get("policy", "health")
+    metrics = analysis.get("metrics") or []
+    if policy == "metric" and not metrics:
+        yield SpecError("policy `metric` needs at least one entry in rollout.analysis.metrics",
+                        place=app.place(*at, "policy"))
+    for i, metric in enumerate(metrics):
+        if metric["name"] not in BUILTIN_METRICS and "query" not in metric:
+            yield SpecError(f"metric {metric['name']!r} is not built in and has no query",
+                            place=app.place(*at, "analysis", "metrics", i, "name"),
+                            hint=f"built-in metrics: {', '.join(BUILTIN_METRICS)}; otherwise add a PromQL `query`")
+        if "min" not in metric and "max" not in metric and policy != "compare":
+            yield SpecError(f"metric {metric['name']!r} has neither min nor max",
+                            place=app.place(*at, "analysis", "metrics", i), hint="add a threshold")
+
+
+def _istio_durations(app: EffectiveApp, value: Any, at: tuple, definition: str) -> Iterator[SpecError]:
+    """Check every field that Istio's CRD validates with CEL ``duration(self)`` under ``value``."""
+    if value is None:
+        return
+    node = resources.schema("app.schema.json")["$defs"][definition]
+    yield from _walk_durations(app, value, node, at)
+
+
+def _walk_durations(app: EffectiveApp, value: Any, node: dict[str, Any], at: tuple) -> Iterator[SpecError]:
+    rules = node.get("x-kubernetes-validations") or []
+    if isinstance(value, str) and any("duration(self)" in r.get("rule", "") for r in rules):
+        yield from check_duration(value, app.place(*at), ".".join(str(a) for a in at[2:]))
+    elif isinstance(value, dict):
+        props = node.get("properties") or {}
+        for key, sub in value.items():
+            if key in props:
+                yield from _walk_durations(app, sub, props[key], (*at, key))
+            elif isinstance(node.get("additionalProperties"), dict):
+                yield from _walk_durations(app, sub, node["additionalProperties"], (*at, key))
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for i, item in enumerate(value):
+            yield from _walk_durations(app, item, node["items"], (*at, i))
+
+
+def check_hosts(apps: list[EffectiveApp], service_host: dict[str, str]) -> list[SpecError]:
+    """Two apps of one environment claiming one host (Istio merges their VirtualServices unpredictably).
+
+    Args:
+        apps: the merged App specs of one environment.
+        service_host: ``{app name: FQDN of its service}``.
+
+    Returns:
+        One error per conflicting claim, naming both files.
+    """
+    owner: dict[str, tuple[EffectiveApp, Place]] = {}
+    errors: list[SpecError] = []
+    for app in apps:
+        claims = [(service_host[app.name], app.place("spec", "service", "host"))]
+        for i, host in enumerate((app.spec.get("expose") or {}).get("hosts", [])):
+            claims.append((host, app.place("spec", "expose", "hosts", i)))
+        for host, place in claims:
+            if host in owner and owner[host][0].name != app.name:
+                other, other_place = owner[host]
+                errors.append(SpecError(
+                    f"host {host!r} is claimed by app {app.name!r} and by app {other.name!r} ({other_place}) "
+                    f"in environment {app.env!r}", place=place,
+                    hint="each host may belong to one app per environment"))
+            else:
+                owner.setdefault(host, (app, place))
+    return errors

@@ -1,0 +1,245 @@
+"""The config repository: settings, App and Environment specs, and the merge between them.
+
+Layout (DESIGN §1): ``meshgen.yaml`` (optional), ``apps/<app>.yaml``, ``environments/<env>.yaml``,
+``templates/``, ``rendered/<env>/``, ``status/<env>/<app>.yaml``; the directories can be moved
+by ``meshgen.yaml`` ``paths``.
+
+An environment's ``spec.apps.<app>`` override is deep-merged into the App spec before anything
+else looks at it: mappings merge key by key, lists whose items are mappings with a ``name``
+(routes) merge item by item by name (new names are appended), a ``null`` deletes the key,
+anything else replaces. The merged spec keeps, for every value, the place it came from, so an
+error in an overridden value points into the environment file.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from generator import schema
+from generator.errors import Place, SpecError, SpecErrors
+from generator.loader import Document, KeyPath, load_document
+
+SETTINGS_FILE = "meshgen.yaml"
+DEFAULT_PATHS = {"apps": "apps", "environments": "environments", "templates": "templates",
+                 "rendered": "rendered", "status": "status"}
+
+
+@dataclass
+class Settings:
+    """``meshgen.yaml``: directory names (repository-relative) and the raw mapping for other sections."""
+
+    paths: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PATHS))
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class EffectiveApp:
+    """An App spec as one environment sees it: overrides merged, each value's place known.
+
+    Attributes:
+        name: the app name (file stem).
+        env: the environment name.
+        data: the merged App document (plain values; never shared with the loaded documents).
+        sources: repository-relative paths of the files the spec came from.
+    """
+
+    def __init__(self, name: str, env: str, data: dict[str, Any],
+                 table: dict[KeyPath, tuple[Document, KeyPath]], sources: list[str]) -> None:
+        self.name = name
+        self.env = env
+        self.data = data
+        self._table = table
+        self.sources = sources
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return self.data["spec"]
+
+    @property
+    def namespace(self) -> str:
+        return self.data["metadata"]["namespace"]
+
+    def _source(self, keys: KeyPath) -> tuple[Document, KeyPath]:
+        for n in range(len(keys), -1, -1):
+            hit = self._table.get(keys[:n])
+            if hit is not None:
+                doc, at = hit
+                return doc, (*at, *keys[n:])
+        raise KeyError(keys)  # the table always holds ()
+
+    def place(self, *keys: Any) -> Place:
+        """Place of the merged value at ``keys`` in the file it came from."""
+        doc, at = self._source(tuple(keys))
+        return doc.place(*at)
+
+    def key_place(self, *keys: Any) -> Place:
+        """Place of the mapping key at ``keys`` in the file it came from."""
+        doc, at = self._source(tuple(keys))
+        return doc.key_place(*at)
+
+    def text_place(self, *keys: Any) -> Place:
+        """Place of the first character of the string at ``keys`` (inside its quotes)."""
+        doc, at = self._source(tuple(keys))
+        return doc.text_place(*at)
+
+
+class Repo:
+    """A loaded config repository.
+
+    Attributes:
+        root: repository root directory.
+        settings: :class:`Settings` from ``meshgen.yaml`` (defaults when absent).
+        apps: ``{name: Document}`` of ``apps/*.yaml``, sorted by name.
+        environments: ``{name: Document}`` of ``environments/*.yaml``, sorted by name.
+    """
+
+    def __init__(self, root: Path, settings: Settings, apps: dict[str, Document],
+                 environments: dict[str, Document]) -> None:
+        self.root = root
+        self.settings = settings
+        self.apps = apps
+        self.environments = environments
+
+    def dir(self, name: str) -> Path:
+        """Absolute path of a configured directory (``apps``, ``rendered``, ...)."""
+        return self.root / self.settings.paths[name]
+
+    def rel(self, name: str) -> str:
+        """Repository-relative POSIX path of a configured directory."""
+        return Path(self.settings.paths[name]).as_posix()
+
+    def override(self, app: str, env: str) -> Any:
+        return (((self.environments[env].data.get("spec") or {}).get("apps") or {}).get(app))
+
+    def effective_app(self, app: str, env: str) -> EffectiveApp:
+        """The App spec ``app`` with environment ``env``'s overrides merged in."""
+        base = self.apps[app]
+        table: dict[KeyPath, tuple[Document, KeyPath]] = {(): (base, ())}
+        data = copy.deepcopy(base.data)
+        sources = [base.path]
+        over = self.override(app, env)
+        if isinstance(over, dict) and over:
+            env_doc = self.environments[env]
+            data = _merge(data, over, (), ("spec", "apps", app), env_doc, table)
+            sources.append(env_doc.path)
+        return EffectiveApp(app, env, data, table, sources)
+
+
+def _is_named_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
+
+
+def _merge(base: Any, over: Any, at: KeyPath, over_at: KeyPath, over_doc: Document,
+           table: dict[KeyPath, tuple[Document, KeyPath]]) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            if value is None:
+                out.pop(key, None)
+                table[(*at, key)] = (over_doc, (*over_at, key))
+            elif key in out:
+                out[key] = _merge(out[key], value, (*at, key), (*over_at, key), over_doc, table)
+            else:
+                out[key] = copy.deepcopy(value)
+                table[(*at, key)] = (over_doc, (*over_at, key))
+        return out
+    if _is_named_list(base) and _is_named_list(over) and over:
+        out_list = list(base)
+        index = {item["name"]: i for i, item in enumerate(out_list)}
+        for j, item in enumerate(over):
+            i = index.get(item["name"])
+            if i is None:
+                out_list.append(copy.deepcopy(item))
+                table[(*at, len(out_list) - 1)] = (over_doc, (*over_at, j))
+            else:
+                out_list[i] = _merge(out_list[i], item, (*at, i), (*over_at, j), over_doc, table)
+        return out_list
+    table[at] = (over_doc, over_at)
+    return copy.deepcopy(over)
+
+
+def _load_dir(root: Path, rel: str, errors: list[SpecError]) -> dict[str, Document]:
+    docs: dict[str, Document] = {}
+    directory = root / rel
+    if not directory.is_dir():
+        return docs
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    for path in files:
+        shown = (Path(rel) / path.name).as_posix()
+        try:
+            doc = load_document(path, shown)
+        except SpecError as e:
+            errors.append(e)
+            continue
+        if path.stem in docs:
+            errors.append(SpecError(f"two files define {path.stem!r}", place=Place(shown, 1, 1),
+                                    hint="keep one of .yaml and .yml"))
+            continue
+        docs[path.stem] = doc
+    return docs
+
+
+def _check_name(doc: Document, stem: str, errors: list[SpecError]) -> None:
+    name = (doc.data.get("metadata") or {}).get("name") if isinstance(doc.data.get("metadata"), dict) else None
+    if isinstance(name, str) and name != stem:
+        errors.append(SpecError(f"metadata.name {name!r} does not match the file name {stem!r}",
+                                place=doc.place("metadata", "name"),
+                                hint=f"rename the file to {name}.yaml or set metadata.name: {stem}"))
+
+
+def load_settings(root: Path) -> Settings:
+    """Read ``meshgen.yaml`` (optional). Raises :class:`SpecErrors` when it is invalid."""
+    path = root / SETTINGS_FILE
+    if not path.is_file():
+        return Settings()
+    doc = load_document(path, SETTINGS_FILE)
+    SpecErrors.collect(schema.validate(doc.data, "settings.schema.json", doc.place, doc.key_place))
+    paths = dict(DEFAULT_PATHS)
+    paths.update(doc.data.get("paths") or {})
+    return Settings(paths=paths, raw=doc.data)
+
+
+def load_repo(root: Path) -> Repo:
+    """Load and schema-check every spec of the repository at ``root``.
+
+    Checks that need the merged App spec of an environment (schema validation of the merged
+    spec, semantic checks) happen in :mod:`generator.checks`; here each file is checked on its
+    own: YAML well-formedness, the Environment schema, ``kind``/``apiVersion`` of Apps, and
+    that ``metadata.name`` equals the file stem.
+
+    Raises:
+        SpecErrors: every problem found, with its place.
+    """
+    root = Path(root)
+    errors: list[SpecError] = []
+    try:
+        settings = load_settings(root)
+    except SpecError as e:
+        raise SpecErrors([e]) from e
+    apps = _load_dir(root, settings.paths["apps"], errors)
+    environments = _load_dir(root, settings.paths["environments"], errors)
+    for stem, doc in environments.items():
+        errors.extend(schema.validate(doc.data, "environment.schema.json", doc.place, doc.key_place))
+        _check_name(doc, stem, errors)
+        for app in ((doc.data.get("spec") or {}).get("apps") or {}) if isinstance(doc.data.get("spec"), dict) else {}:
+            if app not in apps:
+                close = difflib.get_close_matches(str(app), sorted(apps), n=1)
+                errors.append(SpecError(f"override for unknown app {app!r}",
+                                        place=doc.key_place("spec", "apps", app),
+                                        hint=f"did you mean {close[0]!r}?" if close else
+                                        f"add {settings.paths['apps']}/{app}.yaml or remove the override"))
+    for stem, doc in apps.items():
+        for key, expected in (("apiVersion", "meshgen.io/v1alpha1"), ("kind", "App")):
+            if doc.data.get(key) != expected:
+                errors.append(SpecError(f"{key} must be {expected!r}, found {doc.data.get(key)!r}",
+                                        place=doc.place(key)))
+        _check_name(doc, stem, errors)
+    if not environments and not errors:
+        errors.append(SpecError("no environments defined",
+                                place=Place(settings.paths["environments"] + "/"),
+                                hint="add environments/<env>.yaml, or run `meshgen init DIR` for an example"))
+    SpecErrors.collect(errors)
+    return Repo(root, settings, apps, environments)

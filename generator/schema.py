@@ -1,0 +1,96 @@
+"""JSON Schema validation of specs, with places and "did you mean" hints.
+
+The schemas in ``schemas/`` are the single source of truth for which fields exist (JSON Schema
+2020-12, usable by editors through a ``# yaml-language-server: $schema=`` line). Every object
+is closed (``additionalProperties: false``), so an unknown or misspelt field is an error
+pointing at the key, with the closest known field as a hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from typing import Any, Callable, Iterator
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from generator import resources
+from generator.errors import Place, SpecError
+
+PlaceOf = Callable[..., Place]
+
+
+@functools.cache
+def validator(name: str) -> jsonschema.protocols.Validator:
+    """A cached validator for the built-in schema file ``name``."""
+    schema = resources.schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+def validate(data: Any, name: str, place: PlaceOf, key_place: PlaceOf | None = None) -> list[SpecError]:
+    """Validate ``data`` against the built-in schema ``name``.
+
+    Args:
+        data: plain value loaded from YAML.
+        name: schema file name, e.g. ``"app.schema.json"``.
+        place: ``place(*keys) -> Place`` of the value at a key path.
+        key_place: ``key_place(*keys) -> Place`` of a mapping key (for unknown fields);
+            defaults to ``place``.
+
+    Returns:
+        One :class:`SpecError` per problem (empty when valid), in document order.
+    """
+    key_place = key_place or place
+    errors: list[SpecError] = []
+    for error in validator(name).iter_errors(data):
+        errors.extend(_convert(error, place, key_place))
+    return errors
+
+
+def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iterator[SpecError]:
+    path = tuple(error.absolute_path)
+    where = _dotted(path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        for key in error.instance:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else (
+                f"known fields: {', '.join(sorted(known))}" if known else None)
+            yield SpecError(f"unknown field {key!r}{' in ' + where if where else ''}",
+                            place=key_place(*path, key), hint=hint)
+        return
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        deepest = max(error.context, key=lambda e: (len(e.absolute_path), -len(str(e.message))))
+        if deepest.absolute_path and len(deepest.absolute_path) > len(error.absolute_path):
+            yield from _convert(deepest, place, key_place)
+            return
+    if error.validator == "required":
+        yield SpecError(f"{error.message}{' in ' + where if where else ''}", place=place(*path))
+        return
+    if error.validator == "pattern" and isinstance(error.instance, str):
+        yield SpecError(f"{where or 'value'}: {error.instance!r} does not match {error.schema['pattern']!r}",
+                        place=place(*path), hint=_pattern_hint(error.schema["pattern"]))
+        return
+    if error.validator == "const":
+        yield SpecError(f"{where}: expected {error.validator_value!r}, found {error.instance!r}", place=place(*path))
+        return
+    yield SpecError(f"{where or 'document'}: {error.message}", place=place(*path))
+
+
+def _pattern_hint(pattern: str) -> str | None:
+    if pattern.startswith("^[a-z0-9]([-a-z0-9]*[a-z0-9])?"):
+        return "use lower-case letters, digits and '-', starting and ending with a letter or digit (DNS-1123)"
+    if "ms|s|m|h" in pattern:
+        return "write a duration such as 500ms, 2s or 1m"
+    return None
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
