@@ -30,8 +30,9 @@ MG108  warning apps of one namespace are reached with          IST0113 MTLSPolic
                ISTIO_MUTUAL and with plain text or SIMPLE TLS  (namespace-wide PeerAuthentication)
 ====== ======= =============================================== ==================================
 
-The module is pure: :func:`analyze` takes rendered objects (anything with the fields of
-``generator.render.RenderedObject``) and returns findings; it does no IO. Hosts are compared
+The module is pure: :func:`analyze_objects` takes rendered objects (anything with the fields
+of ``generator.render.RenderedObject``) and returns findings; :func:`analyze` feeds it a
+:class:`generator.render.Rendering` and the App specs behind it. Neither does IO. Hosts are compared
 fully qualified, as Istio does: a short name ``ratings`` in namespace ``mesh`` is
 ``ratings.mesh.svc.cluster.local`` (Istio docs: VirtualService ``hosts``, DestinationRule
 ``host``).
@@ -41,9 +42,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from generator.errors import Place, SpecError
+
+if TYPE_CHECKING:
+    from generator import render
 
 MESH = "mesh"
 """The reserved gateway name for the sidecars of the mesh (Istio VirtualService ``gateways``)."""
@@ -141,8 +145,44 @@ def host_matches(pattern: str, host: str) -> bool:
     return pattern.startswith("*.") and host.endswith(pattern[1:])
 
 
-def analyze(objects: Iterable[RenderedObjectLike], *, versions: Versions | None = None,
-            place_of: PlaceOf | None = None) -> list[Finding]:
+def analyze(rendering: "render.Rendering") -> list[Finding]:
+    """Run every analyzer over a rendering (what ``meshgen validate`` calls).
+
+    The App specs' versions feed MG106, and each finding points at the spec value it comes
+    from (the route, the version, the tls mode) in the App file or the environment override
+    that set it.
+
+    Returns:
+        All findings, errors and warnings, sorted by environment and place.
+    """
+    repo = rendering.repo
+    effective: dict[tuple[str, str], Any] = {}
+
+    def app(env: str, name: str) -> Any:
+        if (env, name) not in effective:
+            effective[(env, name)] = repo.effective_app(name, env)
+        return effective[(env, name)]
+
+    pairs = sorted({(o.env, o.app) for o in rendering.objects})
+    versions = {(env, name): {v: (spec or {}).get("labels") or {}
+                              for v, spec in app(env, name).spec.get("versions", {}).items()}
+                for env, name in pairs}
+    def place_of(name: str, env: str, keys: tuple) -> Place:
+        spec_app = app(env, name)
+        if keys[:2] == ("spec", "routes") and len(keys) > 2 and isinstance(keys[2], str):
+            names = [r.get("name") for r in spec_app.spec.get("routes") or []]
+            route = keys[2]
+            index = next((i for i, n in enumerate(names) if n == route), None)
+            if index is None:  # a compiled route named after its spec route plus a suffix
+                index = next((i for i, n in enumerate(names) if n and route.startswith(f"{n}-")), None)
+            keys = ("spec", "routes") if index is None else ("spec", "routes", index, *keys[3:])
+        return spec_app.place(*keys)
+
+    return analyze_objects(rendering.objects, versions=versions, place_of=place_of)
+
+
+def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions | None = None,
+                    place_of: PlaceOf | None = None) -> list[Finding]:
     """Run every analyzer over the rendered objects of one or more environments.
 
     Objects of different environments never see each other. Findings are sorted by place.
@@ -232,10 +272,10 @@ class _Environment:
         for vs in self.vss:
             seen: set[tuple[str, str]] = set()
             for http in _spec(vs).get("http") or []:
-                dests = [r.get("destination") or {} for r in http.get("route") or []]
+                dests = [(r.get("destination") or {}, "to") for r in http.get("route") or []]
                 if http.get("mirror"):
-                    dests.append(http["mirror"])
-                for dest in dests:
+                    dests.append((http["mirror"], "mirror"))
+                for dest, field in dests:
                     subset = dest.get("subset")
                     host = fqdn(dest.get("host", ""), _ns(vs))
                     if subset and subset not in subsets.get(host, set()) and (host, subset) not in seen:
@@ -244,7 +284,7 @@ class _Environment:
                             "MG101", vs,
                             f"VirtualService {_name(vs)} routes to subset '{subset}' of host "
                             f"{dest.get('host')}, but no DestinationRule for that host defines it",
-                            ("spec", "routes"),
+                            ("spec", "routes", http.get("name") or "", field),
                             hint="add the version to the app's versions, or route to an existing one")
 
     def bindings(self) -> dict[tuple[str, str], list[RenderedObjectLike]]:
@@ -338,37 +378,41 @@ class _Environment:
                     "MG106", dr,
                     f"subset '{subset.get('name')}' of DestinationRule {_name(dr)} selects pods "
                     f"labelled {wanted}, which no version of app {dr.app} has",
-                    ("spec", "versions"),
+                    ("spec", "versions", subset.get("name") or ""),
                     hint=f"versions of {dr.app}: {', '.join(sorted(versions)) or 'none'}")
 
     def mtls_host_conflicts(self) -> Iterable[Finding]:
         """MG107: one host reached with and without Istio mutual TLS."""
-        modes: dict[str, list[tuple[str, RenderedObjectLike, str]]] = defaultdict(list)
+        modes: dict[str, list[tuple[str, RenderedObjectLike, str, tuple]]] = defaultdict(list)
         for dr in self.drs:
             spec = _spec(dr)
             host = fqdn(spec.get("host", ""), _ns(dr))
             top = _tls_mode(spec.get("trafficPolicy"))
-            modes[host].append((top or "unset", dr, f"DestinationRule {_name(dr)}"))
+            modes[host].append((top or "unset", dr, f"DestinationRule {_name(dr)}",
+                                ("spec", "trafficPolicy", "tls", "mode")))
             for subset in spec.get("subsets") or []:
                 mode = _tls_mode(subset.get("trafficPolicy"))
                 if mode:
-                    modes[host].append((mode, dr, f"subset '{subset.get('name')}' of {_name(dr)}"))
+                    modes[host].append((mode, dr, f"subset '{subset.get('name')}' of {_name(dr)}",
+                                        ("spec", "versions", subset.get("name") or "", "trafficPolicy",
+                                         "tls", "mode")))
         for host, entries in sorted(modes.items()):
-            set_modes = [(m, o, w) for m, o, w in entries if m != "unset"]
-            mutual = {m in MUTUAL_MODES for m, _, _ in set_modes}
+            set_modes = [(m, o, w, k) for m, o, w, k in entries if m != "unset"]
+            mutual = {m in MUTUAL_MODES for m, _, _, _ in set_modes}
             if len(mutual) < 2:
                 continue
-            said = "; ".join(f"{w}: {m}" for m, _, w in set_modes)
-            reported = set()
-            for _, o, _ in set_modes:
-                if id(o) in reported:
-                    continue
-                reported.add(id(o))
+            said = "; ".join(f"{w}: {m}" for m, _, w, _ in set_modes)
+            by_rule: dict[int, list[tuple[str, RenderedObjectLike, str, tuple]]] = {}
+            for entry in set_modes:
+                by_rule.setdefault(id(entry[1]), []).append(entry)
+            for group in by_rule.values():
+                first = group[0]
+                # a rule that disagrees with itself: point at the setting that differs from its first
+                odd = next((e for e in group if (e[0] in MUTUAL_MODES) != (first[0] in MUTUAL_MODES)), first)
                 yield self.finding(
-                    "MG107", o,
+                    "MG107", first[1],
                     f"host {host} is reached both with ISTIO_MUTUAL and without it ({said}); "
-                    f"a STRICT PeerAuthentication rejects the plain-text share",
-                    ("spec", "trafficPolicy", "tls"),
+                    f"a STRICT PeerAuthentication rejects the plain-text share", odd[3],
                     hint="use one tls mode for every version of a host")
 
     def mtls_namespace_mix(self) -> Iterable[Finding]:
@@ -389,4 +433,4 @@ class _Environment:
                     "MG108", o,
                     f"DestinationRule {_name(o)} uses tls mode {mode} in namespace {ns}, where "
                     f"{names} use ISTIO_MUTUAL; one namespace-wide PeerAuthentication cannot "
-                    f"suit both", ("spec", "trafficPolicy", "tls"))
+                    f"suit both", ("spec", "trafficPolicy", "tls", "mode"))

@@ -27,7 +27,7 @@ from typing import Any, Mapping
 import git
 import yaml
 
-from generator import errors
+from generator import errors, render
 
 KINDS = ("VirtualService", "DestinationRule", "Gateway")
 """Istio kinds whose changes are described in words; other files only count as changed."""
@@ -655,12 +655,12 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
         errors.SpecErrors: the working tree does not render.
         errors.GitError: ``git worktree`` failed.
     """
-    from generator import render
-
     try:
-        repo = git.Repo(root, search_parent_directories=False)
+        repo = git.Repo(root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
         raise errors.UsageError(f"{root} is not a git repository; meshgen diff compares git revisions") from e
+    top = Path(repo.working_tree_dir).resolve()
+    sub = Path(root).resolve().relative_to(top)
     ref = base or default_base(repo)
     try:
         commit = repo.commit(ref)
@@ -675,13 +675,15 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
         except git.GitCommandError as e:
             raise errors.GitError(f"git worktree add failed: {e.stderr.strip()}") from e
         try:
+            base_root = tree / sub
             try:
-                base_files = render.render_repo(tree).files
+                base_files = render.render_repo(base_root).files
             except errors.SpecErrors as e:
-                notes.append(f"the base does not render ({len(e.errors)} spec errors); "
+                n = len(e.errors)
+                notes.append(f"the base does not render ({n} spec error{'s' if n != 1 else ''}); "
                              f"compared with its committed rendered/ files")
-                base_files = {p.relative_to(tree).as_posix(): p.read_bytes()
-                              for p in sorted((tree / "rendered").rglob("*")) if p.is_file()}
+                base_files = {p.relative_to(base_root).as_posix(): p.read_bytes()
+                              for p in sorted((base_root / "rendered").rglob("*")) if p.is_file()}
         finally:
             repo.git.worktree("remove", "--force", str(tree))
     label = f"{base}@{commit.hexsha[:7]}" if base and not commit.hexsha.startswith(base) else commit.hexsha[:7]

@@ -37,8 +37,8 @@ from typing import Any, Mapping
 
 import yaml
 
-OUTPUT_DIR = "rendered/_gitops"
-"""Where the controller manifests are written, repo-relative."""
+GITOPS_DIR = "_gitops"
+"""Where the controller manifests are written, inside the rendered directory."""
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshgen"}
 """The label every meshgen-written object carries (DESIGN §5)."""
@@ -48,44 +48,16 @@ IN_CLUSTER = "https://kubernetes.default.svc"
 
 DEFAULTS: dict[str, Any] = {
     "revision": "main",
-    "path": "rendered",
     "argocd": {"namespace": "argocd", "project": "default", "automated": True},
     "flux": {"namespace": "flux-system", "interval": "1m", "prune": True},
 }
-"""Values of the ``gitops`` settings when ``meshgen.yaml`` leaves them out."""
-
-SETTINGS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Argo CD / Flux manifests written to rendered/_gitops/ (see docs/argocd-flux.md).",
-    "additionalProperties": False,
-    "required": ["repoURL"],
-    "properties": {
-        "repoURL": {"type": "string", "minLength": 1,
-                    "description": "Git URL the controllers read (this repo or a publish target)."},
-        "revision": {"type": "string", "minLength": 1, "default": "main",
-                     "description": "Branch, tag or 40-hex commit the controllers sync."},
-        "path": {"type": "string", "default": "rendered",
-                 "description": "Directory of repoURL holding <env>/ (publish --path)."},
-        "argocd": {"oneOf": [
-            {"type": "boolean"},
-            {"type": "object", "additionalProperties": False, "properties": {
-                "namespace": {"type": "string", "default": "argocd"},
-                "project": {"type": "string", "default": "default"},
-                "automated": {"type": "boolean", "default": True,
-                              "description": "syncPolicy.automated with prune and selfHeal"}}}]},
-        "flux": {"oneOf": [
-            {"type": "boolean"},
-            {"type": "object", "additionalProperties": False, "properties": {
-                "namespace": {"type": "string", "default": "flux-system"},
-                "interval": {"type": "string", "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$",
-                             "default": "1m"},
-                "prune": {"type": "boolean", "default": True}}}]},
-    },
-}
-"""JSON Schema of the ``gitops`` section of ``meshgen.yaml``."""
+"""Values of the ``gitops`` settings when ``meshgen.yaml`` leaves them out (``path``
+defaults to the repository's rendered directory). The JSON Schema of the section is in
+``schemas/settings.schema.json``."""
 
 
-def options(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
+
+def options(settings: Mapping[str, Any] | None, rendered_dir: str = "rendered") -> dict[str, Any] | None:
     """The ``gitops`` settings with defaults filled in; ``None`` when not opted in.
 
     ``argocd``/``flux`` become ``None`` when disabled (``false`` or absent) and a dict of
@@ -95,7 +67,7 @@ def options(settings: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {"repoURL": settings["repoURL"],
                            "revision": settings.get("revision", DEFAULTS["revision"]),
-                           "path": settings.get("path", DEFAULTS["path"])}
+                           "path": settings.get("path", rendered_dir)}
     for tool in ("argocd", "flux"):
         value = settings.get(tool, False)
         out[tool] = None if value is False else {**DEFAULTS[tool], **(value if isinstance(value, dict) else {})}
@@ -128,19 +100,20 @@ def flux_ref(revision: str) -> dict[str, str]:
     return {"branch": revision}
 
 
-def manifests(settings: Mapping[str, Any] | None,
-              environments: Mapping[str, Mapping[str, Any]]) -> dict[str, bytes]:
+def manifests(settings: Mapping[str, Any] | None, environments: Mapping[str, Mapping[str, Any]],
+              rendered_dir: str = "rendered") -> dict[str, bytes]:
     """The controller manifests for every environment.
 
     Args:
         settings: the ``gitops`` section of ``meshgen.yaml`` (validated by the settings
             schema), or ``None``.
         environments: ``{env name: Environment document data}`` (``spec.cluster`` is read).
+        rendered_dir: the repository's rendered directory (``paths.rendered``).
 
     Returns:
-        ``{repo-relative path under rendered/_gitops/: bytes}``; empty when not opted in.
+        ``{repo-relative path under <rendered_dir>/_gitops/: bytes}``; empty when not opted in.
     """
-    opts = options(settings)
+    opts = options(settings, rendered_dir)
     if opts is None or not environments:
         return {}
     envs = sorted(environments)
@@ -161,12 +134,13 @@ def manifests(settings: Mapping[str, Any] | None,
             files[f"flux/{env}/flux-kustomization.yaml"] = _flux_kustomization(opts, flux, name, env)
             files[f"flux/{env}/kustomization.yaml"] = _kustomization(
                 ["gitrepository.yaml", "flux-kustomization.yaml"])
-    return {f"{OUTPUT_DIR}/{path}": _dump(obj, path) for path, obj in sorted(files.items())}
+    return {f"{rendered_dir}/{GITOPS_DIR}/{path}": _dump(obj) for path, obj in sorted(files.items())}
 
 
-def _dump(obj: Any, path: str) -> bytes:
+def _dump(obj: Any) -> bytes:
     head = "# Generated by meshgen from meshgen.yaml (gitops) and environments/; do not edit.\n"
-    return (head + yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=1000)).encode()
+    return (head + yaml.dump(obj, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False,
+                             allow_unicode=True, width=1 << 16)).encode()
 
 
 def _kustomization(resources: list[str]) -> dict[str, Any]:

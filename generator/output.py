@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from generator.gitops import GITOPS_DIR
 from generator.render import HEADER, Rendering
 
 _HEADER = HEADER.encode()
@@ -65,7 +66,7 @@ def _env_dirs(root: Path, rendering: Rendering) -> list[Path]:
         # a full render also cleans environments that no longer exist
         dirs += [d for d in base.iterdir() if d.is_dir() and not d.name.startswith("_")
                  and d.name not in rendering.repo.environments]
-    return dirs
+    return dirs + [base / GITOPS_DIR]  # Argo CD / Flux manifests cover every environment
 
 
 def orphans(root: Path, rendering: Rendering) -> list[str]:

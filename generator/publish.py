@@ -34,10 +34,10 @@ from typing import Mapping
 
 import git
 
-from generator import errors
+from generator import errors, render
 
 RENDERED = "rendered"
-"""The config repository's output directory, whose layout is published."""
+"""The config repository's default output directory (``paths.rendered``), whose layout is published."""
 
 DEFAULT_ATTEMPTS = 5
 """Push attempts before giving up (each after fetching the moved branch)."""
@@ -88,16 +88,18 @@ def web_url(url: str) -> str | None:
     return f"https://{m.group(1)}" if m else None
 
 
-def select(files: Mapping[str, bytes], envs: list[str] | None, path: str = RENDERED
-           ) -> tuple[dict[str, bytes], list[str]]:
+def select(files: Mapping[str, bytes], envs: list[str] | None, path: str | None = None,
+           rendered_dir: str = RENDERED) -> tuple[dict[str, bytes], list[str]]:
     """Map rendered files into the target layout.
 
     Args:
         files: ``{"rendered/<env>/...": bytes}`` as ``Rendering.files`` holds them; paths
-            outside ``rendered/`` are ignored.
-        envs: environments to publish; ``None`` publishes everything under ``rendered/``.
+            outside ``rendered_dir`` are ignored.
+        envs: environments to publish; ``None`` publishes everything under ``rendered_dir``
+            (the Argo CD / Flux manifests of ``_gitops/`` included).
         path: target directory, POSIX, relative to the target repository root (``.`` for
-            the root).
+            the root); default: ``rendered_dir``.
+        rendered_dir: the config repository's rendered directory.
 
     Returns:
         ``({target path: bytes}, [target directories to replace])``.
@@ -105,17 +107,20 @@ def select(files: Mapping[str, bytes], envs: list[str] | None, path: str = RENDE
     Raises:
         errors.UsageError: ``path`` escapes the repository, or an environment has no files.
     """
+    path = rendered_dir if path is None else path
     base = PurePosixPath(path)
     if base.is_absolute() or ".." in base.parts:
         raise errors.UsageError(f"--path {path}: must be a relative path inside the target repository")
     out: dict[str, bytes] = {}
+    source = PurePosixPath(rendered_dir)
     for name, data in files.items():
-        parts = PurePosixPath(name).parts
-        if len(parts) < 3 or parts[0] != RENDERED:
+        rel = PurePosixPath(name)
+        if not rel.is_relative_to(source) or len(rel.relative_to(source).parts) < 2:
             continue
-        if envs is not None and parts[1] not in envs:
+        inside = rel.relative_to(source)
+        if envs is not None and inside.parts[0] not in envs:
             continue
-        out[(base / PurePosixPath(*parts[1:])).as_posix()] = data
+        out[(base / inside).as_posix()] = data
     if envs is None:
         return out, [base.as_posix()]
     for env in envs:
@@ -269,21 +274,20 @@ def source_of(root: Path) -> Source:
     return Source(url, commit, dirty)
 
 
-def publish_repo(root: Path, *, to: str, branch: str, path: str = RENDERED,
+def publish_repo(root: Path, *, to: str, branch: str, path: str | None = None,
                  envs: list[str] | None = None, attempts: int = DEFAULT_ATTEMPTS) -> Published:
     """Render the config repository at ``root`` and publish the result (``meshgen publish``).
 
     This is also what the rollout bot calls after pushing a step, with ``envs=[env]``.
+    ``path`` defaults to the repository's rendered directory (``rendered``).
 
     Raises:
         errors.SpecErrors: the repository does not render.
         errors.UsageError: bad ``path`` or ``envs``, or ``root`` is no git repository.
         errors.GitError: the target could not be reached or kept rejecting the push.
     """
-    from generator import render
-
     source = source_of(root)
     rendering = render.render_repo(root, envs)
-    files, replaced = select(rendering.files, envs, path)
+    files, replaced = select(rendering.files, envs, path, rendering.rendered_dir)
     return publish_files(files, replaced, to=to, branch=branch, message=message(source, replaced),
                          attempts=attempts)

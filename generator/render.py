@@ -23,7 +23,7 @@ import jinja2
 import jinja2.sandbox
 import yaml
 
-from generator import checks, resources, routing, schema, status
+from generator import checks, gitops, resources, routing, schema, status
 from generator.config import EffectiveApp, Repo, load_repo
 from generator.errors import Place, SpecError, SpecErrors, UsageError
 from generator.yamlq import quote
@@ -332,4 +332,7 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         objects.extend(env_objects)
     unique = list({e.format(): e for e in renderer.errors}.values())
     SpecErrors.collect(unique)
+    files.update(gitops.manifests(repo.settings.raw.get("gitops"),
+                                  {e: doc.data for e, doc in repo.environments.items()},
+                                  rendered_dir=repo.rel("rendered")))
     return Rendering(files, objects, names, repo.rel("rendered"), repo)

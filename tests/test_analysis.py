@@ -89,17 +89,17 @@ def consistent() -> list[Obj]:
 
 
 def codes(objects: list[Obj]) -> list[str]:
-    return [f.code for f in analysis.analyze(objects, versions=VERSIONS)]
+    return [f.code for f in analysis.analyze_objects(objects, versions=VERSIONS)]
 
 
 def test_consistent_environment_has_no_finding() -> None:
-    assert analysis.analyze(consistent(), versions=VERSIONS) == []
+    assert analysis.analyze_objects(consistent(), versions=VERSIONS) == []
 
 
 def test_mg101_route_to_subset_without_destination_rule_subset() -> None:
     objects = consistent()
     objects[3].obj["spec"]["http"][0]["route"] = [dest("reviews", "v3")]
-    findings = analysis.analyze(objects, versions=VERSIONS)
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
     assert [f.code for f in findings] == ["MG101"]
     assert "subset 'v3' of host reviews" in findings[0].message
     assert findings[0].format().startswith("apps/reviews.yaml:1:1: error: prod: VirtualService reviews.mesh")
@@ -121,7 +121,7 @@ def test_mg101_passes_when_subset_is_defined_under_another_spelling_of_the_host(
 def test_mg102_two_virtual_services_for_one_host() -> None:
     objects = consistent()
     objects.append(vs("reviews-copy", ["reviews.mesh.svc.cluster.local"], [dest("reviews", "v1")]))
-    findings = analysis.analyze(objects, versions=VERSIONS)
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
     assert [f.code for f in findings] == ["MG102", "MG102"]
     assert "reviews-copy.mesh, reviews.mesh all bind host reviews.mesh.svc.cluster.local on the mesh" \
         in findings[0].message
@@ -137,7 +137,7 @@ def test_mg102_passes_for_one_host_in_two_namespaces() -> None:
 def test_mg103_gateway_host_without_virtual_service() -> None:
     objects = consistent()
     objects[2].obj["spec"]["servers"][0]["hosts"].append("api.example.com")
-    findings = analysis.analyze(objects, versions=VERSIONS)
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
     assert [f.code for f in findings] == ["MG103"]
     assert "serves host api.example.com" in findings[0].message
 
@@ -151,7 +151,7 @@ def test_mg103_passes_for_namespace_qualified_gateway_host() -> None:
 def test_mg104_exposed_host_on_no_gateway() -> None:
     objects = consistent()
     objects[0].obj["spec"]["hosts"].append("ratings.example.org")
-    findings = analysis.analyze(objects, versions=VERSIONS)
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
     assert [f.code for f in findings] == ["MG104"]
     assert "host ratings.example.org of VirtualService ratings.mesh is served by none" in findings[0].message
 
@@ -166,7 +166,7 @@ def test_mg104_passes_with_wildcard_gateway_host() -> None:
 def test_mg105_virtual_service_binds_gateway_not_rendered() -> None:
     objects = consistent()
     objects[3].obj["spec"]["gateways"] = ["mesh", "istio-system/shared-gateway"]
-    findings = analysis.analyze(objects, versions=VERSIONS)
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
     assert [(f.code, f.level) for f in findings] == [("MG105", "warning")]
     assert findings[0].format().startswith("apps/reviews.yaml:1:1: warning: ")
     assert analysis.errors_of(findings) == []
@@ -182,7 +182,7 @@ def test_mg105_passes_for_gateway_in_another_namespace_that_is_rendered() -> Non
 def test_mg106_subset_labels_match_no_version() -> None:
     objects = consistent()
     objects[4].obj["spec"]["subsets"][0]["labels"] = {"version": "v1", "track": "canary"}
-    findings = analysis.analyze(objects, versions=VERSIONS)
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
     assert [f.code for f in findings] == ["MG106"]
     assert "selects pods labelled track=canary, version=v1" in findings[0].message
     assert findings[0].hint == "versions of reviews: v1"
@@ -191,13 +191,13 @@ def test_mg106_subset_labels_match_no_version() -> None:
 def test_mg106_passes_when_selector_is_a_subset_of_version_labels() -> None:
     objects = consistent()  # reviews v1 pods carry {version: v1, track: stable}; selector {version: v1}
     assert "MG106" not in codes(objects)
-    assert analysis.analyze(objects) == []  # without versions, MG106 does not run
+    assert analysis.analyze_objects(objects) == []  # without versions, MG106 does not run
 
 
 def test_mg107_subset_plain_text_under_mutual_host() -> None:
     objects = consistent()
     objects[1].obj["spec"]["subsets"][1]["trafficPolicy"] = {"tls": {"mode": "DISABLE"}}
-    findings = analysis.analyze(objects, versions=VERSIONS)
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
     assert [f.code for f in findings] == ["MG107"]
     assert "DestinationRule ratings.mesh: ISTIO_MUTUAL; subset 'v2' of ratings.mesh: DISABLE" \
         in findings[0].message
@@ -219,7 +219,7 @@ def test_mg107_passes_when_subset_repeats_host_mode() -> None:
 def test_mg108_namespace_mixes_mutual_and_plain_text() -> None:
     objects = consistent()
     objects[4].obj["spec"]["trafficPolicy"] = {"tls": {"mode": "DISABLE"}}
-    findings = analysis.analyze(objects, versions=VERSIONS)
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
     assert [(f.code, f.level) for f in findings] == [("MG108", "warning")]
     assert "uses tls mode DISABLE in namespace mesh, where ratings.mesh use ISTIO_MUTUAL" in findings[0].message
 
@@ -248,8 +248,8 @@ def test_place_of_refines_the_place() -> None:
         seen.append((app, env, keys))
         return Place(f"apps/{app}.yaml", 12, 5)
 
-    [finding] = analysis.analyze(objects, versions=VERSIONS, place_of=place_of)
-    assert seen == [("reviews", "prod", ("spec", "routes"))]
+    [finding] = analysis.analyze_objects(objects, versions=VERSIONS, place_of=place_of)
+    assert seen == [("reviews", "prod", ("spec", "routes", "default", "to"))]
     assert str(finding.place) == "apps/reviews.yaml:12:5"
 
 

@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
-from generator import gitops
+from generator import gitops, resources
 
 CRD_DIR = Path(__file__).parent / "crd"
 
@@ -146,12 +146,19 @@ def test_output_is_byte_identical_on_every_run() -> None:
 
 
 def test_settings_schema() -> None:
-    validator = jsonschema.Draft202012Validator(gitops.SETTINGS_SCHEMA)
-    assert list(validator.iter_errors(SETTINGS)) == []
-    assert list(validator.iter_errors({**SETTINGS, "flux": {"interval": "90s"}})) == []
+    validator = jsonschema.Draft202012Validator(resources.schema("settings.schema.json"))
+    assert list(validator.iter_errors({"gitops": SETTINGS})) == []
+    assert list(validator.iter_errors({"gitops": {**SETTINGS, "flux": {"interval": "1m30s"}}})) == []
     for bad in ({"argocd": True}, {**SETTINGS, "argoCD": True}, {**SETTINGS, "flux": {"interval": "soon"}},
                 {**SETTINGS, "argocd": {"automated": "yes"}}):
-        assert list(validator.iter_errors(bad)), bad
+        assert list(validator.iter_errors({"gitops": bad})), bad
+
+
+def test_path_defaults_to_the_rendered_directory() -> None:
+    files = gitops.manifests({"repoURL": "u", "argocd": True}, {"dev": {}}, rendered_dir="out")
+    assert "out/_gitops/argocd/applications/dev.yaml" in files
+    app = yaml.safe_load(files["out/_gitops/argocd/applications/dev.yaml"])
+    assert app["spec"]["source"]["path"] == "out/dev"
 
 
 def test_every_directory_builds_with_kubectl_kustomize(tmp_path: Path) -> None:
