@@ -272,9 +272,10 @@ class _Environment:
         for vs in self.vss:
             seen: set[tuple[str, str]] = set()
             for http in _spec(vs).get("http") or []:
-                dests = [(r.get("destination") or {}, "to") for r in http.get("route") or []]
+                dests = [(r.get("destination") or {}, ("to", (r.get("destination") or {}).get("subset")))
+                         for r in http.get("route") or []]
                 if http.get("mirror"):
-                    dests.append((http["mirror"], "mirror"))
+                    dests.append((http["mirror"], ("mirror", "version")))
                 for dest, field in dests:
                     subset = dest.get("subset")
                     host = fqdn(dest.get("host", ""), _ns(vs))
@@ -284,7 +285,7 @@ class _Environment:
                             "MG101", vs,
                             f"VirtualService {_name(vs)} routes to subset '{subset}' of host "
                             f"{dest.get('host')}, but no DestinationRule for that host defines it",
-                            ("spec", "routes", http.get("name") or "", field),
+                            ("spec", "routes", http.get("name") or "", *field),
                             hint="add the version to the app's versions, or route to an existing one")
 
     def bindings(self) -> dict[tuple[str, str], list[RenderedObjectLike]]:

@@ -249,7 +249,7 @@ def test_place_of_refines_the_place() -> None:
         return Place(f"apps/{app}.yaml", 12, 5)
 
     [finding] = analysis.analyze_objects(objects, versions=VERSIONS, place_of=place_of)
-    assert seen == [("reviews", "prod", ("spec", "routes", "default", "to"))]
+    assert seen == [("reviews", "prod", ("spec", "routes", "default", "to", "v3"))]
     assert str(finding.place) == "apps/reviews.yaml:12:5"
 
 
