@@ -191,3 +191,19 @@ def test_write_rendering_is_atomic_and_idempotent(tmp_path: Path) -> None:
     assert not second.written and not second.deleted
     assert not list(repo.rglob("*.tmp"))
     assert filecmp.cmp(repo / "rendered/prod/kustomization.yaml", ROOT / "rendered/prod/kustomization.yaml", shallow=False)
+
+
+def test_render_cache_reuses_and_invalidates(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path, ("apps", "environments"))
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    first = render.render_repo(repo)
+    cache_file = repo / ".git/meshgen/render-cache.pickle"
+    assert cache_file.is_file()
+    again = render.render_repo(repo)
+    assert again.files == first.files and again.all_envs == first.all_envs
+    spec = repo / "apps/reviews.yaml"
+    spec.write_text(spec.read_text().replace("timeout: 10s", "timeout: 11s"))
+    changed = render.render_repo(repo)
+    assert b"timeout: 11s" in changed.files["rendered/prod/mesh/reviews/virtualservice.yaml"]
+    cache_file.write_bytes(b"damaged")
+    assert render.render_repo(repo).files == changed.files
