@@ -554,13 +554,30 @@ def headline(d: Diff) -> str:
     return f"{', '.join(apps)} changed in {', '.join(envs)}; {files}"
 
 
+def grouped(changes: list[AppChange]) -> list[tuple[str, AppChange]]:
+    """Changes with the same words in several environments, folded into one entry.
+
+    A spec change without environment overrides changes every environment alike; the reviewer
+    reads it once, titled ``ratings/dev, prod, staging``. Order: by the first environment,
+    then app.
+    """
+    groups: dict[tuple, list[AppChange]] = {}
+    for c in changes:
+        groups.setdefault((c.app, c.namespace, c.objects, c.traffic), []).append(c)
+    out = []
+    for same in groups.values():
+        title = f"{same[0].app}/{', '.join(c.env for c in same)}"
+        out.append((title, same[0]))
+    return sorted(out, key=lambda tc: (tc[1].env, tc[1].app))
+
+
 def format_text(d: Diff) -> str:
     """The summary, then the unified YAML diff, for a terminal."""
     out = [f"meshgen diff {d.base_label} → {d.head_label}: {headline(d)}"]
     out += [f"note: {n}" for n in d.notes]
-    for c in d.changes:
+    for title, c in grouped(d.changes):
         out.append("")
-        out.append(f"{c.title}: {c.objects_text()}")
+        out.append(f"{title}: {c.objects_text()}")
         out += [f"  {line}" for line in c.traffic]
     if d.yaml_diff:
         out += ["", d.yaml_diff.rstrip("\n")]
@@ -577,8 +594,8 @@ def format_markdown(d: Diff) -> str:
     out = [MARKDOWN_MARKER, f"### meshgen diff `{d.base_label}` → `{d.head_label}`", "",
            f"**{headline(d)}**"]
     out += [f"", *[f"> {n}" for n in d.notes]] if d.notes else []
-    for c in d.changes:
-        out += ["", f"**{c.title}** — {c.objects_text()}"]
+    for title, c in grouped(d.changes):
+        out += ["", f"**{title}** — {c.objects_text()}"]
         out += [f"- {line}" for line in c.traffic]
     if d.yaml_diff:
         text, cut = _cut(d.yaml_diff, MARKDOWN_LIMIT)

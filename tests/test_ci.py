@@ -168,7 +168,8 @@ def test_every_command_of_the_pull_request_job_runs(tmp_path: Path, tools: Path)
                    'meshgen diff --base "origin/${{ github.base_ref }}" --format markdown > meshgen-diff.md']
     comment = (checkout / "meshgen-diff.md").read_text()
     assert comment.startswith("<!-- meshgen-diff -->\n### meshgen diff `origin/main@")
-    assert "**ratings/prod** — VirtualService changed\n- route `default`: v1 50 / v2 50 → v1 80 / v2 20\n" in comment
+    assert ("**ratings/dev, prod, staging** — VirtualService changed\n"
+            "- route `default`: v1 50 / v2 50 → v1 80 / v2 20\n") in comment
 
 
 def test_commands_not_run_here_are_exactly_the_listed_ones() -> None:

@@ -45,7 +45,7 @@ def test_diff_of_uncommitted_weight_change(config_repo: Path) -> None:
     head = git.Repo(config_repo).head.commit.hexsha[:7]
     lines = proc.stdout.splitlines()
     assert lines[0] == f"meshgen diff {head} → working tree: ratings changed in dev, prod, staging; 3 files"
-    assert lines[2:4] == ["ratings/dev: VirtualService changed",
+    assert lines[2:4] == ["ratings/dev, prod, staging: VirtualService changed",
                           "  route `default`: v1 50 / v2 50 → v1 90 / v2 10"]
     assert "--- a/rendered/prod/mesh/ratings/virtualservice.yaml" in proc.stdout
     assert "+      weight: 90" in proc.stdout
@@ -63,8 +63,9 @@ def test_diff_on_a_branch_defaults_to_where_it_left_main(config_repo: Path) -> N
     proc = run_meshgen("diff", "--format", "markdown", cwd=config_repo, check=True)
     base = repo.commit("main").hexsha[:7]
     assert proc.stdout.startswith(f"<!-- meshgen-diff -->\n### meshgen diff `{base}` → `working tree`\n")
-    assert "**reviews/prod** — VirtualService changed\n- route `default`: retries added (attempts 2)\n" in proc.stdout
-    assert "**books/prod** — DestinationRule changed\n- outlier detection removed\n" in proc.stdout
+    assert ("**books/dev, prod, staging** — DestinationRule changed\n- outlier detection removed\n\n"
+            "**reviews/dev, prod, staging** — VirtualService changed\n"
+            "- route `default`: retries added (attempts 2)\n") in proc.stdout
     assert "<details><summary>YAML diff (6 files)</summary>" in proc.stdout
 
 

@@ -183,3 +183,25 @@ def test_markdown_cuts_a_huge_yaml_diff_at_a_file_boundary(monkeypatch: pytest.M
     head = {f"rendered/prod/ns/app{i}/virtualservice.yaml": vs_reviews() for i in range(5)}
     md = diff.format_markdown(render(head, {}))
     assert md.count("+++ b/") == 1 and "*4 more files left out" in md
+
+
+def test_the_same_change_in_several_environments_is_read_once() -> None:
+    base = {p.replace("/prod/", f"/{env}/"): o for env in ("dev", "prod") for p, o in base_objects().items()}
+    head = copy.deepcopy(base)
+    for env in ("dev", "prod"):
+        head[f"rendered/{env}/bookinfo/reviews/virtualservice.yaml"]["spec"]["http"][0]["timeout"] = "1s"
+    head["rendered/prod/bookinfo/reviews/destinationrule.yaml"]["spec"]["subsets"].pop()
+    text = diff.format_text(render(head, base))
+    assert text.splitlines()[2:8] == [
+        "reviews/dev: VirtualService changed",
+        "  route `default`: timeout 5s → 1s",
+        "",
+        "reviews/prod: VirtualService changed, DestinationRule changed",
+        "  route `default`: timeout 5s → 1s",
+        "  subset v2 removed",
+    ]
+    del head["rendered/prod/bookinfo/reviews/destinationrule.yaml"]["spec"]["subsets"]
+    head["rendered/prod/bookinfo/reviews/destinationrule.yaml"]["spec"]["subsets"] = \
+        base["rendered/prod/bookinfo/reviews/destinationrule.yaml"]["spec"]["subsets"]
+    assert diff.format_text(render(head, base)).splitlines()[2:4] == [
+        "reviews/dev, prod: VirtualService changed", "  route `default`: timeout 5s → 1s"]
