@@ -690,7 +690,7 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
         try:
             repo.git.worktree("add", "--detach", str(tree), commit.hexsha)
         except git.GitCommandError as e:
-            raise errors.GitError(f"git worktree add failed: {e.stderr.strip()}") from e
+            raise errors.GitError(f"git worktree add failed: {' '.join((e.stderr or str(e)).split())}") from e
         try:
             base_root = tree / sub
             try:

@@ -179,9 +179,15 @@ def publish_files(files: Mapping[str, bytes], replaced: list[str], *, to: str, b
                           f"the branch keeps moving; try again")
 
 
+def git_detail(e: git.GitCommandError) -> str:
+    """git's own message from a GitPython error, on one line (GitPython wraps it in ``stderr: '...'``)."""
+    detail = (e.stderr or "").strip()
+    m = re.fullmatch(r"stderr: '(.*)'", detail, re.S)
+    return " ".join((m.group(1) if m else detail).split()) or str(e)
+
+
 def _git_error(what: str, e: git.GitCommandError) -> errors.GitError:
-    detail = (e.stderr or "").strip().replace("\n", " ") or str(e)
-    return errors.GitError(f"{what}: {detail}")
+    return errors.GitError(f"{what}: {git_detail(e)}")
 
 
 def _init(where: Path, url: str) -> git.Repo:

@@ -127,7 +127,8 @@ def test_publish_all_environments_into_an_environment_branch_root(config_repo: P
 def test_publish_to_an_unreachable_remote_exits_3(config_repo: Path, tmp_path: Path) -> None:
     proc = run_meshgen("publish", "--to", str(tmp_path / "missing.git"), "--branch", "main", cwd=config_repo)
     assert proc.returncode == 3
-    assert proc.stderr.startswith(f"error: cannot reach {tmp_path / 'missing.git'}")
+    assert proc.stderr.startswith(f"error: cannot reach {tmp_path / 'missing.git'}: fatal: ")
+    assert len(proc.stderr.splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------------- validate
