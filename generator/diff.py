@@ -43,6 +43,9 @@ POLICY_NAMES = {
 }
 """DestinationRule ``trafficPolicy`` fields, as a reviewer says them."""
 
+GITOPS_TITLES = {"argocd": "Argo CD manifests", "flux": "Flux manifests"}
+"""Summary titles of the controller manifests under ``rendered/_gitops/<tool>/``."""
+
 MARKDOWN_MARKER = "<!-- meshgen-diff -->"
 """First line of the markdown output, so CI can find and update its own pull-request comment."""
 
@@ -131,10 +134,10 @@ def _owner(path: str) -> tuple[str, str, str]:
     parts = PurePosixPath(path).parts
     if parts and parts[0] == "rendered":
         parts = parts[1:]
+    if parts and parts[0] == "_gitops":
+        return "_gitops", parts[1] if len(parts) > 2 else "gitops", ""
     if len(parts) >= 4:
         return parts[0], parts[2], parts[1]
-    if parts and parts[0] == "_gitops":
-        return "_gitops", "gitops", ""
     if len(parts) >= 2:
         return parts[0], "kustomization", ""
     return "", path, ""
@@ -566,7 +569,10 @@ def grouped(changes: list[AppChange]) -> list[tuple[str, AppChange]]:
         groups.setdefault((c.app, c.namespace, c.objects, c.traffic), []).append(c)
     out = []
     for same in groups.values():
-        title = f"{same[0].app}/{', '.join(c.env for c in same)}"
+        if same[0].env == "_gitops":
+            title = GITOPS_TITLES.get(same[0].app, same[0].app)
+        else:
+            title = f"{same[0].app}/{', '.join(c.env for c in same)}"
         out.append((title, same[0]))
     return sorted(out, key=lambda tc: (tc[1].env, tc[1].app))
 

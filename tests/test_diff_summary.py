@@ -205,3 +205,14 @@ def test_the_same_change_in_several_environments_is_read_once() -> None:
         base["rendered/prod/bookinfo/reviews/destinationrule.yaml"]["spec"]["subsets"]
     assert diff.format_text(render(head, base)).splitlines()[2:4] == [
         "reviews/dev, prod: VirtualService changed", "  route `default`: timeout 5s → 1s"]
+
+
+def test_argo_cd_and_flux_manifests_are_summarised_by_tool() -> None:
+    app = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "m-prod"},
+           "spec": {"source": {"targetRevision": "main"}}}
+    head = copy.deepcopy(app)
+    head["spec"]["source"]["targetRevision"] = "release"
+    d = diff.compare(files({"rendered/_gitops/argocd/applications/prod.yaml": app}),
+                     files({"rendered/_gitops/argocd/applications/prod.yaml": head}))
+    assert diff.format_text(d).splitlines()[:3] == [
+        "meshgen diff base → head: 1 file changed", "", "Argo CD manifests: Application changed"]
