@@ -316,9 +316,11 @@ class _Environment:
 
     def unrouted_gateway_hosts(self) -> Iterable[Finding]:
         """MG103: a Gateway server host that no VirtualService bound to the Gateway routes."""
-        bound = self.bindings()
+        hosts_by_gateway: dict[str, list[str]] = defaultdict(list)
+        for g, h in self.bindings():
+            hosts_by_gateway[g].append(h)
         for ref, gw in sorted(self.gateways.items()):
-            vs_hosts = [h for (g, h) in bound if g == ref]
+            vs_hosts = hosts_by_gateway.get(ref, [])
             for server in _spec(gw).get("servers") or []:
                 for raw in server.get("hosts") or []:
                     pattern = server_host(raw)

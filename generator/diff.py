@@ -105,6 +105,7 @@ class Diff:
 
     @property
     def changed_files(self) -> int:
+        """How many files the YAML diff shows."""
         return sum(1 for line in self.yaml_diff.splitlines() if line.startswith("+++ "))
 
 
@@ -115,8 +116,9 @@ def compare(base_files: Mapping[str, bytes], head_files: Mapping[str, bytes], *,
     Raises:
         errors.CheckFailed: a rendered file is not valid YAML.
     """
-    base = {p: _load(p, b) for p, b in base_files.items()}
-    head = {p: _load(p, b) for p, b in head_files.items()}
+    changed = [p for p in set(base_files) | set(head_files) if base_files.get(p) != head_files.get(p)]
+    base = {p: _load(p, base_files[p]) for p in changed if p in base_files}  # equal bytes need no parse
+    head = {p: _load(p, head_files[p]) for p in changed if p in head_files}
     return Diff(base_label, head_label, summarize(base, head), unified_diff(base_files, head_files))
 
 
@@ -124,7 +126,7 @@ def _load(path: str, data: bytes) -> Any:
     if not path.endswith((".yaml", ".yml")):
         return data
     try:
-        return yaml.safe_load(data)
+        return yaml.load(data, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as e:
         raise errors.CheckFailed(f"{path}: rendered file is not YAML: {e}") from e
 
@@ -599,7 +601,7 @@ def format_markdown(d: Diff) -> str:
     """
     out = [MARKDOWN_MARKER, f"### meshgen diff `{d.base_label}` → `{d.head_label}`", "",
            f"**{headline(d)}**"]
-    out += [f"", *[f"> {n}" for n in d.notes]] if d.notes else []
+    out += ["", *[f"> {n}" for n in d.notes]] if d.notes else []
     for title, c in grouped(d.changes):
         out += ["", f"**{title}** — {c.objects_text()}"]
         out += [f"- {line}" for line in c.traffic]
