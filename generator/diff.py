@@ -710,7 +710,10 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
                 base_files = {p.relative_to(base_root).as_posix(): p.read_bytes()
                               for p in sorted((base_root / "rendered").rglob("*")) if p.is_file()}
         finally:
-            repo.git.worktree("remove", "--force", str(tree))
+            try:
+                repo.git.worktree("remove", "--force", str(tree))
+            except git.GitCommandError as e:
+                raise errors.GitError(f"git worktree remove failed: {' '.join((e.stderr or str(e)).split())}") from e
     label = f"{base}@{commit.hexsha[:7]}" if base and not commit.hexsha.startswith(base) else commit.hexsha[:7]
     dirty = repo.is_dirty(untracked_files=True)
     head_label = "working tree" if dirty else f"HEAD@{repo.head.commit.hexsha[:7]}"

@@ -180,7 +180,7 @@ def publish_files(files: Mapping[str, bytes], replaced: list[str], *, to: str, b
 
 
 def git_detail(e: git.GitCommandError) -> str:
-    """git's own message from a GitPython error, on one line (GitPython wraps it in ``stderr: '...'``)."""
+    """The message git printed, from a GitPython error, on one line (GitPython wraps it in ``stderr: '...'``)."""
     detail = (e.stderr or "").strip()
     m = re.fullmatch(r"stderr: '(.*)'", detail, re.S)
     return " ".join((m.group(1) if m else detail).split()) or str(e)
@@ -270,7 +270,7 @@ def source_of(root: Path) -> Source:
         errors.UsageError: ``root`` is not a git repository with a commit.
     """
     try:
-        repo = git.Repo(root)
+        repo = git.Repo(root, search_parent_directories=True)
         commit = repo.head.commit.hexsha
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError) as e:
         raise errors.UsageError(f"{root}: publish needs a git repository with a commit to link to") from e

@@ -90,6 +90,13 @@ def test_diff_with_an_unknown_base_is_a_usage_error(config_repo: Path) -> None:
     assert proc.stderr == "error: --base no-such-branch: no such commit\n"
 
 
+def test_diff_outside_a_git_repository_is_a_usage_error(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path / "plain")
+    proc = run_meshgen("diff", cwd=repo)
+    assert proc.returncode == 2
+    assert "is not a git repository; meshgen diff compares git revisions" in proc.stderr
+
+
 # ----------------------------------------------------------------------------------- publish
 
 
