@@ -210,7 +210,7 @@ def _istio_durations(app: EffectiveApp, value: Any, at: tuple, definition: str) 
 def _walk_durations(app: EffectiveApp, value: Any, node: dict[str, Any], at: tuple) -> Iterator[SpecError]:
     rules = node.get("x-kubernetes-validations") or []
     if isinstance(value, str) and any("duration(self)" in r.get("rule", "") for r in rules):
-        yield from check_duration(value, app.place(*at), ".".join(str(a) for a in at[2:]))
+        yield from check_duration(value, app.place(*at), schema.dotted(at[1:]))
     elif isinstance(value, dict):
         props = node.get("properties") or {}
         for key, sub in value.items():

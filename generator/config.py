@@ -5,7 +5,8 @@ Layout (DESIGN §1): ``meshgen.yaml`` (optional), ``apps/<app>.yaml``, ``environ
 by ``meshgen.yaml`` ``paths``.
 
 An environment's ``spec.apps.<app>`` override is deep-merged into the App spec before anything
-else looks at it: mappings merge key by key, lists whose items are mappings with a ``name``
+else looks at it: mappings merge key by key (except a route's ``to`` and label maps,
+which are replaced whole), lists whose items are mappings with a ``name``
 (routes) merge item by item by name (new names are appended), a ``null`` deletes the key,
 anything else replaces. The merged spec keeps, for every value, the place it came from, so an
 error in an overridden value points into the environment file.
@@ -128,6 +129,11 @@ class Repo:
         return EffectiveApp(app, env, data, table, sources)
 
 
+#: Mappings that an override replaces whole instead of merging key by key: a weight split or a
+#: label selector means exactly what it lists.
+ATOMIC_KEYS = frozenset({"to", "labels", "selector"})
+
+
 def _is_named_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(i, dict) and "name" in i for i in value)
 
@@ -140,7 +146,7 @@ def _merge(base: Any, over: Any, at: KeyPath, over_at: KeyPath, over_doc: Docume
             if value is None:
                 out.pop(key, None)
                 table[(*at, key)] = (over_doc, (*over_at, key))
-            elif key in out:
+            elif key in out and key not in ATOMIC_KEYS:
                 out[key] = _merge(out[key], value, (*at, key), (*over_at, key), over_doc, table)
             else:
                 out[key] = copy.deepcopy(value)

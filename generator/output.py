@@ -10,7 +10,6 @@ anything else there is left alone.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,13 +32,17 @@ class Changes:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file)."""
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file).
+
+    The temporary file sits in the same directory (so the rename is atomic) and is named after
+    the target and this process, created exclusively; it is removed if anything fails.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -61,10 +64,10 @@ def is_managed(path: Path) -> bool:
 def _env_dirs(root: Path, rendering: Rendering) -> list[Path]:
     base = root / rendering.rendered_dir
     dirs = [base / env for env in rendering.envs]
-    if set(rendering.envs) == set(rendering.repo.environments) and base.is_dir():
+    if set(rendering.envs) == set(rendering.all_envs) and base.is_dir():
         # a full render also cleans environments that no longer exist
         dirs += [d for d in base.iterdir() if d.is_dir() and not d.name.startswith("_")
-                 and d.name not in rendering.repo.environments]
+                 and d.name not in rendering.all_envs]
     return dirs
 
 

@@ -70,15 +70,22 @@ class Rendering:
             for the rendered environments (kustomizations included).
         objects: the rendered Istio objects, in file order.
         envs: the environments rendered.
+        all_envs: every environment of the repository.
         rendered_dir: repository-relative directory of the output (``rendered`` by default).
-        repo: the loaded repository.
+        root: the repository root.
     """
 
     files: dict[str, bytes]
     objects: list[RenderedObject]
     envs: list[str]
+    all_envs: list[str]
     rendered_dir: str
-    repo: Repo
+    root: Path
+
+    @functools.cached_property
+    def repo(self) -> Repo:
+        """The loaded repository (loaded again on first use when the rendering came from the cache)."""
+        return load_repo(self.root)
 
 
 def service_fqdn(app: EffectiveApp) -> str:
@@ -288,7 +295,7 @@ def istio_schema_problems(obj: dict[str, Any]) -> list[str]:
 
 
 def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = False,
-                progress: Callable[[int, int], None] | None = None) -> Rendering:
+                progress: Callable[[int, int], None] | None = None, cache: bool = True) -> Rendering:
     """Render every (or the named) environment of the config repository at ``root``.
 
     Args:
@@ -297,6 +304,7 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         strict: also validate every object against Istio's CRD schema (always done for
             objects whose template a repo overrides).
         progress: called as ``progress(done, total)`` after each app.
+        cache: reuse the previous rendering when no input changed (see :mod:`generator.cache`).
 
     Returns:
         The :class:`Rendering` (nothing is written).
@@ -305,7 +313,23 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         SpecErrors: every error of every app and environment, with places.
         UsageError: an environment named in ``envs`` does not exist.
     """
-    repo = load_repo(Path(root))
+    from generator import cache as cache_mod
+
+    root = Path(root)
+    store = cache_mod.RenderCache.for_repo(root, envs, strict) if cache else None
+    if store is not None:
+        hit = store.get()
+        if hit is not None:
+            return hit
+    rendering = _render(root, envs, strict, progress)
+    if store is not None:
+        store.put(rendering)
+    return rendering
+
+
+def _render(root: Path, envs: list[str] | None, strict: bool,
+            progress: Callable[[int, int], None] | None) -> Rendering:
+    repo = load_repo(root)
     names = list(repo.environments)
     if envs:
         unknown = [e for e in envs if e not in repo.environments]
@@ -332,4 +356,6 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         objects.extend(env_objects)
     unique = list({e.format(): e for e in renderer.errors}.values())
     SpecErrors.collect(unique)
-    return Rendering(files, objects, names, repo.rel("rendered"), repo)
+    rendering = Rendering(files, objects, names, list(repo.environments), repo.rel("rendered"), repo.root)
+    rendering.__dict__["repo"] = repo  # already loaded: seed the cached property
+    return rendering

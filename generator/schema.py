@@ -51,7 +51,7 @@ def validate(data: Any, name: str, place: PlaceOf, key_place: PlaceOf | None = N
 
 def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iterator[SpecError]:
     path = tuple(error.absolute_path)
-    where = _dotted(path)
+    where = dotted(path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = set(error.schema.get("properties", {}))
         for key in error.instance:
@@ -64,9 +64,13 @@ def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iter
                             place=key_place(*path, key), hint=hint)
         return
     if error.validator in ("oneOf", "anyOf") and error.context:
-        deepest = max(error.context, key=lambda e: (len(e.absolute_path), -len(str(e.message))))
-        if deepest.absolute_path and len(deepest.absolute_path) > len(error.absolute_path):
-            yield from _convert(deepest, place, key_place)
+        # report the errors of the alternative that got furthest into the value
+        deepest = max(error.context, key=lambda e: len(e.absolute_path))
+        if len(deepest.absolute_path) > len(error.absolute_path):
+            branch = deepest.relative_schema_path[0]
+            for sub in error.context:
+                if sub.relative_schema_path[0] == branch:
+                    yield from _convert(sub, place, key_place)
             return
     if error.validator == "required":
         yield SpecError(f"{error.message}{' in ' + where if where else ''}", place=place(*path))
@@ -89,7 +93,8 @@ def _pattern_hint(pattern: str) -> str | None:
     return None
 
 
-def _dotted(path: tuple[Any, ...]) -> str:
+def dotted(path: tuple[Any, ...]) -> str:
+    """``("spec", "routes", 0, "to")`` as ``spec.routes[0].to``."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

@@ -52,7 +52,10 @@ def istio_schemas(bundle: Path) -> dict[str, dict]:
 
 def build(bundle: Path) -> dict[Path, str]:
     """Every file this tool writes, as ``{path: text}``."""
-    schemas = {kind: strict(s) for kind, s in istio_schemas(bundle).items()}
+    schemas = {}
+    for kind, raw in istio_schemas(bundle).items():  # close objects under spec, not the envelope
+        schemas[kind] = {k: v for k, v in raw.items() if k != "description"}
+        schemas[kind]["properties"] = {**raw["properties"], "spec": strict(raw["properties"]["spec"])}
     files: dict[Path, str] = {}
     for kind, schema in schemas.items():
         schema = {"$comment": f"networking.istio.io/v1 {kind}, extracted from Istio's CRD bundle by "

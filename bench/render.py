@@ -1,0 +1,122 @@
+"""Render speed: N synthetic apps x 3 environments.
+
+Usage: ``python bench/render.py [N]`` (default 1000).
+
+Prints, side by side in one run:
+  * full render: ``meshgen render`` into an empty ``rendered/`` (load, check, compile, template,
+    parse back, dump, write), in-process;
+  * floor: PyYAML's C dumper writing the same objects to the same paths (no loading, no checks);
+  * their ratio (goal: within 3x the floor at N=1000);
+  * no-op re-render: ``meshgen render`` again with nothing changed, the render cache in
+    ``.git/meshgen`` warm (goal: under 1 s);
+  * for reference, ruamel.yaml's round-trip loader on the same App specs against the C composer
+    meshgen uses.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from generator import loader, output, render  # noqa: E402
+
+APP = """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata:
+  name: app-{i}
+  namespace: team-{team}
+spec:
+  service: {{host: app-{i}, port: 8080}}
+  versions:
+    v1: {{labels: {{version: v1}}}}
+    v2: {{labels: {{version: v2}}}}
+  trafficPolicy:
+    tls: {{mode: ISTIO_MUTUAL}}
+    connectionPool: {{tcp: {{maxConnections: 100}}, http: {{http1MaxPendingRequests: 10}}}}
+    outlierDetection: {{consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s, maxEjectionPercent: 50}}
+{expose}  routes:
+    - name: default
+      to: {{v1: 90, v2: 10}}
+      timeout: 5s
+      retries: {{attempts: 3, perTryTimeout: 2s, retryOn: "5xx,connect-failure"}}
+"""
+EXPOSE = "  expose:\n    hosts: [app-{i}.example.com]\n"
+ENV = """\
+apiVersion: meshgen.io/v1alpha1
+kind: Environment
+metadata: {{name: {env}}}
+spec:
+  ingress: {{selector: {{istio: ingressgateway}}}}
+"""
+
+
+def build(root: Path, n: int) -> None:
+    """A git checkout with n App specs and three environments."""
+    (root / "apps").mkdir(parents=True)
+    (root / "environments").mkdir()
+    for i in range(n):
+        expose = EXPOSE.format(i=i) if i % 4 == 0 else ""
+        (root / "apps" / f"app-{i}.yaml").write_text(APP.format(i=i, team=i % 20, expose=expose))
+    for env in ("dev", "staging", "prod"):
+        (root / "environments" / f"{env}.yaml").write_text(ENV.format(env=env))
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    tmp = Path(tempfile.mkdtemp(prefix="meshgen-bench-"))
+    try:
+        repo = tmp / "repo"
+        build(repo, n)
+
+        def full(cache=True):
+            rendering = render.render_repo(repo, cache=cache)
+            output.write_rendering(repo, rendering)
+            return rendering
+
+        full_s, rendering = timed(full)  # cold: renders everything, stores the cache
+        floor_dir = tmp / "floor"
+
+        def floor():
+            for o in rendering.objects:
+                path = floor_dir / o.path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(yaml.dump(o.obj, Dumper=yaml.CSafeDumper, sort_keys=False))
+
+        floor_s, _ = timed(floor)
+        noop_s, _ = timed(full)
+        objects = len(rendering.objects)
+        sample = [repo / "apps" / f"app-{i}.yaml" for i in range(min(n, 100))]
+        c_s, _ = timed(lambda: [loader.load_document(p) for p in sample])
+        from ruamel.yaml import YAML
+
+        rt = YAML(typ="rt")
+        r_s, _ = timed(lambda: [rt.load(p.read_text()) for p in sample])
+        print(f"apps: {n} x 3 environments = {objects} objects, {len(rendering.files)} files")
+        print(f"{'full render':<28}{full_s:8.2f} s")
+        print(f"{'floor (C dumper, same objs)':<28}{floor_s:8.2f} s")
+        print(f"{'ratio full / floor':<28}{full_s / floor_s:8.2f} x   (goal <= 3)")
+        print(f"{'no-op re-render':<28}{noop_s:8.2f} s   (goal < 1 s)")
+        print(f"{'spec load, C composer':<28}{c_s / len(sample) * 1000:8.2f} ms/app")
+        print(f"{'spec load, ruamel rt':<28}{r_s / len(sample) * 1000:8.2f} ms/app  ({r_s / c_s:.0f}x)")
+    finally:
+        shutil.rmtree(tmp)
+
+
+if __name__ == "__main__":
+    main()

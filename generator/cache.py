@@ -1,0 +1,96 @@
+"""Reuse the last rendering when no input changed (the no-op re-render).
+
+A render reads every spec, checks it and fills every template; when nothing it reads has
+changed, the result is the same bytes. The cache key is a BLAKE2 digest over every input
+file's path and bytes -- ``meshgen.yaml``, ``apps/``, ``environments/``, ``status/``, the repo's
+``templates/`` -- plus meshgen's own code, templates and schemas, the environments asked for
+and the strictness. A hit returns the stored :class:`~generator.render.Rendering`; anything
+else renders afresh. The cache lives in the repository's git directory
+(``.git/meshgen/render-cache.pickle``), so it is never committed, and only there: a directory
+that is not a git checkout is rendered afresh every time. ``MESHGEN_NO_CACHE=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from generator import resources
+
+if TYPE_CHECKING:
+    from generator.render import Rendering
+
+_FORMAT = 1
+
+
+def _digest_tree(h: "hashlib._Hash", base: Path, label: str) -> None:
+    if not base.exists():
+        return
+    paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+    for path in paths:
+        h.update(f"\0{label}/{path.relative_to(base).as_posix()}\0".encode())
+        h.update(path.read_bytes())
+
+
+@functools.cache
+def _code_digest() -> bytes:
+    h = hashlib.blake2b(digest_size=20)
+    h.update(str(_FORMAT).encode())
+    _digest_tree(h, Path(__file__).resolve().parent, "generator")
+    _digest_tree(h, resources.templates_dir(), "templates")
+    _digest_tree(h, resources.schemas_dir(), "schemas")
+    return h.digest()
+
+
+class RenderCache:
+    """One repository's cached rendering, keyed by the digest of everything it was made from."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path = path
+        self.key = key
+
+    @classmethod
+    def for_repo(cls, root: Path, envs: list[str] | None, strict: bool) -> "RenderCache | None":
+        """The cache of ``root``, or ``None`` when it cannot or should not be used."""
+        if os.environ.get("MESHGEN_NO_CACHE") or not (root / ".git").is_dir():
+            return None
+        from generator.config import SETTINGS_FILE, load_settings
+        from generator.errors import MeshgenError
+
+        try:
+            paths = load_settings(root).paths
+        except MeshgenError:
+            return None  # let the real render report it
+        h = hashlib.blake2b(digest_size=20)
+        h.update(_code_digest())
+        h.update(repr((sorted(envs or []), strict, sorted(paths.items()))).encode())
+        _digest_tree(h, root / SETTINGS_FILE, "settings")
+        for name in ("apps", "environments", "status", "templates"):
+            _digest_tree(h, root / paths[name], name)
+        return cls(root / ".git" / "meshgen" / "render-cache.pickle", h.hexdigest())
+
+    def get(self) -> "Rendering | None":
+        """The stored rendering if its key matches, else ``None`` (a damaged cache is a miss)."""
+        try:
+            with self.path.open("rb") as f:
+                key, rendering = pickle.load(f)
+        except Exception:  # missing, truncated or from another version: render afresh
+            return None
+        return rendering if key == self.key else None
+
+    def put(self, rendering: "Rendering") -> None:
+        """Store ``rendering`` (atomically; failures to write the cache are ignored)."""
+        from generator.output import atomic_write
+
+        state = dict(rendering.__dict__)
+        state.pop("repo", None)
+        clone = type(rendering).__new__(type(rendering))
+        clone.__dict__.update(state)
+        try:
+            atomic_write(self.path, pickle.dumps((self.key, clone), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            pass
