@@ -50,6 +50,7 @@ guard of route ``beta`` carrying spec route ``default`` is named ``beta-guard-n-
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 from collections import defaultdict
@@ -350,7 +351,7 @@ def _lower(lits: Term, own: Term) -> _Lowered:
             mine = [p for p in pos if p in own]
             if field == "header" and mine:
                 return _Lowered(split=mine[-1])
-            a, b = pos[0], pos[1]
+            a, b = sorted(pos[:2], key=lambda p: p[0].column)
             raise _Refusal(
                 f"`{_lit_text(a)}` and `{_lit_text(b)}` cannot both be required in one Istio match: "
                 f"it holds one {field} matcher, and RE2 has no intersection", (b if b in own else a)[0],
@@ -535,11 +536,15 @@ class _Compiler:
                     out.append(_Out(g.index, prefix + g.name, g.blocks))
                 learned = (*learned, (guard - {opposite}, lit))
             pending.insert(0, (k, rest, learned))
-        if blocks:
-            blocks = _merge_gateways(blocks)
-            self._grow(len(blocks))
-            out.append(_Out(index, self.names[index], blocks))
-        return expr == cond.TRUE
+        if not blocks:
+            return False
+        # the route takes every request of the context when each context term's own block
+        # is among its blocks (all the term's literals were guarded away or implied)
+        takes_all = all(b in blocks for k in context for b in (_lower(k, k).blocks or []))
+        blocks = _merge_gateways(blocks)
+        self._grow(len(blocks))
+        out.append(_Out(index, self.names[index], blocks))
+        return takes_all
 
     def _guard_context(self, k: Term, rest: Term, opposite: Lit) -> Term | None:
         """The guard's match: ``k``, ``opposite`` and as much of ``rest`` as one block holds.
@@ -655,6 +660,6 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
         entry: dict[str, Any] = {"name": o.name}
         if o.blocks and {} not in o.blocks:
             entry["match"] = o.blocks
-        entry.update(routes[o.index].body)
+        entry.update(copy.deepcopy(routes[o.index].body))  # no shared nodes (YAML anchors)
         result.append(entry)
     return result
