@@ -159,3 +159,7 @@ def init(ctx: Context, directory: Path) -> None:
             click.echo(f"created {path}")
     click.echo(f"initialised {directory}: {len(created)} files; edit apps/ and environments/, "
                f"then run `meshgen render`")
+
+
+from generator.cli_explain import explain  # noqa: E402  (registers below; imports this module)
+main.add_command(explain)

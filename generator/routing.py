@@ -625,8 +625,7 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
         try:
             parsed.append((i, cond.simplify(cond.parse(r.when, r.place))))
         except SpecError as e:
-            errors.append(e)
-    SpecErrors.collect(errors)
+            errors.append(e)  # compile the others all the same, to report their errors too
     context, folded = _context_of(scope, max_routes)
     if folded is not None:
         parsed = [(i, cond.simplify(cond.And((folded, e)))) for i, e in parsed]

@@ -195,3 +195,9 @@ def test_output_over_the_bound_is_refused_naming_route_and_bound() -> None:
 def test_each_route_refusal_is_reported_not_only_the_first() -> None:
     assert len(errors_of(['uri regex ".*a" and uri regex ".*b"', 'query "q" regex ".*a" and query "q" regex ".*b"',
                           None])) == 2
+
+
+def test_parse_errors_and_refusals_of_different_routes_are_reported_together() -> None:
+    errors = errors_of(['header "x" exakt "1"', 'uri regex ".*a" and uri regex ".*b"', None])
+    assert [e.split(": error: ")[1][:30] for e in errors] == [
+        "in condition, column 12: expec", "route 'r1': `uri regex \".*a\"` "]
