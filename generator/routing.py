@@ -35,13 +35,13 @@ How (docs/conditions.md has the long form):
    source predicate in one block (Istio ignores ``sourceLabels``/``sourceNamespace`` in a
    block that names ``gateways``, route.go ``sourceMatchHTTP``); output over the bound.
 
-Size: a term with k negated non-header predicates needs k guards, so a route ``P and not
-N1 ... and not Nk`` before a catch-all compiles to k + 2 Istio routes. In general the guards of
-one route repeat the later routes in narrower contexts, and nested guards can repeat them
-again, so the worst case grows as ``n * 2**k`` for n spec routes and k distinct negated
-non-header predicates. :data:`MAX_ROUTES` bounds the output: it counts Envoy routes, one per
-match block (Istio makes one Envoy route per block, route.go
-``BuildHTTPRoutesForVirtualService``).
+Size: a term ``P and not N1 ... and not Nk`` with k negated non-header predicates, before a
+catch-all, needs k guards: at most k + 2 Istio routes. In the worst case growth is
+exponential in k: each guard repeats the rest of the list with one more predicate fixed, and a
+condition whose normal form has many terms needs guards for each (an exclusive-or chain of k
+negated predicates: 2, 4, 8, 37, 129, 521 Envoy routes for k = 1..6, ``bench/conditions.py``).
+:data:`MAX_ROUTES` bounds the output: it counts Envoy routes, one per match block (Istio makes
+one Envoy route per block, route.go ``BuildHTTPRoutesForVirtualService``).
 
 Names: an Istio route carrying spec route ``beta`` is named ``beta``; a route inside the n-th
 guard of route ``beta`` carrying spec route ``default`` is named ``beta-guard-n-default``.
