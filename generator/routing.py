@@ -139,7 +139,7 @@ def _lit_key(lit: Lit) -> tuple:
     return (p.field, p.key, p.matcher.kind, p.matcher.value, positive)
 
 
-def dnf(expr: Expr, limit: int) -> list[Term]:
+def _dnf(expr: Expr, limit: int) -> list[Term]:
     """``expr`` as an OR of terms (sets of literals), contradictions and absorbed terms removed.
 
     Raises:
@@ -496,16 +496,31 @@ class _Compiler:
         index, expr = routes[pos]
         if expr == cond.FALSE:
             return False
+        try:
+            blocks = self._blocks(routes, pos, context, guards, out)
+        except _Refusal as e:
+            e.index = index if e.index is None else e.index  # the innermost route is the culprit
+            raise
+        if not blocks:
+            return False
+        # the route takes every request of the context when each context term's own block
+        # is among its blocks (all the term's literals were guarded away or implied)
+        takes_all = all(b in blocks for k in context for b in (_lower(k, k).blocks or []))
+        blocks = _merge_gateways(blocks)
+        self._grow(len(blocks))
+        out.append(_Out(index, self.names[index], blocks))
+        return takes_all
+
+    def _blocks(self, routes: list[tuple[int, Expr]], pos: int, context: list[Term],
+                guards: dict[int, int], out: list[_Out]) -> list[dict[str, Any]]:
+        """The match blocks of route ``pos``, appending the guards it needs to ``out``."""
+        index, expr = routes[pos]
         blocks: list[dict[str, Any]] = []
         # (context, term, what earlier guards of this term established)
-        pending = [(k, t, ()) for k in context for t in dnf(expr, self.max_routes)]
+        pending = [(k, t, ()) for k in context for t in _dnf(expr, self.max_routes)]
         while pending:
             k, t, learned = pending.pop(0)
-            try:
-                lowered = _lower(k | t, t - k)
-            except _Refusal as e:
-                e.index = index if e.index is None else e.index
-                raise
+            lowered = _lower(k | t, t - k)
             if lowered.contra:
                 continue
             if lowered.blocks is not None:
@@ -524,27 +539,17 @@ class _Compiler:
                 known.update({p: s for (before, (p, s)) in learned if before <= guard})
                 tail = [(i, cond.simplify(e, known)) for i, e in routes[pos:]]
                 if not any(e == cond.TRUE for _, e in tail):
-                    refusal = _Refusal(
+                    raise _Refusal(
                         f"`{_lit_text(lit)}` needs guard routes, which are exact only when a "
                         "later route catches every remaining request", lit[0],
                         hint="add a last route without `when`")
-                    refusal.index = index
-                    raise refusal
                 guards[index] += 1
                 prefix = f"{self.names[index]}-guard-{guards[index]}-"
                 for g in self.compile(tail, [guard]):
                     out.append(_Out(g.index, prefix + g.name, g.blocks))
                 learned = (*learned, (guard - {opposite}, lit))
             pending.insert(0, (k, rest, learned))
-        if not blocks:
-            return False
-        # the route takes every request of the context when each context term's own block
-        # is among its blocks (all the term's literals were guarded away or implied)
-        takes_all = all(b in blocks for k in context for b in (_lower(k, k).blocks or []))
-        blocks = _merge_gateways(blocks)
-        self._grow(len(blocks))
-        out.append(_Out(index, self.names[index], blocks))
-        return takes_all
+        return blocks
 
     def _guard_context(self, k: Term, rest: Term, opposite: Lit) -> Term | None:
         """The guard's match: ``k``, ``opposite`` and as much of ``rest`` as one block holds.
@@ -581,7 +586,7 @@ def _context_of(scope: str | None, limit: int) -> tuple[list[Term], Expr | None]
     if scope is None:
         return [frozenset()], None
     expr = cond.simplify(cond.parse(scope))
-    terms = dnf(expr, limit)
+    terms = _dnf(expr, limit)
     try:
         if all(_lower(t, t).blocks is not None for t in terms):
             return terms, None
@@ -653,9 +658,17 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
                 "Envoy routes (match blocks) per VirtualService", place=route.place,
                 hint="simplify the condition: fewer negated non-header predicates, or fewer ORs"))
             break
+    merged = _merge_neighbours(out, [r.name for r in routes])
+    spec_names = {r.name for r in routes}
+    for o in merged:
+        if o.name != routes[o.index].name and o.name in spec_names:
+            clash = next(r for r in routes if r.name == o.name)
+            errors.append(SpecError(f"route name {o.name!r} is also the name of a generated guard "
+                                    "route", place=clash.place,
+                                    hint="names with '-guard-<n>-' are kept for guard routes; rename it"))
     SpecErrors.collect(errors)
     result = []
-    for o in _merge_neighbours(out, [r.name for r in routes]):
+    for o in merged:
         entry: dict[str, Any] = {"name": o.name}
         if o.blocks and {} not in o.blocks:
             entry["match"] = o.blocks

@@ -201,3 +201,11 @@ def test_parse_errors_and_refusals_of_different_routes_are_reported_together() -
     errors = errors_of(['header "x" exakt "1"', 'uri regex ".*a" and uri regex ".*b"', None])
     assert [e.split(": error: ")[1][:30] for e in errors] == [
         "in condition, column 12: expec", "route 'r1': `uri regex \".*a\"` "]
+
+
+def test_a_spec_route_named_like_a_guard_route_is_refused() -> None:
+    routes = [routing.SpecRoute("a", 'not method exact "POST"', body("a"), PLACE),
+              routing.SpecRoute("a-guard-1-default", 'header "x" present', body("x"), PLACE),
+              routing.SpecRoute("default", None, body("default"))]
+    with pytest.raises(SpecErrors, match="route name 'a-guard-1-default' is also the name of a generated guard route"):
+        routing.compile_http(routes)

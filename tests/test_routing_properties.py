@@ -146,3 +146,16 @@ def test_scoped_route_lists_compile_exactly(whens: list[str], scope: str | None,
 def test_guard_heavy_route_lists_compile_exactly(whens: list[str], seed: int) -> None:
     """Only negations Istio cannot express directly, before a catch-all: guards everywhere."""
     check([*whens, None], None, requests(random.Random(seed), REQUESTS))
+
+
+PATTERNS = ["abc", "ab+c", "a?bc", "ab*", "a|b", "(ab)c", "^/api/.*", r"\.x.*", "[ab]c", "a{2}b",
+            "abc$", "x(y|z)", r"a\d+", "(?i)abc", "a.b", r"/v1\/x", "ab(c|)d"]
+
+
+@many(400)
+@given(st.sampled_from(PATTERNS).flatmap(lambda p: st.tuples(st.just(p), st.from_regex(p, fullmatch=True))))
+def test_literal_prefix_starts_every_full_match(case: tuple[str, str]) -> None:
+    """Merging a prefix into a regex relies on it: every value the regex accepts starts with it."""
+    pattern, value = case
+    if conditions.compiled(pattern).fullmatch(value):
+        assert value.startswith(routing.literal_prefix(pattern))
