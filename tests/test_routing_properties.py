@@ -2,6 +2,8 @@
 routes it emits, evaluated as Istio would (:mod:`generator.simulate`), send every request
 where the spec's first-match list sends it.
 
+Every compiled list is also checked against Istio's VirtualService CRD schema.
+
 Conditions are drawn over a small alphabet of fields and values so that random requests hit
 and miss every predicate: negations, nesting, several predicates on one field, matchers that
 accept the empty string (the ``withoutHeaders`` trap), scopes like the renderer's.
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 
 from generator import conditions, routing, simulate
 from generator.errors import SpecErrors
+from tests import istio_crds
 
 VALUES = ["", "a", "ab", "b", "ba"]
 REGEXES = ["a.*", ".*b", "a*", "(a|b)a", "b+", ".*"]
@@ -107,6 +110,9 @@ def check(whens: list[str | None], scope: str | None, reqs: list[simulate.Reques
             event(f"refused: {reason}")
         return
     event("compiled with guards" if any("-guard-" in r["name"] for r in http) else "compiled")
+    vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "app"},
+          "spec": {"hosts": ["app"], "gateways": ["mesh", "ns/gw"], "http": http}}
+    assert istio_crds.problems(vs) == []
     spec = [(r.name, conditions.TRUE if r.when is None else conditions.parse(r.when)) for r in routes]
     scope_expr = conditions.TRUE if scope is None else conditions.parse(scope)
     for request in reqs:
