@@ -41,9 +41,10 @@ simplification produces. Every predicate is a field, an optional key, and a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 import re2
@@ -105,7 +106,7 @@ class Pred:
     field: str
     key: str
     matcher: Matcher
-    column: int = field(default=0, compare=False)
+    column: int = dataclasses.field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -522,7 +523,7 @@ def simplify(expr: Expr, known: dict[Pred, bool] | None = None) -> Expr:
             return Const(known[expr])
         if expr.field in ALWAYS_PRESENT and expr.matcher.kind == "present":
             return TRUE
-        if expr.field in ("uri",) and expr.matcher.kind == "prefix" and not expr.matcher.value:
+        if expr.field == "uri" and expr.matcher.kind == "prefix" and not expr.matcher.value:
             return TRUE
         return expr
     if isinstance(expr, Not):

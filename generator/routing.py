@@ -51,6 +51,7 @@ guard of route ``beta`` carrying spec route ``default`` is named ``beta-guard-n-
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import re
 from collections import defaultdict
@@ -328,8 +329,9 @@ class _Lowered:
     split: Lit | None = None
 
 
+@functools.lru_cache(maxsize=8192)
 def _lower(lits: Term, own: Term) -> _Lowered:
-    """Istio match blocks (OR-ed) equal to the conjunction ``lits``.
+    """Istio match blocks (OR-ed) equal to the conjunction ``lits`` (cached: do not mutate).
 
     ``own`` are the literals of the route's own term (the rest is context); only they may be
     returned as ``split`` -- a literal to take out of the term and guard against.
@@ -435,7 +437,8 @@ def _merge_gateways(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for b in blocks:
         rest = {k: v for k, v in b.items() if k != "gateways"}
         for o in out:
-            if "gateways" in b and "gateways" in o and {k: v for k, v in o.items() if k != "gateways"} == rest:
+            same = {k: v for k, v in o.items() if k != "gateways"} == rest
+            if "gateways" in b and "gateways" in o and same:
                 o["gateways"] = o["gateways"] + [g for g in b["gateways"] if g not in o["gateways"]]
                 break
         else:
@@ -526,8 +529,8 @@ class _Compiler:
             if lowered.blocks is not None:
                 blocks.extend(b for b in lowered.blocks if b not in blocks)
                 continue
-            lit = lowered.split
-            assert lit is not None
+            # the term's own instance of the literal, whose column points into this route
+            lit = next(x for x in t if x == lowered.split)
             rest = t - {lit}
             opposite = (lit[0], not lit[1])
             guard = self._guard_context(k, rest, opposite)
@@ -671,7 +674,7 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
     for o in merged:
         entry: dict[str, Any] = {"name": o.name}
         if o.blocks and {} not in o.blocks:
-            entry["match"] = o.blocks
+            entry["match"] = copy.deepcopy(o.blocks)
         entry.update(copy.deepcopy(routes[o.index].body))  # no shared nodes (YAML anchors)
         result.append(entry)
     return result
