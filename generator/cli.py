@@ -166,7 +166,8 @@ def init(ctx: Context, directory: Path) -> None:
                f"then run `meshgen render`")
 
 
+from generator.cli_explain import explain  # noqa: E402  (registers below; imports this module)
+main.add_command(explain)
 from generator import cli_gitops  # noqa: E402  (commands defined after main)
-
 main.add_command(cli_gitops.diff)
 main.add_command(cli_gitops.publish)
