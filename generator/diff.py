@@ -286,11 +286,16 @@ def _match_text(match: dict) -> str:
         preds.append(f"source label {k}={v}")
     if "sourceNamespace" in match:
         preds.append(f"source namespace {match['sourceNamespace']}")
+
     known = {"uri", "method", "authority", "scheme", "headers", "withoutHeaders", "queryParams",
              "port", "sourceLabels", "sourceNamespace", "name", "ignoreUriCase", "gateways"}
     for key in sorted(set(match) - known):
         preds.append(f"{key} {_inline(match[key])}")
-    return " and ".join(preds) or "everything"
+    text = " and ".join(preds) or "everything"
+    if match.get("gateways"):
+        text += " " + " or ".join("from the mesh" if g == "mesh" else f"through gateway {g}"
+                                  for g in match["gateways"])
+    return text
 
 
 def _string_match(m: Any) -> str:

@@ -216,3 +216,13 @@ def test_argo_cd_and_flux_manifests_are_summarised_by_tool() -> None:
                      files({"rendered/_gitops/argocd/applications/prod.yaml": head}))
     assert diff.format_text(d).splitlines()[:3] == [
         "meshgen diff base → head: 1 file changed", "", "Argo CD manifests: Application changed"]
+
+
+def test_gateway_scoped_matches_say_where_the_request_comes_from() -> None:
+    head = base_objects()
+    head[VS]["spec"]["http"][0]["match"] = [
+        {"gateways": ["mesh"]}, {"uri": {"prefix": "/reviews"}, "gateways": ["bookinfo/reviews-gateway"]}]
+    assert render(head).changes[0].traffic == (
+        "route `default`: new match on everything from the mesh",
+        "route `default`: new match on uri prefix `/reviews` through gateway bookinfo/reviews-gateway",
+    )
