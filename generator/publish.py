@@ -23,6 +23,7 @@ exactly their directories; publishing all of them replaces the whole ``path``.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -171,7 +172,8 @@ def publish_files(files: Mapping[str, bytes], replaced: list[str], *, to: str, b
             _checkout(repo, branch, tip)
             if not _apply(repo, files, replaced):
                 return Published(None, attempt - 1, len(files))
-            repo.git.commit("--quiet", "--no-verify", "-m", message)
+            with repo.git.custom_environment(**_identity(repo)):
+                repo.git.commit("--quiet", "--no-verify", "-m", message)
             if _push(repo, branch):
                 return Published(repo.head.commit.hexsha, attempt, len(files))
             time.sleep(random.uniform(0.05, 0.2) * attempt)
@@ -184,6 +186,24 @@ def git_detail(e: git.GitCommandError) -> str:
     detail = (e.stderr or "").strip()
     m = re.fullmatch(r"stderr: '(.*)'", detail, re.S)
     return " ".join((m.group(1) if m else detail).split()) or str(e)
+
+
+BOT_NAME_ENV, BOT_EMAIL_ENV = "MESHGEN_BOT_NAME", "MESHGEN_BOT_EMAIL"
+DEFAULT_IDENTITY = ("meshgen-bot", "meshgen-bot@meshgen.invalid")
+"""The commit identity when neither the bot's variables nor git's configuration name one."""
+
+
+def _identity(repo: git.Repo) -> dict[str, str]:
+    """Environment for ``git commit``: the rollout bot's identity (``MESHGEN_BOT_NAME`` and
+    ``MESHGEN_BOT_EMAIL``) if set, else git's own (config, ``GIT_AUTHOR_*``), else meshgen-bot."""
+    name, email = os.environ.get(BOT_NAME_ENV), os.environ.get(BOT_EMAIL_ENV)
+    if not (name or email):
+        configured = repo.config_reader().get_value("user", "email", "")
+        if configured or os.environ.get("GIT_AUTHOR_EMAIL") or os.environ.get("EMAIL"):
+            return {}
+    name, email = name or DEFAULT_IDENTITY[0], email or DEFAULT_IDENTITY[1]
+    return {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
 
 
 def _git_error(what: str, e: git.GitCommandError) -> errors.GitError:

@@ -122,6 +122,7 @@ def test_pod_is_locked_down(objects: list[dict]) -> None:
     assert {"/work", "/home/meshgen", "/tmp"} <= set(mounts)
     env = {e["name"]: e for e in container["env"]}
     assert env["HOME"]["value"] == "/home/meshgen"
+    assert env["MESHGEN_BOT_NAME"]["value"] == "meshgen rollout bot"
 
 
 def test_deploy_key_comes_from_a_secret_and_hosts_are_pinned(objects: list[dict]) -> None:

@@ -215,3 +215,21 @@ def test_source_of_a_repository(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not an input\n")
     assert publish.source_of(tmp_path).dirty
     assert "(with uncommitted changes)" in publish.message(publish.source_of(tmp_path), ["rendered/prod"])
+
+
+def test_commit_identity_is_the_bots_when_set(deploy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHGEN_BOT_NAME", "rollout bot")
+    monkeypatch.setenv("MESHGEN_BOT_EMAIL", "bot@example.com")
+    run(rendered("prod"), deploy, ["prod"])
+    head = git.Repo(deploy).commit("main")
+    assert (head.author.name, head.author.email, head.committer.email) == \
+        ("rollout bot", "bot@example.com", "bot@example.com")
+
+
+def test_commit_identity_without_any_configured(deploy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh container: no git config, no variables -- the publish still commits, as meshgen-bot."""
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    run(rendered("prod"), deploy, ["prod"])
+    head = git.Repo(deploy).commit("main")
+    assert (head.author.name, head.author.email) == publish.DEFAULT_IDENTITY
