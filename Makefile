@@ -23,6 +23,7 @@ demo: venv
 
 bench: venv
 	$(BIN)/python bench/render.py 1000
+	$(BIN)/python bench/conditions.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
