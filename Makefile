@@ -31,6 +31,7 @@ prometheus:
 
 bench: venv
 	$(BIN)/python bench/render.py 1000
+	$(BIN)/python bench/conditions.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -121,9 +121,14 @@ def render(ctx: Context, envs: tuple[str, ...]) -> None:
 @pass_ctx
 def validate(ctx: Context) -> None:
     """Validate specs and the objects they render (Istio's schemas included); all errors at once."""
-    from generator import render as render_mod
+    from generator import analysis, render as render_mod
 
     rendering = run(render_mod.render_repo, ctx.root, strict=True)
+    findings = analysis.analyze(rendering)
+    for warning in [f for f in findings if f.level != "error"]:
+        click.echo(warning.format(), err=True)
+    if analysis.errors_of(findings):
+        fail(errors.SpecErrors(analysis.errors_of(findings)))
     click.echo(f"valid: {len(rendering.repo.apps)} apps, {len(rendering.envs)} environments, "
                f"{len(rendering.objects)} objects")
 
@@ -160,5 +165,11 @@ def init(ctx: Context, directory: Path) -> None:
     click.echo(f"initialised {directory}: {len(created)} files; edit apps/ and environments/, "
                f"then run `meshgen render`")
 
+
+from generator.cli_explain import explain  # noqa: E402  (registers below; imports this module)
+main.add_command(explain)
+from generator import cli_gitops  # noqa: E402  (commands defined after main)
+main.add_command(cli_gitops.diff)
+main.add_command(cli_gitops.publish)
 from generator.cli_rollout import rollout as _rollout  # noqa: E402  (registers `meshgen rollout`)
 main.add_command(_rollout)

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from generator.gitops import GITOPS_DIR
 from generator.render import HEADER, Rendering
 
 _HEADER = HEADER.encode()
@@ -68,7 +69,7 @@ def _env_dirs(root: Path, rendering: Rendering) -> list[Path]:
         # a full render also cleans environments that no longer exist
         dirs += [d for d in base.iterdir() if d.is_dir() and not d.name.startswith("_")
                  and d.name not in rendering.all_envs]
-    return dirs
+    return dirs + [base / GITOPS_DIR]  # Argo CD / Flux manifests cover every environment
 
 
 def orphans(root: Path, rendering: Rendering) -> list[str]:

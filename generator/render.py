@@ -23,7 +23,7 @@ import jinja2
 import jinja2.sandbox
 import yaml
 
-from generator import checks, resources, routing, schema, status
+from generator import checks, gitops, resources, routing, schema, status
 from generator.config import EffectiveApp, Repo, load_repo
 from generator.errors import Place, SpecError, SpecErrors, UsageError
 from generator.yamlq import quote
@@ -356,6 +356,9 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
         objects.extend(env_objects)
     unique = list({e.format(): e for e in renderer.errors}.values())
     SpecErrors.collect(unique)
+    files.update(gitops.manifests(repo.settings.raw.get("gitops"),
+                                  {e: doc.data for e, doc in repo.environments.items()},
+                                  rendered_dir=repo.rel("rendered")))
     rendering = Rendering(files, objects, names, list(repo.environments), repo.rel("rendered"), repo.root)
     rendering.__dict__["repo"] = repo  # already loaded: seed the cached property
     return rendering

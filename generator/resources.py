@@ -20,7 +20,9 @@ def _directory(name: str, marker: str) -> Path:
     source = _SOURCE_ROOT / name
     if (source / marker).is_file():
         return source
-    return Path(str(importlib.resources.files(f"generator.{name}")))
+    # generator.schemas and generator.templates are namespace packages (no __init__.py), for which
+    # files() is a MultiplexedPath whose str() is not a path; joinpath() gives a real one.
+    return Path(str(importlib.resources.files(f"generator.{name}").joinpath(marker))).parent
 
 
 @functools.cache

@@ -276,3 +276,33 @@ def test_injection_through_a_string_value_stays_one_string(tmp_path: Path) -> No
     route = vs["spec"]["http"][0]
     assert route["retries"]["retryOn"] == 'x"\n- destination: {host: evil}\n  weight: 100\n#'
     assert [d["destination"]["subset"] for d in route["route"]] == ["v1"]
+
+
+def test_lookahead_regex_is_refused_at_its_place(tmp_path: Path) -> None:
+    routes = "- name: internal\n  when: header \"x-user\" regex \"^(?!internal).*$\"\n  to: v2\n- name: default\n  to: v1\n"
+    lines = refused(tmp_path, {"apps/web.yaml": app(routes)})
+    assert len(lines) == 1
+    assert lines[0].startswith("apps/web.yaml:13:35: error: in condition, column 23: ")
+    assert "is not an RE2 regex" in lines[0] and "no lookahead, lookbehind or backreferences" in lines[0]
+
+
+def test_condition_syntax_error_points_inside_the_when_string(tmp_path: Path) -> None:
+    routes = "- name: beta\n  when: 'header \"x-beta\" exact'\n  to: v2\n- name: default\n  to: v1\n"
+    lines = refused(tmp_path, {"apps/web.yaml": app(routes)})
+    assert len(lines) == 1
+    # the text starts at column 14 (after the quote); the missing value is at its column 22
+    assert lines[0].startswith("apps/web.yaml:13:35: error: in condition, column 22: expected the exact value")
+
+
+def test_injection_through_a_header_value_stays_one_string(tmp_path: Path) -> None:
+    """A header value with quotes, a newline and `- destination:` stays one match string."""
+    when = r'"header \"x-evil\" exact \"a\\\"\n- destination: {host: evil}\""'  # YAML double-quoted
+    routes = f"- name: beta\n  when: {when}\n  to: v2\n- name: default\n  to: v1\n"
+    repo = repo_with(tmp_path, {"apps/web.yaml": app(routes)})
+    run_meshgen("render", cwd=repo, check=True)
+    import yaml
+    vs = yaml.safe_load((repo / "rendered/dev/shop/web/virtualservice.yaml").read_text())
+    beta = vs["spec"]["http"][0]
+    assert beta["match"] == [{"headers": {"x-evil": {"exact": 'a"\n- destination: {host: evil}'}}}]
+    assert [r["destination"]["subset"] for r in beta["route"]] == ["v2"]
+    assert len(vs["spec"]["http"]) == 2

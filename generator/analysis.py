@@ -1,0 +1,439 @@
+"""Cross-object analysis of one environment's rendered Istio objects, like ``istioctl analyze``.
+
+Rendering checks each App spec on its own; the mistakes this module finds only show when the
+objects of all apps of an environment are looked at together -- two VirtualServices claiming
+one host, a route to a subset no DestinationRule defines, a Gateway host nothing routes.
+meshgen's own templates never produce most of them, but a repository's own ``templates/``
+override can, and Istio accepts every one of them silently and then misroutes or drops
+traffic. Each finding has a stable code; the Istio analyzer it mirrors is named in the table
+(message codes from ``pkg/config/analysis/msg/messages.yaml`` of istio/istio):
+
+====== ======= =============================================== ==================================
+code   level   finding                                         mirrors
+====== ======= =============================================== ==================================
+MG101  error   VirtualService routes to a subset that no       IST0101 ReferencedResourceNotFound
+               DestinationRule of the host defines             (host+subset in destinationrule)
+MG102  error   two VirtualServices bind the same host on the   IST0109 ConflictingMeshGateway-
+               same gateway (Istio merges them unpredictably)  VirtualServiceHosts
+MG103  error   a Gateway serves a host that no VirtualService  none (Envoy answers 404)
+               bound to that Gateway routes
+MG104  error   a VirtualService host is served by none of the  IST0132 VirtualServiceHostNot-
+               Gateways it binds (an exposed host on no        FoundInGateway
+               Gateway)
+MG105  warning a VirtualService binds a Gateway that is not    IST0101 ReferencedResourceNotFound
+               rendered in this environment                    (gateway)
+MG106  error   a DestinationRule subset's labels select no     IST0127 NoMatchingWorkloadsFound
+               version of the app
+MG107  error   DestinationRules disagree on mutual TLS for one IST0113 MTLSPolicyConflict
+               host (host level, subset level, or two rules)
+MG108  warning apps of one namespace are reached with          IST0113 MTLSPolicyConflict
+               ISTIO_MUTUAL and with plain text or SIMPLE TLS  (namespace-wide PeerAuthentication)
+====== ======= =============================================== ==================================
+
+The module is pure: :func:`analyze_objects` takes rendered objects (anything with the fields
+of ``generator.render.RenderedObject``) and returns findings; :func:`analyze` feeds it a
+:class:`generator.render.Rendering` and the App specs behind it. Neither does IO. Hosts are compared
+fully qualified, as Istio does: a short name ``ratings`` in namespace ``mesh`` is
+``ratings.mesh.svc.cluster.local`` (Istio docs: VirtualService ``hosts``, DestinationRule
+``host``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
+
+from generator.errors import Place, SpecError
+
+if TYPE_CHECKING:
+    from generator import render
+
+MESH = "mesh"
+"""The reserved gateway name for the sidecars of the mesh (Istio VirtualService ``gateways``)."""
+
+MUTUAL_MODES = frozenset({"ISTIO_MUTUAL"})
+"""DestinationRule ``tls.mode`` values that speak Istio mutual TLS to the server sidecar."""
+
+CODES: dict[str, tuple[str, str]] = {
+    "MG101": ("error", "IST0101 ReferencedResourceNotFound"),
+    "MG102": ("error", "IST0109 ConflictingMeshGatewayVirtualServiceHosts"),
+    "MG103": ("error", ""),
+    "MG104": ("error", "IST0132 VirtualServiceHostNotFoundInGateway"),
+    "MG105": ("warning", "IST0101 ReferencedResourceNotFound"),
+    "MG106": ("error", "IST0127 NoMatchingWorkloadsFound"),
+    "MG107": ("error", "IST0113 MTLSPolicyConflict"),
+    "MG108": ("warning", "IST0113 MTLSPolicyConflict"),
+}
+"""Finding code -> (level, the Istio analyzer message it mirrors, empty when none)."""
+
+
+class RenderedObjectLike(Protocol):
+    """The fields of ``generator.render.RenderedObject`` that analysis reads."""
+
+    env: str
+    app: str
+    namespace: str
+    kind: str
+    obj: dict
+    path: str
+    place: Place | None
+
+
+PlaceOf = Callable[[str, str, tuple], Place]
+"""``place_of(app, env, keys)``: the place of a key path in the effective App spec."""
+
+Versions = Mapping[tuple[str, str], Mapping[str, Mapping[str, str]]]
+"""``{(env, app): {version: pod labels}}`` -- the App spec's ``versions`` per environment."""
+
+
+@dataclass
+class Finding(SpecError):
+    """One analysis finding; a :class:`SpecError` with a stable ``code`` and a ``level``.
+
+    Attributes:
+        code: ``MG1xx``, see the module table.
+        level: ``error`` (``meshgen validate`` fails) or ``warning`` (printed only).
+        env: the environment whose rendered objects show the problem.
+    """
+
+    code: str = ""
+    level: str = "error"
+    env: str = ""
+
+    def format(self) -> str:
+        """``path:line:col: error: message [MG101]`` (``warning:`` for warnings)."""
+        where = f"{self.place}: " if self.place else ""
+        hint = f" (hint: {self.hint})" if self.hint else ""
+        return f"{where}{self.level}: {self.message}{hint} [{self.code}]"
+
+
+def fqdn(host: str, namespace: str) -> str:
+    """The fully qualified form of a service host as Istio resolves it in ``namespace``.
+
+    A name without dots is a Kubernetes Service of that namespace; ``name.ns`` and
+    ``name.ns.svc`` are completed to ``.svc.cluster.local``; anything else is kept.
+    """
+    parts = host.split(".")
+    if host == "*" or host.startswith("*."):
+        return host
+    if len(parts) == 1:
+        return f"{host}.{namespace}.svc.cluster.local"
+    if len(parts) == 2:
+        return f"{host}.svc.cluster.local"
+    if len(parts) == 3 and parts[2] == "svc":
+        return f"{host}.cluster.local"
+    return host
+
+
+def gateway_ref(ref: str, namespace: str) -> str:
+    """``ns/name`` of a VirtualService ``gateways`` entry (``mesh`` stays ``mesh``)."""
+    if ref == MESH or "/" in ref:
+        return ref
+    return f"{namespace}/{ref}"
+
+
+def server_host(host: str) -> str:
+    """A Gateway server host without its ``namespace/`` qualifier (``*/`` and ``./`` included)."""
+    return host.split("/", 1)[1] if "/" in host else host
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """Whether a Gateway server host pattern (``*``, ``*.example.com``) covers ``host``."""
+    if pattern == "*" or pattern == host:
+        return True
+    return pattern.startswith("*.") and host.endswith(pattern[1:])
+
+
+def analyze(rendering: "render.Rendering") -> list[Finding]:
+    """Run every analyzer over a rendering (what ``meshgen validate`` calls).
+
+    The App specs' versions feed MG106, and each finding points at the spec value it comes
+    from (the route, the version, the tls mode) in the App file or the environment override
+    that set it.
+
+    Returns:
+        All findings, errors and warnings, sorted by environment and place.
+    """
+    repo = rendering.repo
+    effective: dict[tuple[str, str], Any] = {}
+
+    def app(env: str, name: str) -> Any:
+        if (env, name) not in effective:
+            effective[(env, name)] = repo.effective_app(name, env)
+        return effective[(env, name)]
+
+    pairs = sorted({(o.env, o.app) for o in rendering.objects})
+    versions = {(env, name): {v: (spec or {}).get("labels") or {}
+                              for v, spec in app(env, name).spec.get("versions", {}).items()}
+                for env, name in pairs}
+    def place_of(name: str, env: str, keys: tuple) -> Place:
+        spec_app = app(env, name)
+        if keys[:2] == ("spec", "routes") and len(keys) > 2 and isinstance(keys[2], str):
+            names = [r.get("name") for r in spec_app.spec.get("routes") or []]
+            route = keys[2]
+            index = next((i for i, n in enumerate(names) if n == route), None)
+            if index is None:  # a compiled route named after its spec route plus a suffix
+                index = next((i for i, n in enumerate(names) if n and route.startswith(f"{n}-")), None)
+            keys = ("spec", "routes") if index is None else ("spec", "routes", index, *keys[3:])
+        return spec_app.place(*keys)
+
+    return analyze_objects(rendering.objects, versions=versions, place_of=place_of)
+
+
+def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions | None = None,
+                    place_of: PlaceOf | None = None) -> list[Finding]:
+    """Run every analyzer over the rendered objects of one or more environments.
+
+    Objects of different environments never see each other. Findings are sorted by place.
+
+    Args:
+        objects: rendered Istio objects (``RenderedObject`` or alike); kinds other than
+            VirtualService, DestinationRule and Gateway are ignored.
+        versions: the App specs' versions per ``(env, app)``, for MG106; without it MG106
+            is not run.
+        place_of: maps ``(app, env, spec key path)`` to a precise spec place; without it a
+            finding carries the place of the object's source spec.
+
+    Returns:
+        All findings, errors and warnings, in a stable order.
+    """
+    by_env: dict[str, list[RenderedObjectLike]] = defaultdict(list)
+    for o in objects:
+        if o.kind in ("VirtualService", "DestinationRule", "Gateway"):
+            by_env[o.env].append(o)
+    findings: list[Finding] = []
+    for env in sorted(by_env):
+        findings.extend(_Environment(env, by_env[env], versions or {}, place_of).findings())
+    return sorted(findings, key=lambda f: (f.env, f.sort_key(), f.code))
+
+
+def errors_of(findings: Iterable[Finding]) -> list[Finding]:
+    """The findings of level ``error`` (those that make ``meshgen validate`` fail)."""
+    return [f for f in findings if f.level == "error"]
+
+
+def _name(o: RenderedObjectLike) -> str:
+    meta = o.obj.get("metadata") or {}
+    return f"{meta.get('name', o.app)}.{meta.get('namespace', o.namespace)}"
+
+
+def _ns(o: RenderedObjectLike) -> str:
+    return (o.obj.get("metadata") or {}).get("namespace") or o.namespace
+
+
+def _spec(o: RenderedObjectLike) -> dict:
+    return o.obj.get("spec") or {}
+
+
+def _tls_mode(policy: dict | None) -> str | None:
+    return ((policy or {}).get("tls") or {}).get("mode")
+
+
+class _Environment:
+    """The analyzers over one environment's objects; each method yields findings."""
+
+    def __init__(self, env: str, objects: list[RenderedObjectLike], versions: Versions,
+                 place_of: PlaceOf | None) -> None:
+        self.env = env
+        self.versions = versions
+        self.place_of = place_of
+        self.vss = [o for o in objects if o.kind == "VirtualService"]
+        self.drs = [o for o in objects if o.kind == "DestinationRule"]
+        self.gateways = {f"{_ns(o)}/{(o.obj.get('metadata') or {}).get('name')}": o
+                         for o in objects if o.kind == "Gateway"}
+
+    def findings(self) -> list[Finding]:
+        out: list[Finding] = []
+        for analyzer in (self.undefined_subsets, self.conflicting_hosts, self.unrouted_gateway_hosts,
+                         self.hosts_not_on_gateway, self.missing_gateways, self.unselected_subsets,
+                         self.mtls_host_conflicts, self.mtls_namespace_mix):
+            out.extend(analyzer())
+        return out
+
+    def finding(self, code: str, o: RenderedObjectLike, message: str, keys: tuple = (),
+                hint: str | None = None) -> Finding:
+        place = o.place
+        if self.place_of is not None and keys:
+            place = self.place_of(o.app, o.env, keys)
+        return Finding(f"{self.env}: {message}", place=place, hint=hint, code=code,
+                       level=CODES[code][0], env=self.env)
+
+    def subsets_by_host(self) -> dict[str, set[str]]:
+        subsets: dict[str, set[str]] = defaultdict(set)
+        for dr in self.drs:
+            host = fqdn(_spec(dr).get("host", ""), _ns(dr))
+            subsets[host].update(s.get("name", "") for s in _spec(dr).get("subsets") or [])
+        return subsets
+
+    def undefined_subsets(self) -> Iterable[Finding]:
+        """MG101: a route destination names a subset no DestinationRule of its host defines."""
+        subsets = self.subsets_by_host()
+        for vs in self.vss:
+            seen: set[tuple[str, str]] = set()
+            for http in _spec(vs).get("http") or []:
+                dests = [(r.get("destination") or {}, ("to", (r.get("destination") or {}).get("subset")))
+                         for r in http.get("route") or []]
+                if http.get("mirror"):
+                    dests.append((http["mirror"], ("mirror", "version")))
+                for dest, field in dests:
+                    subset = dest.get("subset")
+                    host = fqdn(dest.get("host", ""), _ns(vs))
+                    if subset and subset not in subsets.get(host, set()) and (host, subset) not in seen:
+                        seen.add((host, subset))
+                        yield self.finding(
+                            "MG101", vs,
+                            f"VirtualService {_name(vs)} routes to subset '{subset}' of host "
+                            f"{dest.get('host')}, but no DestinationRule for that host defines it",
+                            ("spec", "routes", http.get("name") or "", *field),
+                            hint="add the version to the app's versions, or route to an existing one")
+
+    def bindings(self) -> dict[tuple[str, str], list[RenderedObjectLike]]:
+        """``{(gateway ref, fqdn host): [VirtualService, ...]}``."""
+        bound: dict[tuple[str, str], list[RenderedObjectLike]] = defaultdict(list)
+        for vs in self.vss:
+            gateways = _spec(vs).get("gateways") or [MESH]
+            for gw in gateways:
+                ref = gateway_ref(gw, _ns(vs))
+                for host in _spec(vs).get("hosts") or []:
+                    bound[(ref, fqdn(host, _ns(vs)))].append(vs)
+        return bound
+
+    def conflicting_hosts(self) -> Iterable[Finding]:
+        """MG102: one host bound by two VirtualServices on one gateway."""
+        for (gw, host), bound in sorted(self.bindings().items()):
+            vss = list({id(v): v for v in bound}.values())
+            if len(vss) < 2:
+                continue
+            names = ", ".join(sorted(_name(v) for v in vss))
+            where = "the mesh" if gw == MESH else f"Gateway {gw}"
+            for vs in vss:
+                yield self.finding(
+                    "MG102", vs,
+                    f"VirtualServices {names} all bind host {host} on {where}; Istio merges "
+                    f"them in an undefined order", ("spec", "service", "host"),
+                    hint="give each host to one app")
+
+    def unrouted_gateway_hosts(self) -> Iterable[Finding]:
+        """MG103: a Gateway server host that no VirtualService bound to the Gateway routes."""
+        hosts_by_gateway: dict[str, list[str]] = defaultdict(list)
+        for g, h in self.bindings():
+            hosts_by_gateway[g].append(h)
+        for ref, gw in sorted(self.gateways.items()):
+            vs_hosts = hosts_by_gateway.get(ref, [])
+            for server in _spec(gw).get("servers") or []:
+                for raw in server.get("hosts") or []:
+                    pattern = server_host(raw)
+                    if not any(host_matches(pattern, h) or host_matches(h, pattern) for h in vs_hosts):
+                        yield self.finding(
+                            "MG103", gw,
+                            f"Gateway {_name(gw)} serves host {pattern}, but no VirtualService "
+                            f"bound to it routes that host; requests get 404",
+                            ("spec", "expose", "hosts"))
+
+    def hosts_not_on_gateway(self) -> Iterable[Finding]:
+        """MG104: a VirtualService host that none of its bound Gateways serves."""
+        for vs in self.vss:
+            refs = [gateway_ref(g, _ns(vs)) for g in _spec(vs).get("gateways") or []]
+            gws = [self.gateways[r] for r in refs if r in self.gateways]
+            if not gws:
+                continue
+            served_by = [server_host(h) for g in gws for s in _spec(g).get("servers") or []
+                         for h in s.get("hosts") or []]
+            for host in _spec(vs).get("hosts") or []:
+                full = fqdn(host, _ns(vs))
+                if any(host_matches(p, full) for p in served_by):
+                    continue
+                if MESH in refs and full.endswith(".svc.cluster.local"):
+                    continue  # a mesh-internal name, routed by the sidecars
+                names = ", ".join(sorted(_name(g) for g in gws))
+                yield self.finding(
+                    "MG104", vs,
+                    f"host {host} of VirtualService {_name(vs)} is served by none of its "
+                    f"Gateways ({names})", ("spec", "expose", "hosts"),
+                    hint="list the host in the Gateway's servers")
+
+    def missing_gateways(self) -> Iterable[Finding]:
+        """MG105: a bound Gateway that this environment does not render."""
+        for vs in self.vss:
+            for gw in _spec(vs).get("gateways") or []:
+                ref = gateway_ref(gw, _ns(vs))
+                if ref != MESH and ref not in self.gateways:
+                    yield self.finding(
+                        "MG105", vs,
+                        f"VirtualService {_name(vs)} binds Gateway {ref}, which is not rendered "
+                        f"in this environment", ("spec", "expose"),
+                        hint="make sure the cluster has it, or expose the app through meshgen")
+
+    def unselected_subsets(self) -> Iterable[Finding]:
+        """MG106: a subset whose label selector matches none of the app's versions."""
+        for dr in self.drs:
+            versions = self.versions.get((dr.env, dr.app))
+            if versions is None:
+                continue
+            for subset in _spec(dr).get("subsets") or []:
+                selector = subset.get("labels") or {}
+                if any(all(labels.get(k) == v for k, v in selector.items())
+                       for labels in versions.values()):
+                    continue
+                wanted = ", ".join(f"{k}={v}" for k, v in sorted(selector.items()))
+                yield self.finding(
+                    "MG106", dr,
+                    f"subset '{subset.get('name')}' of DestinationRule {_name(dr)} selects pods "
+                    f"labelled {wanted}, which no version of app {dr.app} has",
+                    ("spec", "versions", subset.get("name") or ""),
+                    hint=f"versions of {dr.app}: {', '.join(sorted(versions)) or 'none'}")
+
+    def mtls_host_conflicts(self) -> Iterable[Finding]:
+        """MG107: one host reached with and without Istio mutual TLS."""
+        modes: dict[str, list[tuple[str, RenderedObjectLike, str, tuple]]] = defaultdict(list)
+        for dr in self.drs:
+            spec = _spec(dr)
+            host = fqdn(spec.get("host", ""), _ns(dr))
+            top = _tls_mode(spec.get("trafficPolicy"))
+            modes[host].append((top or "unset", dr, f"DestinationRule {_name(dr)}",
+                                ("spec", "trafficPolicy", "tls", "mode")))
+            for subset in spec.get("subsets") or []:
+                mode = _tls_mode(subset.get("trafficPolicy"))
+                if mode:
+                    modes[host].append((mode, dr, f"subset '{subset.get('name')}' of {_name(dr)}",
+                                        ("spec", "versions", subset.get("name") or "", "trafficPolicy",
+                                         "tls", "mode")))
+        for host, entries in sorted(modes.items()):
+            set_modes = [(m, o, w, k) for m, o, w, k in entries if m != "unset"]
+            mutual = {m in MUTUAL_MODES for m, _, _, _ in set_modes}
+            if len(mutual) < 2:
+                continue
+            said = "; ".join(f"{w}: {m}" for m, _, w, _ in set_modes)
+            by_rule: dict[int, list[tuple[str, RenderedObjectLike, str, tuple]]] = {}
+            for entry in set_modes:
+                by_rule.setdefault(id(entry[1]), []).append(entry)
+            for group in by_rule.values():
+                first = group[0]
+                # a rule that disagrees with itself: point at the setting that differs from its first
+                odd = next((e for e in group if (e[0] in MUTUAL_MODES) != (first[0] in MUTUAL_MODES)), first)
+                yield self.finding(
+                    "MG107", first[1],
+                    f"host {host} is reached both with ISTIO_MUTUAL and without it ({said}); "
+                    f"a STRICT PeerAuthentication rejects the plain-text share", odd[3],
+                    hint="use one tls mode for every version of a host")
+
+    def mtls_namespace_mix(self) -> Iterable[Finding]:
+        """MG108: apps of one namespace split between ISTIO_MUTUAL and other TLS modes."""
+        by_ns: dict[str, list[tuple[str, RenderedObjectLike]]] = defaultdict(list)
+        for dr in self.drs:
+            mode = _tls_mode(_spec(dr).get("trafficPolicy"))
+            if mode:
+                by_ns[_ns(dr)].append((mode, dr))
+        for ns, entries in sorted(by_ns.items()):
+            mutual = [o for m, o in entries if m in MUTUAL_MODES]
+            other = [(m, o) for m, o in entries if m not in MUTUAL_MODES]
+            if not mutual or not other:
+                continue
+            names = ", ".join(sorted(_name(o) for o in mutual))
+            for mode, o in other:
+                yield self.finding(
+                    "MG108", o,
+                    f"DestinationRule {_name(o)} uses tls mode {mode} in namespace {ns}, where "
+                    f"{names} use ISTIO_MUTUAL; one namespace-wide PeerAuthentication cannot "
+                    f"suit both", ("spec", "trafficPolicy", "tls", "mode"))

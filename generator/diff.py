@@ -1,0 +1,727 @@
+"""What a change does to the rendered output, for the person reviewing it.
+
+A pull request that edits ``apps/reviews.yaml`` shows the spec diff; what a reviewer needs to
+know is what the mesh will do differently. ``meshgen diff`` renders the base ref and the
+working tree with the same meshgen and compares the two outputs: first a summary in words,
+per environment and app ("reviews/prod: route `default` v1 100 → v1 90 / v2 10",
+"retries 3 → 5", "outlier detection removed"), then the unified YAML diff.
+
+The comparison (:func:`summarize`, :func:`unified_diff`, :func:`format_text`,
+:func:`format_markdown`) is pure: it takes two ``{path: bytes}`` maps of rendered files. Only
+:func:`diff_repo` touches git: it checks the base ref out into a temporary ``git worktree``
+(removed afterwards) and renders both trees with :func:`generator.render.render_repo`.
+
+Field meanings follow Istio's reference (networking.istio.io/v1 VirtualService ``http`` routes,
+``HTTPMatchRequest``, ``HTTPRetry``, ``HTTPFaultInjection``; DestinationRule ``trafficPolicy``
+and ``subsets``; Gateway ``servers``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+import git
+import yaml
+
+from generator import errors, render
+
+KINDS = ("VirtualService", "DestinationRule", "Gateway")
+"""Istio kinds whose changes are described in words; other files only count as changed."""
+
+POLICY_NAMES = {
+    "tls": "TLS",
+    "connectionPool": "connection pool",
+    "outlierDetection": "outlier detection",
+    "loadBalancer": "load balancer",
+    "portLevelSettings": "port-level settings",
+    "tunnel": "tunnel",
+    "proxyProtocol": "proxy protocol",
+}
+"""DestinationRule ``trafficPolicy`` fields, as a reviewer says them."""
+
+GITOPS_TITLES = {"argocd": "Argo CD manifests", "flux": "Flux manifests"}
+"""Summary titles of the controller manifests under ``rendered/_gitops/<tool>/``."""
+
+MARKDOWN_MARKER = "<!-- meshgen-diff -->"
+"""First line of the markdown output, so CI can find and update its own pull-request comment."""
+
+MARKDOWN_LIMIT = 60_000
+"""Characters of YAML diff kept in markdown (GitHub refuses comments over 65,536 characters)."""
+
+
+# --------------------------------------------------------------------------- the summary
+
+
+@dataclass(frozen=True)
+class AppChange:
+    """What changed for one app in one environment.
+
+    Attributes:
+        env: environment name.
+        app: app name (for files outside ``<env>/<namespace>/<app>/``, a label such as
+            ``_gitops`` or ``kustomization``).
+        namespace: the app's namespace, empty when not applicable.
+        objects: ``(kind, "added" | "removed" | "changed")`` pairs, in kind order.
+        traffic: sentences describing the changes, in the order a reviewer reads them.
+    """
+
+    env: str
+    app: str
+    namespace: str
+    objects: tuple[tuple[str, str], ...]
+    traffic: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        """``app/env``, as the summary heads each entry."""
+        return f"{self.app}/{self.env}"
+
+    def objects_text(self) -> str:
+        """``VirtualService changed, Gateway added``."""
+        return ", ".join(f"{kind} {what}" for kind, what in self.objects)
+
+
+@dataclass
+class Diff:
+    """The comparison of two renderings.
+
+    Attributes:
+        base_label: how the base is named in headings (``main@1a2b3c4``).
+        head_label: how the compared tree is named (``working tree``).
+        changes: the summary, one entry per changed (env, app), sorted by env then app.
+        yaml_diff: the unified diff of the rendered files (``a/`` and ``b/`` prefixed paths).
+        notes: remarks on how the comparison was made (e.g. the base did not render).
+    """
+
+    base_label: str
+    head_label: str
+    changes: list[AppChange]
+    yaml_diff: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed_files(self) -> int:
+        """How many files the YAML diff shows."""
+        return sum(1 for line in self.yaml_diff.splitlines() if line.startswith("+++ "))
+
+
+def compare(base_files: Mapping[str, bytes], head_files: Mapping[str, bytes], *,
+            base_label: str = "base", head_label: str = "head") -> Diff:
+    """Compare two renderings given as ``{repo-relative path: file bytes}``.
+
+    Raises:
+        errors.CheckFailed: a rendered file is not valid YAML.
+    """
+    changed = [p for p in set(base_files) | set(head_files) if base_files.get(p) != head_files.get(p)]
+    base = {p: _load(p, base_files[p]) for p in changed if p in base_files}  # equal bytes need no parse
+    head = {p: _load(p, head_files[p]) for p in changed if p in head_files}
+    return Diff(base_label, head_label, summarize(base, head), unified_diff(base_files, head_files))
+
+
+def _load(path: str, data: bytes) -> Any:
+    if not path.endswith((".yaml", ".yml")):
+        return data
+    try:
+        return yaml.load(data, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as e:
+        raise errors.CheckFailed(f"{path}: rendered file is not YAML: {e}") from e
+
+
+def _owner(path: str) -> tuple[str, str, str]:
+    """``(env, app, namespace)`` of a rendered path ``rendered/<env>/<ns>/<app>/<file>``."""
+    parts = PurePosixPath(path).parts
+    if parts and parts[0] == "rendered":
+        parts = parts[1:]
+    if parts and parts[0] == "_gitops":
+        return "_gitops", parts[1] if len(parts) > 2 else "gitops", ""
+    if len(parts) >= 4:
+        return parts[0], parts[2], parts[1]
+    if len(parts) >= 2:
+        return parts[0], "kustomization", ""
+    return "", path, ""
+
+
+def summarize(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[AppChange]:
+    """Describe the change from ``base`` to ``head``, two ``{path: parsed object}`` maps.
+
+    Files are grouped by the (env, namespace, app) their path names; an app whose objects are
+    all equal is left out. Environment kustomizations are left out of the summary too: they
+    only list the objects, whose changes are already named.
+
+    Returns:
+        One :class:`AppChange` per changed app, sorted by environment, then app.
+    """
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for path in sorted(set(base) | set(head)):
+        if base.get(path) == head.get(path):
+            continue
+        groups.setdefault(_owner(path), []).append(path)
+    out = []
+    for (env, app, ns), paths in sorted(groups.items()):
+        if app == "kustomization":
+            continue
+        objects: list[tuple[str, str]] = []
+        traffic: list[str] = []
+        order = {k: i for i, k in enumerate(KINDS)}
+        kinds = {p: _kind(head.get(p) if head.get(p) is not None else base.get(p), p) for p in paths}
+        for path in sorted(paths, key=lambda p: (order.get(kinds[p], len(KINDS)), kinds[p], p)):
+            old, new = base.get(path), head.get(path)
+            what = "added" if old is None else "removed" if new is None else "changed"
+            objects.append((kinds[path], what))
+            traffic.extend(describe(kinds[path], old, new))
+        out.append(AppChange(env, app, ns, tuple(objects), tuple(traffic)))
+    return out
+
+
+def _kind(obj: Any, path: str) -> str:
+    if isinstance(obj, dict) and obj.get("kind"):
+        return str(obj["kind"])
+    return PurePosixPath(path).name
+
+
+def describe(kind: str, old: Any, new: Any) -> list[str]:
+    """Sentences for one object's change (``old``/``new`` are ``None`` when absent)."""
+    if kind not in KINDS or not isinstance(old or new, dict):
+        return []
+    if old is None:
+        return _describe_new(kind, new)
+    if new is None:
+        return [f"{kind} removed: no more {_kind_effect(kind)}"]
+    spec_old, spec_new = old.get("spec") or {}, new.get("spec") or {}
+    if kind == "VirtualService":
+        return _virtual_service(spec_old, spec_new)
+    if kind == "DestinationRule":
+        return _destination_rule(spec_old, spec_new)
+    return _gateway(spec_old, spec_new)
+
+
+def _kind_effect(kind: str) -> str:
+    return {"VirtualService": "routing rules for its hosts",
+            "DestinationRule": "subsets or traffic policy for its host",
+            "Gateway": "ingress for its hosts"}[kind]
+
+
+def _describe_new(kind: str, obj: dict) -> list[str]:
+    spec = obj.get("spec") or {}
+    if kind == "VirtualService":
+        lines = [f"new VirtualService for {', '.join(spec.get('hosts') or [])}"]
+        for key, route in _routes(spec).items():
+            extras = [s for s in _route_change({}, route) if not s.startswith(("→", "new match"))]
+            lines.append(f"route {_route_name(key)} {_route_text(route)}"
+                         + "".join(f"; {e}" for e in extras))
+        return lines
+    if kind == "DestinationRule":
+        subsets = ", ".join(s.get("name", "?") for s in spec.get("subsets") or [])
+        lines = [f"subsets {subsets}" if subsets else "no subsets"]
+        for name, value in (spec.get("trafficPolicy") or {}).items():
+            lines.append(f"{POLICY_NAMES.get(name, name)}: {_brief(value)}")
+        return lines
+    return [f"ingress for {', '.join(_gateway_hosts(spec))}"]
+
+
+# ------------------------------------------------------------------ VirtualService
+
+
+def _routes(spec: dict) -> dict[tuple[str, int], dict]:
+    """``{(name, occurrence): http route}``: routes keyed by name, unnamed ones by position."""
+    out: dict[tuple[str, int], dict] = {}
+    for i, route in enumerate(spec.get("http") or []):
+        name = route.get("name") or f"#{i + 1}"
+        n = 0
+        while (name, n) in out:
+            n += 1
+        out[(name, n)] = route
+    return out
+
+
+def _route_name(key: tuple[str, int]) -> str:
+    name, n = key
+    return f"`{name}`" if n == 0 else f"`{name}` ({n + 1}. part)"
+
+
+def split(route: dict) -> dict[str, int]:
+    """``{subset (or host): weight percent}`` of an HTTP route's destinations.
+
+    A single destination without ``weight`` gets 100, as Istio does.
+    """
+    dests = route.get("route") or []
+    out: dict[str, int] = {}
+    for d in dests:
+        dest = d.get("destination") or {}
+        name = dest.get("subset") or dest.get("host", "?")
+        weight = d.get("weight", 100 if len(dests) == 1 else 0)
+        out[name] = out.get(name, 0) + int(weight)
+    return out
+
+
+def split_text(weights: Mapping[str, int]) -> str:
+    """``v1 90 / v2 10`` (zero weights left out, as Istio ignores them)."""
+    shown = [f"{k} {v}" for k, v in weights.items() if v]
+    return " / ".join(shown) or "nothing"
+
+
+def match_texts(route: dict) -> list[str]:
+    """One sentence per ``match`` entry (entries are or-ed; predicates inside are and-ed)."""
+    return [_match_text(m) for m in route.get("match") or []]
+
+
+def _match_text(match: dict) -> str:
+    preds = []
+    for key in ("uri", "method", "authority", "scheme"):
+        if key in match:
+            preds.append(f"{key} {_string_match(match[key])}")
+    for name, m in sorted((match.get("headers") or {}).items()):
+        preds.append(f"header {name} {_string_match(m)}")
+    for name, m in sorted((match.get("withoutHeaders") or {}).items()):
+        preds.append(f"without header {name} {_string_match(m)}")
+    for name, m in sorted((match.get("queryParams") or {}).items()):
+        preds.append(f"query {name} {_string_match(m)}")
+    if "port" in match:
+        preds.append(f"port {match['port']}")
+    for k, v in sorted((match.get("sourceLabels") or {}).items()):
+        preds.append(f"source label {k}={v}")
+    if "sourceNamespace" in match:
+        preds.append(f"source namespace {match['sourceNamespace']}")
+
+    known = {"uri", "method", "authority", "scheme", "headers", "withoutHeaders", "queryParams",
+             "port", "sourceLabels", "sourceNamespace", "name", "ignoreUriCase", "gateways"}
+    for key in sorted(set(match) - known):
+        preds.append(f"{key} {_inline(match[key])}")
+    text = " and ".join(preds) or "everything"
+    if match.get("gateways"):
+        text += " " + " or ".join("from the mesh" if g == "mesh" else f"through gateway {g}"
+                                  for g in match["gateways"])
+    return text
+
+
+def _string_match(m: Any) -> str:
+    if isinstance(m, dict) and len(m) == 1:
+        (how, value), = m.items()
+        return "present" if value == "" and how == "regex" else f"{how} `{value}`"
+    return "present" if m in ({}, None) else _inline(m)
+
+
+def _route_text(route: dict) -> str:
+    matches = match_texts(route)
+    when = f"on {' or '.join(matches)} " if matches else ""
+    return f"{when}→ {split_text(split(route))}"
+
+
+def _virtual_service(old: dict, new: dict) -> list[str]:
+    lines: list[str] = []
+    lines += _set_change("host", old.get("hosts") or [], new.get("hosts") or [])
+    lines += _set_change("gateway", old.get("gateways") or [], new.get("gateways") or [])
+    r_old, r_new = _routes(old), _routes(new)
+    for key, route in r_new.items():
+        if key not in r_old:
+            lines.append(f"new route {_route_name(key)} {_route_text(route)}")
+    for key in r_old:
+        if key not in r_new:
+            lines.append(f"route {_route_name(key)} removed")
+    common_old = [k for k in r_old if k in r_new]
+    common_new = [k for k in r_new if k in r_old]
+    if common_old != common_new:
+        lines.append("routes reordered (first match wins): "
+                     f"{', '.join(k[0] for k in common_old)} → {', '.join(k[0] for k in common_new)}")
+    for key in common_new:
+        lines += [f"route {_route_name(key)}: {s}" for s in _route_change(r_old[key], r_new[key])]
+    return lines
+
+
+def _route_change(old: dict, new: dict) -> list[str]:
+    lines: list[str] = []
+    if not old:
+        pass
+    elif split(old) != split(new):
+        lines.append(f"{split_text(split(old))} → {split_text(split(new))}")
+    m_old, m_new = match_texts(old), match_texts(new)
+    lines += [f"new match on {m}" for m in m_new if m not in m_old]
+    lines += [f"match on {m} removed" for m in m_old if m not in m_new]
+    if "retries" in old and "retries" in new and old["retries"] != new["retries"]:
+        r_old, r_new = old["retries"], new["retries"]
+        if r_old.get("attempts") != r_new.get("attempts"):
+            lines.append(f"retries {r_old.get('attempts', 'default')} → {r_new.get('attempts', 'default')}")
+        lines += [f"retries {s}" for s in _field_changes(r_old, r_new, skip={"attempts"})]
+    else:
+        lines += _presence("retries", old.get("retries"), new.get("retries"))
+    lines += _scalar("timeout", old.get("timeout"), new.get("timeout"))
+    lines += _block("fault injection", old.get("fault"), new.get("fault"), _fault_text)
+    lines += _block("mirror", _mirror(old), _mirror(new), _mirror_text)
+    known = {"name", "match", "route", "retries", "timeout", "fault", "mirror", "mirrorPercentage",
+             "mirrors"}
+    for key in sorted((set(old) | set(new)) - known):
+        if old.get(key) != new.get(key):
+            lines += _block(key, old.get(key), new.get(key), _inline)
+    return lines
+
+
+def _mirror(route: dict) -> dict | None:
+    if not route.get("mirror"):
+        return None
+    return {"to": route["mirror"].get("subset") or route["mirror"].get("host"),
+            "percent": (route.get("mirrorPercentage") or {}).get("value", 100)}
+
+
+def _mirror_text(m: dict) -> str:
+    return f"{m['percent']}% to {m['to']}"
+
+
+def _fault_text(f: dict) -> str:
+    parts = []
+    if "delay" in f:
+        d = f["delay"]
+        parts.append(f"delay {d.get('fixedDelay', '?')} on {(d.get('percentage') or {}).get('value', 100)}%")
+    if "abort" in f:
+        a = f["abort"]
+        code = a.get("httpStatus", a.get("grpcStatus", "?"))
+        parts.append(f"abort {code} on {(a.get('percentage') or {}).get('value', 100)}%")
+    return ", ".join(parts) or _inline(f)
+
+
+# ------------------------------------------------------------------ DestinationRule
+
+
+def _destination_rule(old: dict, new: dict) -> list[str]:
+    lines: list[str] = []
+    if old.get("host") != new.get("host"):
+        lines.append(f"host {old.get('host')} → {new.get('host')}")
+    lines += _policy_change("", old.get("trafficPolicy") or {}, new.get("trafficPolicy") or {})
+    s_old = {s.get("name"): s for s in old.get("subsets") or []}
+    s_new = {s.get("name"): s for s in new.get("subsets") or []}
+    for name, s in s_new.items():
+        if name not in s_old:
+            lines.append(f"new subset {name} ({_labels(s)})")
+    for name in s_old:
+        if name not in s_new:
+            lines.append(f"subset {name} removed")
+    for name in s_new:
+        if name in s_old:
+            a, b = s_old[name], s_new[name]
+            if a.get("labels") != b.get("labels"):
+                lines.append(f"subset {name} selects {_labels(b)} instead of {_labels(a)}")
+            lines += _policy_change(f"subset {name}: ", a.get("trafficPolicy") or {},
+                                    b.get("trafficPolicy") or {})
+    return lines
+
+
+def _labels(subset: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted((subset.get("labels") or {}).items())) or "all pods"
+
+
+def _policy_change(prefix: str, old: dict, new: dict) -> list[str]:
+    lines = []
+    for key in [k for k in POLICY_NAMES if k in old or k in new] + \
+            sorted((set(old) | set(new)) - set(POLICY_NAMES)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        name = POLICY_NAMES.get(key, key)
+        if key == "tls" and a and b and a.get("mode") != b.get("mode"):
+            lines.append(f"{prefix}TLS mode {a.get('mode')} → {b.get('mode')}")
+            continue
+        lines += [prefix + s for s in _block(name, a, b, _inline)]
+    return lines
+
+
+# ------------------------------------------------------------------ Gateway
+
+
+def _gateway_hosts(spec: dict) -> list[str]:
+    return [h for s in spec.get("servers") or [] for h in s.get("hosts") or []]
+
+
+def _gateway(old: dict, new: dict) -> list[str]:
+    lines = _set_change("host", _gateway_hosts(old), _gateway_hosts(new))
+    if old.get("selector") != new.get("selector"):
+        lines.append(f"selects gateway workload {_inline(new.get('selector'))} "
+                     f"instead of {_inline(old.get('selector'))}")
+    ports_old = [(s.get("port") or {}).get("number") for s in old.get("servers") or []]
+    ports_new = [(s.get("port") or {}).get("number") for s in new.get("servers") or []]
+    lines += _set_change("port", ports_old, ports_new)
+    if not lines and old != new:
+        lines.append("servers changed")
+    return lines
+
+
+# ------------------------------------------------------------------ wording helpers
+
+
+def _set_change(what: str, old: list, new: list) -> list[str]:
+    lines = [f"{what} {x} added" for x in new if x not in old]
+    return lines + [f"{what} {x} removed" for x in old if x not in new]
+
+
+def _presence(name: str, old: Any, new: Any) -> list[str]:
+    if old is None and new is not None:
+        return [f"{name} added ({_brief(new)})"]
+    if old is not None and new is None:
+        return [f"{name} removed"]
+    return []
+
+
+def _scalar(name: str, old: Any, new: Any) -> list[str]:
+    if old == new:
+        return []
+    if old is None:
+        return [f"{name} {new} added"]
+    if new is None:
+        return [f"{name} {old} removed"]
+    return [f"{name} {old} → {new}"]
+
+
+def _block(name: str, old: Any, new: Any, text) -> list[str]:
+    if old == new:
+        return []
+    if old is None:
+        return [f"{name} added ({text(new) if text is not _inline else _brief(new)})"]
+    if new is None:
+        return [f"{name} removed"]
+    if isinstance(old, dict) and isinstance(new, dict):
+        changes = _field_changes(old, new)
+        return [f"{name}: {', '.join(changes)}"] if changes else []
+    return [f"{name}: {text(old)} → {text(new)}"]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def _field_changes(old: dict, new: dict, skip: set[str] = frozenset()) -> list[str]:
+    """``["interval 1s → 5s", "baseEjectionTime 3m removed"]`` for two nested dicts."""
+    a, b = _flatten(old), _flatten(new)
+    lines = []
+    for key in [k for k in b if k not in skip] + [k for k in a if k not in b and k not in skip]:
+        lines += _scalar(key, _inline_scalar(a.get(key)), _inline_scalar(b.get(key)))
+    return lines
+
+
+def _brief(value: Any) -> str:
+    """``tcp.maxConnections 100, http.http1MaxPendingRequests 1`` for a nested dict."""
+    if not isinstance(value, dict):
+        return _inline(value)
+    return ", ".join(f"{k} {_inline(v)}" for k, v in _flatten(value).items())
+
+
+def _inline_scalar(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else _inline(value)
+
+
+def _inline(value: Any) -> str:
+    """A compact one-line rendering of a YAML value (``{a: 1, b: x}``)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- YAML diff
+
+
+def unified_diff(base_files: Mapping[str, bytes], head_files: Mapping[str, bytes],
+                 context: int = 3) -> str:
+    """The unified diff of two renderings, file by file in path order (``git diff`` style)."""
+    chunks = []
+    for path in sorted(set(base_files) | set(head_files)):
+        a, b = base_files.get(path), head_files.get(path)
+        if a == b:
+            continue
+        chunks.extend(difflib.unified_diff(
+            _lines(a), _lines(b),
+            fromfile=f"a/{path}" if a is not None else "/dev/null",
+            tofile=f"b/{path}" if b is not None else "/dev/null", n=context))
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in chunks)
+
+
+def _lines(data: bytes | None) -> list[str]:
+    return [] if data is None else data.decode("utf-8", "replace").splitlines(keepends=True)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def headline(d: Diff) -> str:
+    """``ratings, reviews changed in dev, prod; 3 files`` or ``no change ...``."""
+    if not d.changes and not d.yaml_diff:
+        return "no change to the rendered output"
+    apps = sorted({c.app for c in d.changes if not c.env.startswith("_")})
+    envs = sorted({c.env for c in d.changes if not c.env.startswith("_")})
+    files = f"{d.changed_files} file{'' if d.changed_files == 1 else 's'}"
+    if not apps:
+        return f"{files} changed"
+    return f"{', '.join(apps)} changed in {', '.join(envs)}; {files}"
+
+
+def grouped(changes: list[AppChange]) -> list[tuple[str, AppChange]]:
+    """Changes with the same words in several environments, folded into one entry.
+
+    A spec change without environment overrides changes every environment alike; the reviewer
+    reads it once, titled ``ratings/dev, prod, staging``. Order: by the first environment,
+    then app.
+    """
+    groups: dict[tuple, list[AppChange]] = {}
+    for c in changes:
+        groups.setdefault((c.app, c.namespace, c.objects, c.traffic), []).append(c)
+    out = []
+    for same in groups.values():
+        if same[0].env == "_gitops":
+            title = GITOPS_TITLES.get(same[0].app, same[0].app)
+        else:
+            title = f"{same[0].app}/{', '.join(c.env for c in same)}"
+        out.append((title, same[0]))
+    return sorted(out, key=lambda tc: (tc[1].env, tc[1].app))
+
+
+def format_text(d: Diff) -> str:
+    """The summary, then the unified YAML diff, for a terminal."""
+    out = [f"meshgen diff {d.base_label} → {d.head_label}: {headline(d)}"]
+    out += [f"note: {n}" for n in d.notes]
+    for title, c in grouped(d.changes):
+        out.append("")
+        out.append(f"{title}: {c.objects_text()}")
+        out += [f"  {line}" for line in c.traffic]
+    if d.yaml_diff:
+        out += ["", d.yaml_diff.rstrip("\n")]
+    return "\n".join(out) + "\n"
+
+
+def format_markdown(d: Diff) -> str:
+    """The summary as GitHub-flavoured markdown, the YAML diff folded in ``<details>``.
+
+    Ready to post as a pull-request comment; starts with :data:`MARKDOWN_MARKER` so a CI job
+    can find and update its earlier comment. A YAML diff over :data:`MARKDOWN_LIMIT`
+    characters is cut at a file boundary with a note.
+    """
+    out = [MARKDOWN_MARKER, f"### meshgen diff `{d.base_label}` → `{d.head_label}`", "",
+           f"**{headline(d)}**"]
+    out += ["", *[f"> {n}" for n in d.notes]] if d.notes else []
+    for title, c in grouped(d.changes):
+        out += ["", f"**{title}** — {c.objects_text()}"]
+        out += [f"- {line}" for line in c.traffic]
+    if d.yaml_diff:
+        text, cut = _cut(d.yaml_diff, MARKDOWN_LIMIT)
+        out += ["", f"<details><summary>YAML diff ({d.changed_files} "
+                f"file{'' if d.changed_files == 1 else 's'})</summary>", "",
+                "```diff", text.rstrip("\n"), "```"]
+        if cut:
+            out += ["", f"*{cut} more files left out; run `meshgen diff` locally for all of it.*"]
+        out += ["", "</details>"]
+    return "\n".join(out) + "\n"
+
+
+def _cut(text: str, limit: int) -> tuple[str, int]:
+    if len(text) <= limit:
+        return text, 0
+    files = text.split("\n--- ")
+    kept, size = [files[0]], len(files[0])
+    for chunk in files[1:]:
+        if size + len(chunk) + 5 > limit:
+            break
+        kept.append(chunk)
+        size += len(chunk) + 5
+    return "\n--- ".join(kept), len(files) - len(kept)
+
+
+# --------------------------------------------------------------------------- git shell
+
+
+def default_base(repo: git.Repo) -> str:
+    """The ref ``meshgen diff`` compares with when ``--base`` is not given.
+
+    What a reviewer expects is what a pull request shows: the change since the branch left
+    its upstream. So the base is the merge-base of ``HEAD`` with the first of the current
+    branch's upstream, ``origin/HEAD``, ``origin/main``, ``main``, ``origin/master``,
+    ``master`` that exists; with none of them, ``HEAD`` (the uncommitted changes only).
+    On ``main`` itself this is ``HEAD``, so ``meshgen diff`` shows the uncommitted changes.
+
+    Raises:
+        errors.GitError: the repository has no commit.
+    """
+    try:
+        head = repo.head.commit
+    except ValueError as e:
+        raise errors.GitError("the repository has no commit to compare with") from e
+    candidates = []
+    try:
+        tracking = repo.active_branch.tracking_branch()
+        if tracking is not None:
+            candidates.append(tracking.name)
+    except TypeError:  # detached HEAD
+        pass
+    candidates += ["origin/HEAD", "origin/main", "main", "origin/master", "master"]
+    for ref in candidates:
+        try:
+            other = repo.commit(ref)
+        except (git.BadName, ValueError):
+            continue
+        bases = repo.merge_base(head, other)
+        if bases:
+            return bases[0].hexsha
+    return head.hexsha
+
+
+def diff_repo(root: Path, base: str | None = None) -> Diff:
+    """Render ``base`` (default :func:`default_base`) and the working tree, and compare.
+
+    The base is checked out into a temporary detached ``git worktree``, rendered with this
+    meshgen (so a template change in meshgen itself does not show as a spec change), and
+    the worktree is removed afterwards, also on error. A base that does not render (say, a
+    spec error that this change fixes) is compared through its committed ``rendered/`` files.
+
+    Raises:
+        errors.UsageError: ``root`` is not a git repository or ``base`` names no commit.
+        errors.SpecErrors: the working tree does not render.
+        errors.GitError: ``git worktree`` failed.
+    """
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+        raise errors.UsageError(f"{root} is not a git repository; meshgen diff compares git revisions") from e
+    top = Path(repo.working_tree_dir).resolve()
+    sub = Path(root).resolve().relative_to(top)
+    ref = base or default_base(repo)
+    try:
+        commit = repo.commit(ref)
+    except (git.BadName, ValueError) as e:
+        raise errors.UsageError(f"--base {ref}: no such commit") from e
+    head_files = render.render_repo(root).files
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="meshgen-diff-") as tmp:
+        tree = Path(tmp) / "base"
+        try:
+            repo.git.worktree("add", "--detach", str(tree), commit.hexsha)
+        except git.GitCommandError as e:
+            raise errors.GitError(f"git worktree add failed: {' '.join((e.stderr or str(e)).split())}") from e
+        try:
+            base_root = tree / sub
+            try:
+                base_files = render.render_repo(base_root).files
+            except errors.SpecErrors as e:
+                n = len(e.errors)
+                notes.append(f"the base does not render ({n} spec error{'s' if n != 1 else ''}); "
+                             f"compared with its committed rendered/ files")
+                base_files = {p.relative_to(base_root).as_posix(): p.read_bytes()
+                              for p in sorted((base_root / "rendered").rglob("*")) if p.is_file()}
+        finally:
+            try:
+                repo.git.worktree("remove", "--force", str(tree))
+            except git.GitCommandError as e:
+                raise errors.GitError(f"git worktree remove failed: {' '.join((e.stderr or str(e)).split())}") from e
+    label = f"{base}@{commit.hexsha[:7]}" if base and not commit.hexsha.startswith(base) else commit.hexsha[:7]
+    dirty = repo.is_dirty(untracked_files=True)
+    head_label = "working tree" if dirty else f"HEAD@{repo.head.commit.hexsha[:7]}"
+    d = compare(base_files, head_files, base_label=label, head_label=head_label)
+    d.notes = notes
+    return d

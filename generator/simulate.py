@@ -1,0 +1,178 @@
+"""Which of a VirtualService's HTTP routes a request takes, as Istio and Envoy decide it.
+
+This is a model of Istio's matching, written once from Istio's own sources and used both by
+``meshgen explain`` and by the test suite as the oracle the condition compiler is checked
+against. It reads rendered ``VirtualService.spec.http`` entries (plain dicts) and never
+looks at the spec.
+
+Semantics (istio/api ``networking/v1alpha3/virtual_service.proto``; istio/istio
+``pilot/pkg/networking/core/route/route.go`` ``BuildHTTPRoutesForVirtualService``,
+``sourceMatchHTTP``, ``TranslateRouteMatch``, ``translateHeaderMatch``; istio/istio
+``pilot/pkg/networking/util/util.go`` ``ConvertToEnvoyMatch``):
+
+* Routes are tried in order and the first whose ``match`` accepts the request wins; a route
+  without ``match`` accepts every request. ``match`` is a list of blocks, OR-ed; inside a
+  block every condition must hold (AND).
+* ``gateways`` and source conditions are decided when Istio builds the proxy's config:
+  a block that names ``gateways`` applies only at those gateways, and then its
+  ``sourceLabels`` and ``sourceNamespace`` are ignored; a block without ``gateways`` applies
+  when the proxy's labels include ``sourceLabels`` and its namespace is ``sourceNamespace``.
+  ``port`` must equal the port the request was sent to.
+* ``uri``: ``exact`` is Envoy's ``path``, ``prefix`` its ``prefix``, ``regex`` its
+  ``safe_regex`` (RE2, full match), all on the path without the query string.
+* ``method``, ``authority`` and ``scheme`` are header matchers on ``:method``, ``:authority``
+  and ``:scheme``, which every request carries.
+* A header or query matcher that is ``{}`` (or the regex ``*``) is Envoy's ``present_match``;
+  otherwise the header or parameter must be carried and its value must match.
+* ``withoutHeaders`` is Envoy's ``invert_match``; unless the matcher is a presence match,
+  Istio also sets ``treat_missing_header_as_empty``, so a missing header is matched as ``""``
+  before inverting. ``withoutHeaders: {x: {exact: ""}}`` therefore rejects a request that
+  lacks ``x`` -- which the condition compiler has to account for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from generator.conditions import compiled
+
+#: HTTPMatchRequest fields this model evaluates; any other field makes it refuse to guess.
+MODELLED_FIELDS = frozenset({"uri", "method", "authority", "scheme", "headers", "withoutHeaders",
+                             "queryParams", "port", "sourceLabels", "sourceNamespace",
+                             "gateways", "name"})
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request as a proxy sees it.
+
+    Attributes:
+        headers: header name -> value; names are case-insensitive (stored lower-case).
+        query: query parameter -> value.
+        uri: the path, without the query string.
+        method, authority, scheme: the ``:method``, ``:authority`` and ``:scheme`` pseudo-headers.
+        port: the port the request was sent to.
+        source_labels: labels of the calling workload (of the gateway's pod at a gateway).
+        source_namespace: namespace of the calling workload.
+        gateway: ``"mesh"`` for a sidecar, ``"<namespace>/<name>"`` for an Istio Gateway.
+    """
+
+    headers: dict[str, str] = field(default_factory=dict)
+    query: dict[str, str] = field(default_factory=dict)
+    uri: str = "/"
+    method: str = "GET"
+    authority: str = "example"
+    scheme: str = "http"
+    port: int = 80
+    source_labels: dict[str, str] = field(default_factory=dict)
+    source_namespace: str = "default"
+    gateway: str = "mesh"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
+
+
+class UnmodelledMatch(ValueError):
+    """The route uses a match field this model does not evaluate."""
+
+
+def _is_presence(sm: dict[str, Any]) -> bool:
+    """Istio's ``canBeConvertedToPresentMatch``: ``{}`` or the regex ``*``."""
+    return not sm or sm.get("regex") == "*"
+
+
+def _string_match(sm: dict[str, Any], value: str) -> bool:
+    """Envoy ``StringMatcher`` as made by ``ConvertToEnvoyMatch`` (regex: RE2 full match)."""
+    if "exact" in sm:
+        return value == sm["exact"]
+    if "prefix" in sm:
+        return value.startswith(sm["prefix"])
+    if "regex" in sm:
+        return compiled(sm["regex"]).fullmatch(value) is not None
+    raise UnmodelledMatch(f"string match {sm!r}")
+
+
+def _header_match(sm: dict[str, Any], value: str | None) -> bool:
+    if _is_presence(sm):
+        return value is not None
+    return value is not None and _string_match(sm, value)
+
+
+def _without_header_match(sm: dict[str, Any], value: str | None) -> bool:
+    if _is_presence(sm):  # present_match inverted: the header is absent
+        return value is None
+    # invert_match with treat_missing_header_as_empty
+    return not _string_match(sm, "" if value is None else value)
+
+
+def block_matches(block: dict[str, Any], request: Request) -> bool:
+    """Whether one ``HTTPMatchRequest`` accepts ``request``.
+
+    Raises:
+        UnmodelledMatch: the block uses a field this model does not evaluate.
+    """
+    unknown = set(block) - MODELLED_FIELDS
+    if unknown:
+        raise UnmodelledMatch(f"match fields {sorted(unknown)}")
+    if block.get("gateways"):
+        if request.gateway not in block["gateways"]:
+            return False
+    else:
+        labels = block.get("sourceLabels") or {}
+        if any(request.source_labels.get(k) != v for k, v in labels.items()):
+            return False
+        if block.get("sourceNamespace") and block["sourceNamespace"] != request.source_namespace:
+            return False
+    if block.get("port") and block["port"] != request.port:
+        return False
+    uri = block.get("uri")
+    if uri is not None and not _is_presence(uri) and not _string_match(uri, request.uri):
+        return False
+    for name in ("method", "authority", "scheme"):
+        sm = block.get(name)
+        if sm is not None and not _header_match(sm, getattr(request, name)):
+            return False
+    for name, sm in (block.get("headers") or {}).items():
+        if not _header_match(sm, request.headers.get(name.lower())):
+            return False
+    for name, sm in (block.get("withoutHeaders") or {}).items():
+        if not _without_header_match(sm, request.headers.get(name.lower())):
+            return False
+    for name, sm in (block.get("queryParams") or {}).items():
+        if not _header_match(sm, request.query.get(name)):
+            return False
+    return True
+
+
+def match_http(http: list[dict[str, Any]], request: Request) -> tuple[int, dict[str, Any]] | None:
+    """The first route of ``VirtualService.spec.http`` that accepts ``request``.
+
+    Returns:
+        ``(index, route)`` of the route Istio sends the request to, or ``None`` when no route
+        matches (Envoy then answers 404).
+
+    Raises:
+        UnmodelledMatch: a route uses a match field this model does not evaluate.
+    """
+    for index, route in enumerate(http):
+        blocks = route.get("match")
+        if not blocks or any(block_matches(b, request) for b in blocks):
+            return index, route
+    return None
+
+
+def destinations(route: dict[str, Any]) -> dict[str, int]:
+    """Weighted destinations of an HTTP route: ``{subset (or host): weight in percent}``.
+
+    A single destination without a weight gets 100; zero weights are left out, as Istio does.
+    """
+    out: dict[str, int] = {}
+    entries = route.get("route") or []
+    for entry in entries:
+        dest = entry.get("destination") or {}
+        name = dest.get("subset") or dest.get("host", "")
+        weight = entry.get("weight", 100 if len(entries) == 1 else 0)
+        if weight:
+            out[name] = out.get(name, 0) + int(weight)
+    return out
