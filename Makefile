@@ -29,9 +29,10 @@ prometheus:
 	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 	  else echo "install Prometheus (apt-get install prometheus) to watch the rollout demo"; fi
 
-bench: venv
+bench: venv prometheus
 	$(BIN)/python bench/render.py 1000
 	$(BIN)/python bench/conditions.py
+	$(BIN)/python bench/rollout.py 500
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from demo.fakemesh import LocalPrometheus, MeshTraffic, MetricsEndpoint, prometheus_binary  # noqa: E402
 
-INTERVAL = "8s"
+INTERVAL = "10s"
 DEADLINE = 240.0  # seconds; the demo normally ends after about one minute
 
 

@@ -115,6 +115,7 @@ class Rollout:
         route: the name of the route whose split moves.
         steps: canary weights in percent, strictly increasing, the last one 100.
         interval: seconds; the analysis window and the minimum time between steps.
+        interval_text: ``interval`` as the spec wrote it (``1m``), for messages.
         policy: ``time``, ``health``, ``metric`` or ``compare``.
         min_requests: fewer canary requests in the window make a check inconclusive.
         failure_limit: consecutive failed checks that roll back.
