@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from generator import decision, metrics, notify, output, status, vcs
 from generator.config import EffectiveApp, Repo, load_repo
 from generator.decision import Action, Check, Decision, Rollout
-from generator.errors import GitError, MeshgenError, OutsideError, PrometheusError, SpecError, SpecErrors, UsageError
+from generator.errors import GitError, MeshgenError, PrometheusError, SpecError, SpecErrors, UsageError
 from generator.prometheus import Prometheus
 
 log = logging.getLogger(__name__)
@@ -449,16 +449,3 @@ def read_statuses(root: Path, envs: Sequence[str] | None = None, apps: Sequence[
     """``(env, app, rollout, status)`` of every app with a rollout block, for ``rollout status``."""
     repo = load_repo(Path(root))
     return [(i.env, i.app, i.rollout, i.status) for i in _rollouts(repo, envs, apps)]
-
-
-def run_forever(root: Path, every: float, tick_once: Callable[[], object],
-                sleep: Callable[[float], None] = time.sleep) -> None:
-    """Call ``tick_once`` every ``every`` seconds until interrupted; an outside failure
-    (Prometheus or git down) is logged and the loop goes on; anything else stops it."""
-    while True:
-        started = time.monotonic()
-        try:
-            tick_once()
-        except OutsideError as e:
-            log.error("tick failed: %s", e)
-        sleep(max(0.0, every - (time.monotonic() - started)))
