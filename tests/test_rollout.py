@@ -22,7 +22,6 @@ from generator import bot, output, render
 from tests.conftest import ROOT, build_file_tree, run_meshgen
 from tests.promfixtures import clone, git, wait_until
 
-pytestmark = pytest.mark.prometheus
 
 APP = """\
 apiVersion: meshgen.io/v1alpha1
@@ -59,15 +58,21 @@ def rollout_block(**extra):
     return json.dumps(block)
 
 
+#: For tests whose ticks never ask Prometheus (starts, policy time, steering): nothing listens.
+NO_PROMETHEUS = "http://127.0.0.1:9"
+
+
 @pytest.fixture
-def config(tmp_path, git_remote, prometheus):
-    """``make(namespace, **rollout)``: a rendered config repo pushed to a bare remote;
+def config(tmp_path, git_remote, request):
+    """``make(namespace, url=None, **rollout)``: a rendered config repo pushed to a bare
+    remote, its environment's Prometheus the session's real one unless ``url`` is given;
     returns ``(remote, bot_clone)``."""
 
     def make(namespace: str, url: str | None = None, **extra) -> tuple[Path, Path]:
+        url = url or request.getfixturevalue("prometheus").url
         tree = build_file_tree(tmp_path / "bot", {
             "apps/ratings.yaml": APP.format(namespace=namespace, rollout=rollout_block(**extra)),
-            "environments/dev.yaml": ENV.format(url=url or prometheus.url)})
+            "environments/dev.yaml": ENV.format(url=url)})
         output.write_rendering(tree, render.render_repo(tree))
         return git_remote(tree)
 
@@ -104,6 +109,7 @@ def tick_until(clone_: Path, done, timeout: float = 40.0, **kwargs) -> list[bot.
     return reports
 
 
+@pytest.mark.prometheus
 def test_healthy_canary_goes_through_every_step_to_success(config, mesh_traffic):
     healthy(mesh_traffic, "e2e-healthy")
     remote, work = config("e2e-healthy")
@@ -130,6 +136,7 @@ def test_healthy_canary_goes_through_every_step_to_success(config, mesh_traffic)
         assert sum(weights) == 100
 
 
+@pytest.mark.prometheus
 def test_failing_canary_rolls_back_after_failure_limit(config, mesh_traffic):
     healthy(mesh_traffic, "e2e-failing", v2_errors=0.5)
     remote, work = config("e2e-failing")
@@ -149,6 +156,7 @@ def test_failing_canary_rolls_back_after_failure_limit(config, mesh_traffic):
     assert git(remote, "rev-parse", "main") == before
 
 
+@pytest.mark.prometheus
 def test_no_data_holds_and_commits_nothing(config, mesh_traffic):
     remote, work = config("e2e-nodata")  # no traffic at all for this service
     first = bot.tick(work, push=True)
@@ -162,6 +170,7 @@ def test_no_data_holds_and_commits_nothing(config, mesh_traffic):
     assert git(work, "status", "--porcelain") == ""
 
 
+@pytest.mark.prometheus
 def test_too_few_requests_hold(config, mesh_traffic):
     mesh_traffic.set("e2e-few", "ratings", "v2", rps=1)
     remote, work = config("e2e-few")
@@ -178,6 +187,7 @@ def _start_and_wait(work: Path, seconds: float = WAIT) -> None:
     time.sleep(seconds)
 
 
+@pytest.mark.prometheus
 def test_two_bots_ticking_at_the_same_moment_never_double_step(config, mesh_traffic, tmp_path):
     healthy(mesh_traffic, "e2e-twobots")
     remote, work = config("e2e-twobots")
@@ -198,6 +208,7 @@ def test_two_bots_ticking_at_the_same_moment_never_double_step(config, mesh_traf
                                "rollout ratings (dev): step canary v2, 20 % -> 50 %"]
 
 
+@pytest.mark.prometheus
 def test_a_push_rejected_mid_tick_is_decided_again(config, mesh_traffic, tmp_path):
     """The other bot pushes its step while this one is pushing (from this clone's pre-push
     hook): this bot's push is rejected, it moves onto the new head, decides again -- the
@@ -229,6 +240,7 @@ exit 0
     assert git(work, "rev-parse", "HEAD") == git(remote, "rev-parse", "main")
 
 
+@pytest.mark.prometheus
 def test_human_commits_are_kept(config, mesh_traffic, tmp_path):
     healthy(mesh_traffic, "e2e-human")
     remote, work = config("e2e-human")
@@ -262,6 +274,7 @@ exit 0
     assert "timeout: 7s" in vs and "weight: 50" in vs
 
 
+@pytest.mark.prometheus
 def test_a_tick_killed_between_writing_and_committing_is_completed_by_the_next(config, mesh_traffic):
     healthy(mesh_traffic, "e2e-killed")
     remote, work = config("e2e-killed")
@@ -287,7 +300,7 @@ def test_a_tick_killed_between_writing_and_committing_is_completed_by_the_next(c
     assert remote_route(remote, "e2e-killed") == [("v1", 50), ("v2", 50)]
 
 
-def test_prometheus_down_exits_3_and_commits_nothing(config, mesh_traffic):
+def test_prometheus_down_exits_3_and_commits_nothing(config):
     remote, work = config("e2e-down", url=f"http://127.0.0.1:{free_port()}")
     run_meshgen("rollout", "step", "--push", cwd=work, check=True)  # the start needs no Prometheus
     before = git(remote, "rev-parse", "main")
@@ -301,12 +314,13 @@ def test_prometheus_down_exits_3_and_commits_nothing(config, mesh_traffic):
 
 
 def test_dry_run_writes_nothing(config):
-    remote, work = config("e2e-dry")
+    remote, work = config("e2e-dry", url=NO_PROMETHEUS)
     proc = run_meshgen("rollout", "step", "--dry-run", cwd=work, check=True)
     assert "dev/ratings: start: new rollout v1 -> v2: canary v2 at 20 %" in proc.stdout
     assert git(work, "status", "--porcelain") == "" and bot_log(remote) == []
 
 
+@pytest.mark.prometheus
 def test_slack_is_told_after_the_push(config, mesh_traffic, recorder, monkeypatch):
     hook = recorder()
     monkeypatch.setenv("E2E_SLACK_URL", hook.url)
@@ -320,7 +334,7 @@ def test_slack_is_told_after_the_push(config, mesh_traffic, recorder, monkeypatc
 
 
 def test_steering_by_hand_and_the_status_table(config):
-    remote, work = config("e2e-steer", policy="time", interval="1h")
+    remote, work = config("e2e-steer", url=NO_PROMETHEUS, policy="time", interval="1h")
     run_meshgen("rollout", "step", "--push", cwd=work, check=True)
     for command in ("pause", "resume", "promote"):
         run_meshgen("rollout", command, "ratings", "--push", cwd=work, check=True)
@@ -339,7 +353,7 @@ def test_steering_by_hand_and_the_status_table(config):
 
 
 def test_abort_rolls_back_now(config):
-    remote, work = config("e2e-abort", policy="time", interval="1h")
+    remote, work = config("e2e-abort", url=NO_PROMETHEUS, policy="time", interval="1h")
     run_meshgen("rollout", "step", "--push", cwd=work, check=True)
     run_meshgen("rollout", "abort", "ratings", "--env", "dev", "--push", cwd=work, check=True)
     assert bot_log(remote)[-1] == "rollout ratings (dev): rollback canary v2, 20 % -> 0 %: aborted by hand"
@@ -347,14 +361,14 @@ def test_abort_rolls_back_now(config):
 
 
 def test_time_policy_steps_without_metrics(config):
-    remote, work = config("e2e-time", policy="time", interval="1s", steps=[50, 100])
+    remote, work = config("e2e-time", url=NO_PROMETHEUS, policy="time", interval="1s", steps=[50, 100])
     tick_until(work, lambda r: any(o.decision.action.value == "succeed" for o in r.commits), timeout=15)
     assert [s.split(": ", 1)[1] for s in bot_log(remote)] == [
         "start canary v2, 0 % -> 50 %", "step canary v2, 50 % -> 100 %", "canary v2 succeeded at 100 %"]
 
 
 def test_invalid_custom_query_is_a_spec_error_with_its_place(config):
-    remote, work = config("e2e-badquery", policy="metric", interval="1s",
+    remote, work = config("e2e-badquery", url=NO_PROMETHEUS, policy="metric", interval="1s",
                           analysis={"metrics": [{"name": "errors", "query": "{{ nope }}", "max": 1}]})
     run_meshgen("rollout", "step", cwd=work, check=True)
     time.sleep(1.1)
@@ -366,7 +380,7 @@ def test_invalid_custom_query_is_a_spec_error_with_its_place(config):
 def test_run_stops_cleanly_on_ctrl_c(config):
     import signal
 
-    remote, work = config("e2e-run", policy="time", interval="1h")
+    remote, work = config("e2e-run", url=NO_PROMETHEUS, policy="time", interval="1h")
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
     proc = subprocess.Popen([sys.executable, "-m", "generator", "rollout", "run", "--every", "1s", "--push"],
                             cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
