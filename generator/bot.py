@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from generator import decision, metrics, notify, output, status, vcs
 from generator.config import EffectiveApp, Repo, load_repo
 from generator.decision import Action, Check, Decision, Rollout
-from generator.errors import GitError, MeshgenError, PrometheusError, SpecError, SpecErrors, UsageError
+from generator.errors import CheckFailed, GitError, MeshgenError, PrometheusError, SpecError, SpecErrors, UsageError
 from generator.prometheus import Prometheus
 
 log = logging.getLogger(__name__)
@@ -391,7 +391,8 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
     change a commit by git's configured user.
 
     Raises:
-        UsageError: unknown command, app or environment, or nothing to change anywhere.
+        UsageError: unknown command, app or environment.
+        CheckFailed: nothing to change anywhere (e.g. pausing a finished rollout): exit 1.
         SpecErrors, GitError: as :func:`tick`.
     """
     if command not in STEER:
@@ -421,7 +422,7 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
         made = [o.committed for o in report.outcomes if o.committed]
         if not made:
             reasons = "; ".join(o.line() for o in report.outcomes)
-            raise UsageError(f"nothing to {command}: {reasons}")
+            raise CheckFailed(f"nothing to {command}: {reasons}")
         if not upstream or ws.push(upstream):
             break
         time.sleep(random.uniform(0.05, 0.3) * attempt)

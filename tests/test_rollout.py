@@ -339,7 +339,7 @@ def test_steering_by_hand_and_the_status_table(config):
     for command in ("pause", "resume", "promote"):
         run_meshgen("rollout", command, "ratings", "--push", cwd=work, check=True)
     proc = run_meshgen("rollout", "pause", "ratings", cwd=work)
-    assert proc.returncode == 2 and "nothing to pause" in proc.stderr
+    assert proc.returncode == 1 and "nothing to pause" in proc.stderr
     assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
                                "rollout ratings (dev): pause canary v2 at 20 %",
                                "rollout ratings (dev): resume canary v2, 20 % -> 20 %",
@@ -348,7 +348,7 @@ def test_steering_by_hand_and_the_status_table(config):
     assert git(remote, "log", "-1", "--format=%ae", "main").strip() == "author@example.com"
     table = run_meshgen("rollout", "status", cwd=work, check=True).stdout
     assert "ratings" in table and "Succeeded" in table and "v1 0 % / v2 100 %" in table and "3/3" in table
-    run_meshgen("rollout", "resume", "ratings", cwd=work)  # nothing to resume: exit 2, no commit
+    assert run_meshgen("rollout", "resume", "ratings", cwd=work).returncode == 1  # nothing to resume, no commit
     assert len(bot_log(remote)) == 4
 
 
