@@ -117,18 +117,25 @@ def render(ctx: Context, envs: tuple[str, ...]) -> None:
                f"{len(changes.deleted)} deleted, {len(changes.unchanged)} unchanged")
 
 
-@main.command()
-@pass_ctx
-def validate(ctx: Context) -> None:
-    """Validate specs and the objects they render (Istio's schemas included); all errors at once."""
-    from generator import analysis, render as render_mod
+def _analyze(rendering: Any) -> None:
+    """Cross-object analysis: print warnings, exit 1 on errors (every one listed)."""
+    from generator import analysis
 
-    rendering = run(render_mod.render_repo, ctx.root, strict=True)
     findings = analysis.analyze(rendering)
     for warning in [f for f in findings if f.level != "error"]:
         click.echo(warning.format(), err=True)
     if analysis.errors_of(findings):
         fail(errors.SpecErrors(analysis.errors_of(findings)))
+
+
+@main.command()
+@pass_ctx
+def validate(ctx: Context) -> None:
+    """Validate specs and the objects they render (Istio's schemas included); all errors at once."""
+    from generator import render as render_mod
+
+    rendering = run(render_mod.render_repo, ctx.root, strict=True)
+    _analyze(rendering)
     click.echo(f"valid: {len(rendering.repo.apps)} apps, {len(rendering.envs)} environments, "
                f"{len(rendering.objects)} objects")
 
@@ -136,10 +143,11 @@ def validate(ctx: Context) -> None:
 @main.command()
 @pass_ctx
 def check(ctx: Context) -> None:
-    """Validate, and fail if rendered/ is stale (for CI and pre-commit)."""
+    """Validate (cross-object analysis included), and fail if rendered/ is stale (for CI and pre-commit)."""
     from generator import output, render as render_mod
 
     rendering = run(render_mod.render_repo, ctx.root)
+    _analyze(rendering)
     stale = output.stale_files(ctx.root, rendering)
     if stale:
         for path in stale:

@@ -159,6 +159,19 @@ def test_validate_reports_analysis_errors_at_their_spec_place(config_repo: Path)
     assert lines[-1] == f"{len(lines) - 1} errors"
 
 
+def test_check_fails_on_analysis_errors_too(config_repo: Path) -> None:
+    """The pre-commit hook runs `check`: a cross-object error must stop it, even with rendered/ fresh."""
+    builtin = (Path(__file__).parent.parent / "templates" / "destinationrule.yaml.j2").read_text()
+    (config_repo / "templates").mkdir()
+    (config_repo / "templates" / "destinationrule.yaml.j2").write_text(
+        builtin.replace("{%- for subset in subsets %}", "{%- for subset in subsets if subset.name != 'v2' %}"))
+    run_meshgen("render", cwd=config_repo, check=True)
+    proc = run_meshgen("check", cwd=config_repo)
+    assert proc.returncode == 1
+    assert any(line.startswith("apps/ratings.yaml:17:24: error: dev: VirtualService ratings.mesh routes to subset 'v2'")
+               and line.endswith("[MG101]") for line in proc.stderr.splitlines())
+
+
 def test_validate_prints_warnings_and_passes(config_repo: Path) -> None:
     edit(config_repo / "apps" / "ratings.yaml", "tls: {mode: ISTIO_MUTUAL}", "tls: {mode: DISABLE}")
     proc = run_meshgen("validate", cwd=config_repo)
