@@ -127,7 +127,7 @@ def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decis
     elif action is Action.FAIL_COUNT:
         limit = f" of {failure_limit}" if failure_limit else ""
         subject = (f"rollout {where}: failed check {st.get('failedChecks')}{limit}, canary {canary} "
-                   f"stays {before} % -> {after} %: {check.get('reason', '')}")
+                   f"stays at {after} %: {check.get('reason', '')}")
     elif action is Action.ROLLBACK:
         subject = f"rollout {where}: rollback canary {canary}, {before} % -> {after} %: {check.get('reason', '')}"
     elif action is Action.ABORT:

@@ -143,7 +143,7 @@ def test_failing_canary_rolls_back_after_failure_limit(config, mesh_traffic):
     tick_until(work, lambda r: any(o.decision.action.value == "rollback" for o in r.commits))
     log = bot_log(remote)
     assert log[0] == "rollout ratings (dev): start canary v2, 0 % -> 20 %"
-    assert log[1].startswith("rollout ratings (dev): failed check 1 of 2, canary v2 stays 20 % -> 20 %: "
+    assert log[1].startswith("rollout ratings (dev): failed check 1 of 2, canary v2 stays at 20 %: "
                              "request-success-rate 0.")
     assert log[2].startswith("rollout ratings (dev): rollback canary v2, 20 % -> 0 %: request-success-rate 0.")
     assert log[2].endswith("< min 0.99") and len(log) == 3
