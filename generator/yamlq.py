@@ -46,6 +46,12 @@ def _quote_float(value: float) -> str:
     return mantissa + ("e" + exponent if exponent else "")
 
 
+def _entry(key: str, value: Any) -> str:
+    quoted = quote_str(key)
+    # YAML limits implicit keys to 1024 characters (YAML 1.2 §7.4.2); longer ones are explicit.
+    return f"{quoted}: {quote(value)}" if len(quoted) < 1000 else f"? {quoted} : {quote(value)}"
+
+
 def quote(value: Any) -> str:
     """Any plain value (``None``, bool, int, float, str, list, dict) as one YAML flow value.
 
@@ -65,7 +71,7 @@ def quote(value: Any) -> str:
     if isinstance(value, float):
         return _quote_float(value)
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{quote_str(str(k))}: {quote(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(_entry(str(k), v) for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(quote(v) for v in value) + "]"
     raise TypeError(f"cannot quote a {type(value).__name__} into YAML")
