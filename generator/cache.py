@@ -6,8 +6,8 @@ file's path and bytes -- ``meshgen.yaml``, ``apps/``, ``environments/``, ``statu
 ``templates/`` -- plus meshgen's own code, templates and schemas, the environments asked for
 and the strictness. A hit returns the stored :class:`~generator.render.Rendering`; anything
 else renders afresh. The cache lives in the repository's git directory
-(``.git/meshgen/render-cache.pickle``), so it is never committed, and only there: a directory
-that is not a git checkout is rendered afresh every time. ``MESHGEN_NO_CACHE=1`` turns it off.
+(``.git/meshgen/render-cache.pickle``; a worktree's own git directory), so it is never
+committed, and only there: a directory that is not a git checkout is rendered afresh every time. ``MESHGEN_NO_CACHE=1`` turns it off.
 """
 
 from __future__ import annotations
@@ -46,6 +46,21 @@ def _code_digest() -> bytes:
     return h.digest()
 
 
+def _git_dir(root: Path) -> Path | None:
+    """The git directory of a checkout rooted at ``root``: ``.git`` itself, or where a worktree's
+    ``.git`` file points (``gitdir: ...``); ``None`` when ``root`` is not a checkout's root."""
+    dot_git = root / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    if dot_git.is_file():
+        text = dot_git.read_text(errors="replace").strip()
+        if text.startswith("gitdir:"):
+            target = Path(text[len("gitdir:"):].strip())
+            target = target if target.is_absolute() else (root / target)
+            return target if target.is_dir() else None
+    return None
+
+
 class RenderCache:
     """One repository's cached rendering, keyed by the digest of everything it was made from."""
 
@@ -56,7 +71,8 @@ class RenderCache:
     @classmethod
     def for_repo(cls, root: Path, envs: list[str] | None, strict: bool) -> "RenderCache | None":
         """The cache of ``root``, or ``None`` when it cannot or should not be used."""
-        if os.environ.get("MESHGEN_NO_CACHE") or not (root / ".git").is_dir():
+        git_dir = _git_dir(root)
+        if os.environ.get("MESHGEN_NO_CACHE") or git_dir is None:
             return None
         from generator.config import SETTINGS_FILE, load_settings
         from generator.errors import MeshgenError
@@ -71,7 +87,7 @@ class RenderCache:
         _digest_tree(h, root / SETTINGS_FILE, "settings")
         for name in ("apps", "environments", "status", "templates"):
             _digest_tree(h, root / paths[name], name)
-        return cls(root / ".git" / "meshgen" / "render-cache.pickle", h.hexdigest())
+        return cls(git_dir / "meshgen" / "render-cache.pickle", h.hexdigest())
 
     def get(self) -> "Rendering | None":
         """The stored rendering if its key matches, else ``None`` (a damaged cache is a miss)."""

@@ -207,3 +207,15 @@ def test_render_cache_reuses_and_invalidates(tmp_path: Path) -> None:
     assert b"timeout: 11s" in changed.files["rendered/prod/mesh/reviews/virtualservice.yaml"]
     cache_file.write_bytes(b"damaged")
     assert render.render_repo(repo).files == changed.files
+
+
+def test_render_cache_lives_in_a_worktrees_own_git_dir(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path / "repo", ("apps", "environments"))
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "example"], ["worktree", "add", "-q", "../wt"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    worktree = tmp_path / "wt"
+    assert (worktree / ".git").is_file()
+    first = render.render_repo(worktree)
+    caches = list((repo / ".git/worktrees").rglob("render-cache.pickle"))
+    assert len(caches) == 1
+    assert render.render_repo(worktree).files == first.files
