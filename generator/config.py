@@ -43,7 +43,8 @@ class EffectiveApp:
     Attributes:
         name: the app name (file stem).
         env: the environment name.
-        data: the merged App document (plain values; never shared with the loaded documents).
+        data: the merged App document (plain values). Read-only: subtrees no override touches
+            are shared with the loaded document.
         sources: repository-relative paths of the files the spec came from.
     """
 
@@ -119,7 +120,7 @@ class Repo:
         """The App spec ``app`` with environment ``env``'s overrides merged in."""
         base = self.apps[app]
         table: dict[KeyPath, tuple[Document, KeyPath]] = {(): (base, ())}
-        data = copy.deepcopy(base.data)
+        data = base.data  # read-only: a merge builds new mappings along the merged paths only
         sources = [base.path]
         over = self.override(app, env)
         if isinstance(over, dict) and over:

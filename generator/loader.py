@@ -35,6 +35,35 @@ _PLAIN_TAGS = {
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 KeyPath = tuple[Any, ...]
+_STR = "tag:yaml.org,2002:str"
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """A plain scalar's value; the constructor is called directly so nothing is memoised."""
+    if node.tag == _STR:
+        return node.value
+    return _SCALAR.yaml_constructors[node.tag](_SCALAR, node)
+
+
+def parse_plain(text: str) -> Any:
+    """Parse trusted YAML (a rendered template) into plain values, fast.
+
+    For meshgen's own rendered output: libyaml composes, and a lean walk builds ``dict``,
+    ``list`` and scalars (about 1.5x faster than ``yaml.load`` with ``CSafeLoader``). Tags
+    other than str/int/float/bool/null raise ``yaml.YAMLError``.
+    """
+
+    def walk(node: yaml.Node) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in _PLAIN_TAGS:
+                raise yaml.YAMLError(f"unexpected tag {node.tag} at line {node.start_mark.line + 1}")
+            return _scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return [walk(item) for item in node.value]
+        return {walk(k): walk(v) for k, v in node.value}
+
+    node = yaml.compose(text, Loader=yaml.CSafeLoader)
+    return None if node is None else walk(node)
 
 
 class Document:
@@ -164,7 +193,7 @@ class _Walker:
             if node.style in ('"', "'"):
                 self.quoted.add(at)
             if node.tag in _PLAIN_TAGS:
-                return _SCALAR.construct_object(node)
+                return _scalar(node)
             if node.tag == _MERGE_TAG:
                 raise SpecError("merge keys (<<) are not supported", place=_place(self.path, node),
                                 hint="write the merged keys out")
@@ -183,7 +212,7 @@ class _Walker:
                                     hint="write the merged keys out")
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise SpecError("mapping keys must be plain scalars", place=_place(self.path, key_node))
-                key = _SCALAR.construct_object(key_node) if key_node.tag in _PLAIN_TAGS else key_node.value
+                key = _scalar(key_node) if key_node.tag in _PLAIN_TAGS else key_node.value
                 if not isinstance(key, (str, int)) or isinstance(key, bool):
                     key = key_node.value
                 if key in out:

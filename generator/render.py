@@ -23,7 +23,7 @@ import jinja2
 import jinja2.sandbox
 import yaml
 
-from generator import checks, gitops, resources, routing, schema, status
+from generator import checks, gitops, loader, resources, routing, schema, status
 from generator.config import EffectiveApp, Repo, load_repo
 from generator.errors import Place, SpecError, SpecErrors, UsageError
 from generator.yamlq import quote
@@ -233,7 +233,7 @@ class _Renderer:
              sources: list[str], context: dict[str, Any]) -> None:
         try:
             text = self.templates[kind].render(context)
-            obj = yaml.load(text, Loader=yaml.CSafeLoader)
+            obj = loader.parse_plain(text)
         except (jinja2.TemplateError, yaml.YAMLError, TypeError) as e:
             self.errors.append(SpecError(f"template for {kind} failed for app {app.name!r} in {app.env!r}: {e}",
                                          place=self.template_place[kind]))
