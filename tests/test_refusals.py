@@ -195,6 +195,23 @@ def test_rollout_route_must_exist(tmp_path: Path) -> None:
     assert lines[0].startswith("apps/web.yaml:11:44: error: rollout.route 'main' is not a route of this app")
 
 
+def test_custom_metric_query_must_render(tmp_path: Path) -> None:
+    """A typo in a query template is refused by validate, not first met by the bot mid-rollout."""
+    extra = """\
+        rollout:
+          stable: v1
+          canary: v2
+          route: default
+          policy: metric
+          analysis:
+            metrics:
+              - {name: errors, query: 'sum(rate(x{v="{{ versoin }}"}[{{ interval }}]))', max: 1}
+        """
+    lines = refused(tmp_path, {"apps/web.yaml": app("- name: default\n  to: v1\n", extra)})
+    assert lines == ["apps/web.yaml:18:33: error: query of metric 'errors': 'versoin' is undefined "
+                     "(hint: a query may use app, namespace, service, version, interval and env)"]
+
+
 def test_name_must_match_file_stem(tmp_path: Path) -> None:
     lines = refused(tmp_path, {"apps/web.yaml": APP.replace("name: web", "name: webapp")})
     assert lines == ["apps/web.yaml:4:9: error: metadata.name 'webapp' does not match the file name 'web' "

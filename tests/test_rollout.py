@@ -339,7 +339,8 @@ def test_steering_by_hand_and_the_status_table(config):
     for command in ("pause", "resume", "promote"):
         run_meshgen("rollout", command, "ratings", "--push", cwd=work, check=True)
     proc = run_meshgen("rollout", "pause", "ratings", cwd=work)
-    assert proc.returncode == 1 and "nothing to pause" in proc.stderr
+    assert proc.returncode == 1
+    assert proc.stderr == "error: dev/ratings: nothing to pause: the rollout of v2 is Succeeded\n"
     assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
                                "rollout ratings (dev): pause canary v2 at 20 %",
                                "rollout ratings (dev): resume canary v2, 20 % -> 20 %",
