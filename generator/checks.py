@@ -18,7 +18,7 @@ import re
 from fractions import Fraction
 from typing import Any, Iterator
 
-from generator import resources, schema
+from generator import conditions, resources, schema
 from generator.config import EffectiveApp
 from generator.errors import Place, SpecError
 
@@ -116,6 +116,11 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
                             hint="move the route without `when` to the end, or give it a `when`")
         if "when" not in route and catch_all is None:
             catch_all = i
+        if "when" in route:  # parse errors now, beside the other errors of this app
+            try:
+                conditions.parse(route["when"], app.text_place(*at, "when"))
+            except SpecError as e:
+                yield e
         to = route["to"]
         split = weights(to)
         for version, weight in split.items():

@@ -195,6 +195,22 @@ def test_rollout_route_must_exist(tmp_path: Path) -> None:
     assert lines[0].startswith("apps/web.yaml:11:44: error: rollout.route 'main' is not a route of this app")
 
 
+def test_condition_errors_come_with_the_apps_other_errors(tmp_path: Path) -> None:
+    routes = """\
+        - name: beta
+          when: header "x" exakt "1"
+          to: {v1: 50, v2: 40}
+        - name: default
+          to: v1
+        """
+    lines = refused(tmp_path, {"apps/web.yaml": app(routes)})
+    assert lines == [
+        "apps/web.yaml:13:24: error: in condition, column 12: expected a matcher ('exact', 'prefix', 'regex' "
+        "or 'present'), found 'exakt'",
+        "apps/web.yaml:14:11: error: weights of route 'beta' sum to 90, not 100 (Istio would normalise them "
+        "silently) (hint: make the integer weights add up to exactly 100)"]
+
+
 def test_custom_metric_query_must_render(tmp_path: Path) -> None:
     """A typo in a query template is refused by validate, not first met by the bot mid-rollout."""
     extra = """\
