@@ -195,6 +195,11 @@ def test_rollout_route_must_exist(tmp_path: Path) -> None:
     assert lines[0].startswith("apps/web.yaml:11:44: error: rollout.route 'main' is not a route of this app")
 
 
+def test_template_syntax_error_is_placed_not_a_traceback(tmp_path: Path) -> None:
+    lines = refused(tmp_path, {"templates/destinationrule.yaml.j2": "# own template\n{{ name | q }\n"})
+    assert lines == ["templates/destinationrule.yaml.j2:2:1: error: template syntax error: unexpected '}'"]
+
+
 def test_condition_errors_come_with_the_apps_other_errors(tmp_path: Path) -> None:
     routes = """\
         - name: beta
