@@ -353,6 +353,14 @@ def test_steering_by_hand_and_the_status_table(config):
     assert len(bot_log(remote)) == 4
 
 
+def test_status_table_keeps_phase_and_weights_whole_on_80_columns(config):
+    remote, work = config("e2e-narrow", url=NO_PROMETHEUS, policy="time", interval="1h")
+    run_meshgen("rollout", "step", cwd=work, check=True)
+    table = run_meshgen("rollout", "status", cwd=work, env={"COLUMNS": "80"}, check=True).stdout
+    assert "│ Progressing │ v1 80 % / v2 20 % │" in table
+    assert max(len(line) for line in table.splitlines()) <= 80
+
+
 def test_abort_rolls_back_now(config):
     remote, work = config("e2e-abort", url=NO_PROMETHEUS, policy="time", interval="1h")
     run_meshgen("rollout", "step", "--push", cwd=work, check=True)
