@@ -361,6 +361,12 @@ def test_status_table_keeps_phase_and_weights_whole_on_80_columns(config):
     assert max(len(line) for line in table.splitlines()) <= 80
 
 
+def test_status_without_rollouts_says_so(tmp_path):
+    run_meshgen("init", str(tmp_path / "repo"), cwd=tmp_path, check=True)
+    proc = run_meshgen("rollout", "status", cwd=tmp_path / "repo", check=True)
+    assert proc.stdout == "no rollouts: no app has a `rollout` block\n"
+
+
 def test_abort_rolls_back_now(config):
     remote, work = config("e2e-abort", url=NO_PROMETHEUS, policy="time", interval="1h")
     run_meshgen("rollout", "step", "--push", cwd=work, check=True)
