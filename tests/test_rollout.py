@@ -382,14 +382,21 @@ def test_time_policy_steps_without_metrics(config):
         "start canary v2, 0 % -> 50 %", "step canary v2, 50 % -> 100 %", "canary v2 succeeded at 100 %"]
 
 
-def test_invalid_custom_query_is_a_spec_error_with_its_place(config):
-    remote, work = config("e2e-badquery", url=NO_PROMETHEUS, policy="metric", interval="1s",
+def test_invalid_custom_query_is_a_spec_error_with_its_place(tmp_path):
+    """Refused before any tick (validate renders every query), not at the first analysis."""
+    block = rollout_block(policy="metric", interval="1s",
                           analysis={"metrics": [{"name": "errors", "query": "{{ nope }}", "max": 1}]})
-    run_meshgen("rollout", "step", cwd=work, check=True)
-    time.sleep(1.1)
-    proc = run_meshgen("rollout", "step", cwd=work)
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("apps/ratings.yaml:13:") and "'nope' is undefined" in proc.stderr
+    work = build_file_tree(tmp_path / "bot", {
+        "apps/ratings.yaml": APP.format(namespace="e2e-badquery", rollout=block),
+        "environments/dev.yaml": ENV.format(url=NO_PROMETHEUS)})
+    git(work, "init", "-q")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "a rollout with a typo in its query")
+    for command in (["validate"], ["rollout", "step"]):
+        proc = run_meshgen(*command, cwd=work)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("apps/ratings.yaml:13:") and "'nope' is undefined" in proc.stderr
+    assert git(work, "status", "--porcelain") == "" and git(work, "rev-list", "--count", "HEAD").strip() == "1"
 
 
 def test_run_stops_cleanly_on_ctrl_c(config):
