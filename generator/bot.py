@@ -421,8 +421,7 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
         _write_and_commit(ws, repo, report.outcomes, None)
         made = [o.committed for o in report.outcomes if o.committed]
         if not made:
-            reasons = "; ".join(o.line() for o in report.outcomes)
-            raise CheckFailed(f"nothing to {command}: {reasons}")
+            raise CheckFailed("; ".join(f"{o.env}/{o.app}: {o.decision.reason}" for o in report.outcomes))
         if not upstream or ws.push(upstream):
             break
         time.sleep(random.uniform(0.05, 0.3) * attempt)

@@ -18,7 +18,7 @@ import re
 from fractions import Fraction
 from typing import Any, Iterator
 
-from generator import resources, schema
+from generator import conditions, resources, schema
 from generator.config import EffectiveApp
 from generator.errors import Place, SpecError
 
@@ -116,6 +116,11 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
                             hint="move the route without `when` to the end, or give it a `when`")
         if "when" not in route and catch_all is None:
             catch_all = i
+        if "when" in route:  # parse errors now, beside the other errors of this app
+            try:
+                conditions.parse(route["when"], app.text_place(*at, "when"))
+            except SpecError as e:
+                yield e
         to = route["to"]
         split = weights(to)
         for version, weight in split.items():
@@ -197,6 +202,24 @@ def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[st
         if "min" not in metric and "max" not in metric and policy != "compare":
             yield SpecError(f"metric {metric['name']!r} has neither min nor max",
                             place=app.place(*at, "analysis", "metrics", i), hint="add a threshold")
+        if "query" in metric:
+            yield from _check_query(app, rollout, metric, i)
+
+
+def _check_query(app: EffectiveApp, rollout: dict[str, Any], metric: dict[str, Any], i: int) -> Iterator[SpecError]:
+    """A custom metric's query template renders (Jinja2 syntax, known variables, sandbox), so
+    a typo is an error now, not at the rollout's first analysis."""
+    from generator import metrics  # imports the Prometheus client: only for apps with a custom query
+
+    host = str(app.spec["service"]["host"]).split(".")[0]
+    target = metrics.Target(app.name, app.env, app.namespace, host, rollout["stable"], rollout["canary"])
+    custom = metrics.Metric(metric["name"], metric["query"], metric.get("min"), metric.get("max"),
+                            higher_is_better=False, index=i)
+    try:
+        metrics.render_query(custom, target, rollout["canary"], "1m")
+    except metrics.MetricQueryError as e:
+        yield SpecError(str(e), place=app.place("spec", "rollout", "analysis", "metrics", i, "query"),
+                        hint="a query may use app, namespace, service, version, interval and env")
 
 
 def _istio_durations(app: EffectiveApp, value: Any, at: tuple, definition: str) -> Iterator[SpecError]:

@@ -136,8 +136,12 @@ def validate(ctx: Context) -> None:
 
     rendering = run(render_mod.render_repo, ctx.root, strict=True)
     _analyze(rendering)
-    click.echo(f"valid: {len(rendering.repo.apps)} apps, {len(rendering.envs)} environments, "
-               f"{len(rendering.objects)} objects")
+    click.echo(f"valid: {_count(len(rendering.repo.apps), 'app')}, {_count(len(rendering.envs), 'environment')}, "
+               f"{_count(len(rendering.objects), 'object')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @main.command()

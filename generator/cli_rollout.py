@@ -110,8 +110,13 @@ def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str,
 def status(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...]) -> None:
     """A table of every rollout: phase, weights, step, last check and its metric values."""
     rows = run(bot.read_statuses, ctx.root, list(envs), list(apps))
+    if not rows:
+        click.echo("no rollouts match --env/--app" if envs or apps else "no rollouts: no app has a `rollout` block")
+        return
     table = Table(title="rollouts")
-    for column in ("app", "env", "phase", "weights", "step", "failed", "last check", "metrics"):
+    for column in ("app", "env", "phase", "weights", "step", "failed"):  # short: never broken
+        table.add_column(column, no_wrap=True)
+    for column in ("last check", "metrics"):  # these give way on a narrow terminal
         table.add_column(column, overflow="fold")
     for env, app, spec, st in rows:
         if not st or st.get("stable") != spec.stable or st.get("canary") != spec.canary:

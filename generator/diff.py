@@ -171,10 +171,26 @@ def summarize(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[AppChang
         for path in sorted(paths, key=lambda p: (order.get(kinds[p], len(KINDS)), kinds[p], p)):
             old, new = base.get(path), head.get(path)
             what = "added" if old is None else "removed" if new is None else "changed"
-            objects.append((kinds[path], what))
+            label = kinds[path]
+            if env == "_gitops":
+                label = _gitops_label(label, new if new is not None else old, path)
+            objects.append((label, what))
             traffic.extend(describe(kinds[path], old, new))
         out.append(AppChange(env, app, ns, tuple(objects), tuple(traffic)))
     return out
+
+
+def _gitops_label(kind: str, obj: Any, path: str) -> str:
+    """``Application mesh-config-prod``, ``GitRepository mesh-config (prod)``: a controller
+    object by name, and by environment when its name is shared (Flux's per-cluster directories)."""
+    name = (obj.get("metadata") or {}).get("name") if isinstance(obj, dict) else None
+    if not name:
+        return kind
+    parts = PurePosixPath(path).parts
+    tool_at = parts.index("_gitops") + 1 if "_gitops" in parts else len(parts)
+    if parts[tool_at:tool_at + 1] == ("flux",) and len(parts) > tool_at + 2 and parts[tool_at + 1] not in name:
+        return f"{kind} {name} ({parts[tool_at + 1]})"
+    return f"{kind} {name}"
 
 
 def _kind(obj: Any, path: str) -> str:

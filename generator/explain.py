@@ -52,7 +52,7 @@ def virtual_service_path(root: Path, app: str, env: str) -> Path:
     rendered = config.load_settings(root).paths["rendered"]
     env_dir = root / rendered / env
     if not env_dir.is_dir():
-        known = sorted(p.name for p in (root / rendered).glob("*") if p.is_dir())
+        known = sorted(p.name for p in (root / rendered).glob("*") if p.is_dir() and not p.name.startswith("_"))
         raise SpecError(f"environment {env!r} has no rendered output under {rendered}/",
                         hint=f"known: {', '.join(known)}" if known else "run `meshgen render`")
     found = sorted(env_dir.glob(f"*/{app}/virtualservice.yaml"))

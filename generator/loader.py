@@ -10,9 +10,9 @@ that a plain ``yaml.safe_load`` would skip happen:
 * merge keys (``<<``), which are a YAML 1.1 extension meshgen does not accept;
 * several documents in one file, or a document that is not a mapping.
 
-ruamel.yaml's round-trip loader also keeps positions, but it costs about 10 ms for one App
-spec against 0.25 ms here (``bench/render.py`` prints both), and meshgen never rewrites a
-human-owned file, so no comment has to survive a load.
+ruamel.yaml's round-trip loader also keeps positions, but it is about ten times slower on an
+App spec (a few milliseconds against a few tenths; ``bench/render.py`` prints both), and
+meshgen never rewrites a human-owned file, so no comment has to survive a load.
 """
 
 from __future__ import annotations

@@ -304,7 +304,7 @@ def publish_repo(root: Path, *, to: str, branch: str, path: str | None = None,
                  envs: list[str] | None = None, attempts: int = DEFAULT_ATTEMPTS) -> Published:
     """Render the config repository at ``root`` and publish the result (``meshgen publish``).
 
-    This is also what the rollout bot calls after pushing a step, with ``envs=[env]``.
+    A rollout tick's script can call it after pushing a step (the bot itself publishes nothing).
     ``path`` defaults to the repository's rendered directory (``rendered``).
 
     Raises:

@@ -111,6 +111,23 @@ def _jinja(repo: Repo) -> jinja2.Environment:
     return env
 
 
+def _load_templates(repo: Repo, jinja: jinja2.Environment, names: list[str]) -> dict[str, jinja2.Template]:
+    """Compile the named templates.
+
+    Raises:
+        SpecErrors: a repository's own template is not valid Jinja2, placed at its line.
+    """
+    loaded, errors = {}, []
+    for name in names:
+        try:
+            loaded[name] = jinja.get_template(name)
+        except jinja2.TemplateSyntaxError as e:
+            where = Place(f"{repo.rel('templates')}/{name}", e.lineno or 0, 1 if e.lineno else 0)
+            errors.append(SpecError(f"template syntax error: {e.message}", place=where))
+    SpecErrors.collect(errors)
+    return loaded
+
+
 def _overridden(repo: Repo, name: str) -> bool:
     own = repo.dir("templates") / name
     if not own.is_file():
@@ -128,8 +145,9 @@ class _Renderer:
     def __init__(self, repo: Repo, strict: bool) -> None:
         self.repo = repo
         self.jinja = _jinja(repo)
-        self.templates = {kind: self.jinja.get_template(name) for kind, name in TEMPLATES.items()}
-        self.kustomization = self.jinja.get_template(KUSTOMIZATION_TEMPLATE)
+        loaded = _load_templates(repo, self.jinja, [*TEMPLATES.values(), KUSTOMIZATION_TEMPLATE])
+        self.templates = {kind: loaded[name] for kind, name in TEMPLATES.items()}
+        self.kustomization = loaded[KUSTOMIZATION_TEMPLATE]
         self.validate_istio = {kind: strict or _overridden(repo, name) for kind, name in TEMPLATES.items()}
         self.template_place = {kind: Place(f"{repo.rel('templates')}/{name}") if _overridden(repo, name)
                                else Place(f"<built-in>/{name}") for kind, name in TEMPLATES.items()}

@@ -215,7 +215,18 @@ def test_argo_cd_and_flux_manifests_are_summarised_by_tool() -> None:
     d = diff.compare(files({"rendered/_gitops/argocd/applications/prod.yaml": app}),
                      files({"rendered/_gitops/argocd/applications/prod.yaml": head}))
     assert diff.format_text(d).splitlines()[:3] == [
-        "meshgen diff base → head: 1 file changed", "", "Argo CD manifests: Application changed"]
+        "meshgen diff base → head: 1 file changed", "", "Argo CD manifests: Application m-prod changed"]
+
+
+def test_flux_objects_that_share_a_name_are_told_apart_by_environment() -> None:
+    repo = {"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository", "metadata": {"name": "m"},
+            "spec": {"ref": {"branch": "main"}}}
+    head = copy.deepcopy(repo)
+    head["spec"]["ref"] = {"branch": "release"}
+    paths = ["rendered/_gitops/flux/dev/gitrepository.yaml", "rendered/_gitops/flux/prod/gitrepository.yaml"]
+    d = diff.compare(files({p: repo for p in paths}), files({p: head for p in paths}))
+    assert diff.format_text(d).splitlines()[2] == \
+        "Flux manifests: GitRepository m (dev) changed, GitRepository m (prod) changed"
 
 
 def test_gateway_scoped_matches_say_where_the_request_comes_from() -> None:

@@ -93,3 +93,15 @@ def test_malformed_header_option_is_a_usage_error() -> None:
     proc = run_meshgen("explain", "ratings", "--env", "prod", "--header", "no-equals-sign", cwd=ROOT)
     assert proc.returncode == 2
     assert "'no-equals-sign' is not KEY=VALUE" in proc.stderr
+
+
+def test_unknown_environment_hint_lists_environments_only(tmp_path: Path) -> None:
+    """``rendered/_gitops/`` (Argo CD and Flux manifests) is not offered as an environment."""
+    repo = copy_example(tmp_path)
+    (repo / "meshgen.yaml").write_text("gitops: {repoURL: https://github.com/acme/mesh-config.git, argocd: true}\n")
+    run_meshgen("render", cwd=repo, check=True)
+    assert (repo / "rendered" / "_gitops").is_dir()
+    proc = run_meshgen("explain", "ratings", "--env", "nope", cwd=repo)
+    assert proc.returncode == 1
+    assert proc.stderr == ("error: environment 'nope' has no rendered output under rendered/ "
+                           "(hint: known: dev, prod, staging)\n")

@@ -195,6 +195,44 @@ def test_rollout_route_must_exist(tmp_path: Path) -> None:
     assert lines[0].startswith("apps/web.yaml:11:44: error: rollout.route 'main' is not a route of this app")
 
 
+def test_template_syntax_error_is_placed_not_a_traceback(tmp_path: Path) -> None:
+    lines = refused(tmp_path, {"templates/destinationrule.yaml.j2": "# own template\n{{ name | q }\n"})
+    assert lines == ["templates/destinationrule.yaml.j2:2:1: error: template syntax error: unexpected '}'"]
+
+
+def test_condition_errors_come_with_the_apps_other_errors(tmp_path: Path) -> None:
+    routes = """\
+        - name: beta
+          when: header "x" exakt "1"
+          to: {v1: 50, v2: 40}
+        - name: default
+          to: v1
+        """
+    lines = refused(tmp_path, {"apps/web.yaml": app(routes)})
+    assert lines == [
+        "apps/web.yaml:13:24: error: in condition, column 12: expected a matcher ('exact', 'prefix', 'regex' "
+        "or 'present'), found 'exakt'",
+        "apps/web.yaml:14:11: error: weights of route 'beta' sum to 90, not 100 (Istio would normalise them "
+        "silently) (hint: make the integer weights add up to exactly 100)"]
+
+
+def test_custom_metric_query_must_render(tmp_path: Path) -> None:
+    """A typo in a query template is refused by validate, not first met by the bot mid-rollout."""
+    extra = """\
+        rollout:
+          stable: v1
+          canary: v2
+          route: default
+          policy: metric
+          analysis:
+            metrics:
+              - {name: errors, query: 'sum(rate(x{v="{{ versoin }}"}[{{ interval }}]))', max: 1}
+        """
+    lines = refused(tmp_path, {"apps/web.yaml": app("- name: default\n  to: v1\n", extra)})
+    assert lines == ["apps/web.yaml:18:33: error: query of metric 'errors': 'versoin' is undefined "
+                     "(hint: a query may use app, namespace, service, version, interval and env)"]
+
+
 def test_name_must_match_file_stem(tmp_path: Path) -> None:
     lines = refused(tmp_path, {"apps/web.yaml": APP.replace("name: web", "name: webapp")})
     assert lines == ["apps/web.yaml:4:9: error: metadata.name 'webapp' does not match the file name 'web' "

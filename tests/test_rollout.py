@@ -339,7 +339,8 @@ def test_steering_by_hand_and_the_status_table(config):
     for command in ("pause", "resume", "promote"):
         run_meshgen("rollout", command, "ratings", "--push", cwd=work, check=True)
     proc = run_meshgen("rollout", "pause", "ratings", cwd=work)
-    assert proc.returncode == 1 and "nothing to pause" in proc.stderr
+    assert proc.returncode == 1
+    assert proc.stderr == "error: dev/ratings: nothing to pause: the rollout of v2 is Succeeded\n"
     assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %",
                                "rollout ratings (dev): pause canary v2 at 20 %",
                                "rollout ratings (dev): resume canary v2, 20 % -> 20 %",
@@ -350,6 +351,20 @@ def test_steering_by_hand_and_the_status_table(config):
     assert "ratings" in table and "Succeeded" in table and "v1 0 % / v2 100 %" in table and "3/3" in table
     assert run_meshgen("rollout", "resume", "ratings", cwd=work).returncode == 1  # nothing to resume, no commit
     assert len(bot_log(remote)) == 4
+
+
+def test_status_table_keeps_phase_and_weights_whole_on_80_columns(config):
+    remote, work = config("e2e-narrow", url=NO_PROMETHEUS, policy="time", interval="1h")
+    run_meshgen("rollout", "step", cwd=work, check=True)
+    table = run_meshgen("rollout", "status", cwd=work, env={"COLUMNS": "80"}, check=True).stdout
+    assert "│ Progressing │ v1 80 % / v2 20 % │" in table
+    assert max(len(line) for line in table.splitlines()) <= 80
+
+
+def test_status_without_rollouts_says_so(tmp_path):
+    run_meshgen("init", str(tmp_path / "repo"), cwd=tmp_path, check=True)
+    proc = run_meshgen("rollout", "status", cwd=tmp_path / "repo", check=True)
+    assert proc.stdout == "no rollouts: no app has a `rollout` block\n"
 
 
 def test_abort_rolls_back_now(config):
@@ -367,14 +382,21 @@ def test_time_policy_steps_without_metrics(config):
         "start canary v2, 0 % -> 50 %", "step canary v2, 50 % -> 100 %", "canary v2 succeeded at 100 %"]
 
 
-def test_invalid_custom_query_is_a_spec_error_with_its_place(config):
-    remote, work = config("e2e-badquery", url=NO_PROMETHEUS, policy="metric", interval="1s",
+def test_invalid_custom_query_is_a_spec_error_with_its_place(tmp_path):
+    """Refused before any tick (validate renders every query), not at the first analysis."""
+    block = rollout_block(policy="metric", interval="1s",
                           analysis={"metrics": [{"name": "errors", "query": "{{ nope }}", "max": 1}]})
-    run_meshgen("rollout", "step", cwd=work, check=True)
-    time.sleep(1.1)
-    proc = run_meshgen("rollout", "step", cwd=work)
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("apps/ratings.yaml:13:") and "'nope' is undefined" in proc.stderr
+    work = build_file_tree(tmp_path / "bot", {
+        "apps/ratings.yaml": APP.format(namespace="e2e-badquery", rollout=block),
+        "environments/dev.yaml": ENV.format(url=NO_PROMETHEUS)})
+    git(work, "init", "-q")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "a rollout with a typo in its query")
+    for command in (["validate"], ["rollout", "step"]):
+        proc = run_meshgen(*command, cwd=work)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith("apps/ratings.yaml:13:") and "'nope' is undefined" in proc.stderr
+    assert git(work, "status", "--porcelain") == "" and git(work, "rev-list", "--count", "HEAD").strip() == "1"
 
 
 def test_run_stops_cleanly_on_ctrl_c(config):
