@@ -15,6 +15,7 @@ carries the label ``app.kubernetes.io/managed-by: meshgen``.
 from __future__ import annotations
 
 import functools
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -339,7 +340,15 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         hit = store.get()
         if hit is not None:
             return hit
-    rendering = _render(root, envs, strict, progress)
+    # A render allocates many small acyclic objects; the cyclic collector would scan the growing
+    # heap again and again for nothing (about a fifth of the time at 1000 apps), so it pauses.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        rendering = _render(root, envs, strict, progress)
+    finally:
+        if collecting:
+            gc.enable()
     if store is not None:
         store.put(rendering)
     return rendering

@@ -8,10 +8,12 @@ pointing at the key, with the closest known field as a hint.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import functools
 from typing import Any, Callable, Iterator
 
+import fastjsonschema
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
@@ -29,6 +31,18 @@ def validator(name: str) -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
+#: After this many validations against one schema in a process, valid documents are first
+#: checked by a compiled validator (fastjsonschema: ~20x faster per document, ~0.2 s to
+#: compile); only a document it rejects goes through jsonschema, which explains the errors.
+FAST_AFTER = 200
+_calls: collections.Counter[str] = collections.Counter()
+
+
+@functools.cache
+def _compiled(name: str) -> Callable[[Any], Any]:
+    return fastjsonschema.compile(resources.schema(name))
+
+
 def validate(data: Any, name: str, place: PlaceOf, key_place: PlaceOf | None = None) -> list[SpecError]:
     """Validate ``data`` against the built-in schema ``name``.
 
@@ -43,6 +57,13 @@ def validate(data: Any, name: str, place: PlaceOf, key_place: PlaceOf | None = N
         One :class:`SpecError` per problem (empty when valid), in document order.
     """
     key_place = key_place or place
+    _calls[name] += 1
+    if _calls[name] > FAST_AFTER:
+        try:
+            _compiled(name)(data)
+            return []
+        except fastjsonschema.JsonSchemaValueException:
+            pass  # invalid: let jsonschema find and explain every error
     errors: list[SpecError] = []
     for error in validator(name).iter_errors(data):
         errors.extend(_convert(error, place, key_place))

@@ -1,0 +1,49 @@
+"""Schema validation: the compiled fast path must agree with jsonschema on what is valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator import schema
+from generator.loader import load_document
+from tests.conftest import ROOT
+from tests.test_refusals import APP, app
+
+INVALID = {
+    "unknown field": app("- name: default\n  to: v1\n  timout: 5s\n"),
+    "weight over 100": app("- name: default\n  to: {v1: 120}\n"),
+    "bad name": APP.replace("name: web", "name: Web_App"),
+    "bad duration": app("- name: default\n  to: v1\n  timeout: 5 seconds\n"),
+    "unknown Istio field": app("- name: default\n  to: v1\n", "trafficPolicy:\n  tls: {mood: ISTIO_MUTUAL}\n"),
+    "mirror percent": app("- name: default\n  to: v1\n  mirror: {version: v2, percent: 150}\n"),
+    "missing routes": APP.split("  routes:")[0],
+}
+
+
+@pytest.fixture
+def fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(schema, "FAST_AFTER", 0)
+
+
+def _errors(text: str, tmp_path: Path) -> list[str]:
+    path = tmp_path / "web.yaml"
+    path.write_text(text)
+    doc = load_document(path, "apps/web.yaml")
+    return [e.format() for e in schema.validate(doc.data, "app.schema.json", doc.place, doc.key_place)]
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_fast_path_rejects_what_jsonschema_rejects(case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow = _errors(INVALID[case], tmp_path)
+    assert slow
+    monkeypatch.setattr(schema, "FAST_AFTER", 0)
+    assert _errors(INVALID[case], tmp_path) == slow
+
+
+@pytest.mark.usefixtures("fast_path")
+@pytest.mark.parametrize("path", sorted((ROOT / "apps").glob("*.yaml")), ids=lambda p: p.name)
+def test_fast_path_accepts_the_bundled_example(path: Path) -> None:
+    doc = load_document(path, f"apps/{path.name}")
+    assert schema.validate(doc.data, "app.schema.json", doc.place, doc.key_place) == []
