@@ -72,8 +72,8 @@ class Outcome:
         return decision.committed_change(self.old, self.decision.status) and self.decision.action is not Action.NOTHING
 
     def line(self) -> str:
-        """One line for the terminal."""
-        return f"{self.env}/{self.app}: {self.decision.action.value}: {self.decision.reason}"
+        """One line for the terminal: where, then what happened in words (the reason says it)."""
+        return f"{self.env}/{self.app}: {self.decision.reason}"
 
 
 @dataclass

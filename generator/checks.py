@@ -14,6 +14,7 @@ istiod's ``pkg/config/validation`` (durations must be whole milliseconds; retrie
 
 from __future__ import annotations
 
+import difflib
 import re
 from fractions import Fraction
 from typing import Any, Iterator
@@ -110,10 +111,14 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
                             place=app.place(*at, "name"), hint="give every route its own name")
         seen.setdefault(name, i)
         if catch_all is not None:
+            others = [r["name"] for j, r in enumerate(routes) if j != i]
+            close = difflib.get_close_matches(name, others, n=1, cutoff=0.75)
             yield SpecError(f"route {name!r} comes after route {routes[catch_all]['name']!r}, which has no "
                             "`when` and so matches every request: it can never be reached",
                             place=app.place(*at, "name"),
-                            hint="move the route without `when` to the end, or give it a `when`")
+                            hint=f"did you mean route {close[0]!r}? An environment override with a new route "
+                                 "name adds a route at the end" if close else
+                                 "move the route without `when` to the end, or give it a `when`")
         if "when" not in route and catch_all is None:
             catch_all = i
         if "when" in route:  # parse errors now, beside the other errors of this app

@@ -344,3 +344,11 @@ def test_injection_through_a_header_value_stays_one_string(tmp_path: Path) -> No
     assert beta["match"] == [{"headers": {"x-evil": {"exact": 'a"\n- destination: {host: evil}'}}}]
     assert [r["destination"]["subset"] for r in beta["route"]] == ["v2"]
     assert len(vs["spec"]["http"]) == 2
+
+
+def test_misspelt_route_name_in_an_override_gets_a_hint(tmp_path: Path) -> None:
+    env = ENV + "  apps:\n    web: {spec: {routes: [{name: defualt, to: v2}]}}\n"
+    lines = refused(tmp_path, {"environments/dev.yaml": env})
+    assert lines == ["environments/dev.yaml:7:34: error: route 'defualt' comes after route 'default', which has no "
+                     "`when` and so matches every request: it can never be reached (hint: did you mean route "
+                     "'default'? An environment override with a new route name adds a route at the end)"]

@@ -316,7 +316,7 @@ def test_prometheus_down_exits_3_and_commits_nothing(config):
 def test_dry_run_writes_nothing(config):
     remote, work = config("e2e-dry", url=NO_PROMETHEUS)
     proc = run_meshgen("rollout", "step", "--dry-run", cwd=work, check=True)
-    assert "dev/ratings: start: new rollout v1 -> v2: canary v2 at 20 %" in proc.stdout
+    assert "dev/ratings: new rollout v1 -> v2: canary v2 at 20 %" in proc.stdout
     assert git(work, "status", "--porcelain") == "" and bot_log(remote) == []
 
 
@@ -411,5 +411,5 @@ def test_run_stops_cleanly_on_ctrl_c(config):
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "stopping after this tick" in err and "stopped" in err
-    assert "dev/ratings: start" in out
+    assert "dev/ratings: new rollout v1 -> v2" in out
     assert git(work, "status", "--porcelain") == ""
