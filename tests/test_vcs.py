@@ -60,12 +60,17 @@ def test_commit_removes_deleted_files(repos):
     assert git(first, "ls-files").strip() == ""
 
 
+def human_push(clone):
+    """A human commit pushed from another clone: the remote moves under the bot."""
+    write(clone, "apps/b.yaml", "b: 1\n")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "human change")
+    git(clone, "push", "-q")
+
+
 def test_push_rejected_when_the_remote_moved(repos):
     remote, first, second = repos
-    write(second, "apps/b.yaml", "b: 1\n")
-    git(second, "add", "-A")
-    git(second, "commit", "-qm", "human change")
-    git(second, "push", "-q")
+    human_push(second)
     ws = workspace(first)
     write(first, "status/dev/a.yaml", "x\n")
     ws.commit(["status/dev/a.yaml"], "bot step", BOT)
@@ -75,10 +80,7 @@ def test_push_rejected_when_the_remote_moved(repos):
 
 def test_sync_drops_only_the_bots_unpushed_commits(repos):
     remote, first, second = repos
-    write(second, "apps/b.yaml", "b: 1\n")
-    git(second, "add", "-A")
-    git(second, "commit", "-qm", "human change")
-    git(second, "push", "-q")
+    human_push(second)
     ws = workspace(first)
     write(first, "status/dev/a.yaml", "x\n")
     ws.commit(["status/dev/a.yaml"], "bot step", BOT)
@@ -90,10 +92,7 @@ def test_sync_drops_only_the_bots_unpushed_commits(repos):
 
 def test_sync_refuses_to_drop_a_human_commit(repos):
     _, first, second = repos
-    write(second, "apps/b.yaml", "b: 1\n")
-    git(second, "add", "-A")
-    git(second, "commit", "-qm", "human change")
-    git(second, "push", "-q")
+    human_push(second)
     write(first, "apps/c.yaml", "c: 1\n")
     git(first, "add", "-A")
     git(first, "commit", "-qm", "local human work")
@@ -114,10 +113,7 @@ def test_a_bot_commit_touching_human_files_is_not_the_bots(repos):
 
 def test_sync_fast_forwards(repos):
     remote, first, second = repos
-    write(second, "apps/b.yaml", "b: 1\n")
-    git(second, "add", "-A")
-    git(second, "commit", "-qm", "human change")
-    git(second, "push", "-q")
+    human_push(second)
     ws = workspace(first)
     ws.sync(ws.upstream(), BOT)
     assert (first / "apps/b.yaml").read_text() == "b: 1\n"
