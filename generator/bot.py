@@ -339,6 +339,10 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
     root = Path(root)
     report = TickReport()
     repo = load_repo(root)
+    if dry_run:  # a real tick refuses invalid specs when it renders; a dry run must too
+        from generator import render
+
+        render.render_repo(root, list(envs) if envs else None)
     owned = [repo.rel("status"), repo.rel("rendered")]
     ws = None if dry_run else vcs.Workspace(root, owned)
     if identity is None:

@@ -320,6 +320,15 @@ def test_dry_run_writes_nothing(config):
     assert git(work, "status", "--porcelain") == "" and bot_log(remote) == []
 
 
+def test_dry_run_refuses_an_invalid_spec_as_a_real_tick_would(config):
+    remote, work = config("e2e-dry-bad", url=NO_PROMETHEUS)
+    spec = work / "apps" / "ratings.yaml"
+    spec.write_text(spec.read_text() + "  timout: 5s\n")  # a misspelt field under spec
+    proc = run_meshgen("rollout", "step", "--dry-run", cwd=work)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "apps/ratings.yaml:" in proc.stderr and "unknown field 'timout' in spec" in proc.stderr
+
+
 @pytest.mark.prometheus
 def test_slack_is_told_after_the_push(config, mesh_traffic, recorder, monkeypatch):
     hook = recorder()
