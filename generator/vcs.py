@@ -85,7 +85,7 @@ class Workspace:
         try:
             self.repo = git.Repo(self.root)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
-            raise GitError(f"{self.root} is not a git working tree") from e
+            raise UsageError(f"{self.root} is not a git working tree; the bot works in a clone of the config repo") from e
 
     def _owned(self, path: str) -> bool:
         return path.startswith(self.owned)
@@ -229,15 +229,15 @@ class Workspace:
         """The remote branch that the checked-out branch tracks.
 
         Raises:
-            GitError: a detached HEAD or a branch that tracks nothing.
+            UsageError: a detached HEAD or a branch that tracks nothing (exit 2: a setup problem).
         """
         try:
             branch = self.repo.active_branch
         except TypeError as e:
-            raise GitError(f"{self.root} has a detached HEAD; check out a branch that tracks the remote") from e
+            raise UsageError(f"{self.root} has a detached HEAD; check out a branch that tracks the remote") from e
         tracking = branch.tracking_branch()
         if tracking is None:
-            raise GitError(f"branch {branch.name} in {self.root} tracks no remote branch; "
+            raise UsageError(f"branch {branch.name} in {self.root} tracks no remote branch; "
                            f"set one with git branch --set-upstream-to")
         return Upstream(tracking.remote_name, tracking.remote_head)
 

@@ -139,9 +139,9 @@ def test_upstream_errors(tmp_path):
     (tmp_path / "f").write_text("x")
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "x")
-    with pytest.raises(GitError, match="tracks no remote branch"):
+    with pytest.raises(UsageError, match="tracks no remote branch"):
         workspace(tmp_path).upstream()
-    with pytest.raises(GitError, match="not a git working tree"):
+    with pytest.raises(UsageError, match="not a git working tree"):
         workspace(tmp_path / "nowhere")
 
 
