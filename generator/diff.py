@@ -22,7 +22,7 @@ import difflib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import git
 import yaml
@@ -327,17 +327,20 @@ def _route_text(route: dict) -> str:
     return f"{when}→ {split_text(split(route))}"
 
 
+def _added_removed(old: dict, new: dict, added: Callable[[Any, Any], str],
+                   removed: Callable[[Any], str]) -> list[str]:
+    """Lines for the keys only ``new`` has (in its order), then for those only ``old`` has."""
+    return ([added(k, v) for k, v in new.items() if k not in old]
+            + [removed(k) for k in old if k not in new])
+
+
 def _virtual_service(old: dict, new: dict) -> list[str]:
     lines: list[str] = []
     lines += _set_change("host", old.get("hosts") or [], new.get("hosts") or [])
     lines += _set_change("gateway", old.get("gateways") or [], new.get("gateways") or [])
     r_old, r_new = _routes(old), _routes(new)
-    for key, route in r_new.items():
-        if key not in r_old:
-            lines.append(f"new route {_route_name(key)} {_route_text(route)}")
-    for key in r_old:
-        if key not in r_new:
-            lines.append(f"route {_route_name(key)} removed")
+    lines += _added_removed(r_old, r_new, lambda k, r: f"new route {_route_name(k)} {_route_text(r)}",
+                            lambda k: f"route {_route_name(k)} removed")
     common_old = [k for k in r_old if k in r_new]
     common_new = [k for k in r_new if k in r_old]
     if common_old != common_new:
@@ -350,9 +353,7 @@ def _virtual_service(old: dict, new: dict) -> list[str]:
 
 def _route_change(old: dict, new: dict) -> list[str]:
     lines: list[str] = []
-    if not old:
-        pass
-    elif split(old) != split(new):
+    if old and split(old) != split(new):  # an empty old route has no split to compare
         lines.append(f"{split_text(split(old))} → {split_text(split(new))}")
     m_old, m_new = match_texts(old), match_texts(new)
     lines += [f"new match on {m}" for m in m_new if m not in m_old]
@@ -408,12 +409,8 @@ def _destination_rule(old: dict, new: dict) -> list[str]:
     lines += _policy_change("", old.get("trafficPolicy") or {}, new.get("trafficPolicy") or {})
     s_old = {s.get("name"): s for s in old.get("subsets") or []}
     s_new = {s.get("name"): s for s in new.get("subsets") or []}
-    for name, s in s_new.items():
-        if name not in s_old:
-            lines.append(f"new subset {name} ({_labels(s)})")
-    for name in s_old:
-        if name not in s_new:
-            lines.append(f"subset {name} removed")
+    lines += _added_removed(s_old, s_new, lambda n, s: f"new subset {n} ({_labels(s)})",
+                            lambda n: f"subset {n} removed")
     for name in s_new:
         if name in s_old:
             a, b = s_old[name], s_new[name]

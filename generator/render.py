@@ -149,8 +149,9 @@ class _Renderer:
         loaded = _load_templates(repo, self.jinja, [*TEMPLATES.values(), KUSTOMIZATION_TEMPLATE])
         self.templates = {kind: loaded[name] for kind, name in TEMPLATES.items()}
         self.kustomization = loaded[KUSTOMIZATION_TEMPLATE]
-        self.validate_istio = {kind: strict or _overridden(repo, name) for kind, name in TEMPLATES.items()}
-        self.template_place = {kind: Place(f"{repo.rel('templates')}/{name}") if _overridden(repo, name)
+        overridden = {kind: _overridden(repo, name) for kind, name in TEMPLATES.items()}
+        self.validate_istio = {kind: strict or overridden[kind] for kind in TEMPLATES}
+        self.template_place = {kind: Place(f"{repo.rel('templates')}/{name}") if overridden[kind]
                                else Place(f"<built-in>/{name}") for kind, name in TEMPLATES.items()}
         self.errors: list[SpecError] = []
         self.check_cache: dict[str, list[SpecError]] = {}
