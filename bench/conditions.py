@@ -30,8 +30,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generator import conditions, routing  # noqa: E402
 from generator.errors import SpecErrors  # noqa: E402
+from generator.routing import compiler as routing  # noqa: E402
+from generator.routing import conditions  # noqa: E402
 
 SCOPE = 'gateway "mesh" or (gateway "shop/web-gateway" and (uri prefix "/shop" or uri prefix "/api"))'
 BROWSERS = ["Chrome", "Firefox", "Safari", "Nexus 6P", "iPhone", "Edge"]

@@ -17,13 +17,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.render import build, timed  # noqa: E402
-from generator import analysis, diff, render  # noqa: E402
+from generator.gitops import diff  # noqa: E402
+from generator.render import (  # noqa: E402
+    analysis,  # noqa: E402
+    render,
+)
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from generator import loader, output, render  # noqa: E402
+from generator.render import output, render  # noqa: E402
+from generator.spec import loader  # noqa: E402
 
 APP = """\
 apiVersion: meshgen.io/v1alpha1

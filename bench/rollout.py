@@ -26,8 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from demo.fakemesh import LocalPrometheus, MeshTraffic, MetricsEndpoint, prometheus_binary  # noqa: E402
-from generator import bot, output, render, status  # noqa: E402
+from demo.fakemesh import (  # noqa: E402
+    LocalPrometheus,
+    MeshTraffic,
+    MetricsEndpoint,
+    prometheus_binary,
+)
+from generator.bot import bot  # noqa: E402
+from generator.render import output, render  # noqa: E402
+from generator.spec import status  # noqa: E402
 
 INTERVAL = "10s"
 APP = """\

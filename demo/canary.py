@@ -32,7 +32,12 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from demo.fakemesh import LocalPrometheus, MeshTraffic, MetricsEndpoint, prometheus_binary  # noqa: E402
+from demo.fakemesh import (  # noqa: E402
+    LocalPrometheus,
+    MeshTraffic,
+    MetricsEndpoint,
+    prometheus_binary,
+)
 
 INTERVAL = "10s"
 DEADLINE = 240.0  # seconds; the demo normally ends after about one minute

@@ -18,7 +18,12 @@ from typing import Callable, Iterator
 
 import pytest
 
-from demo.fakemesh import LocalPrometheus, MeshTraffic, MetricsEndpoint, prometheus_binary
+from demo.fakemesh import (
+    LocalPrometheus,
+    MeshTraffic,
+    MetricsEndpoint,
+    prometheus_binary,
+)
 
 
 @pytest.fixture(scope="session")

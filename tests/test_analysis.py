@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from generator import analysis
 from generator.errors import Place
+from generator.render import analysis
 
 
 @dataclass
 class Obj:
-    """Stand-in with the fields of ``generator.render.RenderedObject`` that analysis reads."""
+    """Stand-in with the fields of ``generator.render.render.RenderedObject`` that analysis reads."""
 
     env: str
     app: str

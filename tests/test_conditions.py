@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import conditions as c
-from generator.conditions import And, Matcher, Not, Or, Pred
 from generator.errors import Place, SpecError
-from generator.simulate import Request
+from generator.routing import conditions as c
+from generator.routing.conditions import And, Matcher, Not, Or, Pred
+from generator.routing.simulate import Request
 
 
 def header(name: str, kind: str, value: str = "") -> Pred:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import decision
-from generator.decision import Action, Check, Rollout, Verdict
+from generator.rollout import decision
+from generator.rollout.decision import Action, Check, Rollout, Verdict
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
 SPEC = {"stable": "v1", "canary": "v2", "route": "default", "steps": [10, 50, 100], "interval": "1m",

@@ -197,5 +197,5 @@ def test_dockerfile_build_context_is_enough_for_pip_install(instructions: tuple,
                            "-w", str(tmp_path / "wheel"), str(context)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     names = set(zipfile.ZipFile(next((tmp_path / "wheel").glob("meshgen-*.whl"))).namelist())
-    assert {"generator/cli.py", "generator/templates/virtualservice.yaml.j2",
+    assert {"generator/cli/__init__.py", "generator/templates/virtualservice.yaml.j2",
             "generator/schemas/settings.schema.json"} <= names

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import diff
+from generator.gitops import diff
 
 GOLDEN = Path(__file__).parent / "golden" / "diff"
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from generator import analysis, render
+from generator.render import analysis, render
 from tests.conftest import ROOT, build_file_tree
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -16,7 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-from generator import gitops, resources
+from generator import resources
+from generator.render import manifests as gitops
 
 CRD_DIR = Path(__file__).parent / "crd"
 

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from generator import metrics
-from generator.decision import Rollout, Verdict
-from generator.metrics import Target
-from generator.prometheus import Prometheus, Sample
+from generator.bot.prometheus import Prometheus, Sample
+from generator.rollout import metrics
+from generator.rollout.decision import Rollout, Verdict
+from generator.rollout.metrics import Target
 from tests.promfixtures import wait_until
 
 TARGET = Target("ratings", "prod", "mesh", "ratings", "v1", "v2")

@@ -6,8 +6,8 @@ import json
 import logging
 
 from demo.fakemesh import free_port
-from generator import notify
-from generator.decision import Action
+from generator.bot import notify
+from generator.rollout.decision import Action
 
 
 def test_notified_actions_are_posted_as_slack_text(recorder):

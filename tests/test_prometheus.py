@@ -8,8 +8,8 @@ import math
 import pytest
 
 from demo.fakemesh import free_port
+from generator.bot.prometheus import MultipleValuesReturned, NoValuesFound, Prometheus
 from generator.errors import PrometheusError
-from generator.prometheus import MultipleValuesReturned, NoValuesFound, Prometheus
 
 pytestmark = pytest.mark.prometheus
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import git
 import pytest
 
-from generator import errors, publish
+from generator import errors
+from generator.gitops import publish
 
 
 def sh(*args: str, cwd: Path | None = None) -> str:

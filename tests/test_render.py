@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generator import output, render
+from generator.render import output, render
 from tests import istio_crds
 from tests.conftest import ROOT, build_file_tree, run_meshgen
 from tests.example import copy_example
@@ -168,7 +168,7 @@ def test_wheel_carries_templates_and_schemas(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("generator/templates/virtualservice.yaml.j2", "generator/templates/kustomization.yaml.j2",
                      "generator/schemas/app.schema.json", "generator/schemas/istio/virtualservice.json",
-                     "generator/cli.py"):
+                     "generator/cli/__init__.py"):
         assert required in names
 
 

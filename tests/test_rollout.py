@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from demo.fakemesh import free_port
-from generator import bot, output, render
+from generator.bot import bot
+from generator.render import output, render
 from tests.conftest import ROOT, build_file_tree, run_meshgen
 from tests.promfixtures import clone, git, wait_until
-
 
 APP = """\
 apiVersion: meshgen.io/v1alpha1

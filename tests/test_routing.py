@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from generator import conditions, routing, simulate
 from generator.errors import Place, SpecErrors
+from generator.routing import compiler as routing
+from generator.routing import conditions, simulate
 from tests import istio_crds
 
 GOLDEN = Path(__file__).parent / "golden" / "routing"

@@ -1,5 +1,5 @@
 """The condition compiler is exact: for random route lists and random requests, the Istio
-routes it emits, evaluated as Istio would (:mod:`generator.simulate`), send every request
+routes it emits, evaluated as Istio would (:mod:`generator.routing.simulate`), send every request
 where the spec's first-match list sends it.
 
 Every compiled list is also checked against Istio's VirtualService CRD schema.
@@ -16,8 +16,9 @@ import random
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from generator import conditions, routing, simulate
 from generator.errors import SpecErrors
+from generator.routing import compiler as routing
+from generator.routing import conditions, simulate
 from tests import istio_crds
 
 VALUES = ["", "a", "ab", "b", "ba"]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import schema
-from generator.loader import load_document
+from generator.spec import schema
+from generator.spec.loader import load_document
 from tests.conftest import ROOT
 from tests.test_refusals import APP, app
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import vcs
+from generator.bot import vcs
 from generator.errors import GitError, UsageError
 from tests.promfixtures import clone, git
 

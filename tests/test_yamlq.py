@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from generator.yamlq import quote
+from generator.render.quoting import quote
 
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63)
            | st.floats(allow_nan=False) | st.text())

@@ -37,8 +37,18 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import jinja2
 import jinja2.sandbox
 
-from generator.decision import Check, Rollout, Verdict
-from generator.prometheus import Sample
+from generator.rollout.decision import Check, Rollout, Verdict
+
+
+class Sample(NamedTuple):
+    """One series of a Prometheus instant vector (``/api/v1/query``): labels and value.
+
+    The value is a float; NaN and infinities are kept as Prometheus sent them.
+    """
+
+    labels: dict[str, str]
+    value: float
+
 
 SERIES_LABELS = ("destination_service_namespace", "destination_service_name", "destination_version")
 _BY = ", ".join(SERIES_LABELS)
@@ -326,7 +336,7 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan,
             :class:`Vector` objects to share one index among many apps.
 
     Returns:
-        A :class:`~generator.decision.Check`; its metrics hold ``requests`` (canary requests
+        A :class:`~generator.rollout.decision.Check`; its metrics hold ``requests`` (canary requests
         in the window) and each metric's canary value, plus ``NAME@VERSION`` for the stable
         version's values under ``compare``.
     """

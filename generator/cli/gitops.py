@@ -1,17 +1,17 @@
 """``meshgen diff`` and ``meshgen publish``: the command-line side of the GitOps loop.
 
-Each command calls one library function (:func:`generator.diff.diff_repo`,
-:func:`generator.publish.publish_repo`); errors become messages and exit codes in
-:func:`generator.cli.run`.
+Each command calls one library function (:func:`generator.gitops.diff.diff_repo`,
+:func:`generator.gitops.publish.publish_repo`); errors become messages and exit codes in
+:func:`generator.cli.base.run`.
 """
 
 from __future__ import annotations
 
 import click
 
-from generator import cli
-from generator import diff as diff_mod
-from generator import publish as publish_mod
+from generator.cli import base as cli
+from generator.gitops import diff as diff_mod
+from generator.gitops import publish as publish_mod
 
 
 @click.command()

@@ -35,7 +35,8 @@ from typing import Mapping
 
 import git
 
-from generator import errors, render
+from generator import errors
+from generator.render import render
 
 RENDERED = "rendered"
 """The config repository's default output directory (``paths.rendered``), whose layout is published."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+
 import click
 from rich.table import Table
 
-from generator import explain as explain_mod
-from generator import simulate
-from generator.cli import Context, out_console, pass_ctx, run
+from generator.cli.base import Context, out_console, pass_ctx, run
+from generator.render import explain as explain_mod
+from generator.routing import simulate
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:

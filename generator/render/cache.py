@@ -4,7 +4,7 @@ A render reads every spec, checks it and fills every template; when nothing it r
 changed, the result is the same bytes. The cache key is a BLAKE2 digest over every input
 file's path and bytes -- ``meshgen.yaml``, ``apps/``, ``environments/``, ``status/``, the repo's
 ``templates/`` -- plus meshgen's own code, templates and schemas, the environments asked for
-and the strictness. A hit returns the stored :class:`~generator.render.Rendering`; anything
+and the strictness. A hit returns the stored :class:`~generator.render.render.Rendering`; anything
 else renders afresh. The cache lives in the repository's git directory
 (``.git/meshgen/render-cache.pickle``; a worktree's own git directory), so it is never
 committed, and only there: a directory that is not a git checkout is rendered afresh every time. ``MESHGEN_NO_CACHE=1`` turns it off.
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from generator import resources
 
 if TYPE_CHECKING:
-    from generator.render import Rendering
+    from generator.render.render import Rendering
 
 _FORMAT = 1
 
@@ -74,8 +74,8 @@ class RenderCache:
         git_dir = _git_dir(root)
         if os.environ.get("MESHGEN_NO_CACHE") or git_dir is None:
             return None
-        from generator.config import SETTINGS_FILE, load_settings
         from generator.errors import MeshgenError
+        from generator.spec.config import SETTINGS_FILE, load_settings
 
         try:
             paths = load_settings(root).paths
@@ -100,7 +100,7 @@ class RenderCache:
 
     def put(self, rendering: "Rendering") -> None:
         """Store ``rendering`` (atomically; failures to write the cache are ignored)."""
-        from generator.output import atomic_write
+        from generator.render.output import atomic_write
 
         state = dict(rendering.__dict__)
         state.pop("repo", None)

@@ -1,7 +1,7 @@
 """Compile the spec's ordered routes into Istio ``VirtualService.spec.http`` routes, exactly.
 
 The spec says "first route whose condition holds wins", with any boolean condition
-(:mod:`generator.conditions`). Istio can say less (istio/api
+(:mod:`generator.routing.conditions`). Istio can say less (istio/api
 ``networking/v1alpha3/virtual_service.proto``, ``HTTPMatchRequest``): a route's ``match`` is an
 OR of blocks, a block is an AND of one matcher per field, routes are tried in order, and the
 only negation is ``withoutHeaders``. This module turns the first into the second so that,
@@ -60,9 +60,9 @@ from typing import Any, Iterable, Sequence
 
 import re2
 
-from generator import conditions as cond
-from generator.conditions import Expr, Matcher, Pred
 from generator.errors import Place, SpecError, SpecErrors
+from generator.routing import conditions as cond
+from generator.routing.conditions import Expr, Matcher, Pred
 
 #: Default bound on the output: Envoy routes (one per match block) of one VirtualService.
 MAX_ROUTES = 128

@@ -24,11 +24,12 @@ import math
 import os
 import time
 from datetime import datetime
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 import httpx
 
 from generator.errors import MeshgenError, PrometheusError
+from generator.rollout.metrics import Sample
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,6 @@ PASSWORD_ENV = "MESHGEN_PROMETHEUS_PASSWORD"
 
 #: HTTP statuses worth another try: Prometheus busy or a proxy in front of it failing.
 _RETRY_STATUSES = {429, 502, 503, 504}
-
-
-class Sample(NamedTuple):
-    """One series of an instant vector: its labels and its value (NaN and infinities kept)."""
-
-    labels: dict[str, str]
-    value: float
 
 
 class NoValuesFound(MeshgenError):

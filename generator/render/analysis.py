@@ -31,8 +31,8 @@ MG108  warning apps of one namespace are reached with          IST0113 MTLSPolic
 ====== ======= =============================================== ==================================
 
 The module is pure: :func:`analyze_objects` takes rendered objects (anything with the fields
-of ``generator.render.RenderedObject``) and returns findings; :func:`analyze` feeds it a
-:class:`generator.render.Rendering` and the App specs behind it. Neither does IO. Hosts are compared
+of ``generator.render.render.RenderedObject``) and returns findings; :func:`analyze` feeds it a
+:class:`generator.render.render.Rendering` and the App specs behind it. Neither does IO. Hosts are compared
 fully qualified, as Istio does: a short name ``ratings`` in namespace ``mesh`` is
 ``ratings.mesh.svc.cluster.local`` (Istio docs: VirtualService ``hosts``, DestinationRule
 ``host``).
@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 from generator.errors import Place, SpecError
 
 if TYPE_CHECKING:
-    from generator import render
+    from generator.render import render
 
 MESH = "mesh"
 """The reserved gateway name for the sidecars of the mesh (Istio VirtualService ``gateways``)."""
@@ -69,7 +69,7 @@ CODES: dict[str, tuple[str, str]] = {
 
 
 class RenderedObjectLike(Protocol):
-    """The fields of ``generator.render.RenderedObject`` that analysis reads."""
+    """The fields of ``generator.render.render.RenderedObject`` that analysis reads."""
 
     env: str
     app: str

@@ -10,8 +10,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from generator import output, render, resources
+from generator import resources
 from generator.errors import UsageError
+from generator.render import output, render
 
 SETTINGS = """\
 # yaml-language-server: $schema=schemas/settings.schema.json

@@ -4,7 +4,7 @@ Istio accepts much wrong config silently: weights that do not sum to 100 are nor
 subset that does not exist black-holes traffic, a fault without ``percentage`` faults nothing,
 a route after a catch-all is dead. Each check here turns one of those into an error with the
 place of the offending value and what to do about it. All checks are pure functions of one
-merged App spec (:class:`generator.config.EffectiveApp`) and return a list of
+merged App spec (:class:`generator.spec.config.EffectiveApp`) and return a list of
 :class:`~generator.errors.SpecError`; nothing is raised.
 
 Sources: istio/api ``networking/v1/virtual_service.proto`` and ``destination_rule.proto``
@@ -19,9 +19,11 @@ import re
 from fractions import Fraction
 from typing import Any, Iterator
 
-from generator import conditions, resources, schema
-from generator.config import EffectiveApp
+from generator import resources
 from generator.errors import Place, SpecError
+from generator.routing import conditions
+from generator.spec import schema
+from generator.spec.config import EffectiveApp
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|ms|s|m|h)")
 _UNIT_NS = {"ns": 1, "us": 1_000, "\u00b5s": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
@@ -214,7 +216,9 @@ def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[st
 def _check_query(app: EffectiveApp, rollout: dict[str, Any], metric: dict[str, Any], i: int) -> Iterator[SpecError]:
     """A custom metric's query template renders (Jinja2 syntax, known variables, sandbox), so
     a typo is an error now, not at the rollout's first analysis."""
-    from generator import metrics  # imports the Prometheus client: only for apps with a custom query
+    from generator.rollout import (
+        metrics,  # imports the Prometheus client: only for apps with a custom query
+    )
 
     host = str(app.spec["service"]["host"]).split(".")[0]
     target = metrics.Target(app.name, app.env, app.namespace, host, rollout["stable"], rollout["canary"])

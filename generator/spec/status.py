@@ -2,7 +2,7 @@
 
 The schema is ``schemas/rolloutstatus.schema.json``. The renderer reads a status to apply the
 canary weight to the rollout's route; the bot reads and writes it. Writes are atomic
-(:func:`generator.output.atomic_write`) and byte-deterministic.
+(:func:`generator.render.output.atomic_write`) and byte-deterministic.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from generator import schema
 from generator.errors import SpecError, SpecErrors
-from generator.loader import load_document
+from generator.spec import schema
+from generator.spec.loader import load_document
 
 API_VERSION = "meshgen.io/v1alpha1"
 

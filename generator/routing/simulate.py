@@ -32,45 +32,15 @@ Semantics (istio/api ``networking/v1alpha3/virtual_service.proto``; istio/istio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from generator.conditions import compiled
+from generator.routing.conditions import compiled
+from generator.routing.request import Request  # noqa: F401  (re-exported: simulate.Request)
 
 #: HTTPMatchRequest fields this model evaluates; any other field makes it refuse to guess.
 MODELLED_FIELDS = frozenset({"uri", "method", "authority", "scheme", "headers", "withoutHeaders",
                              "queryParams", "port", "sourceLabels", "sourceNamespace",
                              "gateways", "name"})
-
-
-@dataclass(frozen=True)
-class Request:
-    """One HTTP request as a proxy sees it.
-
-    Attributes:
-        headers: header name -> value; names are case-insensitive (stored lower-case).
-        query: query parameter -> value.
-        uri: the path, without the query string.
-        method, authority, scheme: the ``:method``, ``:authority`` and ``:scheme`` pseudo-headers.
-        port: the port the request was sent to.
-        source_labels: labels of the calling workload (of the gateway's pod at a gateway).
-        source_namespace: namespace of the calling workload.
-        gateway: ``"mesh"`` for a sidecar, ``"<namespace>/<name>"`` for an Istio Gateway.
-    """
-
-    headers: dict[str, str] = field(default_factory=dict)
-    query: dict[str, str] = field(default_factory=dict)
-    uri: str = "/"
-    method: str = "GET"
-    authority: str = "example"
-    scheme: str = "http"
-    port: int = 80
-    source_labels: dict[str, str] = field(default_factory=dict)
-    source_namespace: str = "default"
-    gateway: str = "mesh"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "headers", {k.lower(): v for k, v in self.headers.items()})
 
 
 class UnmodelledMatch(ValueError):

@@ -1,12 +1,12 @@
-"""The rollout bot's tick: the imperative shell around :func:`generator.decision.decide`.
+"""The rollout bot's tick: the imperative shell around :func:`generator.rollout.decision.decide`.
 
 One tick (DESIGN §6), for each environment and each app with a ``rollout`` block:
 
 1. put bot-owned paths back to ``HEAD`` if a previous tick died between writing and
-   committing (:meth:`generator.vcs.Workspace.restore`), and with ``push`` move onto the
-   tracked branch's head (:meth:`~generator.vcs.Workspace.sync`);
+   committing (:meth:`generator.bot.vcs.Workspace.restore`), and with ``push`` move onto the
+   tracked branch's head (:meth:`~generator.bot.vcs.Workspace.sync`);
 2. read ``status/<env>/<app>.yaml``; for the apps whose check is due, ask the environment's
-   Prometheus each distinct query once (:func:`generator.metrics.plan`) -- the built-in
+   Prometheus each distinct query once (:func:`generator.rollout.metrics.plan`) -- the built-in
    queries are grouped by service and version, so their number does not grow with the apps;
 3. decide (pure), and for each app whose phase, weight, step or failed-check count changed:
    write its status file, re-render, write its rendered files (each write atomic), and
@@ -31,11 +31,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from generator import decision, metrics, notify, output, status, vcs
-from generator.config import EffectiveApp, Repo, load_repo
-from generator.decision import Action, Check, Decision, Rollout
-from generator.errors import CheckFailed, GitError, MeshgenError, PrometheusError, SpecError, SpecErrors, UsageError
-from generator.prometheus import Prometheus
+from generator.bot import notify, vcs
+from generator.bot.prometheus import Prometheus
+from generator.errors import (
+    CheckFailed,
+    GitError,
+    MeshgenError,
+    PrometheusError,
+    SpecError,
+    SpecErrors,
+    UsageError,
+)
+from generator.render import output
+from generator.rollout import decision, metrics
+from generator.rollout.decision import Action, Check, Decision, Rollout
+from generator.spec import status
+from generator.spec.config import EffectiveApp, Repo, load_repo
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +280,7 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
 def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], identity: vcs.Identity | None,
                       before_commit: Callable[[], None] | None = None, report: TickReport | None = None) -> None:
     """Write the status and rendered files of each changed outcome; commit each app apart."""
-    from generator import render  # heavy: only when something changes
+    from generator.render import render  # heavy: only when something changes
 
     changed = [o for o in outcomes if o.changed]
     if not changed:
@@ -321,7 +332,7 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         prometheus: a Prometheus URL for every environment (tests and demos; default:
             ``$MESHGEN_PROMETHEUS_URL`` or each environment's ``spec.prometheus.url``).
         clock: the time source (UTC).
-        identity: the bot's commit identity (default: :func:`generator.vcs.bot_identity`).
+        identity: the bot's commit identity (default: :func:`generator.bot.vcs.bot_identity`).
         attempts: how often a rejected push is decided again and retried.
         before_commit: called after writing, before committing (lets a test die in between).
 
@@ -340,7 +351,7 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
     report = TickReport()
     repo = load_repo(root)
     if dry_run:  # a real tick refuses invalid specs when it renders; a dry run must too
-        from generator import render
+        from generator.render import render
 
         render.render_repo(root, list(envs) if envs else None)
     owned = [repo.rel("status"), repo.rel("rendered")]

@@ -2,8 +2,8 @@
 
 ``meshgen explain`` reads what is committed under ``rendered/`` -- the YAML Argo CD or Flux
 applies -- not the spec, so it answers for what the cluster runs. The matching itself is
-:mod:`generator.simulate`; this module finds the file, reads it, and names the spec route
-behind the Istio route (:func:`generator.routing.spec_route_name`).
+:mod:`generator.routing.simulate`; this module finds the file, reads it, and names the spec route
+behind the Istio route (:func:`generator.routing.compiler.spec_route_name`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from typing import Any
 
 import yaml
 
-from generator import config, routing, simulate
 from generator.errors import OutsideError, SpecError
+from generator.routing import compiler as routing
+from generator.routing import simulate
+from generator.spec import config
 
 
 @dataclass(frozen=True)

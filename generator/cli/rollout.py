@@ -1,5 +1,5 @@
 """``meshgen rollout ...``: the rollout bot's commands (DESIGN §4, §6). No logic here: each
-command calls one function of :mod:`generator.bot` and prints what it did."""
+command calls one function of :mod:`generator.bot.bot` and prints what it did."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 import click
 from rich.table import Table
 
-from generator import bot, decision
-from generator.cli import Context, fail, out_console, pass_ctx, run, verbose_option
+from generator.bot import bot
+from generator.cli.base import Context, fail, out_console, pass_ctx, run, verbose_option
 from generator.errors import GitError, MeshgenError, PrometheusError, UsageError
+from generator.rollout import decision
 
 _env = click.option("--env", "envs", multiple=True, metavar="E", help="Only this environment (repeatable).")
 _push = click.option("--push", is_flag=True, help="Sync with the tracked remote branch first and push the commits.")

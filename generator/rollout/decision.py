@@ -1,7 +1,7 @@
 """The rollout decision: a pure function from (rollout spec, status, check, now) to the next status.
 
 DESIGN §6 fixes the life of a rollout; this module is that life and nothing else. It reads no
-file, asks no Prometheus and no clock: the bot (:mod:`generator.bot`) gathers those and calls
+file, asks no Prometheus and no clock: the bot (:mod:`generator.bot.bot`) gathers those and calls
 :func:`decide`, so every transition can be tested from a table and every invariant checked
 with generated inputs.
 
@@ -77,7 +77,7 @@ class Verdict(str, enum.Enum):
 
 
 class Check(NamedTuple):
-    """One analysis result, as :mod:`generator.metrics` computes it.
+    """One analysis result, as :mod:`generator.rollout.metrics` computes it.
 
     Attributes:
         verdict: pass, fail or inconclusive.

@@ -52,7 +52,7 @@ import re2
 from generator.errors import Place, SpecError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from generator.simulate import Request
+    from generator.routing.request import Request
 
 #: Longest regex Istio accepts (istio/istio pkg/config/validation ``validateStringRegexp``).
 MAX_REGEX_LENGTH = 1024

@@ -16,7 +16,7 @@ from typing import Mapping
 
 import httpx
 
-from generator.decision import Action
+from generator.rollout.decision import Action
 
 log = logging.getLogger(__name__)
 

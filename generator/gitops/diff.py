@@ -9,7 +9,7 @@ per environment and app ("reviews/prod: route `default` v1 100 → v1 90 / v2 10
 The comparison (:func:`summarize`, :func:`unified_diff`, :func:`format_text`,
 :func:`format_markdown`) is pure: it takes two ``{path: bytes}`` maps of rendered files. Only
 :func:`diff_repo` touches git: it checks the base ref out into a temporary ``git worktree``
-(removed afterwards) and renders both trees with :func:`generator.render.render_repo`.
+(removed afterwards) and renders both trees with :func:`generator.render.render.render_repo`.
 
 Field meanings follow Istio's reference (networking.istio.io/v1 VirtualService ``http`` routes,
 ``HTTPMatchRequest``, ``HTTPRetry``, ``HTTPFaultInjection``; DestinationRule ``trafficPolicy``
@@ -27,7 +27,8 @@ from typing import Any, Callable, Mapping
 import git
 import yaml
 
-from generator import errors, render
+from generator import errors
+from generator.render import render
 
 KINDS = ("VirtualService", "DestinationRule", "Gateway")
 """Istio kinds whose changes are described in words; other files only count as changed."""

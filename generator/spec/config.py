@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generator import schema
 from generator.errors import Place, SpecError, SpecErrors
-from generator.loader import Document, KeyPath, load_document
+from generator.spec import schema
+from generator.spec.loader import Document, KeyPath, load_document
 
 SETTINGS_FILE = "meshgen.yaml"
 DEFAULT_PATHS = {"apps": "apps", "environments": "environments", "templates": "templates",
@@ -213,7 +213,7 @@ def load_repo(root: Path) -> Repo:
     """Load and schema-check every spec of the repository at ``root``.
 
     Checks that need the merged App spec of an environment (schema validation of the merged
-    spec, semantic checks) happen in :mod:`generator.checks`; here each file is checked on its
+    spec, semantic checks) happen in :mod:`generator.render.checks`; here each file is checked on its
     own: YAML well-formedness, the Environment schema, ``kind``/``apiVersion`` of Apps, and
     that ``metadata.name`` equals the file stem.
 

@@ -1,0 +1,65 @@
+"""What every ``meshgen`` command shares: the consoles, the options context, and :func:`run`,
+which maps meshgen's errors to messages and exit codes in one place: 0 success, 1 invalid
+input or failed check, 2 usage error, 3 an outside system failed (DESIGN §4).
+
+The command modules import this one, never :mod:`generator.cli` itself, so the package has
+no import cycle.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import click
+from rich.console import Console
+
+from generator import errors
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+
+def fail(error: errors.MeshgenError) -> NoReturn:
+    """Print an error (every spec error on its own line) and exit with its code."""
+    if isinstance(error, errors.SpecErrors):
+        for e in error.errors:
+            click.echo(e.format(), err=True)
+        n = len(error.errors)
+        click.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
+    elif isinstance(error, errors.SpecError):
+        click.echo(error.format(), err=True)
+    else:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``; a :class:`~generator.errors.MeshgenError` becomes a message and an exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except errors.MeshgenError as e:
+        fail(e)
+
+
+class Context:
+    """Options shared by every command."""
+
+    def __init__(self, root: Path, verbose: bool) -> None:
+        self.root = root
+        self.verbose = verbose
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def verbose_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``-v/--verbose`` on a command too, so ``meshgen render --verbose`` works like ``meshgen -v render``."""
+
+    def enable(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.ensure_object(Context).verbose = True
+
+    return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=enable,
+                        help="Say what is done, file by file.")(fn)
