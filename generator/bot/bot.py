@@ -2,6 +2,8 @@
 
 One tick (DESIGN §6), for each environment and each app with a ``rollout`` block:
 
+0. take the clone's tick lock (:mod:`generator.bot.lock`): wait for a live tick of the same
+   clone, or, after a killed one, remove the git lock files it left;
 1. put bot-owned paths back to ``HEAD`` if a previous tick died between writing and
    committing (:meth:`generator.bot.vcs.Workspace.restore`), and with ``push`` move onto the
    tracked branch's head (:meth:`~generator.bot.vcs.Workspace.sync`);
@@ -26,12 +28,13 @@ import logging
 import os
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-from generator.bot import notify, vcs
+from generator.bot import lock, notify, vcs
 from generator.bot.prometheus import Prometheus
 from generator.errors import (
     CheckFailed,
@@ -255,6 +258,23 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
 # --- the tick -----------------------------------------------------------------------------
 
 
+@contextmanager
+def _tick_lock(root: Path, wait: float | None, dry_run: bool = False) -> Iterator[lock.TickLock | None]:
+    """The clone's tick lock held around a tick (none for a dry run, which writes nothing)."""
+    if dry_run:
+        yield None
+        return
+    with lock.TickLock(vcs.git_dir(root), wait) as held:
+        yield held
+
+
+def _recovered(held: lock.TickLock | None) -> None:
+    """Say what was cleaned up after a tick that was killed."""
+    if held and held.removed:
+        log.warning("finishing an interrupted tick: removed stale git lock(s) %s",
+                    ", ".join(f".git/{p}" if held.git_dir.name == ".git" else p for p in held.removed))
+
+
 def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None, now: datetime,
                 url: str | None, report: TickReport) -> list[Outcome]:
     items = _rollouts(repo, envs, apps)
@@ -320,8 +340,12 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
 def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,
          dry_run: bool = False, push: bool = False, prometheus: str | None = None,
          clock: Callable[[], datetime] = utcnow, identity: vcs.Identity | None = None,
-         attempts: int = PUSH_ATTEMPTS, before_commit: Callable[[], None] | None = None) -> TickReport:
+         attempts: int = PUSH_ATTEMPTS, before_commit: Callable[[], None] | None = None,
+         lock_wait: float | None = None) -> TickReport:
     """Run one tick of the rollout bot over the config repository at ``root``.
+
+    The tick holds the clone's tick lock (:class:`generator.bot.lock.TickLock`) from start to
+    end; a dry run takes no lock.
 
     Args:
         root: the top of the repository's git working tree.
@@ -335,6 +359,8 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         identity: the bot's commit identity (default: :func:`generator.bot.vcs.bot_identity`).
         attempts: how often a rejected push is decided again and retried.
         before_commit: called after writing, before committing (lets a test die in between).
+        lock_wait: seconds to wait for another live tick of this clone (default:
+            ``$MESHGEN_BOT_LOCK_WAIT``, else :data:`generator.bot.lock.DEFAULT_WAIT`).
 
     Returns:
         The :class:`TickReport`; it lists environments whose Prometheus failed (the CLI then
@@ -345,54 +371,57 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         UsageError: unknown environment or app.
         GitError: git failed, the push was rejected ``attempts`` times, or the local branch
             has commits that are not the bot's.
+        TickLockBusy: another tick of this clone held the lock for all of ``lock_wait`` (exit 3).
     """
-    started = time.perf_counter()
-    root = Path(root)
-    report = TickReport()
-    repo = load_repo(root)
-    if dry_run:  # a real tick refuses invalid specs when it renders; a dry run must too
-        from generator.render import render
+    with _tick_lock(Path(root), lock_wait, dry_run) as held:
+        started = time.perf_counter()
+        root = Path(root)
+        report = TickReport()
+        repo = load_repo(root)
+        if dry_run:  # a real tick refuses invalid specs when it renders; a dry run must too
+            from generator.render import render
 
-        render.render_repo(root, list(envs) if envs else None)
-    owned = [repo.rel("status"), repo.rel("rendered")]
-    ws = None if dry_run else vcs.Workspace(root, owned)
-    if identity is None:
-        identity = vcs.bot_identity(repo.settings.raw)
-    upstream = ws.upstream() if ws and push else None
-    if ws:
-        restored = ws.restore()
-        if restored:
-            log.warning("finishing an interrupted tick: put back %s", ", ".join(restored))
-    loaded = ws.head() if ws else None
-    for attempt in range(1, attempts + 1):
-        report.attempts = attempt
-        report.failed_envs.clear()
-        if ws and upstream and ws.sync(upstream, identity) != loaded:
-            repo, loaded = load_repo(root), ws.head()
-        outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report)
-        report.outcomes = outcomes
-        if ws is None:
-            break
-        commit_started, rendered = time.perf_counter(), report.render_seconds
-        _write_and_commit(ws, repo, outcomes, identity, before_commit, report)
-        report.commit_seconds += time.perf_counter() - commit_started - (report.render_seconds - rendered)
-        if not upstream or not report.commits:
-            break
-        if ws.push(upstream):
-            break
-        log.warning("push to %s rejected: the branch moved; deciding again (attempt %d of %d)",
-                    upstream, attempt + 1, attempts)
-        for outcome in outcomes:
-            outcome.committed = None
-        time.sleep(random.uniform(0.05, 0.3) * attempt)
-    else:
-        raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
-    report.seconds = time.perf_counter() - started
-    if not dry_run:
-        for outcome in report.commits:
-            notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
-                          outcome.decision.reason)
-    return report
+            render.render_repo(root, list(envs) if envs else None)
+        owned = [repo.rel("status"), repo.rel("rendered")]
+        ws = None if dry_run else vcs.Workspace(root, owned)
+        if identity is None:
+            identity = vcs.bot_identity(repo.settings.raw)
+        upstream = ws.upstream() if ws and push else None
+        if ws:
+            _recovered(held)
+            restored = ws.restore()
+            if restored:
+                log.warning("finishing an interrupted tick: put back %s", ", ".join(restored))
+        loaded = ws.head() if ws else None
+        for attempt in range(1, attempts + 1):
+            report.attempts = attempt
+            report.failed_envs.clear()
+            if ws and upstream and ws.sync(upstream, identity) != loaded:
+                repo, loaded = load_repo(root), ws.head()
+            outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report)
+            report.outcomes = outcomes
+            if ws is None:
+                break
+            commit_started, rendered = time.perf_counter(), report.render_seconds
+            _write_and_commit(ws, repo, outcomes, identity, before_commit, report)
+            report.commit_seconds += time.perf_counter() - commit_started - (report.render_seconds - rendered)
+            if not upstream or not report.commits:
+                break
+            if ws.push(upstream):
+                break
+            log.warning("push to %s rejected: the branch moved; deciding again (attempt %d of %d)",
+                        upstream, attempt + 1, attempts)
+            for outcome in outcomes:
+                outcome.committed = None
+            time.sleep(random.uniform(0.05, 0.3) * attempt)
+        else:
+            raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
+        report.seconds = time.perf_counter() - started
+        if not dry_run:
+            for outcome in report.commits:
+                notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
+                              outcome.decision.reason)
+        return report
 
 
 # --- steering by hand ---------------------------------------------------------------------
@@ -401,51 +430,54 @@ STEER = {"pause": decision.pause, "resume": decision.resume, "abort": decision.a
 
 
 def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = None, push: bool = False,
-          clock: Callable[[], datetime] = utcnow, attempts: int = PUSH_ATTEMPTS) -> TickReport:
+          clock: Callable[[], datetime] = utcnow, attempts: int = PUSH_ATTEMPTS,
+          lock_wait: float | None = None) -> TickReport:
     """Pause, resume, abort or promote ``app``'s rollout (in ``envs``, default all), each
-    change a commit by git's configured user.
+    change a commit by git's configured user, under the tick lock as :func:`tick`.
 
     Raises:
         UsageError: unknown command, app or environment.
         CheckFailed: nothing to change anywhere (e.g. pausing a finished rollout): exit 1.
-        SpecErrors, GitError: as :func:`tick`.
+        SpecErrors, GitError, TickLockBusy: as :func:`tick`.
     """
     if command not in STEER:
         raise UsageError(f"unknown rollout command {command!r}")
     root = Path(root)
-    repo = load_repo(root)
-    ws = vcs.Workspace(root, [repo.rel("status"), repo.rel("rendered")])
-    identity = vcs.bot_identity(repo.settings.raw)
-    upstream = ws.upstream() if push else None
-    ws.restore()
-    report = TickReport()
-    made: list[str] = []
-    for attempt in range(1, attempts + 1):
-        report.attempts = attempt
-        if upstream:
-            _drop(ws, made)
-            ws.sync(upstream, identity)
+    with _tick_lock(root, lock_wait) as held:
         repo = load_repo(root)
-        items = _rollouts(repo, envs, [app])
-        if not items:
-            raise UsageError(f"app {app!r} has no rollout block in {', '.join(envs or repo.environments)}")
-        now = clock()
-        report.outcomes = [Outcome(i.env, i.app, i.status, STEER[command](i.rollout, i.status, now),
-                                   failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env)
-                           for i in items]
-        _write_and_commit(ws, repo, report.outcomes, None)
-        made = [o.committed for o in report.outcomes if o.committed]
-        if not made:
-            raise CheckFailed("; ".join(f"{o.env}/{o.app}: {o.decision.reason}" for o in report.outcomes))
-        if not upstream or ws.push(upstream):
-            break
-        time.sleep(random.uniform(0.05, 0.3) * attempt)
-    else:
-        raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
-    for outcome in report.commits:
-        notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
-                      outcome.decision.reason)
-    return report
+        ws = vcs.Workspace(root, [repo.rel("status"), repo.rel("rendered")])
+        identity = vcs.bot_identity(repo.settings.raw)
+        upstream = ws.upstream() if push else None
+        _recovered(held)
+        ws.restore()
+        report = TickReport()
+        made: list[str] = []
+        for attempt in range(1, attempts + 1):
+            report.attempts = attempt
+            if upstream:
+                _drop(ws, made)
+                ws.sync(upstream, identity)
+            repo = load_repo(root)
+            items = _rollouts(repo, envs, [app])
+            if not items:
+                raise UsageError(f"app {app!r} has no rollout block in {', '.join(envs or repo.environments)}")
+            now = clock()
+            report.outcomes = [Outcome(i.env, i.app, i.status, STEER[command](i.rollout, i.status, now),
+                                       failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env)
+                               for i in items]
+            _write_and_commit(ws, repo, report.outcomes, None)
+            made = [o.committed for o in report.outcomes if o.committed]
+            if not made:
+                raise CheckFailed("; ".join(f"{o.env}/{o.app}: {o.decision.reason}" for o in report.outcomes))
+            if not upstream or ws.push(upstream):
+                break
+            time.sleep(random.uniform(0.05, 0.3) * attempt)
+        else:
+            raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
+        for outcome in report.commits:
+            notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
+                          outcome.decision.reason)
+        return report
 
 
 def _drop(ws: vcs.Workspace, made: Iterable[str]) -> None:

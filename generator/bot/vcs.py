@@ -58,6 +58,18 @@ def bot_identity(settings: Mapping | None = None, environ: Mapping[str, str] | N
                     env.get(EMAIL_ENV) or configured.get("email") or DEFAULT_EMAIL)
 
 
+def git_dir(root: Path) -> Path:
+    """The git directory (``.git``) of the working tree whose top is ``root``.
+
+    Raises:
+        UsageError: ``root`` is not the top of a git working tree (exit 2).
+    """
+    try:
+        return Path(git.Repo(Path(root)).git_dir)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
+        raise UsageError(f"{root} is not a git working tree; the bot works in a clone of the config repo") from e
+
+
 class Upstream(NamedTuple):
     """The remote branch the local branch tracks."""
 
