@@ -168,3 +168,24 @@ def test_builtin_queries_on_real_prometheus(prometheus, mesh_traffic):
         # one query answers for every service: the grouped result carries them all
         assert {s.labels["destination_version"] for s in all_failed
                 if s.labels["destination_service_namespace"] == "m-metrics"} == {"v1", "v2", "v3"}
+
+
+def test_a_dry_run_metric_is_recorded_but_never_decides():
+    spec = rollout(interval="1m", analysis={"metrics": [{"name": "request-duration-p99", "max": 100, "dryRun": True}]})
+    result = check(spec, results(p99=(20.0, 300.0)))
+    assert result.verdict is Verdict.PASS
+    assert result.metrics["request-duration-p99"] == 300.0
+    assert result.dry_run == {"request-duration-p99": (Verdict.FAIL, "request-duration-p99 300 > max 100")}
+    missing = check(spec, {k: v for k, v in results().items() if "duration" not in k}
+                    | {metrics.builtin_query("request-duration-p99", W): []})
+    assert missing.verdict is Verdict.PASS
+    assert missing.dry_run["request-duration-p99"][0] is Verdict.INCONCLUSIVE
+
+
+def test_a_dry_run_success_rate_leaves_the_health_default_in_force():
+    spec = rollout(interval="1m", analysis={"metrics": [{"name": "request-success-rate", "min": 0.5, "dryRun": True}]})
+    names = [(m.name, m.dry_run) for m in metrics.policy_metrics(spec)]
+    assert names == [("request-success-rate", False), ("request-success-rate", True)]
+    with pytest.raises(ValueError, match="not all dryRun"):
+        metrics.policy_metrics(rollout(policy="metric", analysis={"metrics": [
+            {"name": "request-success-rate", "min": 0.5, "dryRun": True}]}))

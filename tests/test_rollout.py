@@ -422,3 +422,24 @@ def test_run_stops_cleanly_on_ctrl_c(config):
     assert "stopping after this tick" in err and "stopped" in err
     assert "dev/ratings: new rollout v1 -> v2" in out
     assert git(work, "status", "--porcelain") == ""
+
+
+@pytest.mark.prometheus
+def test_a_dry_run_metric_is_recorded_in_status_and_commit_but_never_decides(config, mesh_traffic):
+    healthy(mesh_traffic, "e2e-dryrun")
+    remote, work = config("e2e-dryrun", steps=[50, 100], analysis={
+        "minRequests": 20, "failureLimit": 1,
+        "metrics": [{"name": "request-duration-p99", "max": 1, "dryRun": True}]})
+    tick_until(work, lambda r: any(o.decision.action.value in ("step", "rollback") for o in r.commits))
+    assert bot_log(remote)[-1] == "rollout ratings (dev): step canary v2, 50 % -> 100 %"
+    check = remote_status(remote)["lastCheck"]
+    assert check["verdict"] == "pass" and check["metrics"]["request-duration-p99"] > 1
+    assert check["dryRun"]["request-duration-p99"]["verdict"] == "fail"
+    assert "> max 1" in check["dryRun"]["request-duration-p99"]["reason"]
+    body = git(remote, "log", "-1", "--format=%B", "main")
+    assert "Dry run request-duration-p99: fail, request-duration-p99 " in body and "(not part of the verdict)" in body
+    assert run_meshgen("validate", cwd=work).returncode == 0
+    [timeline] = json.loads(run_meshgen("rollout", "history", "ratings", "--output", "json", cwd=work,
+                                        check=True).stdout)["rollouts"]
+    assert [e["kind"] for e in timeline["events"]] == ["start", "step"]
+    assert timeline["events"][1]["check"]["dryRun"]["request-duration-p99"]["verdict"] == "fail"

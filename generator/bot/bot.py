@@ -159,6 +159,9 @@ def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decis
         values = decision.format_metrics(check.get("metrics") or {})
         body.append(f"Check at {check.get('time')}: {check.get('verdict')}"
                     f"{': ' + values if values else ''}")
+        for name, result in (check.get("dryRun") or {}).items():
+            body.append(f"Dry run {name}: {result.get('verdict')}, {result.get('reason', '')}"
+                        " (not part of the verdict)")
     body.append(f"Status: {st.get('phase')}, {st.get('stable')} {100 - after} % / {canary} {after} %, "
                 f"step {st.get('stepIndex')}, failed checks {st.get('failedChecks')}")
     return subject.rstrip(": ") + "\n\n" + "\n".join(body) + "\n"

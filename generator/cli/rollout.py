@@ -3,18 +3,21 @@ command calls one function of :mod:`generator.bot.bot` and prints what it did.""
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
+from datetime import datetime
 from typing import Any
 
 import click
 from rich.table import Table
 
 from generator.bot import bot
+from generator.bot import history as bot_history
 from generator.cli.base import Context, fail, out_console, pass_ctx, run, verbose_option
 from generator.errors import GitError, MeshgenError, PrometheusError, UsageError
-from generator.rollout import decision
+from generator.rollout import decision, history
 
 _env = click.option("--env", "envs", multiple=True, metavar="E", help="Only this environment (repeatable).")
 _push = click.option("--push", is_flag=True, help="Sync with the tracked remote branch first and push the commits.")
@@ -152,3 +155,70 @@ _steer_command("pause", "Pause APP's rollout: weights stay, no analysis until re
 _steer_command("resume", "Resume APP's paused rollout, or restart a rolled-back one from the first step (a commit).")
 _steer_command("abort", "Roll APP's canary back to 0 % now (a commit).")
 _steer_command("promote", "Send 100 % to APP's canary now, without analysis (a commit).")
+
+
+# --- looking back -------------------------------------------------------------------------
+
+_output = click.option("--output", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                       help="json: one document for tools.")
+
+
+def _moment(option: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return history.parse_moment(text, bot.utcnow())
+    except ValueError as e:
+        fail(UsageError(f"{option}: {e}"))
+
+
+@rollout.command("history")
+@click.argument("app", required=False)
+@_env
+@click.option("--since", metavar="T", default=None,
+              help="Only rollouts with an event at or after T (RFC 3339, a date, or a time ago: 24h, 7d).")
+@_output
+@pass_ctx
+def history_(ctx: Context, app: str | None, envs: tuple[str, ...], since: str | None, output: str) -> None:
+    """Every rollout's timeline from git: start, steps, checks and their metric values, holds,
+    rollbacks, success, and steering by hand with its author."""
+    found = run(bot_history.read_history, ctx.root, app=app, envs=list(envs), since=_moment("--since", since))
+    if output == "json":
+        click.echo(json.dumps({"rollouts": [t.to_json() for t in found]}, indent=2))
+        return
+    if not found:
+        what = " ".join(filter(None, [app, f"in {', '.join(envs)}" if envs else "",
+                                      f"since {since}" if since else ""]))
+        click.echo(f"no rollout history{' for ' + what if what else ''}: no commit changed a status file")
+        return
+    for timeline in found:
+        click.echo(_timeline_heading(timeline))
+        for event in timeline.events:
+            click.echo(_event_line(event))
+        click.echo("")
+
+
+def _timeline_heading(timeline: history.Timeline) -> str:
+    ended = timeline.ended
+    span = (f"{decision.format_time(timeline.started)} .. {decision.format_time(ended)} "
+            f"({history.format_span((ended - timeline.started).total_seconds())})" if ended
+            else f"since {decision.format_time(timeline.started)}")
+    return (f"{timeline.app} ({timeline.env}): {timeline.stable} -> {timeline.canary}, "
+            f"{timeline.phase} at {timeline.last.weight} %, {span}")
+
+
+def _event_line(event: history.Event) -> str:
+    weights = (f"{event.weight_before:>3} -> {event.weight:>3} %" if event.weight != event.weight_before
+               else f"{'at':>6} {event.weight:>3} %")
+    what = ""
+    if event.check:
+        values = decision.format_metrics(event.check.get("metrics") or {})
+        what = f"{event.check.get('verdict')}: {event.check.get('reason', '')}".rstrip(": ")
+        if values:
+            what += f" ({values})"
+        for name, result in (event.check.get("dryRun") or {}).items():
+            what += f"; dry run {name}: {result.get('verdict')}"
+    elif event.message:
+        what = event.message
+    return (f"  {decision.format_time(event.time)}  {event.kind:<12} {weights}  {event.commit[:8]}  "
+            f"{event.author}: {what}").rstrip()

@@ -84,11 +84,14 @@ class Check(NamedTuple):
         metrics: the values that decided it, by metric name (``None`` where there was no
             value); the stable version's values, where compared, are named ``NAME@VERSION``.
         reason: one line a human reads in ``git log``.
+        dry_run: the verdict and reason of each ``dryRun: true`` metric, by name; recorded,
+            never part of ``verdict``.
     """
 
     verdict: Verdict
     metrics: dict[str, float | None]
     reason: str
+    dry_run: Mapping[str, tuple[Verdict, str]] = {}
 
 
 class Decision(NamedTuple):
@@ -274,6 +277,9 @@ def _check_record(check: Check, now: datetime) -> dict[str, Any]:
         record["reason"] = check.reason
     if check.metrics:
         record["metrics"] = dict(check.metrics)
+    if check.dry_run:
+        record["dryRun"] = {name: {"verdict": verdict.value, "reason": why}
+                            for name, (verdict, why) in check.dry_run.items()}
     return record
 
 

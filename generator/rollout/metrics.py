@@ -22,6 +22,10 @@ over a range of the rollout's ``interval``; ``histogram_quantile(0.99, ...)`` fo
 is NaN when the window has no observations. An instant query evaluated at the tick's time
 looks at the window ``(now - interval, now]``.
 
+A metric with ``dryRun: true`` is evaluated like any other, and its own verdict and reason
+are recorded (:attr:`~generator.rollout.decision.Check.dry_run`), but it never changes the
+check's verdict: a way to try a new metric or threshold on real traffic before trusting it.
+
 Verdicts: a check is inconclusive -- never a pass -- when the canary had fewer than
 ``minRequests`` requests in the window, or a metric has no series, several series where one
 was expected, NaN or an infinity. It fails when any metric with a value is out of bounds
@@ -128,6 +132,7 @@ class Metric:
         higher_is_better: which way is worse, for ``compare`` (built-ins: the success rate is
             better high, latency low; a custom metric is better high when it has only ``min``).
         index: its position in ``analysis.metrics`` (-1 for an implied built-in).
+        dry_run: ``dryRun: true``: evaluated and recorded, never part of the verdict.
     """
 
     name: str
@@ -136,6 +141,7 @@ class Metric:
     max: float | None
     higher_is_better: bool
     index: int = -1
+    dry_run: bool = False
 
 
 def policy_metrics(rollout: Rollout) -> list[Metric]:
@@ -144,10 +150,10 @@ def policy_metrics(rollout: Rollout) -> list[Metric]:
     ``time``: none. ``health``: ``request-success-rate`` (min 0.99 unless listed with another
     bound) plus every listed metric, ``request-duration-p99`` among them when given.
     ``metric``: the listed metrics. ``compare``: the listed metrics, or the success rate when
-    none is listed.
+    none is listed (``dryRun`` metrics do not count as listed for these defaults).
 
     Raises:
-        ValueError: policy ``metric`` without metrics, or a listed metric that is neither
+        ValueError: policy ``metric`` without metrics (or with only dryRun ones), or a listed metric that is neither
             built-in nor has a ``query``.
     """
     listed = []
@@ -163,17 +169,18 @@ def policy_metrics(rollout: Rollout) -> list[Metric]:
             better_high = False
         else:
             better_high = low is not None and high is None
-        listed.append(Metric(name, query, _num(low), _num(high), better_high, index))
+        listed.append(Metric(name, query, _num(low), _num(high), better_high, index, bool(item.get("dryRun", False))))
     if rollout.policy == "time":
         return []
+    decisive = [m for m in listed if not m.dry_run]
     if rollout.policy == "metric":
-        if not listed:
-            raise ValueError("policy 'metric' needs analysis.metrics")
+        if not decisive:
+            raise ValueError("policy 'metric' needs analysis.metrics that are not all dryRun")
         return listed
     if rollout.policy == "compare":
-        return listed or [Metric(SUCCESS_RATE, None, None, None, True)]
+        return listed if decisive else [Metric(SUCCESS_RATE, None, None, None, True)] + listed
     # health
-    if not any(m.name == SUCCESS_RATE and m.query is None for m in listed):
+    if not any(m.name == SUCCESS_RATE and m.query is None and not m.dry_run for m in listed):
         listed.insert(0, Metric(SUCCESS_RATE, None, DEFAULT_MIN_SUCCESS_RATE, None, True))
     return listed
 
@@ -354,38 +361,56 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan,
                      f"fewer than minRequests {rollout.min_requests}")
     failures: list[str] = []
     unknown: list[str] = []
+    dry_run: dict[str, tuple[Verdict, str]] = {}
     for metric in plan_.metrics:
-        canary = _metric_value(metric, target, target.canary, window, results)
-        values[metric.name] = None if canary.value is None else _round(canary.value)
-        if canary.value is None:
-            unknown.append(f"{metric.name}: {canary.problem}")
+        failed, missing = _judge(rollout, target, metric, window, results, values)
+        if metric.dry_run:
+            if failed:
+                dry_run[metric.name] = (Verdict.FAIL, "; ".join(failed))
+            elif missing:
+                dry_run[metric.name] = (Verdict.INCONCLUSIVE, "; ".join(missing))
+            else:
+                dry_run[metric.name] = (Verdict.PASS, "within bounds")
             continue
-        if metric.min is not None and canary.value < metric.min:
-            failures.append(f"{metric.name} {_fmt(canary.value)} < min {_fmt(metric.min)}")
-        if metric.max is not None and canary.value > metric.max:
-            failures.append(f"{metric.name} {_fmt(canary.value)} > max {_fmt(metric.max)}")
-        if rollout.policy != "compare":
-            continue
-        stable = _metric_value(metric, target, target.stable, window, results)
-        values[f"{metric.name}@{target.stable}"] = None if stable.value is None else _round(stable.value)
-        if stable.value is None:
-            unknown.append(f"{metric.name} of {target.stable}: {stable.problem}")
-            continue
-        if metric.higher_is_better:
-            bound = stable.value - abs(stable.value) * rollout.tolerance
-            if canary.value < bound:
-                failures.append(f"{metric.name} {_fmt(canary.value)} worse than {target.stable}'s "
-                                f"{_fmt(stable.value)} (tolerance {rollout.tolerance:g})")
-        else:
-            bound = stable.value + abs(stable.value) * rollout.tolerance
-            if canary.value > bound:
-                failures.append(f"{metric.name} {_fmt(canary.value)} worse than {target.stable}'s "
-                                f"{_fmt(stable.value)} (tolerance {rollout.tolerance:g})")
+        failures += failed
+        unknown += missing
     if failures:
-        return Check(Verdict.FAIL, values, "; ".join(failures))
+        return Check(Verdict.FAIL, values, "; ".join(failures), dry_run)
     if unknown:
-        return Check(Verdict.INCONCLUSIVE, values, "; ".join(unknown))
-    return Check(Verdict.PASS, values, "all metrics within bounds")
+        return Check(Verdict.INCONCLUSIVE, values, "; ".join(unknown), dry_run)
+    return Check(Verdict.PASS, values, "all metrics within bounds", dry_run)
+
+
+def _judge(rollout: Rollout, target: Target, metric: Metric, window: str,
+           results: Mapping[str, "Sequence[Sample] | Vector"], values: dict[str, float | None]
+           ) -> tuple[list[str], list[str]]:
+    """One metric's failures and missing values, in words; its values go into ``values``."""
+    failures: list[str] = []
+    unknown: list[str] = []
+    canary = _metric_value(metric, target, target.canary, window, results)
+    values[metric.name] = None if canary.value is None else _round(canary.value)
+    if canary.value is None:
+        unknown.append(f"{metric.name}: {canary.problem}")
+        return failures, unknown
+    if metric.min is not None and canary.value < metric.min:
+        failures.append(f"{metric.name} {_fmt(canary.value)} < min {_fmt(metric.min)}")
+    if metric.max is not None and canary.value > metric.max:
+        failures.append(f"{metric.name} {_fmt(canary.value)} > max {_fmt(metric.max)}")
+    if rollout.policy != "compare":
+        return failures, unknown
+    stable = _metric_value(metric, target, target.stable, window, results)
+    values[f"{metric.name}@{target.stable}"] = None if stable.value is None else _round(stable.value)
+    if stable.value is None:
+        unknown.append(f"{metric.name} of {target.stable}: {stable.problem}")
+        return failures, unknown
+    if metric.higher_is_better:
+        worse = canary.value < stable.value - abs(stable.value) * rollout.tolerance
+    else:
+        worse = canary.value > stable.value + abs(stable.value) * rollout.tolerance
+    if worse:
+        failures.append(f"{metric.name} {_fmt(canary.value)} worse than {target.stable}'s "
+                        f"{_fmt(stable.value)} (tolerance {rollout.tolerance:g})")
+    return failures, unknown
 
 
 def _metric_value(metric: Metric, target: Target, version: str, window: str,
