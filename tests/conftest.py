@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-ISTIO_CRDS = SHARED / "istio" / "crd-all.gen.yaml"
 
 
 def build_file_tree(root: Path, files: dict[str, str]) -> Path:

@@ -26,6 +26,15 @@ from demo.fakemesh import (
 )
 
 
+NO_PROMETHEUS = "the prometheus binary is not installed (apt-get install prometheus; CI installs it)"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked ``prometheus`` is skipped, with the reason, when the binary is missing."""
+    if item.get_closest_marker("prometheus") and not prometheus_binary():
+        pytest.skip(NO_PROMETHEUS)
+
+
 @pytest.fixture(scope="session")
 def mesh_traffic() -> Iterator[MeshTraffic]:
     """Istio-shaped counters, served at a local ``/metrics`` endpoint for the session."""
@@ -40,7 +49,7 @@ def mesh_traffic() -> Iterator[MeshTraffic]:
 def prometheus(mesh_traffic: MeshTraffic) -> Iterator[LocalPrometheus]:
     """A real Prometheus on 127.0.0.1 scraping :func:`mesh_traffic` every second."""
     if not prometheus_binary():
-        pytest.skip("the prometheus binary is not installed (apt-get install prometheus; CI installs it)")
+        pytest.skip(NO_PROMETHEUS)
     server = LocalPrometheus([mesh_traffic.endpoint.address])  # type: ignore[attr-defined]
     try:
         server.wait_for_scrape()

@@ -1,9 +1,10 @@
 """CI and pre-commit: the hook run for real with ``pre-commit try-repo``, the example workflow's
 commands run against a real repository with a real ``origin``.
 
-``pre-commit try-repo`` installs meshgen from this checkout into its own virtualenv (pip, from
-PyPI for the dependencies) once per test session, then runs the hook as a user's
-``pre-commit run`` would.
+``pre-commit try-repo`` installs meshgen from this checkout into the hook's own virtualenv, then
+runs the hook as a user's ``pre-commit run`` would. A user's pre-commit installs meshgen's
+dependencies from PyPI; here, to run offline, pip uses no index and the hook imports the
+dependencies from this test environment (see :func:`try_repo`).
 """
 
 from __future__ import annotations
@@ -67,7 +68,14 @@ def test_hook_runs_only_for_commits_touching_meshgen_inputs(path: str, runs: boo
 
 
 def try_repo(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never"}
+    """``pre-commit try-repo`` offline: pip installs meshgen into the hook's virtualenv without an
+    index (no dependencies, no build isolation), and the hook finds the dependencies, setuptools
+    included, in this test environment's site-packages (``PYTHONPATH``)."""
+    site_packages = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never",
+           "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_NO_DEPS": "1",
+           "PIP_NO_BUILD_ISOLATION": "0",  # pip's inverted spelling: 0 turns build isolation off
+           "PYTHONPATH": os.pathsep.join(site_packages)}
     return subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(ROOT), "meshgen-check", *args],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=600)
 

@@ -1,14 +1,15 @@
 """Extract Istio's networking.istio.io/v1 schemas from Istio's CRD bundle into ``schemas/``.
 
-Usage: ``python tools/sync_istio_schemas.py [CRD_BUNDLE]`` (default ``../shared/istio/crd-all.gen.yaml``,
-Istio's ``manifests/charts/base/files/crd-all.gen.yaml``).
+Usage: ``python tools/sync_istio_schemas.py [CRD_BUNDLE]`` (default ``vendor/istio/crd-all.gen.yaml``,
+the vendored copy of Istio's ``manifests/charts/base/files/crd-all.gen.yaml``; ``tools/vendor_crds.py``
+refreshes it).
 
 Writes ``schemas/istio/{destinationrule,virtualservice,gateway}.json`` -- each kind's
 ``openAPIV3Schema`` of version v1, descriptions dropped, ``additionalProperties: false`` added to every
 object that lists its properties (the API server would prune unknown fields silently; meshgen
 refuses them) -- and refreshes the ``$defs`` that ``schemas/app.schema.json`` borrows from Istio
 (``istio.TrafficPolicy``, ``istio.HTTPRetry``, ``istio.HTTPFaultInjection``). Re-run it when moving
-to a new Istio release; ``tests/test_schemas.py`` fails when the files are out of sync.
+to a new Istio release; ``tests/test_render.py`` fails when the files are out of sync.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("DestinationRule", "VirtualService", "Gateway")
+BUNDLE = ROOT / "vendor" / "istio" / "crd-all.gen.yaml"
 
 
 def strict(node: object) -> object:
@@ -72,7 +74,7 @@ def build(bundle: Path) -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
-    bundle = Path(argv[1]) if len(argv) > 1 else ROOT.parent / "shared" / "istio" / "crd-all.gen.yaml"
+    bundle = Path(argv[1]) if len(argv) > 1 else BUNDLE
     for path, text in build(bundle).items():
         path.write_text(text)
         print(f"wrote {path.relative_to(ROOT)}")
