@@ -150,13 +150,17 @@ class LocalPrometheus:
         targets: ``host:port`` of metrics endpoints.
         binary: the prometheus executable (default: :func:`prometheus_binary`).
         workdir: where its config and storage go (default: a new temporary folder, removed
-            by :meth:`stop`).
+            by :meth:`stop`); storage already in ``workdir/data`` (:func:`write_history`) is
+            served as it is.
+        retention: ``--storage.tsdb.retention.time``; long for a filled history, whose
+            blocks would otherwise be deleted as too old.
 
     Raises:
         RuntimeError: the binary is missing or Prometheus did not become ready in 30 s.
     """
 
-    def __init__(self, targets: list[str], binary: str | None = None, workdir: Path | None = None) -> None:
+    def __init__(self, targets: list[str], binary: str | None = None, workdir: Path | None = None,
+                 retention: str = "1h") -> None:
         binary = binary or prometheus_binary()
         if not binary:
             raise RuntimeError("the prometheus binary is not installed (Debian package 'prometheus')")
@@ -175,7 +179,7 @@ class LocalPrometheus:
         self.process = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
-             "--storage.tsdb.retention.time=1h"],
+             f"--storage.tsdb.retention.time={retention}"],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             self._wait_ready(30.0)
@@ -223,3 +227,79 @@ class LocalPrometheus:
         self._log.close()
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# --- past traffic, for backtests ------------------------------------------------------------
+
+
+
+def openmetrics_history(phases: list, start: float, end: float, scrape: float = 15.0) -> str:
+    """The Istio-shaped counters of :class:`MeshTraffic` as Prometheus would have scraped them
+    every ``scrape`` seconds from ``start`` to ``end`` (unix seconds), in the OpenMetrics text
+    format that ``promtool tsdb create-blocks-from openmetrics`` imports
+    (https://prometheus.io/docs/prometheus/latest/storage/#backfilling-from-openmetrics-format).
+
+    Args:
+        phases: ``[(seconds after start, {(namespace, service, version): (rps, error_ratio,
+            latency_ms)}), ...]`` in order; each phase holds until the next; a version absent
+            from a phase serves nothing during it.
+    """
+    keys = sorted({key for _, traffic in phases for key in traffic})
+    rows: dict[tuple[str, str, str], list[tuple[float, _Series]]] = {key: [] for key in keys}
+    state = {key: _Series(updated=start) for key in keys}
+    moment = start
+    while moment <= end + 1e-9:
+        traffic: dict = {}
+        for begin, values in phases:
+            if moment - start >= begin:
+                traffic = values
+        for key in keys:
+            series = state[key]
+            series.advance(moment)  # at the rates in force until now
+            series.rps, series.error_ratio, series.latency_ms = traffic.get(key, (0.0, 0.0, series.latency_ms))
+            rows[key].append((moment, _Series(ok=series.ok, errors=series.errors, buckets=list(series.buckets),
+                                              duration_sum=series.duration_sum)))
+        moment += scrape
+    lines = ["# TYPE istio_requests counter"]
+    histogram = ["# TYPE istio_request_duration_milliseconds histogram"]
+    for (namespace, service, version) in keys:
+        base = (f'reporter="destination",destination_service_namespace="{namespace}",'
+                f'destination_service_name="{service}",destination_version="{version}"')
+        for code, attr in (("200", "ok"), ("503", "errors")):
+            lines.extend(f'istio_requests_total{{{base},response_code="{code}"}} {getattr(row, attr):.3f} {t:.3f}'
+                         for t, row in rows[(namespace, service, version)])
+        for t, row in rows[(namespace, service, version)]:
+            total = 0.0
+            for le, count in zip([*map(str, DURATION_BUCKETS), "+Inf"], row.buckets):
+                total += count
+                histogram.append(f'istio_request_duration_milliseconds_bucket{{{base},le="{le}"}} {total:.3f} {t:.3f}')
+            histogram.append(f"istio_request_duration_milliseconds_sum{{{base}}} {row.duration_sum:.3f} {t:.3f}")
+            histogram.append(f"istio_request_duration_milliseconds_count{{{base}}} {total:.3f} {t:.3f}")
+    return "\n".join(lines + histogram + ["# EOF"]) + "\n"
+
+
+def promtool_binary() -> str | None:
+    """The path of ``promtool`` (Debian's ``prometheus`` package ships it), or None."""
+    return shutil.which("promtool") or ("/usr/bin/promtool" if Path("/usr/bin/promtool").exists() else None)
+
+
+def write_history(workdir: Path, text: str) -> Path:
+    """Import OpenMetrics ``text`` into Prometheus storage at ``workdir/data`` with
+    ``promtool tsdb create-blocks-from openmetrics``; a :class:`LocalPrometheus` with that
+    ``workdir`` then serves it.
+
+    Raises:
+        RuntimeError: promtool is missing or refused the text.
+    """
+    binary = promtool_binary()
+    if not binary:
+        raise RuntimeError("promtool is not installed (Debian package 'prometheus')")
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = workdir / "history.om"
+    source.write_text(text)
+    proc = subprocess.run([binary, "tsdb", "create-blocks-from", "openmetrics", str(source), str(workdir / "data")],
+                          capture_output=True, text=True)
+    source.unlink()
+    if proc.returncode:
+        raise RuntimeError(f"promtool refused the history: {proc.stderr[-2000:]}")
+    return workdir / "data"

@@ -3,7 +3,8 @@
 Prometheus's HTTP API (https://prometheus.io/docs/prometheus/latest/querying/api/):
 ``GET /api/v1/query?query=<PromQL>&time=<unix seconds>`` answers
 ``{"status": "success", "data": {"resultType": "vector", "result": [{"metric": {...},
-"value": [<time>, "<value>"]}]}}``, or ``"status": "error"`` with ``errorType`` and ``error``
+"value": [<time>, "<value>"]}]}}``; ``GET /api/v1/query_range?query=&start=&end=&step=``
+answers a ``matrix`` whose series carry ``"values": [[<time>, "<value>"], ...]``; or ``"status": "error"`` with ``errorType`` and ``error``
 (HTTP 400 for a bad query, 422 for one that cannot be executed, 503 when the query timed out
 or was aborted). Sample values are strings because they may be ``NaN``, ``+Inf`` or ``-Inf``.
 
@@ -29,6 +30,7 @@ from typing import Any, Mapping
 import httpx
 
 from generator.errors import MeshgenError, PrometheusError
+from generator.rollout.backtest import Series
 from generator.rollout.metrics import Sample
 
 log = logging.getLogger(__name__)
@@ -128,6 +130,37 @@ class Prometheus:
         except (TypeError, KeyError, IndexError, ValueError) as e:
             raise PrometheusError(f"Prometheus at {self.url} answered a malformed {kind} for {promql!r}") from e
         raise PrometheusError(f"Prometheus at {self.url} answered a {kind} for {promql!r}; expected an instant vector")
+
+    def query_range(self, promql: str, start: datetime, end: datetime, step: float) -> list[Series]:
+        """Run a range query (``/api/v1/query_range``): the expression evaluated at ``start``,
+        ``start + step``, ... up to ``end``, as Prometheus would at each of those instants.
+
+        Args:
+            promql: the expression.
+            start, end: the span, timezone-aware.
+            step: seconds between evaluations (Prometheus refuses more than 11,000 per series).
+
+        Returns:
+            One :class:`~generator.rollout.backtest.Series` per series of the matrix; a
+            scalar comes back as one series without labels.
+
+        Raises:
+            PrometheusError: as :meth:`query`.
+        """
+        params = {"query": promql, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
+                  "step": f"{step:g}"}
+        body = self._get("/api/v1/query_range", params, promql)
+        data = body.get("data") or {}
+        kind, result = data.get("resultType"), data.get("result")
+        try:
+            if kind == "matrix":
+                return [Series(dict(item.get("metric") or {}), [(float(t), float(v)) for t, v in item["values"]])
+                        for item in result]
+            if kind == "scalar":
+                return [Series({}, [(float(result[0]), float(result[1]))])]
+        except (TypeError, KeyError, IndexError, ValueError) as e:
+            raise PrometheusError(f"Prometheus at {self.url} answered a malformed {kind} for {promql!r}") from e
+        raise PrometheusError(f"Prometheus at {self.url} answered a {kind} for {promql!r}; expected a range vector")
 
     def query_value(self, promql: str, at: datetime | None = None) -> float:
         """Run an instant query that must give exactly one finite-or-infinite number.

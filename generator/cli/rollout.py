@@ -14,6 +14,7 @@ import click
 from rich.table import Table
 
 from generator.bot import bot
+from generator.bot import backtest as bot_backtest
 from generator.bot import history as bot_history
 from generator.cli.base import Context, fail, out_console, pass_ctx, run, verbose_option
 from generator.errors import GitError, MeshgenError, PrometheusError, UsageError
@@ -222,3 +223,75 @@ def _event_line(event: history.Event) -> str:
         what = event.message
     return (f"  {decision.format_time(event.time)}  {event.kind:<12} {weights}  {event.commit[:8]}  "
             f"{event.author}: {what}").rstrip()
+
+
+@rollout.command("backtest")
+@click.argument("app")
+@click.option("--env", "env", required=True, metavar="E", help="The environment whose rollout block and Prometheus to use.")
+@click.option("--from", "start", required=True, metavar="T", help="Start of the span (RFC 3339, a date, or a time ago: 24h).")
+@click.option("--to", "end", default="now", show_default=True, metavar="T", help="End of the span.")
+@click.option("--interval", default=None, metavar="D",
+              help="Override the rollout's interval: the analysis window and the time between ticks (e.g. 1m).")
+@click.option("--steps", default=None, metavar="W,W,...", help="Override the steps, percent (e.g. 10,50,100).")
+@click.option("--policy", type=click.Choice(["time", "health", "metric", "compare"]), default=None,
+              help="Override the policy.")
+@click.option("--min-requests", type=click.IntRange(min=0), default=None, help="Override analysis.minRequests.")
+@click.option("--failure-limit", type=click.IntRange(min=1), default=None, help="Override analysis.failureLimit.")
+@_output
+@_prometheus
+@pass_ctx
+def backtest(ctx: Context, app: str, env: str, start: str, end: str, interval: str | None, steps: str | None,
+             policy: str | None, min_requests: int | None, failure_limit: int | None, output: str,
+             prometheus_url: str | None) -> None:
+    """What the bot would have done to APP's rollout over past metrics: one range query per
+    metric for the span, then the bot's own decision at every interval."""
+    begin, finish = _moment("--from", start), _moment("--to", end)
+    weights = None
+    if steps is not None:
+        try:
+            weights = [int(part) for part in steps.split(",") if part.strip()]
+        except ValueError:
+            fail(UsageError(f"--steps: {steps!r} is not a comma-separated list of percents like 10,50,100"))
+    overrides = {"interval": interval, "steps": weights, "policy": policy, "minRequests": min_requests,
+                 "failureLimit": failure_limit}
+    replay = run(bot_backtest.run_backtest, ctx.root, app, env, begin, finish, overrides=overrides,
+                 prometheus=prometheus_url)
+    if output == "json":
+        click.echo(json.dumps(dict(replay.to_json(), app=app, env=env), indent=2))
+        return
+    r = replay.rollout
+    ticks = int((replay.end - replay.start).total_seconds() // replay.interval) + 1
+    click.echo(f"backtest of {app} ({env}): {r.stable} -> {r.canary}, policy {r.policy}, steps "
+               f"{', '.join(map(str, r.steps))} every {r.interval_text}; {decision.format_time(replay.start)} .. "
+               f"{decision.format_time(replay.end)} ({ticks} ticks, {len(replay.queries)} range queries)")
+    for group in _grouped(replay.ticks):
+        first, last = group[0], group[-1]
+        kind = {"fail_count": "failed-check"}.get(first.action.value, first.action.value)
+        if len(group) > 1:
+            kind = f"{kind} x{len(group)}"
+        weights_text = (f"{first.weight_before:>3} -> {last.weight:>3} %" if last.weight != first.weight_before
+                        else f"{'at':>6} {last.weight:>3} %")
+        until = f" (until {decision.format_time(last.time)})" if len(group) > 1 else ""
+        click.echo(f"  {decision.format_time(first.time)}  {kind:<12} {weights_text}  {last.reason}{until}")
+    if replay.ended and replay.phase == decision.SUCCEEDED:
+        click.echo(f"would have reached 100 % after {history.format_span(replay.seconds or 0)}, "
+                   f"at {decision.format_time(replay.ended)}")
+    elif replay.ended:
+        click.echo(f"would have rolled back after {history.format_span(replay.seconds or 0)}, "
+                   f"at {decision.format_time(replay.ended)}")
+    elif replay.ticks:
+        click.echo(f"still {replay.phase} at {replay.weight} % when the span ends")
+    else:
+        click.echo("nothing happened in the span")
+
+
+def _grouped(ticks: list) -> list[list]:
+    """Consecutive holds as one group; every other tick alone."""
+    groups: list[list] = []
+    for tick in ticks:
+        if groups and tick.action is decision.Action.HOLD and groups[-1][-1].action is decision.Action.HOLD \
+                and tick.weight == groups[-1][-1].weight:
+            groups[-1].append(tick)
+        else:
+            groups.append([tick])
+    return groups
