@@ -86,6 +86,7 @@ def check_app(app: EffectiveApp) -> list[SpecError]:
         return errors
     spec = app.spec
     versions = spec["versions"]
+    errors.extend(_check_host_names(app, spec))
     errors.extend(_check_routes(app, spec["routes"], versions))
     errors.extend(_istio_durations(app, spec.get("trafficPolicy"), ("spec", "trafficPolicy"), "istio.TrafficPolicy"))
     for name, version in versions.items():
@@ -94,6 +95,33 @@ def check_app(app: EffectiveApp) -> list[SpecError]:
     if "rollout" in spec:
         errors.extend(_check_rollout(app, spec["rollout"], versions, spec["routes"]))
     return errors
+
+
+#: RFC 1035/1123 limits of a DNS name, as Kubernetes checks them (IsDNS1123Subdomain).
+MAX_HOST = 253
+MAX_LABEL = 63
+
+
+def check_host_name(host: str, place: Place, what: str) -> list[SpecError]:
+    """A host must be a DNS-1123 subdomain of at most :data:`MAX_HOST` characters, each label
+    (between dots) at most :data:`MAX_LABEL`; a leading ``*.`` (a wildcard) is allowed where
+    Istio allows it and counted in the length. The characters are the schema's to check."""
+    if len(host) > MAX_HOST:
+        shown = host if len(host) <= 60 else host[:40] + "..." + host[-12:]
+        return [SpecError(f"{what} {shown!r} is {len(host)} characters; a DNS name has at most {MAX_HOST}",
+                          place=place, hint="use a shorter name")]
+    for label in host.removeprefix("*.").split("."):
+        if len(label) > MAX_LABEL:
+            return [SpecError(f"{what} {host!r}: label {label[:20] + '...'!r} is {len(label)} characters; "
+                              f"a DNS label has at most {MAX_LABEL}", place=place,
+                              hint="shorten that part of the name")]
+    return []
+
+
+def _check_host_names(app: EffectiveApp, spec: dict[str, Any]) -> Iterator[SpecError]:
+    yield from check_host_name(spec["service"]["host"], app.text_place("spec", "service", "host"), "service.host")
+    for i, host in enumerate((spec.get("expose") or {}).get("hosts") or []):
+        yield from check_host_name(host, app.text_place("spec", "expose", "hosts", i), "expose host")
 
 
 def _missing_version(app: EffectiveApp, version: str, versions: dict[str, Any], place: Place, what: str) -> SpecError:

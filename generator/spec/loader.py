@@ -8,7 +8,20 @@ that a plain ``yaml.safe_load`` would skip happen:
 * duplicate keys (YAML 1.2 forbids them; PyYAML keeps the last one silently);
 * aliases that expand beyond :data:`MAX_NODES` nodes ("billion laughs") or refer to themselves;
 * merge keys (``<<``), which are a YAML 1.1 extension meshgen does not accept;
-* several documents in one file, or a document that is not a mapping.
+* several documents in one file, or a document that is not a mapping;
+* explicit tags (``!!binary``, ``!!timestamp``, ``!!python/object``, ``!foo``, ...): a spec
+  holds plain data only, so any tag but the standard ``!!str``, ``!!int``, ``!!float``,
+  ``!!bool``, ``!!null``, ``!!seq`` and ``!!map`` is a placed error; those are read as their
+  type (``!!str 5`` is the text ``"5"``), and a value that does not read as its tag
+  (``!!bool yes environment``, ``!!int ten``) is a placed error too;
+* the input limits :data:`MAX_FILE_BYTES`, :data:`MAX_DEPTH`, :data:`MAX_NODES` and
+  :data:`MAX_STRING`, each a placed error when passed.
+
+The limits are checked before anything recurses: the file's size before it is read, then
+depth, node count and string length while libyaml's event stream is composed into nodes by
+:func:`compose`, a loop with its own stack rather than libyaml's recursive composer (which
+crashes the process with a C stack overflow on ``[[[[...]]]]`` 100,000 deep). The walk from
+nodes to values recurses, but only as deep as :data:`MAX_DEPTH`, aliases expanded.
 
 ruamel.yaml's round-trip loader also keeps positions, but it is more than ten times slower on
 an App spec (4.2 ms against 0.23 ms in ``bench/render.py``, which prints both), and
@@ -24,8 +37,15 @@ import yaml
 
 from generator.errors import Place, SpecError
 
+#: Largest spec file, in bytes.
+MAX_FILE_BYTES = 1024 * 1024
+#: Deepest nesting of lists and mappings in one document (the top mapping is depth 1),
+#: aliases expanded. The bundled specs nest 8 deep at most.
+MAX_DEPTH = 64
 #: Largest number of nodes one document may expand to, aliases counted at each use.
 MAX_NODES = 100_000
+#: Longest scalar (a string, number, key), in characters.
+MAX_STRING = 64 * 1024
 
 _SCALAR = yaml.constructor.SafeConstructor()
 _PLAIN_TAGS = {
@@ -33,6 +53,10 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null",
 }
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_COLLECTION_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
+_TYPE_NAMES = {"tag:yaml.org,2002:int": "an integer", "tag:yaml.org,2002:float": "a number",
+               "tag:yaml.org,2002:bool": "a boolean", "tag:yaml.org,2002:null": "null"}
+_RESOLVER = yaml.resolver.Resolver()
 
 KeyPath = tuple[Any, ...]
 _STR = "tag:yaml.org,2002:str"
@@ -125,16 +149,20 @@ def load_document(path: Path, shown_as: str | None = None, *, text: str | None =
 
     Raises:
         SpecError: syntax errors, duplicate keys, over-large alias expansion, merge keys,
-            several documents, or a top level that is not a mapping -- each with its place.
+            unsupported tags, input limits passed, several documents, or a top level that is
+            not a mapping -- each with its place.
     """
     shown = shown_as or str(path)
     if text is None:
+        _check_size(path.stat().st_size, shown)
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
             raise SpecError("file is not valid UTF-8", place=Place(shown, 1, 1)) from e
+    elif len(text) * 4 > MAX_FILE_BYTES:  # UTF-8 takes 1 to 4 bytes a character
+        _check_size(len(text.encode("utf-8", "surrogatepass")), shown)
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.CSafeLoader))
+        nodes = compose(text, shown)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         place = Place(shown, mark.line + 1, mark.column + 1) if mark else Place(shown)
@@ -157,6 +185,143 @@ def load_document(path: Path, shown_as: str | None = None, *, text: str | None =
     walker = _Walker(shown)
     data = walker.value(root, ())
     return Document(shown, data, walker.values, walker.keys, walker.quoted)
+
+
+def _check_size(size: int, shown: str) -> None:
+    if size > MAX_FILE_BYTES:
+        raise SpecError(f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} bytes ({MAX_FILE_BYTES // 1024} KiB)",
+                        place=Place(shown, 1, 1), hint="split it: one spec per file")
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:"):] if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _tag_error(tag: str, mark: yaml.Mark, shown: str) -> SpecError:
+    return SpecError(f"tag {_short_tag(tag)} is not supported: a spec holds plain strings, numbers, booleans, "
+                     "null, lists and mappings", place=Place(shown, mark.line + 1, mark.column + 1),
+                     hint="remove the tag; quote the value to keep it as text")
+
+
+def compose(text: str, shown: str = "<string>") -> list[yaml.Node]:
+    """Compose every document of ``text`` into PyYAML nodes, without recursion.
+
+    libyaml parses ``text`` into events; this loop builds the node graph with a stack of its
+    own, resolving implicit tags as PyYAML's composer does (YAML 1.1 rules), and stops at
+    the first input limit passed or explicit tag that is not plain data.
+
+    Returns:
+        One root node per document.
+
+    Raises:
+        yaml.MarkedYAMLError: a syntax error, an undefined alias (libyaml's marks).
+        SpecError: :data:`MAX_DEPTH`, :data:`MAX_NODES` or :data:`MAX_STRING` passed, a
+            duplicate anchor, or an unsupported tag, placed at the node.
+    """
+    loader = yaml.CSafeLoader(text)
+    docs: list[yaml.Node] = []
+    anchors: dict[str, yaml.Node] = {}
+    stack: list[list[Any]] = []  # [collection node, pending mapping key or _NO_KEY]
+    count = 0
+    resolve = _RESOLVER.resolve
+    try:
+        while True:
+            event = loader.get_event()
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                value = event.value
+                if len(value) > MAX_STRING:
+                    raise SpecError(f"a value of {len(value):,} characters; the limit is {MAX_STRING:,}",
+                                    place=_mark(shown, event.start_mark), hint="shorten it")
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = resolve(yaml.ScalarNode, value, event.implicit)
+                elif tag not in _PLAIN_TAGS:
+                    raise _tag_error(tag, event.start_mark, shown)
+                node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
+            elif kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+                sequence = kind is yaml.SequenceStartEvent
+                node_class = yaml.SequenceNode if sequence else yaml.MappingNode
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = resolve(node_class, None, event.implicit)
+                elif tag not in _COLLECTION_TAGS:
+                    raise _tag_error(tag, event.start_mark, shown)
+                if len(stack) >= MAX_DEPTH:
+                    raise SpecError(f"lists and mappings nest more than {MAX_DEPTH} deep",
+                                    place=_mark(shown, event.start_mark), hint="flatten the structure")
+                node = node_class(tag, [], event.start_mark, None, flow_style=event.flow_style)
+                count = _counted(count, node, shown)
+                _anchor(anchors, event.anchor, node, shown)
+                stack.append([node, _NO_KEY])
+                continue
+            elif kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
+                node = stack.pop()[0]
+                node.end_mark = event.end_mark
+                _attach(stack, docs, node)
+                continue
+            elif kind is yaml.AliasEvent:
+                if event.anchor not in anchors:
+                    raise yaml.composer.ComposerError(None, None, f"found undefined alias *{event.anchor}",
+                                                      event.start_mark)
+                _attach(stack, docs, anchors[event.anchor])
+                continue
+            elif kind is yaml.DocumentStartEvent:
+                anchors = {}
+                continue
+            elif kind is yaml.StreamEndEvent:
+                return docs
+            else:  # stream start, document end
+                continue
+            count = _counted(count, node, shown)
+            _anchor(anchors, event.anchor, node, shown)
+            _attach(stack, docs, node)
+    except yaml.MarkedYAMLError as e:
+        if "nesting depth" in (e.problem or "") and e.problem_mark:  # libyaml's own limit, met first
+            raise SpecError(f"lists and mappings nest more than {MAX_DEPTH} deep",
+                            place=_mark(shown, e.problem_mark), hint="flatten the structure") from e
+        raise
+    finally:
+        loader.dispose()
+
+
+_NO_KEY = object()
+
+
+def _counted(count: int, node: yaml.Node, shown: str) -> int:
+    if count >= MAX_NODES:
+        raise SpecError(f"more than {MAX_NODES:,} values in one file", place=_place(shown, node),
+                        hint="split the file")
+    return count + 1
+
+
+def _anchor(anchors: dict[str, yaml.Node], anchor: str | None, node: yaml.Node, shown: str) -> None:
+    if anchor is None:
+        return
+    if anchor in anchors:
+        first = anchors[anchor].start_mark
+        raise SpecError(f"duplicate anchor &{anchor} (first defined at line {first.line + 1})",
+                        place=_place(shown, node), hint="rename one of the two")
+    anchors[anchor] = node
+
+
+def _attach(stack: list[list[Any]], docs: list[yaml.Node], node: yaml.Node) -> None:
+    if not stack:
+        docs.append(node)
+        return
+    top = stack[-1]
+    parent = top[0]
+    if isinstance(parent, yaml.SequenceNode):
+        parent.value.append(node)
+    elif top[1] is _NO_KEY:
+        top[1] = node
+    else:
+        parent.value.append((top[1], node))
+        top[1] = _NO_KEY
+
+
+def _mark(path: str, mark: yaml.Mark) -> Place:
+    return Place(path, mark.line + 1, mark.column + 1)
 
 
 def _kind(node: yaml.Node) -> str:
@@ -193,11 +358,14 @@ class _Walker:
             if node.style in ('"', "'"):
                 self.quoted.add(at)
             if node.tag in _PLAIN_TAGS:
-                return _scalar(node)
+                return self.scalar(node)
             if node.tag == _MERGE_TAG:
                 raise SpecError("merge keys (<<) are not supported", place=_place(self.path, node),
                                 hint="write the merged keys out")
             return node.value  # timestamps and other tags stay text, as written
+        if len(at) >= MAX_DEPTH:  # aliases can nest deeper than the text
+            raise SpecError(f"lists and mappings nest more than {MAX_DEPTH} deep (aliases expanded)",
+                            place=_place(self.path, node), hint="flatten the structure, or use fewer nested aliases")
         if id(node) in self.open:
             raise SpecError("an alias refers to the node that contains it",
                             place=_place(self.path, node), hint="remove the recursive alias")
@@ -212,7 +380,7 @@ class _Walker:
                                     hint="write the merged keys out")
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise SpecError("mapping keys must be plain scalars", place=_place(self.path, key_node))
-                key = _scalar(key_node) if key_node.tag in _PLAIN_TAGS else key_node.value
+                key = self.scalar(key_node) if key_node.tag in _PLAIN_TAGS else key_node.value
                 if not isinstance(key, (str, int)) or isinstance(key, bool):
                     key = key_node.value
                 if key in out:
@@ -224,3 +392,16 @@ class _Walker:
             return out
         finally:
             self.open.discard(id(node))
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        """A str/int/float/bool/null scalar's value; a placed error when its text does not
+        read as its (explicit) tag, or as a number Python can hold."""
+        try:
+            return _scalar(node)
+        except (ValueError, KeyError, TypeError, OverflowError) as e:
+            text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            implicit = not node.style and _RESOLVER.resolve(yaml.ScalarNode, node.value, (True, False)) == node.tag
+            raise SpecError(f"{text!r} does not read as {_TYPE_NAMES.get(node.tag, _short_tag(node.tag))}",
+                            place=_place(self.path, node),
+                            hint="quote it to keep it as text" if implicit else
+                            f"remove the tag {_short_tag(node.tag)}, or quote the value to keep it as text") from e
