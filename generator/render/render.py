@@ -140,8 +140,10 @@ def _overridden(repo: Repo, name: str) -> bool:
 
 
 def dump(obj: Any) -> str:
-    """Canonical YAML of a plain object: PyYAML's C dumper, block style, keys in given order."""
-    return yaml.dump(obj, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False,
+    """Canonical YAML of a plain object: PyYAML's C dumper, block style, every mapping's keys sorted
+    (by code point, as ``kubectl get -o yaml`` prints a custom resource), so the order keys were
+    written in a spec or template never changes a byte."""
+    return yaml.dump(obj, Dumper=yaml.CSafeDumper, sort_keys=True, default_flow_style=False,
                      allow_unicode=True, width=1 << 16)
 
 
@@ -205,8 +207,8 @@ class _Renderer:
         gateway_ref = f"{app.namespace}/{gateway_name(app)}" if expose else None
         spec_routes = []
         for i, route in enumerate(routes):
-            body: dict[str, Any] = {"route": [{"destination": destination(v), "weight": w}
-                                              for v, w in checks.weights(route["to"]).items()]}
+            body: dict[str, Any] = {"route": [{"destination": destination(v), "weight": w}  # by version name
+                                              for v, w in sorted(checks.weights(route["to"]).items())]}
             for key in ("timeout", "retries", "fault"):
                 if key in route:
                     body[key] = route[key]
@@ -232,7 +234,7 @@ class _Renderer:
         base = f"{self.rendered}/{app.env}/{app.namespace}/{app.name}"
         meta_place = app.place("metadata", "name")
         subsets = []
-        for version, v in spec["versions"].items():
+        for version, v in sorted(spec["versions"].items()):  # subsets by version name
             subsets.append({"name": version, "labels": v["labels"], "trafficPolicy": v.get("trafficPolicy")})
         self.emit(out, app, "DestinationRule", f"{base}/destinationrule.yaml", meta_place, sources,
                   {**common, "host": fqdn, "traffic_policy": spec.get("trafficPolicy"), "subsets": subsets})
