@@ -46,7 +46,7 @@ from generator.errors import (
     UsageError,
 )
 from generator.render import output
-from generator.rollout import decision, metrics
+from generator.rollout import decision, metrics, promotion
 from generator.rollout.decision import Action, Check, Decision, Rollout
 from generator.spec import status
 from generator.spec.config import EffectiveApp, Repo, load_repo
@@ -83,7 +83,8 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
-        return decision.committed_change(self.old, self.decision.status) and self.decision.action is not Action.NOTHING
+        return (decision.committed_change(self.old, self.decision.status)
+                and self.decision.action not in (Action.NOTHING, Action.WAIT))
 
     def line(self) -> str:
         """One line for the terminal: where, then what happened in words (the reason says it)."""
@@ -152,6 +153,8 @@ def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decis
         subject = f"rollout {where}: pause canary {canary} at {after} %"
     elif action is Action.RESUME:
         subject = f"rollout {where}: resume canary {canary}, {before} % -> {after} %"
+    elif action is Action.APPROVE:
+        subject = f"rollout {where}: approve canary {canary} ({st.get('stable')} -> {canary})"
     else:
         subject = f"rollout {where}: {action.value}, {before} % -> {after} %"
     body = [new.reason]
@@ -178,6 +181,15 @@ class _Rollout:
     rollout: Rollout
     status_path: str
     status: dict[str, Any] | None
+    pipeline: promotion.Pipeline | None = None
+    previous_status: dict[str, Any] | None = None
+
+    def admission(self, now: datetime) -> promotion.Admission | None:
+        """The pipeline's word on starting this pair at ``now``; ``None`` once it has started."""
+        if not promotion.not_started(self.status, self.rollout.stable, self.rollout.canary):
+            return None
+        return promotion.admit(self.pipeline, self.app, self.env, self.rollout.stable, self.rollout.canary,
+                               self.previous_status, self.status, now)
 
 
 def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None) -> list[_Rollout]:
@@ -188,6 +200,7 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
         what = [f"environment {e!r}" for e in unknown] + [f"app {a!r}" for a in unknown_apps]
         raise UsageError(f"unknown {', '.join(what)}")
     found, errors = [], []
+    pipelines = promotion.pipelines(repo)
     for env in names:
         if envs and env not in envs:
             continue
@@ -205,7 +218,12 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
                 errors.append(SpecError(f"rollout: {e}", place=effective.place("spec", "rollout")))
                 continue
             rel = status.status_path(repo.rel("status"), env, app)
-            found.append(_Rollout(env, app, effective, rollout, rel, status.load_status(repo.root, rel)))
+            pipeline = pipelines.get(app)
+            previous = pipeline.previous(env) if pipeline else None
+            before = (status.load_status(repo.root, status.status_path(repo.rel("status"), previous, app))
+                      if previous else None)
+            found.append(_Rollout(env, app, effective, rollout, rel, status.load_status(repo.root, rel),
+                                  pipeline, before))
     SpecErrors.collect(errors)
     return found
 
@@ -294,7 +312,8 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
             log.error("environment %s skipped: %s", env, e)
             continue
         for item in group:
-            made = decision.decide(item.rollout, env, item.status, checks.get(item.app), now)
+            made = decision.decide(item.rollout, env, item.status, checks.get(item.app), now, item.admission(now))
+            made = promotion.with_stop_note(made, item.pipeline, env)
             outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit,
                                     webhook_url_env=item.rollout.webhook_url_env))
     return outcomes
@@ -465,7 +484,7 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
             if not items:
                 raise UsageError(f"app {app!r} has no rollout block in {', '.join(envs or repo.environments)}")
             now = clock()
-            report.outcomes = [Outcome(i.env, i.app, i.status, STEER[command](i.rollout, i.status, now),
+            report.outcomes = [Outcome(i.env, i.app, i.status, _steered(command, i, now),
                                        failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env)
                                for i in items]
             _write_and_commit(ws, repo, report.outcomes, None)
@@ -481,6 +500,84 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
             notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
                           outcome.decision.reason)
         return report
+
+
+def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callable[[], datetime] = utcnow,
+            attempts: int = PUSH_ATTEMPTS, lock_wait: float | None = None) -> TickReport:
+    """Approve the stable -> canary pair of ``app`` in ``env``, where its promotion pipeline
+    asks for approval: a commit of ``status/<env>/<app>.yaml`` (phase ``Waiting``, the
+    approval) whose git author, git's configured user, is the approver. The pair may be
+    approved before the environment before it has succeeded; it still waits for that.
+
+    Raises:
+        UsageError: unknown app or environment; ``env`` is not in the app's pipeline or needs
+            no approval there (exit 2).
+        CheckFailed: nothing waits for approval: no canary in ``env``, the pair has started
+            there already, or it is approved already (exit 1).
+        SpecErrors, GitError, TickLockBusy: as :func:`tick`.
+    """
+    root = Path(root)
+    repo = load_repo(root)
+    if app not in repo.apps:
+        raise UsageError(f"unknown app {app!r}")
+    if env not in repo.environments:
+        raise UsageError(f"unknown environment {env!r} (known: {', '.join(repo.environments)})")
+    pipeline = promotion.pipeline_of(repo, app)
+    if pipeline is None:
+        raise UsageError(f"{app} has no promotion pipeline: nothing there needs approval")
+    if env not in pipeline.order:
+        raise UsageError(f"{env} is not in the promotion pipeline of {app} ({' -> '.join(pipeline.order)})")
+    if not pipeline.needs_approval(env):
+        needing = ", ".join(sorted(pipeline.approval)) or "none"
+        raise UsageError(f"{env} needs no approval in the promotion pipeline of {app} "
+                         f"(environments that do: {needing})")
+    with _tick_lock(root, lock_wait) as held:
+        ws = vcs.Workspace(root, [repo.rel("status"), repo.rel("rendered")])
+        approver = ws.author()
+        upstream = ws.upstream() if push else None
+        _recovered(held)
+        ws.restore()
+        report = TickReport()
+        made: list[str] = []
+        for attempt in range(1, attempts + 1):
+            report.attempts = attempt
+            if upstream:
+                _drop(ws, made)
+                ws.sync(upstream, vcs.bot_identity(repo.settings.raw))
+            repo = load_repo(root)
+            items = _rollouts(repo, [env], [app])
+            if not items or items[0].rollout.stable == items[0].rollout.canary:
+                raise CheckFailed(f"nothing waits for approval: {app} has no canary in {env}")
+            item, now = items[0], clock()
+            try:
+                new = promotion.approve(item.status, item.rollout.stable, item.rollout.canary,
+                                        f"{approver.name} <{approver.email}>", now)
+            except ValueError as e:
+                raise CheckFailed(f"nothing waits for approval: {app} in {env}: {e}") from e
+            admission = promotion.admit(item.pipeline, app, env, item.rollout.stable, item.rollout.canary,
+                                        item.previous_status, new, now)
+            note = "" if admission.open else f"; it still waits: {admission.reason}"
+            outcome = Outcome(env, app, item.status, Decision(new, Action.APPROVE, new["message"] + note),
+                              failure_limit=item.rollout.failure_limit)
+            report.outcomes = [outcome]
+            _write_and_commit(ws, repo, report.outcomes, None)
+            made = [o.committed for o in report.outcomes if o.committed]
+            if not upstream or ws.push(upstream):
+                break
+            time.sleep(random.uniform(0.05, 0.3) * attempt)
+        else:
+            raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
+        return report
+
+
+def _steered(command: str, item: _Rollout, now: datetime) -> Decision:
+    if command in ("resume", "promote"):  # both may start the pair: the pipeline decides if it may
+        admission = promotion.admit(item.pipeline, item.app, item.env, item.rollout.stable, item.rollout.canary,
+                                    item.previous_status, item.status, now, by_hand=True)
+        made = STEER[command](item.rollout, item.status, now, admission)
+    else:
+        made = STEER[command](item.rollout, item.status, now)
+    return promotion.with_stop_note(made, item.pipeline, item.env)
 
 
 def _drop(ws: vcs.Workspace, made: Iterable[str]) -> None:
@@ -499,3 +596,26 @@ def read_statuses(root: Path, envs: Sequence[str] | None = None, apps: Sequence[
     """``(env, app, rollout, status)`` of every app with a rollout block, for ``rollout status``."""
     repo = load_repo(Path(root))
     return [(i.env, i.app, i.rollout, i.status) for i in _rollouts(repo, envs, apps)]
+
+
+def read_pipelines(root: Path, apps: Sequence[str] | None = None, clock: Callable[[], datetime] = utcnow
+                   ) -> list[tuple[str, promotion.Pipeline, list[promotion.Stage]]]:
+    """``(app, pipeline, stages)`` of every app (or those named) with a rollout in a promotion
+    pipeline, for ``rollout status``."""
+    repo = load_repo(Path(root))
+    now = clock()
+    found = []
+    for app, pipeline in promotion.pipelines(repo).items():
+        if pipeline is None or (apps and app not in apps):
+            continue
+        pairs: dict[str, tuple[str, str] | None] = {}
+        statuses: dict[str, dict[str, Any] | None] = {}
+        for env in pipeline.order:
+            spec = repo.effective_app(app, env).data.get("spec") or {}
+            block = spec.get("rollout") if isinstance(spec, dict) else None
+            pairs[env] = (str(block["stable"]), str(block["canary"])) if isinstance(block, dict) \
+                and "stable" in block and "canary" in block else None
+            statuses[env] = status.load_status(repo.root, status.status_path(repo.rel("status"), env, app))
+        if any(pairs.values()):
+            found.append((app, pipeline, promotion.stages(pipeline, app, pairs, statuses, now)))
+    return found

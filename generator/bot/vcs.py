@@ -237,6 +237,12 @@ class Workspace:
             raise GitError(f"git commit failed in {self.root}: {_stderr(e)}") from e
         return [by_mark[f":{number}"] for number in range(1, len(commits) + 1)]
 
+    def author(self) -> Identity:
+        """The author of commits made without an identity: git's configured user
+        (``GIT_AUTHOR_NAME``/``GIT_AUTHOR_EMAIL`` over ``user.name``/``user.email``)."""
+        actor = git.Actor.author(self.repo.config_reader())
+        return Identity(actor.name or "", actor.email or "")
+
     def upstream(self) -> Upstream:
         """The remote branch that the checked-out branch tracks.
 

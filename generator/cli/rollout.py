@@ -18,7 +18,7 @@ from generator.bot import backtest as bot_backtest
 from generator.bot import history as bot_history
 from generator.cli.base import Context, fail, out_console, pass_ctx, run, verbose_option
 from generator.errors import GitError, MeshgenError, PrometheusError, UsageError
-from generator.rollout import decision, history
+from generator.rollout import decision, history, promotion
 
 _env = click.option("--env", "envs", multiple=True, metavar="E", help="Only this environment (repeatable).")
 _push = click.option("--push", is_flag=True, help="Sync with the tracked remote branch first and push the commits.")
@@ -35,7 +35,7 @@ def rollout() -> None:
 def _print(report: bot.TickReport, verbose: bool, dry_run: bool = False) -> None:
     """One line per rollout that moved, held or (with ``--verbose``) did nothing."""
     for outcome in report.outcomes:
-        if outcome.changed or verbose or outcome.decision.action is decision.Action.HOLD:
+        if outcome.changed or verbose or outcome.decision.action in (decision.Action.HOLD, decision.Action.WAIT):
             mark = f" [{outcome.committed[:8]}]" if outcome.committed else " (dry run)" if dry_run else ""
             click.echo(outcome.line() + mark)
     for env, error in report.failed_envs.items():
@@ -113,11 +113,19 @@ def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str,
 @click.option("--app", "apps", multiple=True, metavar="A", help="Only this app (repeatable).")
 @pass_ctx
 def status(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...]) -> None:
-    """A table of every rollout: phase, weights, step, last check and its metric values."""
+    """A table of every rollout: phase, weights, step, last check and its metric values; then
+    each promotion pipeline: `books v1 -> v2: dev ✓ 100 % → staging 50 % → prod waiting for approval`."""
     rows = run(bot.read_statuses, ctx.root, list(envs), list(apps))
     if not rows:
         click.echo("no rollouts match --env/--app" if envs or apps else "no rollouts: no app has a `rollout` block")
         return
+    _status_table(rows)
+    shown = sorted({app for _, app, _, _ in rows})
+    for app, _, stages in run(bot.read_pipelines, ctx.root, shown):
+        click.echo(promotion.format_stages(app, stages))
+
+
+def _status_table(rows: list) -> None:
     table = Table(title="rollouts")
     for column in ("app", "env", "phase", "weights", "step", "failed"):  # short: never broken
         table.add_column(column, no_wrap=True)
@@ -156,6 +164,19 @@ _steer_command("pause", "Pause APP's rollout: weights stay, no analysis until re
 _steer_command("resume", "Resume APP's paused rollout, or restart a rolled-back one from the first step (a commit).")
 _steer_command("abort", "Roll APP's canary back to 0 % now (a commit).")
 _steer_command("promote", "Send 100 % to APP's canary now, without analysis (a commit).")
+
+
+@rollout.command()
+@click.argument("app")
+@click.option("--env", "env", required=True, metavar="E", help="The environment whose approval the pipeline waits for.")
+@_push
+@pass_ctx
+def approve(ctx: Context, app: str, env: str, push: bool) -> None:
+    """Approve APP's canary in environment E of its promotion pipeline (a commit; you, its git
+    author, are the approver). The pair starts there once the environment before it has
+    succeeded and soaked."""
+    report = run(bot.approve, ctx.root, app, env, push=push)
+    _print(report, verbose=False)
 
 
 # --- looking back -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from generator.errors import Place, SpecError, SpecErrors, UsageError
 from generator.render import checks, manifests, output
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
+from generator.rollout import decision, promotion
 from generator.spec import loader, schema, status
 from generator.spec.config import EffectiveApp, Repo, load_repo
 
@@ -187,7 +188,8 @@ class _Renderer:
         if rollout:
             rel = status.status_path(self.repo.rel("status"), app.env, app.name)
             current = status.load_status(self.repo.root, rel)
-            if current and current["stable"] == rollout["stable"] and current["canary"] == rollout["canary"]:
+            if (current and current["stable"] == rollout["stable"] and current["canary"] == rollout["canary"]
+                    and current["phase"] != decision.WAITING):  # approved, not started: the spec's split
                 weight = current["canaryWeight"]
                 split = {rollout["stable"]: 100 - weight, rollout["canary"]: weight}
                 for route in routes:
@@ -370,6 +372,7 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
             raise UsageError(f"unknown environment {', '.join(unknown)} (known: {', '.join(names)})")
         names = [e for e in names if e in envs]
     renderer = _Renderer(repo, strict)
+    renderer.errors.extend(promotion.check_pipelines(repo))
     objects: list[RenderedObject] = []
     files: dict[str, bytes] = {}
     total, done = len(names) * len(repo.apps), 0

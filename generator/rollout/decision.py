@@ -7,8 +7,9 @@ with generated inputs.
 
 The life of a rollout, in the terms of the status file ``status/<env>/<app>.yaml``::
 
-    (no status, or another stable/canary pair)
+    (no status, another stable/canary pair, or the pair Waiting)
         --start-->  Progressing at steps[0]
+        --wait-->   unchanged, while its promotion pipeline holds it back (no commit)
     Progressing, less than `interval` since the last step (or the last failed check)
         --nothing-->  unchanged, no check is due
     Progressing, check due:
@@ -21,7 +22,9 @@ The life of a rollout, in the terms of the status file ``status/<env>/<app>.yaml
     Paused, Succeeded, RolledBack  --nothing-->
 
 Steering by hand (``meshgen rollout pause|resume|abort|promote``) is :func:`pause`,
-:func:`resume`, :func:`abort` and :func:`promote`.
+:func:`resume`, :func:`abort` and :func:`promote`. Where a promotion pipeline orders the
+environments (:mod:`generator.rollout.promotion`), a start -- by a tick, ``resume`` or
+``promote`` -- needs the open :class:`~generator.rollout.promotion.Admission` the caller passes.
 
 Weights are percent (integers 0-100) of the traffic of the route named ``rollout.route``;
 the stable version gets ``100 - canaryWeight``. Times are timezone-aware UTC datetimes,
@@ -47,6 +50,7 @@ PROGRESSING = "Progressing"
 PAUSED = "Paused"
 SUCCEEDED = "Succeeded"
 ROLLED_BACK = "RolledBack"
+WAITING = "Waiting"  # approved ahead of its start; no weight moved yet
 
 #: Status fields whose change is worth a commit (DESIGN §6): a hold commits nothing.
 COMMITTED_FIELDS = ("phase", "stable", "canary", "canaryWeight", "stepIndex", "failedChecks")
@@ -66,6 +70,8 @@ class Action(str, enum.Enum):
     RESUME = "resume"          # by hand: continue a paused rollout, or restart a rolled-back one
     ABORT = "abort"            # by hand: roll back now
     PROMOTE = "promote"        # by hand: the canary gets 100 % now, the rollout has succeeded
+    WAIT = "wait"              # the promotion pipeline holds a new pair back: nothing moves
+    APPROVE = "approve"        # by hand: a pair may start where its pipeline asks for approval
 
 
 class Verdict(str, enum.Enum):
@@ -312,8 +318,10 @@ def _as_rollout(spec: Mapping[str, Any] | Rollout) -> Rollout:
     return spec if isinstance(spec, Rollout) else Rollout.from_spec(spec)
 
 
-def start(rollout: Rollout, now: datetime, why: str) -> Decision:
-    """A new rollout at its first step."""
+def start(rollout: Rollout, now: datetime, why: str, old: Mapping[str, Any] | None = None) -> Decision:
+    """A new rollout at its first step. From ``old`` (the status it replaces) it keeps the
+    last success (``lastSucceeded``, which gates the next environment of a pipeline) and an
+    approval given to this very pair."""
     first = rollout.steps[0]
     status = {
         "phase": PROGRESSING,
@@ -325,11 +333,35 @@ def start(rollout: Rollout, now: datetime, why: str) -> Decision:
         "lastStepTime": format_time(now),
         "message": f"{why}: canary {rollout.canary} at {first} %",
     }
+    if old:
+        record = success_record(old)
+        if record:
+            status["lastSucceeded"] = record
+        if _matches(rollout, old) and old.get("approval"):
+            status["approval"] = dict(old["approval"])
     return Decision(status, Action.START, status["message"])
 
 
+def success_record(old: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a new status remembers of the last success: the old pair's own, if it succeeded,
+    else the record the old status carried."""
+    if old.get("phase") == SUCCEEDED and old.get("stable") and old.get("canary"):
+        record = old.get("lastSucceeded") or {}
+        if record.get("stable") == old["stable"] and record.get("canary") == old["canary"]:
+            return dict(record)
+        when = (old.get("lastCheck") or {}).get("time") or old.get("lastStepTime")
+        if when:
+            return {"stable": old["stable"], "canary": old["canary"], "time": format_time(parse_time(when))}
+    record = old.get("lastSucceeded")
+    return dict(record) if record else None
+
+
+def _succeeded(rollout: Rollout, status: dict[str, Any], now: datetime) -> None:
+    status["lastSucceeded"] = {"stable": rollout.stable, "canary": rollout.canary, "time": format_time(now)}
+
+
 def decide(rollout_spec: Mapping[str, Any] | Rollout, env: str, status: Mapping[str, Any] | None,
-           check: Check | None, now: datetime) -> Decision:
+           check: Check | None, now: datetime, admission: Any = None) -> Decision:
     """The next status of one app's rollout in one environment after a tick at ``now``.
 
     Args:
@@ -339,6 +371,8 @@ def decide(rollout_spec: Mapping[str, Any] | Rollout, env: str, status: Mapping[
         check: the analysis of the window since the last step when :func:`check_due` said
             one was due, else ``None``.
         now: the tick's time, timezone-aware.
+        admission: for a pair that has not started, whether its promotion pipeline lets it
+            start (a :class:`generator.rollout.promotion.Admission`); ``None``: no pipeline.
 
     Returns:
         A :class:`Decision`; its status is a new dict, ``status`` is never modified.
@@ -350,12 +384,16 @@ def decide(rollout_spec: Mapping[str, Any] | Rollout, env: str, status: Mapping[
     old = dict(status or {})
     if rollout.stable == rollout.canary:
         return Decision(old, Action.NOTHING, f"no canary: stable and canary are both {rollout.stable}")
-    if not _matches(rollout, status):
-        if status:
+    if not _matches(rollout, status) or old.get("phase") == WAITING:
+        if admission is not None and not admission.open:
+            return Decision(old, Action.WAIT, f"{rollout.stable} -> {rollout.canary} waits: {admission.reason}")
+        if status and not _matches(rollout, status):
             why = f"new rollout {rollout.stable} -> {rollout.canary} (was {old.get('stable')} -> {old.get('canary')})"
         else:
             why = f"new rollout {rollout.stable} -> {rollout.canary}"
-        return start(rollout, now, why)
+        if admission is not None and admission.reason:
+            why += f" ({admission.reason})"
+        return start(rollout, now, why, old)
     phase = old.get("phase")
     if phase != PROGRESSING:
         return Decision(old, Action.NOTHING, f"rollout is {phase}")
@@ -392,6 +430,7 @@ def decide(rollout_spec: Mapping[str, Any] | Rollout, env: str, status: Mapping[
     if nxt is None:
         new.update(phase=SUCCEEDED, canaryWeight=100, stepIndex=len(rollout.steps) - 1)
         new["message"] = f"rollout of {rollout.canary} succeeded at 100 %"
+        _succeeded(rollout, new, now)
         return Decision(new, Action.SUCCEED, new["message"] + detail)
     index, step = nxt
     new.update(canaryWeight=step, stepIndex=index, lastStepTime=format_time(now))
@@ -412,13 +451,16 @@ def pause(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] |
     return Decision(new, Action.PAUSE, new["message"])
 
 
-def resume(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime) -> Decision:
+def resume(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime,
+           admission: Any = None) -> Decision:
     """Resume a paused rollout (the next check comes one interval from now), or restart a
-    rolled-back one from its first step."""
+    rolled-back one from its first step (if ``admission``, the pipeline's, is open)."""
     rollout = _as_rollout(rollout_spec)
     old = dict(status or {})
     if _matches(rollout, status) and old.get("phase") == ROLLED_BACK:
-        decision = start(rollout, now, f"restart of the rolled-back rollout {rollout.stable} -> {rollout.canary}")
+        if admission is not None and not admission.open:
+            return Decision(old, Action.NOTHING, f"cannot restart {rollout.canary}: {admission.reason}")
+        decision = start(rollout, now, f"restart of the rolled-back rollout {rollout.stable} -> {rollout.canary}", old)
         return Decision(decision.status, Action.RESUME, decision.reason)
     if not _matches(rollout, status) or old.get("phase") != PAUSED:
         return Decision(old, Action.NOTHING, f"nothing to resume: {_describe(rollout, status)}")
@@ -439,17 +481,22 @@ def abort(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] |
     return Decision(new, Action.ABORT, new["message"])
 
 
-def promote(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime) -> Decision:
-    """Go to 100 % now, without analysis: the rollout has succeeded."""
+def promote(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None, now: datetime,
+            admission: Any = None) -> Decision:
+    """Go to 100 % now, without analysis: the rollout has succeeded. A pair that has not
+    started needs ``admission`` (its pipeline's) open, as a tick's start does."""
     rollout = _as_rollout(rollout_spec)
     old = dict(status or {})
     if rollout.stable == rollout.canary or (_matches(rollout, status) and old.get("phase") == SUCCEEDED):
         return Decision(old, Action.NOTHING, f"nothing to promote: {_describe(rollout, status)}")
-    ongoing = _matches(rollout, status)
-    base = old if ongoing else start(rollout, now, "promoted by hand").status
+    ongoing = _matches(rollout, status) and old.get("phase") != WAITING
+    if not ongoing and admission is not None and not admission.open:
+        return Decision(old, Action.NOTHING, f"cannot promote {rollout.canary}: {admission.reason}")
+    base = old if ongoing else start(rollout, now, "promoted by hand", old).status
     weight = old.get("canaryWeight", 0) if ongoing else 0
     new = dict(base, phase=SUCCEEDED, canaryWeight=100, stepIndex=len(rollout.steps) - 1, failedChecks=0,
                lastStepTime=format_time(now), message=f"promote {rollout.canary} from {weight} % to 100 % by hand")
+    _succeeded(rollout, new, now)
     return Decision(new, Action.PROMOTE, new["message"])
 
 

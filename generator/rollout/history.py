@@ -12,7 +12,9 @@ message or a commit made by another tool is still understood.
 The event kinds, by what changed between two revisions of one status file:
 
 ==============  ===========================================================================
-``start``       a new stable/canary pair (or the first status): the canary at its first step
+``start``       a new stable/canary pair (or the first status), or an approved one leaving
+                ``Waiting``: the canary at its first step
+``approve``     a pair approved (``Waiting``) where its promotion pipeline asks for approval
 ``step``        same pair, Progressing, the canary's weight went up after a passing check
 ``failed-check``  the failed-check count went up (the check's values are in ``check``)
 ``hold``        a new inconclusive check was committed (the bot commits holds only when its
@@ -44,6 +46,7 @@ from generator.rollout.decision import (
     PROGRESSING,
     ROLLED_BACK,
     SUCCEEDED,
+    WAITING,
     format_time,
     parse_duration,
     parse_time,
@@ -176,9 +179,13 @@ def classify(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) 
     phase, was = after.get("phase"), (before or {}).get("phase")
     check = _new_check(before, after)
     verdict = (check or {}).get("verdict")
+    if phase == WAITING:
+        return "approve"
     if not same_pair:
         return "promote" if phase == SUCCEEDED else "start"
     assert before is not None
+    if was == WAITING:
+        return "promote" if phase == SUCCEEDED else "start"
     if was == ROLLED_BACK and phase == PROGRESSING:
         return "restart"
     if was == PROGRESSING and phase == PAUSED:
@@ -225,7 +232,9 @@ def timelines(revisions: Iterable[Revision]) -> list[Timeline]:
             continue
         kind = classify(before, after)
         timeline = current.get(key)
-        if kind in ("start", "restart") or (kind == "promote" and not _same_pair(before, after)) or timeline is None:
+        approved = _same_pair(before, after) and (before or {}).get("phase") == WAITING  # same timeline
+        if (kind in ("start", "restart", "approve") and not approved) \
+                or (kind == "promote" and not _same_pair(before, after)) or timeline is None:
             if timeline is not None:
                 done.append(timeline)
             if after is None:

@@ -31,10 +31,12 @@ DEFAULT_PATHS = {"apps": "apps", "environments": "environments", "templates": "t
 
 @dataclass
 class Settings:
-    """``meshgen.yaml``: directory names (repository-relative) and the raw mapping for other sections."""
+    """``meshgen.yaml``: directory names (repository-relative), the raw mapping for other
+    sections, and the loaded document (for the places of errors; ``None`` without the file)."""
 
     paths: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PATHS))
     raw: dict[str, Any] = field(default_factory=dict)
+    doc: Document | None = None
 
 
 class EffectiveApp:
@@ -206,7 +208,7 @@ def load_settings(root: Path) -> Settings:
     SpecErrors.collect(schema.validate(doc.data, "settings.schema.json", doc.place, doc.key_place))
     paths = dict(DEFAULT_PATHS)
     paths.update(doc.data.get("paths") or {})
-    return Settings(paths=paths, raw=doc.data)
+    return Settings(paths=paths, raw=doc.data, doc=doc)
 
 
 def load_repo(root: Path) -> Repo:
