@@ -13,6 +13,7 @@ import json
 import subprocess
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -22,8 +23,14 @@ from demo.fakemesh import (
     LocalPrometheus,
     MeshTraffic,
     MetricsEndpoint,
+    openmetrics_history,
     prometheus_binary,
+    promtool_binary,
+    write_history,
 )
+
+#: The start of the filled history of :func:`history_prometheus`.
+HISTORY_START = datetime(2026, 11, 20, tzinfo=timezone.utc)
 
 
 NO_PROMETHEUS = "the prometheus binary is not installed (apt-get install prometheus; CI installs it)"
@@ -53,6 +60,26 @@ def prometheus(mesh_traffic: MeshTraffic) -> Iterator[LocalPrometheus]:
     server = LocalPrometheus([mesh_traffic.endpoint.address])  # type: ignore[attr-defined]
     try:
         server.wait_for_scrape()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def history_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPrometheus]:
+    """A real Prometheus serving a filled history (imported by ``promtool tsdb
+    create-blocks-from openmetrics``), scraping nothing: books v1 and v2 (namespace mesh) at
+    30 requests per second, 20 ms, from :data:`HISTORY_START` - 10 min to + 2 h; from
+    :data:`HISTORY_START` + 47 min v2 answers 30 % 5xx."""
+    if not prometheus_binary() or not promtool_binary():
+        pytest.skip("prometheus and promtool are not installed (apt-get install prometheus; CI installs it)")
+    healthy = {("mesh", "books", "v1"): (30.0, 0.0, 20.0), ("mesh", "books", "v2"): (30.0, 0.0, 20.0)}
+    failing = {("mesh", "books", "v1"): (30.0, 0.0, 20.0), ("mesh", "books", "v2"): (30.0, 0.3, 20.0)}
+    workdir = tmp_path_factory.mktemp("history-prometheus")
+    start = HISTORY_START.timestamp()
+    write_history(workdir, openmetrics_history([(0, healthy), (600 + 47 * 60, failing)], start - 600, start + 7200))
+    server = LocalPrometheus([], workdir=workdir, retention="3650d")
+    try:
         yield server
     finally:
         server.stop()

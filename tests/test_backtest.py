@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import httpx
 import pytest
 
-from demo.fakemesh import LocalPrometheus, openmetrics_history, prometheus_binary, promtool_binary, write_history
 from generator.rollout import backtest, metrics
 from generator.rollout.backtest import Series
 from generator.rollout.decision import Action, Rollout
 from tests.conftest import build_file_tree, run_meshgen
+from tests.promfixtures import HISTORY_START as S
 
-S = datetime(2026, 11, 20, tzinfo=timezone.utc)
 TARGET = metrics.Target("books", "dev", "mesh", "books", "v1", "v2")
 
 
@@ -58,9 +57,6 @@ def test_ticks_and_an_empty_span():
 
 # --- against a real Prometheus filled with history ---------------------------------------------
 
-HEALTHY = {("mesh", "books", "v1"): (30.0, 0.0, 20.0), ("mesh", "books", "v2"): (30.0, 0.0, 20.0)}
-FAILING = {("mesh", "books", "v1"): (30.0, 0.0, 20.0), ("mesh", "books", "v2"): (30.0, 0.3, 20.0)}
-
 APP = """\
 apiVersion: meshgen.io/v1alpha1
 kind: App
@@ -86,20 +82,6 @@ kind: Environment
 metadata: {{name: dev}}
 spec: {{prometheus: {{url: "{url}"}}}}
 """
-
-
-@pytest.fixture(scope="module")
-def history_prometheus(tmp_path_factory):
-    """A real Prometheus serving 2 h of books traffic from S: healthy, then from S+47m v2
-    answers 30 % 5xx."""
-    if not prometheus_binary() or not promtool_binary():
-        pytest.skip("prometheus and promtool are not installed (apt-get install prometheus; CI installs it)")
-    workdir = tmp_path_factory.mktemp("history-prometheus")
-    start = S.timestamp()
-    write_history(workdir, openmetrics_history([(0, HEALTHY), (600 + 47 * 60, FAILING)], start - 600, start + 7200))
-    server = LocalPrometheus([], workdir=workdir, retention="3650d")
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "generator"
 
 #: The packages in import order: each may import itself and those before it, never after.
-ORDER = ["errors", "resources", "spec", "routing", "rollout", "render", "gitops", "bot", "cli", "__main__"]
+ORDER = ["errors", "resources", "spec", "routing", "rollout", "render", "gitops", "bot", "report", "cli", "__main__"]
 
 #: The pure core: spec, routing, the rollout decision, and the pure parts of render.
 PURE = {"generator", "generator.errors", "generator.resources",

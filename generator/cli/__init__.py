@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from generator import __version__
-from generator.cli import explain, gitops, render, rollout
+from generator.cli import explain, gitops, render, report, rollout
 from generator.cli.base import Context
 
 
@@ -29,5 +29,5 @@ def main(ctx: click.Context, root: Path, verbose: bool) -> None:
 
 
 for command in (render.render, render.check, render.validate, render.init, explain.explain,
-                gitops.diff, gitops.publish, rollout.rollout):
+                gitops.diff, gitops.publish, rollout.rollout, report.report):
     main.add_command(command)
