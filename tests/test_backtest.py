@@ -101,6 +101,7 @@ def backtest_cli(repo, *args):
     return run_meshgen("rollout", "backtest", "books", "--env", "dev", *args, cwd=repo)
 
 
+@pytest.mark.prometheus
 def test_a_healthy_span_steps_to_100_with_one_range_query_per_metric(repo, history_prometheus):
     before = range_queries(history_prometheus)
     proc = backtest_cli(repo, "--from", "2026-11-20T00:00:00Z", "--to", "2026-11-20T02:00:00Z")
@@ -115,6 +116,7 @@ def test_a_healthy_span_steps_to_100_with_one_range_query_per_metric(repo, histo
     assert lines[-1] == "would have reached 100 % after 20m, at 2026-11-20T00:20:00Z"
 
 
+@pytest.mark.prometheus
 def test_a_canary_that_starts_failing_is_rolled_back_and_json_has_every_check(repo):
     proc = backtest_cli(repo, "--from", "2026-11-20T00:30:00Z", "--to", "2026-11-20T02:00:00Z", "--output", "json")
     assert proc.returncode == 0, proc.stderr
@@ -127,6 +129,7 @@ def test_a_canary_that_starts_failing_is_rolled_back_and_json_has_every_check(re
     assert (data["phase"], data["weight"], data["seconds"], len(data["queries"])) == ("RolledBack", 0, 1500, 2)
 
 
+@pytest.mark.prometheus
 def test_overrides_from_the_command_line(repo):
     proc = backtest_cli(repo, "--from", "2026-11-20T00:30:00Z", "--to", "2026-11-20T01:00:00Z",
                         "--steps", "50,100", "--interval", "10m", "--min-requests", "1000000")
@@ -138,6 +141,7 @@ def test_overrides_from_the_command_line(repo):
     assert lines[-1] == "still Progressing at 50 % when the span ends"
 
 
+@pytest.mark.prometheus
 @pytest.mark.parametrize("args,code,words", [
     (["--from", "yesterday-ish"], 2, "--from: 'yesterday-ish' is not a time"),
     (["--from", "2026-11-20T02:00:00Z", "--to", "2026-11-20T01:00:00Z"], 2, "--to must be after --from"),
@@ -150,6 +154,7 @@ def test_errors(repo, args, code, words):
     assert proc.returncode == code and words in proc.stderr, proc.stderr
 
 
+@pytest.mark.prometheus
 def test_an_app_without_a_rollout_or_unknown(repo):
     proc = run_meshgen("rollout", "backtest", "ratings", "--env", "dev", "--from", "2026-11-20", cwd=repo)
     assert proc.returncode == 1 and "apps/ratings.yaml" in proc.stderr and "has no rollout in environment 'dev'" in proc.stderr

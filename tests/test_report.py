@@ -151,6 +151,7 @@ def ms(text: str) -> int:
     return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+@pytest.mark.prometheus
 def test_every_page_loads_offline_without_console_errors_and_is_screenshotted(browser, site, history):
     pages = [site / "index.html"] + [site / "rollouts" / f"{r['id']}.html" for r in history]
     assert sorted(p.name for p in (site / "rollouts").iterdir()) == sorted(f"{r['id']}.html" for r in history)
@@ -164,6 +165,7 @@ def test_every_page_loads_offline_without_console_errors_and_is_screenshotted(br
         loaded.page.close()
 
 
+@pytest.mark.prometheus
 def test_the_weight_chart_is_the_history_point_by_point(browser, site, history):
     for rollout in history:
         loaded = Loaded(browser, site / "rollouts" / f"{rollout['id']}.html")
@@ -176,6 +178,7 @@ def test_the_weight_chart_is_the_history_point_by_point(browser, site, history):
         loaded.page.close()
 
 
+@pytest.mark.prometheus
 def test_metric_charts_show_each_check_against_its_bound(browser, site, history):
     [books] = [r for r in history if r["app"] == "books"]
     loaded = Loaded(browser, site / "rollouts" / f"{books['id']}.html")
@@ -194,6 +197,7 @@ def test_metric_charts_show_each_check_against_its_bound(browser, site, history)
     loaded.page.close()
 
 
+@pytest.mark.prometheus
 def test_the_backtest_is_drawn_beside_the_real_run(browser, site, history):
     [books] = [r for r in history if r["app"] == "books"]
     loaded = Loaded(browser, site / "rollouts" / f"{books['id']}.html")
@@ -207,6 +211,7 @@ def test_the_backtest_is_drawn_beside_the_real_run(browser, site, history):
     loaded.page.close()
 
 
+@pytest.mark.prometheus
 def test_a_click_on_a_point_opens_its_commit(browser, site, history):
     [books] = [r for r in history if r["app"] == "books"]
     loaded = Loaded(browser, site / "rollouts" / f"{books['id']}.html")
@@ -220,6 +225,7 @@ def test_a_click_on_a_point_opens_its_commit(browser, site, history):
     loaded.page.close()
 
 
+@pytest.mark.prometheus
 def test_the_index_draws_each_route_split_and_the_rollouts_in_progress(browser, site):
     loaded = Loaded(browser, site / "index.html")
     routes = loaded.js("""[...document.querySelectorAll('#env-dev .app')].map(app => [app.id,
@@ -251,12 +257,14 @@ def test_report_errors_and_an_empty_history(tmp_path):
     assert proc.returncode == 2 and "has no {sha}" in proc.stderr
 
 
+@pytest.mark.prometheus
 def test_backtest_with_prometheus_down_exits_3(repo, tmp_path):
     proc = run_meshgen("report", "--out", str(tmp_path / "site"), "--backtest", "--prometheus-url",
                        "http://127.0.0.1:9", cwd=repo)
     assert proc.returncode == 3 and "Prometheus at http://127.0.0.1:9 failed" in proc.stderr
 
 
+@pytest.mark.prometheus
 def test_commit_links_follow_the_template(repo, tmp_path):
     run_meshgen("report", "--out", str(tmp_path / "site"), "--commit-url",
                 "https://github.com/acme/mesh/commit/{sha}", cwd=repo, check=True)
@@ -266,6 +274,7 @@ def test_commit_links_follow_the_template(repo, tmp_path):
     assert f'"link":"https://github.com/acme/mesh/commit/{head}"' in page
 
 
+@pytest.mark.prometheus
 def test_the_site_is_the_same_bytes_on_every_run(repo, tmp_path):
     for name in ("one", "two"):
         run_meshgen("report", "--out", str(tmp_path / name), cwd=repo, check=True)
@@ -292,6 +301,7 @@ def test_the_pages_workflow_is_valid_and_publishes_on_every_push_to_main():
         ["actions/upload-pages-artifact", "actions/deploy-pages"]
 
 
+@pytest.mark.prometheus
 def test_the_workflow_report_command_runs(repo, tmp_path):
     [command] = [s["run"] for s in YAML(typ="safe").load(WORKFLOW.read_text())["jobs"]["publish"]["steps"]
                  if s.get("run", "").startswith("meshgen report")]
