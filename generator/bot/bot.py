@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from generator.bot import gates as bot_gates
 from generator.bot import lock, notify, vcs
 from generator.bot.prometheus import Prometheus
 from generator.errors import (
@@ -46,7 +47,7 @@ from generator.errors import (
     UsageError,
 )
 from generator.render import output
-from generator.rollout import decision, metrics, promotion
+from generator.rollout import decision, gates, metrics, promotion
 from generator.rollout.decision import Action, Check, Decision, Rollout
 from generator.spec import status
 from generator.spec.config import EffectiveApp, Repo, load_repo
@@ -71,6 +72,8 @@ class Outcome:
         old: the status before (``None`` when there was none).
         decision: the decision.
         committed: the commit's SHA when the change was committed, else ``None``.
+        gate_results: what the rollout's gates answered (written into the commit).
+        item: the rollout it is about (for the post-rollout gates).
     """
 
     env: str
@@ -80,6 +83,8 @@ class Outcome:
     committed: str | None = None
     failure_limit: int | None = None
     webhook_url_env: str | None = None
+    gate_results: list[gates.GateResult] = field(default_factory=list)
+    item: "_Rollout | None" = None
 
     @property
     def changed(self) -> bool:
@@ -122,10 +127,10 @@ class TickReport:
 
 
 def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decision,
-                   failure_limit: int | None = None) -> str:
+                   failure_limit: int | None = None, gate_results: Sequence[gates.GateResult] = ()) -> str:
     """The commit message of one rollout change: a subject naming app, environment and
     old -> new canary weight (``rollback`` and why for a rollback), and a body with the
-    metric values that decided it."""
+    metric values and the gates' answers that decided it."""
     st = new.status
     before = int((old or {}).get("canaryWeight", 0)) if old and old.get("canary") == st.get("canary") else 0
     after = int(st.get("canaryWeight", 0))
@@ -165,6 +170,7 @@ def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decis
         for name, result in (check.get("dryRun") or {}).items():
             body.append(f"Dry run {name}: {result.get('verdict')}, {result.get('reason', '')}"
                         " (not part of the verdict)")
+    body.extend(result.line() for result in gate_results)
     body.append(f"Status: {st.get('phase')}, {st.get('stable')} {100 - after} % / {canary} {after} %, "
                 f"step {st.get('stepIndex')}, failed checks {st.get('failedChecks')}")
     return subject.rstrip(": ") + "\n\n" + "\n".join(body) + "\n"
@@ -183,6 +189,7 @@ class _Rollout:
     status: dict[str, Any] | None
     pipeline: promotion.Pipeline | None = None
     previous_status: dict[str, Any] | None = None
+    gates: tuple[gates.Gate, ...] = ()
 
     def admission(self, now: datetime) -> promotion.Admission | None:
         """The pipeline's word on starting this pair at ``now``; ``None`` once it has started."""
@@ -214,6 +221,7 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
                 continue
             try:
                 rollout = Rollout.from_spec(block)
+                gated = gates.gates_of(block)
             except (ValueError, KeyError) as e:
                 errors.append(SpecError(f"rollout: {e}", place=effective.place("spec", "rollout")))
                 continue
@@ -223,7 +231,7 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
             before = (status.load_status(repo.root, status.status_path(repo.rel("status"), previous, app))
                       if previous else None)
             found.append(_Rollout(env, app, effective, rollout, rel, status.load_status(repo.root, rel),
-                                  pipeline, before))
+                                  pipeline, before, gated))
     SpecErrors.collect(errors)
     return found
 
@@ -296,8 +304,17 @@ def _recovered(held: lock.TickLock | None) -> None:
                     ", ".join(f".git/{p}" if held.git_dir.name == ".git" else p for p in held.removed))
 
 
+def _ask_gates(item: _Rollout, due: Sequence[gates.Gate], current: Mapping[str, Any] | None,
+               dry_run: bool = False) -> list[gates.GateResult]:
+    """POST each due gate its payload (a dry run asks none and lets them pass)."""
+    if dry_run:
+        return [gates.GateResult(g, True, "not asked in a dry run") for g in due]
+    namespace = str((item.effective.data.get("metadata") or {}).get("namespace", ""))
+    return bot_gates.call_all(due, lambda g: gates.payload(g, item.app, namespace, item.env, item.rollout, current))
+
+
 def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None, now: datetime,
-                url: str | None, report: TickReport) -> list[Outcome]:
+                url: str | None, report: TickReport, dry_run: bool = False) -> list[Outcome]:
     items = _rollouts(repo, envs, apps)
     outcomes: list[Outcome] = []
     by_env: dict[str, list[_Rollout]] = {}
@@ -312,10 +329,13 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
             log.error("environment %s skipped: %s", env, e)
             continue
         for item in group:
-            made = decision.decide(item.rollout, env, item.status, checks.get(item.app), now, item.admission(now))
+            admission = item.admission(now)
+            asked = _ask_gates(item, gates.due(item.gates, item.rollout, item.status, now, admission), item.status,
+                               dry_run)
+            made = gates.decide(item.rollout, env, item.status, checks.get(item.app), now, admission, asked)
             made = promotion.with_stop_note(made, item.pipeline, env)
             outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit,
-                                    webhook_url_env=item.rollout.webhook_url_env))
+                                    webhook_url_env=item.rollout.webhook_url_env, gate_results=asked, item=item))
     return outcomes
 
 
@@ -327,6 +347,11 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     changed = [o for o in outcomes if o.changed]
     if not changed:
         return
+    for outcome in changed:  # the rollout ends: its post-rollout gates are told, their answers recorded
+        if outcome.decision.action in gates.ENDING and outcome.item is not None:
+            post = [g for g in outcome.item.gates if g.kind == gates.POST_ROLLOUT]
+            outcome.gate_results = [r for r in outcome.gate_results if r.gate.kind != gates.POST_ROLLOUT] + \
+                _ask_gates(outcome.item, post, outcome.decision.status)
     status_dir = repo.rel("status")
     for outcome in changed:
         rel = status.status_path(status_dir, outcome.env, outcome.app)
@@ -351,7 +376,8 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
             if not path.exists() or path.read_bytes() != data:
                 output.atomic_write(path, data)
                 paths.append(rel)
-        message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit)
+        message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit,
+                                 outcome.gate_results)
         commits.append((message, paths))
     if before_commit:
         before_commit()
@@ -420,7 +446,7 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
             report.failed_envs.clear()
             if ws and upstream and ws.sync(upstream, identity) != loaded:
                 repo, loaded = load_repo(root), ws.head()
-            outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report)
+            outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report, dry_run)
             report.outcomes = outcomes
             if ws is None:
                 break
@@ -485,7 +511,8 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
                 raise UsageError(f"app {app!r} has no rollout block in {', '.join(envs or repo.environments)}")
             now = clock()
             report.outcomes = [Outcome(i.env, i.app, i.status, _steered(command, i, now),
-                                       failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env)
+                                       failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env,
+                                       item=i)
                                for i in items]
             _write_and_commit(ws, repo, report.outcomes, None)
             made = [o.committed for o in report.outcomes if o.committed]

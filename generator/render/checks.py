@@ -239,6 +239,33 @@ def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[st
                             place=app.place(*at, "analysis", "metrics", i), hint="add a threshold")
         if "query" in metric:
             yield from _check_query(app, rollout, metric, i)
+    yield from _check_gates(app, rollout.get("gates") or [])
+
+
+def _check_gates(app: EffectiveApp, items: list[dict[str, Any]]) -> Iterator[SpecError]:
+    """Gate names unique, ``onFailure`` only where a gate holds or fails, timeouts above zero,
+    and ``$`` in a URL only as ``${NAME}`` (the one way to reference a secret)."""
+    from generator.rollout import gates
+
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        at = ("spec", "rollout", "gates", i)
+        if item["name"] in seen:
+            yield SpecError(f"gate name {item['name']!r} is used twice (gates {seen[item['name']] + 1} and {i + 1})",
+                            place=app.place(*at, "name"), hint="give each gate its own name")
+        seen.setdefault(item["name"], i)
+        if "onFailure" in item and item["kind"] not in gates.DEFAULT_ON_FAILURE:
+            what = "it is recorded only" if item["kind"] == gates.POST_ROLLOUT else "a 2xx answer rolls back"
+            yield SpecError(f"gate {item['name']!r}: a {item['kind']} gate takes no onFailure ({what})",
+                            place=app.key_place(*at, "onFailure"), hint="remove onFailure")
+        if "timeout" in item and not (parse_duration(item["timeout"]) or 0) > 0:
+            yield SpecError(f"gate {item['name']!r}: timeout {item['timeout']!r} must be longer than zero",
+                            place=app.place(*at, "timeout"), hint="e.g. 10s")
+        stray = gates.VARIABLE.sub("", item["url"])
+        if "$" in stray:
+            yield SpecError(f"gate {item['name']!r}: the url holds a `$` that is not a ${{NAME}} reference",
+                            place=app.text_place(*at, "url"),
+                            hint="reference an environment variable as ${NAME}, e.g. ?token=${LOADTEST_TOKEN}")
 
 
 def _check_query(app: EffectiveApp, rollout: dict[str, Any], metric: dict[str, Any], i: int) -> Iterator[SpecError]:
