@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test venv bench clean prometheus
+.PHONY: demo test venv bench clean prometheus fuzz
 
 $(BIN)/meshgen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ prometheus:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 	  elif command -v sudo >/dev/null 2>&1; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 	  else echo "install Prometheus (apt-get install prometheus) to watch the rollout demo"; fi
+
+# A longer run of the fuzz suite (tests/test_fuzz.py): MESHGEN_FUZZ_EXAMPLES per strategy, seeded.
+fuzz: venv
+	@seed=$${MESHGEN_FUZZ_SEED:-$$(date +%s)}; echo "fuzzing with MESHGEN_FUZZ_SEED=$$seed"; \
+	  MESHGEN_FUZZ_SEED=$$seed MESHGEN_FUZZ_EXAMPLES=$${MESHGEN_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest tests/test_fuzz.py -q -p no:cacheprovider
 
 bench: venv prometheus
 	$(BIN)/python bench/render.py 1000

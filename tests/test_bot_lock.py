@@ -134,3 +134,40 @@ def test_a_bad_wait_setting_is_a_usage_error(value):
     with pytest.raises(UsageError, match=lock.WAIT_ENV):
         lock.default_wait({lock.WAIT_ENV: value})
     assert lock.default_wait({}) == lock.DEFAULT_WAIT
+
+
+def interrupted_reset(tmp_path: Path, work: Path) -> None:
+    """A person pushes a change of ``docs/owners.md``; then a tick of the bot is killed in
+    ``git reset --hard`` after moving HEAD onto it, before updating the working tree."""
+    person = tmp_path / "person"
+    git(tmp_path, "clone", "-q", str(tmp_path / "remote.git"), str(person))
+    (person / "docs").mkdir()
+    (person / "docs" / "owners.md").write_text("# owners\n")
+    git(person, "add", "-A")
+    git(person, "commit", "-qm", "owners")
+    git(person, "push", "-q")
+    git(work, "fetch", "-q")
+    git(work, "update-ref", "-m", "reset: moving to origin/main", "HEAD", "origin/main")
+    (work / ".git" / lock.LOCK_NAME).write_text("ticking pid=999999 started=2026-01-01T00:00:00Z\n")
+
+
+def test_a_reset_cut_short_by_a_kill_is_finished_by_the_next_tick(tmp_path, work):
+    run_meshgen("rollout", "step", "--push", cwd=work, check=True)
+    interrupted_reset(tmp_path, work)
+    assert "docs/owners.md" in git(work, "status", "--porcelain")
+    proc = run_meshgen("rollout", "step", "--push", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "finishing an interrupted tick: put back docs/owners.md" in proc.stderr
+    assert git(work, "status", "--porcelain") == ""
+    assert (work / "docs" / "owners.md").read_text() == "# owners\n"
+
+
+def test_a_persons_edit_is_never_put_back_even_after_a_killed_tick(tmp_path, work):
+    run_meshgen("rollout", "step", "--push", cwd=work, check=True)
+    interrupted_reset(tmp_path, work)
+    (work / "docs").mkdir(exist_ok=True)
+    (work / "docs" / "owners.md").write_text("# owners\nmy uncommitted note\n")
+    proc = run_meshgen("rollout", "step", "--push", cwd=work)
+    assert proc.returncode == 2, proc.stderr
+    assert "uncommitted changes outside status/, rendered/" in proc.stderr and "docs/owners.md" in proc.stderr
+    assert (work / "docs" / "owners.md").read_text() == "# owners\nmy uncommitted note\n"

@@ -437,7 +437,7 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         upstream = ws.upstream() if ws and push else None
         if ws:
             _recovered(held)
-            restored = ws.restore()
+            restored = ws.restore(interrupted=bool(held and held.interrupted))
             if restored:
                 log.warning("finishing an interrupted tick: put back %s", ", ".join(restored))
         loaded = ws.head() if ws else None
@@ -497,7 +497,7 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
         identity = vcs.bot_identity(repo.settings.raw)
         upstream = ws.upstream() if push else None
         _recovered(held)
-        ws.restore()
+        ws.restore(interrupted=bool(held and held.interrupted))
         report = TickReport()
         made: list[str] = []
         for attempt in range(1, attempts + 1):

@@ -126,8 +126,15 @@ class Workspace:
                 i += 1  # the rename's source path follows
         return paths
 
-    def restore(self) -> list[str]:
+    def restore(self, interrupted: bool = False) -> list[str]:
         """Put bot-owned paths back to ``HEAD`` (an interrupted tick's leftovers).
+
+        Args:
+            interrupted: the previous tick was killed (see :class:`generator.bot.lock.TickLock`).
+                Then a human-owned file that differs from ``HEAD`` is put back too when its
+                content is that of a commit the killed tick was moving between (``HEAD@{1}``,
+                ``ORIG_HEAD``, the tracked remote branch): a ``git reset`` cut short in the
+                middle, not a person's edit.
 
         Returns:
             The paths restored or removed.
@@ -139,6 +146,8 @@ class Workspace:
         """
         dirty = self.dirty()
         foreign = [p for p in dirty if not self._owned(p)]
+        if foreign and interrupted:
+            foreign = [p for p in foreign if not self._left_by_git(p)]
         if foreign:
             raise UsageError(f"uncommitted changes outside {', '.join(self.owned)} in {self.root}: "
                            f"{', '.join(sorted(foreign)[:5])}{' ...' if len(foreign) > 5 else ''}; "
@@ -156,6 +165,34 @@ class Workspace:
         except (git.GitCommandError, OSError) as e:
             raise GitError(f"could not restore {', '.join(dirty)} in {self.root}: {e}") from e
         return sorted(dirty)
+
+    def _left_by_git(self, path: str) -> bool:
+        """Whether ``path``'s working-tree content is its content in one of the commits an
+        interrupted ``git reset`` moves between (absent counts as content)."""
+        file = self.root / path
+        try:
+            content = file.read_bytes() if file.is_file() else None
+        except OSError:
+            return False
+        revisions = ["HEAD", "HEAD@{1}", "ORIG_HEAD"]
+        try:
+            tracking = self.repo.active_branch.tracking_branch()
+            if tracking is not None:
+                revisions.append(tracking.path)
+        except (TypeError, ValueError, git.GitError):
+            pass
+        for revision in revisions:
+            try:
+                tree = self.repo.commit(revision).tree
+            except (git.BadName, ValueError, IndexError, git.GitError):
+                continue
+            try:
+                blob = (tree / path).data_stream.read()
+            except KeyError:
+                blob = None
+            if blob == content:
+                return True
+        return False
 
     def _in_head(self, path: str) -> bool:
         try:

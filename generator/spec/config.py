@@ -233,7 +233,9 @@ def load_repo(root: Path) -> Repo:
     for stem, doc in environments.items():
         errors.extend(schema.validate(doc.data, "environment.schema.json", doc.place, doc.key_place))
         _check_name(doc, stem, errors)
-        for app in ((doc.data.get("spec") or {}).get("apps") or {}) if isinstance(doc.data.get("spec"), dict) else {}:
+        spec = doc.data.get("spec")
+        overrides = spec.get("apps") if isinstance(spec, dict) else None
+        for app in overrides if isinstance(overrides, dict) else {}:  # another shape: a schema error above
             if app not in apps:
                 close = difflib.get_close_matches(str(app), sorted(apps), n=1)
                 errors.append(SpecError(f"override for unknown app {app!r}",
