@@ -14,6 +14,7 @@ columns 1-based -- so the command line can print them as compilers do::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -113,3 +114,31 @@ class GitError(OutsideError):
 
 class PrometheusError(OutsideError):
     """The Prometheus HTTP API could not be queried or answered with an error."""
+
+
+class DeadlineExceeded(OutsideError):
+    """An outside system did not answer within its time budget (a request's timeout or the
+    rollout tick's overall deadline): exit 3."""
+
+
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s?#]+)@")
+_SECRET_PARAMS = re.compile(
+    r"(?P<key>[?&;](?:[a-z0-9_.-]*(?:token|secret|password|passwd|pass|key|auth|signature|sig|credential)s?))"
+    r"=(?P<value>[^&#\s'\"]+)", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """``text`` with the secrets of every URL in it masked: the userinfo
+    (``https://user:password@host`` becomes ``https://***@host``) and the values of query
+    parameters that name a token, key, secret, password or signature (``?access_token=***``).
+
+    Every message meshgen prints or logs goes through it (the CLI's error path and the log
+    handler), so a credential in ``MESHGEN_PROMETHEUS_URL`` or a ``--to`` URL is never shown.
+    """
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
+    return _SECRET_PARAMS.sub(lambda m: f"{m['key']}={REDACTED}", text)
+
+
+class GitTimeout(DeadlineExceeded, GitError):
+    """A git network operation (fetch, push) did not finish within its timeout (exit 3)."""

@@ -27,16 +27,14 @@ from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import git
-from git.remote import PushInfo
 
 from generator.errors import GitError, UsageError
+from generator.gitops import remote
 
 NAME_ENV = "MESHGEN_BOT_NAME"
 EMAIL_ENV = "MESHGEN_BOT_EMAIL"
 DEFAULT_NAME = "meshgen-bot"
 DEFAULT_EMAIL = "meshgen-bot@meshgen.invalid"
-#: What a remote says when a concurrent push won the race for the branch.
-_RACES = ("failed to update ref", "cannot lock ref", "incorrect old value", "failed to lock")
 
 
 class Identity(NamedTuple):
@@ -296,15 +294,20 @@ class Workspace:
                            f"set one with git branch --set-upstream-to")
         return Upstream(tracking.remote_name, tracking.remote_head)
 
-    def fetch(self, upstream: Upstream) -> str:
+    def fetch(self, upstream: Upstream, timeout: float = remote.DEFAULT_TIMEOUT) -> str:
         """Fetch the tracked branch; return the remote head's SHA.
 
         Raises:
             GitError: the remote is unreachable or lacks the branch.
+            GitTimeout: the fetch took longer than ``timeout`` seconds.
         """
+        ref = f"refs/remotes/{upstream.remote}/{upstream.branch}"
+        status, _, err = remote.run(self.repo, ["fetch", upstream.remote, f"+refs/heads/{upstream.branch}:{ref}"],
+                                    timeout, f"git fetch {upstream}")
+        if status:
+            raise GitError(f"git fetch {upstream} failed: {remote.detail(err) or f'git exited {status}'}")
         try:
-            self.repo.remote(upstream.remote).fetch(upstream.branch)
-            return self.repo.commit(f"refs/remotes/{upstream.remote}/{upstream.branch}").hexsha
+            return self.repo.commit(ref).hexsha
         except (git.GitError, ValueError, git.BadName) as e:
             raise GitError(f"git fetch {upstream} failed: {_stderr(e)}") from e
 
@@ -348,7 +351,7 @@ class Workspace:
             raise GitError(f"could not move {self.root} to {upstream}: {_stderr(e)}") from e
         return remote_head
 
-    def push(self, upstream: Upstream) -> bool:
+    def push(self, upstream: Upstream, timeout: float = remote.DEFAULT_TIMEOUT) -> bool:
         """Push ``HEAD`` to the tracked branch, never forcing.
 
         Returns:
@@ -357,28 +360,20 @@ class Workspace:
 
         Raises:
             GitError: the remote is unreachable or refused for another reason (a hook,
-                permissions).
+                permissions); the message quotes what the remote said.
+            GitTimeout: the push (a slow hook, say) took longer than ``timeout`` seconds.
         """
-        refspec = f"HEAD:refs/heads/{upstream.branch}"
-        try:
-            infos = self.repo.remote(upstream.remote).push(refspec)
-        except (git.GitError, ValueError) as e:
-            raise GitError(f"git push {upstream} failed: {_stderr(e)}") from e
-        if not infos:
-            raise GitError(f"git push {upstream} answered nothing")
-        flags = 0
-        for info in infos:
-            flags |= info.flags
-        if flags & PushInfo.REJECTED:
+        result = remote.push(self.repo, upstream.remote, f"HEAD:refs/heads/{upstream.branch}", timeout,
+                             shown=str(upstream))
+        if result.pushed:
+            return True
+        if result.moved:
             return False
-        if flags & (PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE | PushInfo.ERROR):
-            # The remote also refuses ("failed to update ref", "cannot lock ref", "incorrect old
-            # value") when another push holds or moves the branch during ours: a race, not a refusal.
-            summary = "; ".join(info.summary.strip() for info in infos)
-            if any(word in summary for word in _RACES) or not self._contains(self.fetch(upstream)):
-                return False
-            raise GitError(f"git push {upstream} was refused: {summary}")
-        return True
+        # The remote also refuses when another push holds or moves the branch during ours: a
+        # race, not a refusal, if the branch now holds commits this one lacks.
+        if not self._contains(self.fetch(upstream, timeout)):
+            return False
+        raise GitError(f"git push {upstream} was refused: {result.refused}")
 
     def _contains(self, sha: str) -> bool:
         """Whether ``sha`` is ``HEAD`` or one of its ancestors."""

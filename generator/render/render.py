@@ -21,20 +21,22 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jinja2
-import jinja2.sandbox
 import yaml
 
 from generator import resources
 from generator.errors import Place, SpecError, SpecErrors, UsageError
-from generator.render import checks, manifests, output
+from generator.render import checks, manifests, output, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
 from generator.rollout import decision, promotion
-from generator.spec import loader, schema, status
+from generator.spec import loader, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
 
 HEADER = output.HEADER
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshgen"}
+#: Longest text one repository template may render for one object (characters).
+MAX_OBJECT_TEXT = 1_000_000
+
 TEMPLATES = {"DestinationRule": "destinationrule.yaml.j2", "VirtualService": "virtualservice.yaml.j2",
              "Gateway": "gateway.yaml.j2"}
 KUSTOMIZATION_TEMPLATE = "kustomization.yaml.j2"
@@ -110,8 +112,8 @@ def _jinja(repo: Repo) -> jinja2.Environment:
     if own.is_dir():
         loaders.append(jinja2.FileSystemLoader(str(own)))
     loaders.append(jinja2.FileSystemLoader(str(resources.templates_dir())))
-    env = jinja2.sandbox.SandboxedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                                              autoescape=False, keep_trailing_newline=True)
+    env = templating.BoundedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
+                                        autoescape=False, keep_trailing_newline=True)
     env.filters["q"] = quote
     return env
 
@@ -156,6 +158,8 @@ class _Renderer:
         self.templates = {kind: loaded[name] for kind, name in TEMPLATES.items()}
         self.kustomization = loaded[KUSTOMIZATION_TEMPLATE]
         overridden = {kind: _overridden(repo, name) for kind, name in TEMPLATES.items()}
+        self.overridden = overridden
+        self.kustomization_overridden = _overridden(repo, KUSTOMIZATION_TEMPLATE)
         self.validate_istio = {kind: strict or overridden[kind] for kind in TEMPLATES}
         self.template_place = {kind: Place(f"{repo.rel('templates')}/{name}") if overridden[kind]
                                else Place(f"<built-in>/{name}") for kind, name in TEMPLATES.items()}
@@ -163,16 +167,36 @@ class _Renderer:
         self.check_cache: dict[str, list[SpecError]] = {}
         self.rendered = repo.rel("rendered")
 
+    @staticmethod
+    def _fill(template: jinja2.Template, context: dict[str, Any], untrusted: bool) -> str:
+        """A template's text; a repository's own template is bounded in size and time."""
+        if not untrusted:
+            return template.render(context)
+        with timelimit.time_limit(what=f"rendering {template.name}"):
+            return templating.render(template, context, max_output=MAX_OBJECT_TEXT)
+
     # -- checks ---------------------------------------------------------------------------------
     def check(self, app: EffectiveApp) -> bool:
         if self.repo.override(app.name, app.env):
-            errors = checks.check_app(app)
+            errors = self._check_app(app)
         else:  # same spec in every environment without overrides: check once
             if app.name not in self.check_cache:
-                self.check_cache[app.name] = checks.check_app(app)
+                self.check_cache[app.name] = self._check_app(app)
             errors = self.check_cache[app.name]
         self.errors.extend(errors)
         return not errors
+
+    @staticmethod
+    def _check_app(app: EffectiveApp) -> list[SpecError]:
+        if not (isinstance(app.spec, dict) and app.spec.get("rollout")):
+            return checks.check_app(app)
+        # a rollout's custom queries are templates: bounded in time while they render
+        with timelimit.time_limit(what=f"checking the rollout of app {app.name!r}"):
+            try:
+                return checks.check_app(app)
+            except templating.TemplateLimit as e:
+                return [SpecError(f"rollout analysis of app {app.name!r}: {e}",
+                                  place=app.place("spec", "rollout", "analysis"))]
 
     # -- one app --------------------------------------------------------------------------------
     def render_app(self, app: EffectiveApp, env_spec: dict[str, Any], out: list[RenderedObject]) -> None:
@@ -259,8 +283,13 @@ class _Renderer:
     def emit(self, out: list[RenderedObject], app: EffectiveApp, kind: str, path: str, place: Place,
              sources: list[str], context: dict[str, Any]) -> None:
         try:
-            text = self.templates[kind].render(context)
+            text = self._fill(self.templates[kind], context, self.overridden[kind])
             obj = loader.parse_plain(text)
+        except templating.TemplateFailure as e:
+            place = self.template_place[kind]
+            self.errors.append(SpecError(f"template for {kind} failed for app {app.name!r} in {app.env!r}: "
+                                         f"{e.message}", place=Place(place.path, e.lineno, 1 if e.lineno else 0)))
+            return
         except (jinja2.TemplateError, yaml.YAMLError, TypeError) as e:
             self.errors.append(SpecError(f"template for {kind} failed for app {app.name!r} in {app.env!r}: {e}",
                                          place=self.template_place[kind]))
@@ -297,8 +326,15 @@ class _Renderer:
             files[o.path] = (header + dump(o.obj)).encode()
         resources_ = sorted(o.path[len(prefix):] for o in objects)
         env_file = f"{self.repo.rel('environments')}/{env}.yaml"
-        text = self.kustomization.render({"resources": resources_, "env": env})
-        obj = yaml.load(text, Loader=yaml.CSafeLoader)
+        try:
+            text = self._fill(self.kustomization, {"resources": resources_, "env": env}, self.kustomization_overridden)
+            obj = yaml.load(text, Loader=yaml.CSafeLoader)
+        except (templating.TemplateFailure, jinja2.TemplateError, yaml.YAMLError) as e:
+            where = f"{self.repo.rel('templates')}/{KUSTOMIZATION_TEMPLATE}"
+            line = getattr(e, "lineno", 0) or 0
+            self.errors.append(SpecError(f"template for kustomization.yaml failed in {env!r}: "
+                                         f"{getattr(e, 'message', None) or e}", place=Place(where, line, 1 if line else 0)))
+            return
         header = f"{HEADER} from {self.repo.rel('apps')}/ and {env_file}; do not edit.\n"
         files[f"{prefix}kustomization.yaml"] = (header + dump(obj)).encode()
 

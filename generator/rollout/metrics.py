@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import jinja2
-import jinja2.sandbox
 
 from generator.rollout.decision import Check, Rollout, Verdict
+from generator.spec import templating
 
 
 class Sample(NamedTuple):
@@ -67,8 +67,10 @@ _TOTAL = 'istio_requests_total{reporter="destination"}'
 _GOOD = 'istio_requests_total{reporter="destination",response_code!~"5.."}'
 _BUCKETS = 'istio_request_duration_milliseconds_bucket{reporter="destination"}'
 
-_JINJA = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                             keep_trailing_newline=False)
+_JINJA = templating.BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                       keep_trailing_newline=False)
+#: Longest PromQL a custom query template may render to (characters).
+MAX_QUERY = 64 * 1024
 
 
 class MetricQueryError(ValueError):
@@ -222,15 +224,22 @@ def render_query(metric: Metric, target: Target, version: str, window: str) -> s
     label value), ``interval`` (a PromQL duration) and ``env``.
 
     Raises:
-        MetricQueryError: the template has a syntax error or uses an unknown variable.
+        MetricQueryError: the template has a syntax error, uses an unknown variable, fails
+            while rendering (``1/0``) or exceeds the bounds of
+            :mod:`generator.spec.templating` (its output: :data:`MAX_QUERY` characters).
     """
     assert metric.query is not None
     try:
-        return _JINJA.from_string(metric.query).render(
-            app=target.app, namespace=target.namespace, service=target.service, version=version,
-            interval=window, env=target.env).strip()
+        template = _JINJA.from_string(metric.query)
+        return templating.render(template, {
+            "app": target.app, "namespace": target.namespace, "service": target.service, "version": version,
+            "interval": window, "env": target.env}, max_output=MAX_QUERY).strip()
     except jinja2.TemplateError as e:
         raise MetricQueryError(f"query of metric {metric.name!r}: {e}", metric=metric.name, index=metric.index) from e
+    except templating.TemplateFailure as e:
+        line = f" (line {e.lineno} of the template)" if e.lineno > 1 else ""
+        raise MetricQueryError(f"query of metric {metric.name!r}: {e.message}{line}",
+                               metric=metric.name, index=metric.index) from e
 
 
 class Plan(NamedTuple):

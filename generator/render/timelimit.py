@@ -1,0 +1,40 @@
+"""A wall-clock bound for work that cannot bound itself: a user's template rendering.
+
+:func:`time_limit` arms ``SIGALRM`` (``setitimer``) for the block and raises
+:class:`~generator.spec.templating.TemplateLimit` in it when the time is up, so a repository
+template or a custom query that loops for ever becomes a placed error. Python delivers the
+signal between bytecodes, which is why :mod:`generator.spec.templating` also refuses huge
+single operations up front. Signals reach only the main thread: elsewhere the block runs
+unbounded in time (its size bounds still hold).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from generator.spec.templating import TemplateLimit
+
+#: Seconds one repository template or custom query template may take to render.
+TEMPLATE_SECONDS = 2.0
+
+
+@contextmanager
+def time_limit(seconds: float = TEMPLATE_SECONDS, what: str = "rendering the template") -> Iterator[None]:
+    """Raise :class:`TemplateLimit` inside the block once ``seconds`` have passed."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise TemplateLimit(f"{what} took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
