@@ -36,9 +36,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from generator.bot import gates as bot_gates
 from generator.bot import lock, notify, vcs
+from generator.bot.deadline import GIT_NETWORK_SECONDS, Deadline
 from generator.bot.prometheus import Prometheus
 from generator.errors import (
     CheckFailed,
+    DeadlineExceeded,
     GitError,
     MeshgenError,
     PrometheusError,
@@ -46,7 +48,7 @@ from generator.errors import (
     SpecErrors,
     UsageError,
 )
-from generator.render import output
+from generator.render import output, timelimit
 from generator.rollout import decision, gates, metrics, promotion
 from generator.rollout.decision import Action, Check, Decision, Rollout
 from generator.spec import status
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 
 PROMETHEUS_URL_ENV = "MESHGEN_PROMETHEUS_URL"
 PUSH_ATTEMPTS = 5
+#: Seconds the bot's clock may differ from Prometheus's before an environment's checks are refused.
+MAX_CLOCK_SKEW = 10.0
 
 
 def utcnow() -> datetime:
@@ -107,6 +111,8 @@ class TickReport:
             Prometheus, re-rendering, writing and committing (git), and in all.
         attempts: pushes tried (1 without contention).
         failed_envs: environments skipped because their Prometheus failed, with the error.
+        problems: placed problems of status files found while deciding (a time in the
+            future); their rollouts wait, the others go on, and the CLI exits 1.
     """
 
     outcomes: list[Outcome] = field(default_factory=list)
@@ -117,6 +123,7 @@ class TickReport:
     seconds: float = 0.0
     attempts: int = 0
     failed_envs: dict[str, PrometheusError] = field(default_factory=dict)
+    problems: list[SpecError] = field(default_factory=list)
 
     @property
     def commits(self) -> list[Outcome]:
@@ -255,14 +262,16 @@ def prometheus_url(repo: Repo, env: str, override: str | None) -> str:
 
 
 def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str | None,
-            report: TickReport) -> dict[str, Check]:
+            report: TickReport, limit: Deadline | None = None,
+            clock: Callable[[], datetime] = utcnow) -> dict[str, Check]:
     """Ask Prometheus what the due apps of one environment need; each query once."""
     plans: dict[str, tuple[_Rollout, metrics.Target, metrics.Plan]] = {}
     errors = []
     for item in due:
         target = metrics.target_of(item.app, env, item.effective.data, item.rollout)
         try:
-            plans[item.app] = (item, target, metrics.plan(item.rollout, target))
+            with timelimit.time_limit(what=f"rendering the queries of app {item.app!r}"):
+                plans[item.app] = (item, target, metrics.plan(item.rollout, target))
         except metrics.MetricQueryError as e:
             errors.append(SpecError(str(e), place=item.effective.place(
                 "spec", "rollout", "analysis", "metrics", e.index, "query")))
@@ -273,7 +282,7 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
     results: dict[str, metrics.Vector] = {}
     if queries:
         started = time.perf_counter()
-        client = Prometheus.from_environment(prometheus_url(repo, env, url))
+        client = Prometheus.from_environment(prometheus_url(repo, env, url), deadline=limit, clock=clock)
         try:
             for promql in queries:
                 results[promql] = metrics.Vector(client.query(promql, now))
@@ -281,7 +290,38 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
             report.queries += client.queries
             report.query_seconds += time.perf_counter() - started
             client.close()
+        if client.skew is not None and abs(client.skew) > MAX_CLOCK_SKEW:
+            ahead = "ahead of" if client.skew > 0 else "behind"
+            raise PrometheusError(f"the bot's clock is {abs(client.skew):.0f} s {ahead} Prometheus at {client.shown} "
+                                  f"(its Date header): windows ending at the bot's time would show traffic "
+                                  f"that is not there yet or long gone; no check was made (hint: sync the "
+                                  f"clock with NTP)")
     return {app: metrics.evaluate(item.rollout, target, plan, results) for app, (item, target, plan) in plans.items()}
+
+
+def future_times(root: Path, rel: str, st: Mapping[str, Any] | None, now: datetime) -> list[SpecError]:
+    """Placed errors for times of a status file that lie in the future (more than
+    :data:`MAX_CLOCK_SKEW` past ``now``): such a rollout would wait, silently, until then."""
+    if not st:
+        return []
+    found = []
+    for keys in (("lastStepTime",), ("lastCheck", "time")):
+        value: Any = st
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if value is None:
+            continue
+        try:
+            moment = decision.parse_time(value)
+        except ValueError:
+            continue  # the status schema reports it
+        if (moment - now).total_seconds() > MAX_CLOCK_SKEW:
+            found.append(SpecError(
+                f"{'.'.join(keys)} {value} is in the future (the bot's clock says {decision.format_time(now)}); "
+                f"the rollout would wait until then, so the bot leaves it alone",
+                place=status.place_of(root, rel, "status", *keys),
+                hint="fix the time in the status file (or the clock that wrote it), or `meshgen rollout abort`"))
+    return found
 
 
 # --- the tick -----------------------------------------------------------------------------
@@ -314,21 +354,30 @@ def _ask_gates(item: _Rollout, due: Sequence[gates.Gate], current: Mapping[str, 
 
 
 def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None, now: datetime,
-                url: str | None, report: TickReport, dry_run: bool = False) -> list[Outcome]:
+                url: str | None, report: TickReport, dry_run: bool = False, limit: Deadline | None = None,
+                clock: Callable[[], datetime] = utcnow) -> list[Outcome]:
     items = _rollouts(repo, envs, apps)
     outcomes: list[Outcome] = []
     by_env: dict[str, list[_Rollout]] = {}
     for item in items:
         by_env.setdefault(item.env, []).append(item)
     for env, group in by_env.items():
-        due = [i for i in group if decision.check_due(i.rollout, i.status, now)]
+        future = {}
+        for item in group:
+            found = future_times(repo.root, item.status_path, item.status, now)
+            if found:
+                future[item.app] = found
+                report.problems.extend(found)
+        due = [i for i in group if i.app not in future and decision.check_due(i.rollout, i.status, now)]
         try:
-            checks = _checks(repo, env, due, now, url, report) if due else {}
+            checks = _checks(repo, env, due, now, url, report, limit, clock) if due else {}
         except PrometheusError as e:
             report.failed_envs[env] = e
             log.error("environment %s skipped: %s", env, e)
             continue
         for item in group:
+            if item.app in future:
+                continue
             admission = item.admission(now)
             asked = _ask_gates(item, gates.due(item.gates, item.rollout, item.status, now, admission), item.status,
                                dry_run)
@@ -367,29 +416,66 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     files_of: dict[tuple[str, str], list[str]] = {}
     for obj in rendering.objects:
         files_of.setdefault((obj.env, obj.app), []).append(obj.path)
-    commits = []
+    commits, contents = [], {}
     for outcome in changed:
-        paths = [status.status_path(status_dir, outcome.env, outcome.app)]
+        status_rel = status.status_path(status_dir, outcome.env, outcome.app)
+        _assert_consistent(ws, repo, outcome, rendering)
+        contents[status_rel] = status.dump_status(outcome.env, outcome.app, outcome.decision.status)
+        paths = [status_rel]
         for rel in files_of.get((outcome.env, outcome.app), []):
             data = rendering.files[rel]
             path = repo.root / rel
             if not path.exists() or path.read_bytes() != data:
                 output.atomic_write(path, data)
-                paths.append(rel)
+            contents[rel] = data
+            paths.append(rel)  # every file of the app: the commit holds exactly what was rendered
         message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit,
                                  outcome.gate_results)
         commits.append((message, paths))
     if before_commit:
         before_commit()
-    for outcome, sha in zip(changed, ws.commit_all(commits, identity), strict=True):
+    for outcome, sha in zip(changed, ws.commit_all(commits, identity, contents), strict=True):
         outcome.committed = sha
+
+
+def _assert_consistent(ws: vcs.Workspace, repo: Repo, outcome: Outcome, rendering: Any) -> None:
+    """Refuse to commit a status whose canary weight is not the one the rendering applied.
+
+    The rendered route must come from exactly the status being committed (stable, canary,
+    canaryWeight); anything else means the checkout changed under this tick (another process
+    wrote a status file), and committing would push a ``rendered/`` that disagrees with
+    ``status/``.
+
+    Raises:
+        GitError: they disagree (exit 3); the tick's uncommitted writes are put back.
+    """
+    st = outcome.decision.status
+    block = (repo.effective_app(outcome.app, outcome.env).spec or {}).get("rollout") or {}
+    applies = (st.get("stable") == block.get("stable") and st.get("canary") == block.get("canary")
+               and st.get("phase") != decision.WAITING)  # as the renderer applies a status
+    expected = (st.get("stable"), st.get("canary"), st.get("canaryWeight")) if applies else None
+    applied = rendering.applied.get((outcome.env, outcome.app), "missing")
+    if applied != expected:
+        ws.restore()
+        raise GitError(f"{outcome.env}/{outcome.app}: the rendered route gives {_weights(applied)} but the status "
+                       f"to commit says {_weights(expected)}; the checkout changed during this tick (another "
+                       f"tick in the same checkout?), so nothing was committed")
+
+
+def _weights(value: Any) -> str:
+    if value is None:
+        return "no canary weight"
+    if value == "missing":
+        return "nothing (the app was not rendered)"
+    stable, canary, weight = value
+    return f"{stable} {100 - weight} % / {canary} {weight} %"
 
 
 def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,
          dry_run: bool = False, push: bool = False, prometheus: str | None = None,
          clock: Callable[[], datetime] = utcnow, identity: vcs.Identity | None = None,
          attempts: int = PUSH_ATTEMPTS, before_commit: Callable[[], None] | None = None,
-         lock_wait: float | None = None) -> TickReport:
+         lock_wait: float | None = None, deadline: float | None = None) -> TickReport:
     """Run one tick of the rollout bot over the config repository at ``root``.
 
     The tick holds the clone's tick lock (:class:`generator.bot.lock.TickLock`) from start to
@@ -409,6 +495,10 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         before_commit: called after writing, before committing (lets a test die in between).
         lock_wait: seconds to wait for another live tick of this clone (default:
             ``$MESHGEN_BOT_LOCK_WAIT``, else :data:`generator.bot.lock.DEFAULT_WAIT`).
+        deadline: seconds the whole tick may take (default
+            :data:`generator.bot.deadline.DEFAULT_SECONDS`; ``math.inf`` for none). Every
+            Prometheus request and git fetch or push gets at most what is left of it; once it
+            has passed nothing more is written, committed or pushed.
 
     Returns:
         The :class:`TickReport`; it lists environments whose Prometheus failed (the CLI then
@@ -420,9 +510,11 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         GitError: git failed, the push was rejected ``attempts`` times, or the local branch
             has commits that are not the bot's.
         TickLockBusy: another tick of this clone held the lock for all of ``lock_wait`` (exit 3).
+        DeadlineExceeded: the tick's deadline passed (exit 3); nothing was committed after it.
     """
     with _tick_lock(Path(root), lock_wait, dry_run) as held:
         started = time.perf_counter()
+        limit = Deadline() if deadline is None else Deadline(deadline)  # from when the lock is held
         root = Path(root)
         report = TickReport()
         repo = load_repo(root)
@@ -444,18 +536,23 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         for attempt in range(1, attempts + 1):
             report.attempts = attempt
             report.failed_envs.clear()
-            if ws and upstream and ws.sync(upstream, identity) != loaded:
+            report.problems.clear()
+            if ws and upstream and ws.sync(upstream, identity,
+                                           limit.budget(GIT_NETWORK_SECONDS, "before fetching")) != loaded:
                 repo, loaded = load_repo(root), ws.head()
-            outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report, dry_run)
+            outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report, dry_run, limit, clock)
             report.outcomes = outcomes
             if ws is None:
                 break
+            if any(o.changed for o in outcomes):
+                limit.check("before writing the decided changes")
             commit_started, rendered = time.perf_counter(), report.render_seconds
             _write_and_commit(ws, repo, outcomes, identity, before_commit, report)
             report.commit_seconds += time.perf_counter() - commit_started - (report.render_seconds - rendered)
             if not upstream or not report.commits:
                 break
-            if ws.push(upstream):
+            if ws.push(upstream, limit.budget(GIT_NETWORK_SECONDS, "before pushing (the commits stay local, "
+                                                                    "to be dropped and decided again)")):
                 break
             log.warning("push to %s rejected: the branch moved; deciding again (attempt %d of %d)",
                         upstream, attempt + 1, attempts)
@@ -466,10 +563,19 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
             raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
         report.seconds = time.perf_counter() - started
         if not dry_run:
-            for outcome in report.commits:
-                notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
-                              outcome.decision.reason)
+            _notify(report.commits)
         return report
+
+
+def _notify(outcomes: Iterable[Outcome]) -> None:
+    """Post the Slack notices of committed changes; a failing notice is logged, never raised
+    (the commit is the record)."""
+    for outcome in outcomes:
+        try:
+            notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
+                          outcome.decision.reason)
+        except Exception as e:  # a notice must never fail a tick whose commits are pushed
+            log.warning("Slack notice for %s in %s failed: %s", outcome.app, outcome.env, type(e).__name__)
 
 
 # --- steering by hand ---------------------------------------------------------------------
@@ -523,9 +629,7 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
             time.sleep(random.uniform(0.05, 0.3) * attempt)
         else:
             raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
-        for outcome in report.commits:
-            notify.notify(outcome.webhook_url_env, outcome.app, outcome.env, outcome.decision.action,
-                          outcome.decision.reason)
+        _notify(report.commits)
         return report
 
 

@@ -210,7 +210,8 @@ class Workspace:
         """
         return self.commit_all([(message, list(paths))], identity)[0]
 
-    def commit_all(self, commits: Sequence[tuple[str, Iterable[str]]], identity: Identity | None = None) -> list[str]:
+    def commit_all(self, commits: Sequence[tuple[str, Iterable[str]]], identity: Identity | None = None,
+                   contents: Mapping[str, bytes] | None = None) -> list[str]:
         """Make one commit per ``(message, paths)``, in order, on top of the checked-out branch.
 
         The files' bytes are taken from the working tree (a path that no longer exists is
@@ -222,6 +223,9 @@ class Workspace:
         Args:
             commits: ``(message, repo-relative paths)`` per commit.
             identity: author and committer; ``None`` for git's configured user.
+            contents: ``{path: bytes}`` to commit for these paths instead of the working
+                tree's bytes (the caller's exact, checked content: another process writing
+                the working tree meanwhile cannot change what is committed).
 
         Returns:
             The new commits' SHAs, in order.
@@ -253,7 +257,10 @@ class Workspace:
                 chunks.append(f"from {head}\n".encode())
             for path in sorted(set(paths)):
                 file = self.root / path
-                if file.is_file():
+                if contents is not None and path in contents:
+                    data = contents[path]
+                    chunks.append(f"M 100644 inline {_quote(path)}\ndata {len(data)}\n".encode() + data + b"\n")
+                elif file.is_file() and not file.is_symlink():
                     data = file.read_bytes()
                     chunks.append(f"M 100644 inline {_quote(path)}\ndata {len(data)}\n".encode() + data + b"\n")
                 else:
@@ -319,7 +326,7 @@ class Workspace:
             return False
         return all(self._owned(str(path)) for path in commit.stats.files)
 
-    def sync(self, upstream: Upstream, identity: Identity) -> str:
+    def sync(self, upstream: Upstream, identity: Identity, timeout: float = remote.DEFAULT_TIMEOUT) -> str:
         """Fetch and move the local branch onto the remote's head.
 
         The branch moves forward when it is behind; its own unpushed commits (see
@@ -333,7 +340,7 @@ class Workspace:
             GitError: fetch failed, or the local branch has commits the remote lacks that
                 are not the bot's own.
         """
-        remote_head = self.fetch(upstream)
+        remote_head = self.fetch(upstream, timeout)
         local = self.head()
         if local == remote_head:
             return remote_head

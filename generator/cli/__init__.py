@@ -14,7 +14,7 @@ import click
 
 from generator import __version__
 from generator.cli import explain, gitops, render, report, rollout
-from generator.cli.base import Context
+from generator.cli.base import Context, setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +25,7 @@ from generator.cli.base import Context
 @click.pass_context
 def main(ctx: click.Context, root: Path, verbose: bool) -> None:
     """Render app specs into Istio YAML in git, and roll out canaries by git commits."""
+    setup_logging()
     ctx.obj = Context(root, verbose)
 
 

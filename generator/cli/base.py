@@ -8,6 +8,7 @@ no import cycle.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -22,17 +23,45 @@ out_console = Console(highlight=False, soft_wrap=True)
 
 
 def fail(error: errors.MeshgenError) -> NoReturn:
-    """Print an error (every spec error on its own line) and exit with its code."""
+    """Print an error (every spec error on its own line, secrets in URLs redacted) and exit with its code."""
     if isinstance(error, errors.SpecErrors):
         for e in error.errors:
-            click.echo(e.format(), err=True)
+            click.echo(errors.redact(e.format()), err=True)
         n = len(error.errors)
         click.echo(f"{n} error{'s' if n != 1 else ''}", err=True)
     elif isinstance(error, errors.SpecError):
-        click.echo(error.format(), err=True)
+        click.echo(errors.redact(error.format()), err=True)
     else:
-        click.echo(f"error: {error}", err=True)
+        click.echo(errors.redact(f"error: {error}"), err=True)
     sys.exit(error.exit_code)
+
+
+class _LevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials in URLs of every log record (see :func:`generator.errors.redact`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = errors.redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def setup_logging() -> None:
+    """meshgen's warnings to stderr as ``warning: message``, secrets redacted (once per process)."""
+    logger = logging.getLogger("generator")
+    if any(isinstance(h, logging.StreamHandler) and getattr(h, "meshgen", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.meshgen = True  # type: ignore[attr-defined]
+    handler.setFormatter(_LevelFormatter())
+    handler.addFilter(RedactingFilter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
 
 
 def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

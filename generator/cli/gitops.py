@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from generator.cli import base as cli
+from generator.errors import redact
 from generator.gitops import diff as diff_mod
 from generator.gitops import publish as publish_mod
 
@@ -39,8 +40,9 @@ def publish(ctx: cli.Context, to: str, branch: str, path: str | None, envs: tupl
     """Commit the rendered output into a deploy repository or environment branch, and push."""
     result = cli.run(publish_mod.publish_repo, ctx.root, to=to, branch=branch, path=path,
                      envs=list(envs) or None)
+    shown = redact(to)
     if result.commit is None:
-        click.echo(f"nothing to publish: {to} {branch} already holds this output")
+        click.echo(f"nothing to publish: {shown} {branch} already holds this output")
         return
     retried = f" (after {result.attempts} attempts; the branch had moved)" if result.attempts > 1 else ""
-    click.echo(f"published {result.files} files to {to} {branch} as {result.commit[:7]}{retried}")
+    click.echo(f"published {result.files} files to {shown} {branch} as {result.commit[:7]}{retried}")

@@ -15,13 +15,18 @@ from rich.table import Table
 
 from generator.bot import bot
 from generator.bot import backtest as bot_backtest
+from generator.bot import deadline as deadline_mod
 from generator.bot import history as bot_history
 from generator.cli.base import Context, fail, out_console, pass_ctx, run, verbose_option
-from generator.errors import GitError, MeshgenError, PrometheusError, UsageError
+from generator.errors import MeshgenError, OutsideError, PrometheusError, UsageError, redact
 from generator.rollout import decision, history, promotion
 
 _env = click.option("--env", "envs", multiple=True, metavar="E", help="Only this environment (repeatable).")
 _push = click.option("--push", is_flag=True, help="Sync with the tracked remote branch first and push the commits.")
+_deadline = click.option("--deadline", default=f"{deadline_mod.DEFAULT_SECONDS:g}s", show_default=True,
+                         metavar="DURATION",
+                         help="Longest time one tick may take; each Prometheus request and git fetch or push "
+                              "gets at most what is left of it (0 for none).")
 _prometheus = click.option("--prometheus-url", metavar="URL", default=None,
                            help=f"Query this Prometheus for every environment (default: ${bot.PROMETHEUS_URL_ENV}, "
                                 "else each environment's spec.prometheus.url).")
@@ -38,14 +43,24 @@ def _print(report: bot.TickReport, verbose: bool, dry_run: bool = False) -> None
         if outcome.changed or verbose or outcome.decision.action in (decision.Action.HOLD, decision.Action.WAIT):
             mark = f" [{outcome.committed[:8]}]" if outcome.committed else " (dry run)" if dry_run else ""
             click.echo(outcome.line() + mark)
+    for problem in report.problems:
+        click.echo(redact(problem.format()), err=True)
     for env, error in report.failed_envs.items():
-        click.echo(f"error: environment {env}: {error}", err=True)
+        click.echo(redact(f"error: environment {env}: {error}"), err=True)
+
+
+def _seconds(option: str, text: str) -> float | None:
+    try:
+        seconds = decision.parse_duration(text) if text not in ("0", "none") else 0
+    except ValueError as e:
+        fail(UsageError(f"{option}: {e}"))
+    return seconds or None
 
 
 def _tick(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: bool, push: bool,
-          prometheus_url: str | None) -> bot.TickReport:
+          prometheus_url: str | None, deadline: float | None) -> bot.TickReport:
     report = run(bot.tick, ctx.root, envs=list(envs), apps=list(apps), dry_run=dry_run, push=push,
-                 prometheus=prometheus_url)
+                 prometheus=prometheus_url, deadline=deadline if deadline else float("inf"))
     _print(report, ctx.verbose, dry_run)
     if ctx.verbose:
         click.echo(f"{len(report.outcomes)} rollouts, {len(report.commits)} commits, {report.queries} queries, "
@@ -60,13 +75,16 @@ def _tick(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: b
 @click.option("--dry-run", is_flag=True, help="Decide and print; write, commit and notify nothing.")
 @_push
 @_prometheus
+@_deadline
 @pass_ctx
 def step(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: bool, push: bool,
-         prometheus_url: str | None) -> None:
+         prometheus_url: str | None, deadline: str) -> None:
     """One analysis tick: check, then commit a step, a failed check or a rollback (a hold commits nothing)."""
-    report = _tick(ctx, envs, apps, dry_run, push, prometheus_url)
+    report = _tick(ctx, envs, apps, dry_run, push, prometheus_url, _seconds("--deadline", deadline))
     if report.failed_envs:
         sys.exit(PrometheusError.exit_code)
+    if report.problems:
+        sys.exit(1)
 
 
 @rollout.command("run")
@@ -76,14 +94,20 @@ def step(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: bo
 @click.option("--every", default="30s", show_default=True, metavar="DURATION", help="Time between ticks.")
 @_push
 @_prometheus
+@_deadline
 @pass_ctx
 def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str, push: bool,
-         prometheus_url: str | None) -> None:
-    """Tick for ever; Ctrl-C stops between ticks (twice: at once). Safe to run in several places."""
+         prometheus_url: str | None, deadline: str) -> None:
+    """Tick for ever; Ctrl-C stops between ticks (twice: at once). Safe to run in several places.
+
+    A tick that fails because of an outside system (Prometheus, the git remote, the deadline)
+    is reported and the next one runs on schedule; invalid specs stop it (exit 1).
+    """
     try:
         seconds = decision.parse_duration(every)
     except ValueError as e:
         fail(UsageError(f"--every: {e}"))
+    limit = _seconds("--deadline", deadline)
     stop = threading.Event()
 
     def interrupt(signum: int, frame: Any) -> None:
@@ -96,10 +120,11 @@ def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str,
     try:
         while not stop.is_set():
             try:
-                report = bot.tick(ctx.root, envs=list(envs), apps=list(apps), push=push, prometheus=prometheus_url)
+                report = bot.tick(ctx.root, envs=list(envs), apps=list(apps), push=push, prometheus=prometheus_url,
+                                  deadline=limit if limit else float("inf"))
                 _print(report, ctx.verbose)
-            except (PrometheusError, GitError) as e:
-                click.echo(f"error: {e}", err=True)
+            except OutsideError as e:
+                click.echo(redact(f"error: {e}"), err=True)
             except MeshgenError as e:
                 fail(e)
             stop.wait(seconds)

@@ -36,6 +36,7 @@ from typing import Mapping
 import git
 
 from generator import errors
+from generator.gitops import remote
 from generator.render import render
 
 RENDERED = "rendered"
@@ -113,6 +114,9 @@ def select(files: Mapping[str, bytes], envs: list[str] | None, path: str | None 
     base = PurePosixPath(path)
     if base.is_absolute() or ".." in base.parts:
         raise errors.UsageError(f"--path {path}: must be a relative path inside the target repository")
+    if ".git" in base.parts:
+        raise errors.UsageError(f"--path {path}: is inside the target's .git directory; choose a directory of "
+                                f"its work tree (default: rendered)")
     out: dict[str, bytes] = {}
     source = PurePosixPath(rendered_dir)
     for name, data in files.items():
@@ -143,7 +147,7 @@ def message(source: Source, replaced: list[str]) -> str:
 
 
 def publish_files(files: Mapping[str, bytes], replaced: list[str], *, to: str, branch: str,
-                  message: str, attempts: int = DEFAULT_ATTEMPTS) -> Published:
+                  message: str, attempts: int = DEFAULT_ATTEMPTS, timeout: float = remote.DEFAULT_TIMEOUT) -> Published:
     """Commit ``files`` into branch ``branch`` of repository ``to`` and push it.
 
     The target is cloned into a temporary directory (removed afterwards). Each attempt starts
@@ -154,32 +158,58 @@ def publish_files(files: Mapping[str, bytes], replaced: list[str], *, to: str, b
     Args:
         files: ``{path in the target: bytes}``.
         replaced: directories whose old content is removed first (``.`` for everything).
-        to: git URL or path of the target repository.
+        to: git URL or path of the target repository (a relative path is relative to the
+            current directory).
         branch: target branch; created when missing.
         message: commit message (see :func:`message`).
         attempts: pushes tried before giving up.
+        timeout: seconds each fetch or push may take before it is stopped.
 
     Returns:
         What was published.
 
     Raises:
-        errors.GitError: the target could not be fetched, or the push failed or was
-            rejected ``attempts`` times (exit 3).
+        errors.GitError: the target could not be fetched, the remote refused the push (the
+            message quotes what it said: a hook's output, a protected branch), or the push was
+            rejected ``attempts`` times because the branch kept moving (exit 3).
+        errors.GitTimeout: a fetch or push took longer than ``timeout`` (exit 3).
+        errors.CheckFailed: the target's path to replace is a symbolic link, or runs through
+            one: publish never writes or deletes through a link (exit 1).
     """
+    to = target_url(to)
+    shown = errors.redact(to)
     with tempfile.TemporaryDirectory(prefix="meshgen-publish-") as tmp:
         repo = _init(Path(tmp) / "target", to)
         for attempt in range(1, attempts + 1):
-            tip = _fetch(repo, branch)
-            _checkout(repo, branch, tip)
-            if not _apply(repo, files, replaced):
-                return Published(None, attempt - 1, len(files))
-            with repo.git.custom_environment(**_identity(repo)):
-                repo.git.commit("--quiet", "--no-verify", "-m", message)
-            if _push(repo, branch):
+            tip = _fetch(repo, branch, timeout)
+            try:
+                _checkout(repo, branch, tip)
+                if not _apply(repo, files, replaced):
+                    return Published(None, attempt - 1, len(files))
+                with repo.git.custom_environment(**_identity(repo)):
+                    repo.git.commit("--quiet", "--no-verify", "-m", message)
+            except git.GitCommandError as e:
+                raise _git_error(f"cannot prepare the commit for {shown} branch {branch}", e) from e
+            if _push(repo, branch, timeout):
                 return Published(repo.head.commit.hexsha, attempt, len(files))
             time.sleep(random.uniform(0.05, 0.2) * attempt)
-    raise errors.GitError(f"push to {to} branch {branch} was rejected {attempts} times: "
-                          f"the branch keeps moving; try again")
+    raise errors.GitError(f"push to {shown} branch {branch} was rejected {attempts} times because the branch "
+                          f"moved each time (other pushes are landing); try again")
+
+
+def target_url(to: str) -> str:
+    """``to`` as git should see it from anywhere: a local path made absolute (it is resolved
+    against the current directory, as ``git clone`` would), a URL unchanged.
+
+    git reads ``scheme://...`` and scp-like ``[user@]host:path`` (no ``/`` before the first
+    ``:``) as remote; anything else is a path.
+    """
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", to):
+        return to
+    head = to.split("/", 1)[0]
+    if ":" in head and not Path(to).exists():
+        return to
+    return os.path.abspath(to)
 
 
 def git_detail(e: git.GitCommandError) -> str:
@@ -208,7 +238,7 @@ def _identity(repo: git.Repo) -> dict[str, str]:
 
 
 def _git_error(what: str, e: git.GitCommandError) -> errors.GitError:
-    return errors.GitError(f"{what}: {git_detail(e)}")
+    return errors.GitError(errors.redact(f"{what}: {git_detail(e)}"))
 
 
 def _init(where: Path, url: str) -> git.Repo:
@@ -217,18 +247,20 @@ def _init(where: Path, url: str) -> git.Repo:
     return repo
 
 
-def _fetch(repo: git.Repo, branch: str) -> git.Commit | None:
+def _fetch(repo: git.Repo, branch: str, timeout: float) -> git.Commit | None:
     """The branch's current tip in the target, fetched; ``None`` when it does not exist."""
-    try:
-        heads = repo.git.ls_remote("--heads", "origin", f"refs/heads/{branch}")
-    except git.GitCommandError as e:
-        raise _git_error(f"cannot reach {repo.remotes.origin.url}", e) from e
+    shown = errors.redact(repo.remotes.origin.url)
+    status, heads, err = remote.run(repo, ["ls-remote", "--heads", "origin", f"refs/heads/{branch}"], timeout,
+                                    f"git ls-remote {shown}")
+    if status:
+        raise errors.GitError(f"cannot reach {shown}: {remote.detail(err) or f'git exited {status}'}")
     if not heads.strip():
         return None
-    try:
-        repo.git.fetch("--no-tags", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}")
-    except git.GitCommandError as e:
-        raise _git_error(f"cannot fetch {branch} from {repo.remotes.origin.url}", e) from e
+    status, _, err = remote.run(repo, ["fetch", "--no-tags", "origin",
+                                       f"+refs/heads/{branch}:refs/remotes/origin/{branch}"],
+                                timeout, f"git fetch {branch} from {shown}")
+    if status:
+        raise errors.GitError(f"cannot fetch {branch} from {shown}: {remote.detail(err) or f'git exited {status}'}")
     return repo.commit(f"refs/remotes/origin/{branch}")
 
 
@@ -236,25 +268,48 @@ def _checkout(repo: git.Repo, branch: str, tip: git.Commit | None) -> None:
     """Make the work tree and index exactly ``tip`` (or empty), on local branch ``branch``."""
     if tip is not None:
         repo.git.checkout("--force", "-B", branch, tip.hexsha)
-    else:
-        repo.git.checkout("--force", "--orphan", branch)
+    else:  # a new branch: start it empty, whatever this clone's HEAD was (an unborn main, say)
+        repo.git.symbolic_ref("HEAD", f"refs/heads/{branch}")
+        if repo.git.for_each_ref(f"refs/heads/{branch}").strip():
+            repo.git.update_ref("-d", f"refs/heads/{branch}")
         repo.git.read_tree("--empty")
     repo.git.clean("-fdxq")
 
 
+def _through_link(root: Path, rel: str) -> str | None:
+    """The first component of ``rel`` under ``root`` that is a symbolic link, else ``None``."""
+    path = root
+    for part in PurePosixPath(rel).parts:
+        if part == ".":
+            continue
+        path = path / part
+        if path.is_symlink():
+            return path.relative_to(root).as_posix()
+    return None
+
+
 def _apply(repo: git.Repo, files: Mapping[str, bytes], replaced: list[str]) -> bool:
-    """Replace the directories and write the files; whether the index changed."""
+    """Replace the directories and write the files; whether the index changed.
+
+    Nothing is followed out of the clone: a replaced directory that is, or lies under, a
+    symbolic link is refused; links among the replaced entries are removed as links.
+    """
     root = Path(repo.working_tree_dir)
+    for rel in [*replaced, *files]:
+        link = _through_link(root, rel)
+        if link is not None:
+            raise errors.CheckFailed(
+                f"the target repository's {link} is a symbolic link (to {os.readlink(root / link)}); publish "
+                f"never writes or deletes through a link (hint: commit a real directory there, or choose "
+                f"another --path)")
     for rel in replaced:
-        target = (root / rel).resolve()
-        if target == root.resolve():
+        target = root / rel
+        if PurePosixPath(rel).parts in ((), (".",)):
             for child in root.iterdir():
                 if child.name != ".git":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
-        elif target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+                    _remove(child)
+        elif target.exists() or target.is_symlink():
+            _remove(target)
     for rel, data in sorted(files.items()):
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,20 +320,27 @@ def _apply(repo: git.Repo, files: Mapping[str, bytes], replaced: list[str]) -> b
     return bool(files)
 
 
-def _push(repo: git.Repo, branch: str) -> bool:
-    """Push HEAD to the branch; ``False`` when rejected because the branch moved."""
-    try:
-        infos = repo.remotes.origin.push(f"HEAD:refs/heads/{branch}")
-    except git.GitCommandError as e:
-        raise _git_error(f"push to {repo.remotes.origin.url} failed", e) from e
-    if not infos:
-        raise errors.GitError(f"push to {repo.remotes.origin.url} failed: no answer from the remote")
-    info = infos[0]
-    if info.flags & (info.REJECTED | info.REMOTE_REJECTED):
+def _remove(path: Path) -> None:
+    """Remove a file, a link (never what it points to) or a directory tree."""
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
+
+
+def _push(repo: git.Repo, branch: str, timeout: float) -> bool:
+    """Push HEAD to the branch; ``False`` when rejected because the branch moved.
+
+    Raises:
+        errors.GitError: the remote refused for another reason, in its own words.
+    """
+    shown = errors.redact(repo.remotes.origin.url)
+    result = remote.push(repo, "origin", f"HEAD:refs/heads/{branch}", timeout, shown=f"to {shown}")
+    if result.pushed:
+        return True
+    if result.moved:
         return False
-    if info.flags & info.ERROR:
-        raise errors.GitError(f"push to {repo.remotes.origin.url} failed: {info.summary.strip()}")
-    return True
+    raise errors.GitError(f"push to {shown} branch {branch} was refused by the remote: {result.refused}")
 
 
 def source_of(root: Path) -> Source:
@@ -302,7 +364,8 @@ def source_of(root: Path) -> Source:
 
 
 def publish_repo(root: Path, *, to: str, branch: str, path: str | None = None,
-                 envs: list[str] | None = None, attempts: int = DEFAULT_ATTEMPTS) -> Published:
+                 envs: list[str] | None = None, attempts: int = DEFAULT_ATTEMPTS,
+                 timeout: float = remote.DEFAULT_TIMEOUT) -> Published:
     """Render the config repository at ``root`` and publish the result (``meshgen publish``).
 
     A rollout tick's script can call it after pushing a step (the bot itself publishes nothing).
@@ -317,4 +380,4 @@ def publish_repo(root: Path, *, to: str, branch: str, path: str | None = None,
     rendering = render.render_repo(root, envs)
     files, replaced = select(rendering.files, envs, path, rendering.rendered_dir)
     return publish_files(files, replaced, to=to, branch=branch, message=message(source, replaced),
-                         attempts=attempts)
+                         attempts=attempts, timeout=timeout)

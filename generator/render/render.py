@@ -80,6 +80,9 @@ class Rendering:
         all_envs: every environment of the repository.
         rendered_dir: repository-relative directory of the output (``rendered`` by default).
         root: the repository root.
+        applied: ``{(env, app): (stable, canary, canaryWeight)}`` of each rollout whose status
+            file set its route's weights, ``None`` for a rollout rendered without one (the
+            rollout bot checks this against the status it commits).
     """
 
     files: dict[str, bytes]
@@ -88,6 +91,7 @@ class Rendering:
     all_envs: list[str]
     rendered_dir: str
     root: Path
+    applied: dict[tuple[str, str], tuple[str, str, int] | None] = field(default_factory=dict)
 
     @functools.cached_property
     def repo(self) -> Repo:
@@ -164,6 +168,7 @@ class _Renderer:
         self.template_place = {kind: Place(f"{repo.rel('templates')}/{name}") if overridden[kind]
                                else Place(f"<built-in>/{name}") for kind, name in TEMPLATES.items()}
         self.errors: list[SpecError] = []
+        self.applied: dict[tuple[str, str], tuple[str, str, int] | None] = {}
         self.check_cache: dict[str, list[SpecError]] = {}
         self.rendered = repo.rel("rendered")
 
@@ -212,9 +217,11 @@ class _Renderer:
         if rollout:
             rel = status.status_path(self.repo.rel("status"), app.env, app.name)
             current = status.load_status(self.repo.root, rel)
+            self.applied[(app.env, app.name)] = None
             if (current and current["stable"] == rollout["stable"] and current["canary"] == rollout["canary"]
                     and current["phase"] != decision.WAITING):  # approved, not started: the spec's split
                 weight = current["canaryWeight"]
+                self.applied[(app.env, app.name)] = (current["stable"], current["canary"], weight)
                 split = {rollout["stable"]: 100 - weight, rollout["canary"]: weight}
                 for route in routes:
                     if route["name"] == rollout["route"]:
@@ -431,6 +438,7 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
     files.update(manifests.manifests(repo.settings.raw.get("gitops"),
                                   {e: doc.data for e, doc in repo.environments.items()},
                                   rendered_dir=repo.rel("rendered")))
-    rendering = Rendering(files, objects, names, list(repo.environments), repo.rel("rendered"), repo.root)
+    rendering = Rendering(files, objects, names, list(repo.environments), repo.rel("rendered"), repo.root,
+                          renderer.applied)
     rendering.__dict__["repo"] = repo  # already loaded: seed the cached property
     return rendering

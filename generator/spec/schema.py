@@ -97,6 +97,10 @@ def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iter
         yield SpecError(f"{error.message}{' in ' + where if where else ''}", place=place(*path))
         return
     if error.validator == "pattern" and isinstance(error.instance, str):
+        if error.schema.get("format") == "date-time":
+            yield SpecError(f"{where}: {error.instance!r} is not a time", place=place(*path),
+                            hint=_pattern_hint(error.schema["pattern"]))
+            return
         yield SpecError(f"{where or 'value'}: {error.instance!r} does not match {error.schema['pattern']!r}",
                         place=place(*path), hint=_pattern_hint(error.schema["pattern"]))
         return
@@ -109,6 +113,8 @@ def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iter
 def _pattern_hint(pattern: str) -> str | None:
     if pattern.startswith("^[a-z0-9]([-a-z0-9]*[a-z0-9])?"):
         return "use lower-case letters, digits and '-', starting and ending with a letter or digit (DNS-1123)"
+    if pattern.startswith("^[0-9]{4}-(0[1-9]"):
+        return "write an RFC 3339 time such as 2026-01-02T03:04:05Z"
     if "ms|s|m|h" in pattern:
         return "write a duration such as 500ms, 2s or 1m"
     return None

@@ -7,12 +7,13 @@ canary weight to the rollout's route; the bot reads and writes it. Writes are at
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from generator.errors import SpecError, SpecErrors
+from generator.errors import Place, SpecError, SpecErrors
 from generator.spec import schema
 from generator.spec.loader import load_document
 
@@ -38,7 +39,34 @@ def load_status(root: Path, rel: str) -> dict[str, Any] | None:
     except SpecError as e:
         raise SpecErrors([e]) from e
     SpecErrors.collect(schema.validate(doc.data, "rolloutstatus.schema.json", doc.place, doc.key_place))
+    SpecErrors.collect(_check_times(doc))
     return doc.data["status"]
+
+
+def _check_times(doc: Any) -> list[SpecError]:
+    """Times that match the schema's pattern but are no date (``2026-02-30T...``)."""
+    errors = []
+    st = doc.data["status"]
+    for keys in (("lastStepTime",), ("lastCheck", "time")):
+        value: Any = st
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError as e:
+                errors.append(SpecError(f"status.{'.'.join(keys)}: {value!r} is not a time: {e}",
+                                        place=doc.place("status", *keys),
+                                        hint="write an RFC 3339 time such as 2026-01-02T03:04:05Z"))
+    return errors
+
+
+def place_of(root: Path, rel: str, *keys: Any) -> Place:
+    """The place of the value at ``keys`` in the status file ``rel`` (its start when unreadable)."""
+    try:
+        return load_document(root / rel, rel).place(*keys)
+    except (SpecError, OSError):
+        return Place(rel, 1, 1)
 
 
 def dump_status(env: str, app: str, status: dict[str, Any]) -> bytes:
