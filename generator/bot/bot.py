@@ -51,6 +51,7 @@ from generator.errors import (
 from generator.render import output, timelimit
 from generator.rollout import decision, gates, metrics, promotion
 from generator.rollout.decision import Action, Check, Decision, Rollout
+from generator.spec import paths as repo_paths
 from generator.spec import status
 from generator.spec.config import EffectiveApp, Repo, load_repo
 
@@ -402,6 +403,9 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
             outcome.gate_results = [r for r in outcome.gate_results if r.gate.kind != gates.POST_ROLLOUT] + \
                 _ask_gates(outcome.item, post, outcome.decision.status)
     status_dir = repo.rel("status")
+    # write nothing through a link or over an odd file (status/ and rendered/ are the bot's)
+    SpecErrors.collect(repo_paths.output_problems(repo.root, status_dir)
+                       + repo_paths.output_problems(repo.root, repo.rel("rendered")))
     for outcome in changed:
         rel = status.status_path(status_dir, outcome.env, outcome.app)
         output.atomic_write(repo.root / rel, status.dump_status(outcome.env, outcome.app, outcome.decision.status))

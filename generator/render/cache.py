@@ -27,13 +27,33 @@ if TYPE_CHECKING:
 _FORMAT = 1
 
 
-def _digest_tree(h: "hashlib._Hash", base: Path, label: str) -> None:
-    if not base.exists():
+def _digest_tree(h: "hashlib._Hash", base: Path, label: str, root: Path | None = None) -> None:
+    """Hash every file under ``base``. Under a repository ``root``, only regular files inside
+    it are read; a link out of it, a dangling link or an odd file is hashed by its name and
+    kind (so the key changes and the real render reports it), never read."""
+    if not (base.exists() or base.is_symlink()):
         return
-    paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+    if root is not None and not (base.is_dir() and not base.is_symlink()) and not _readable(root, base):
+        h.update(f"\0{label}\0odd\0{os.path.islink(base) and os.readlink(base)}".encode())
+        return
+    paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if not p.is_dir() or p.is_symlink())
     for path in paths:
         h.update(f"\0{label}/{path.relative_to(base).as_posix()}\0".encode())
-        h.update(path.read_bytes())
+        if root is None or _readable(root, path):
+            h.update(path.read_bytes())
+        else:
+            h.update(f"odd\0{path.is_symlink() and os.readlink(path)}".encode())
+
+
+def _readable(root: Path, path: Path) -> bool:
+    import stat
+
+    from generator.spec.paths import inside
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode) and inside(root, path)
+    except OSError:
+        return False
 
 
 @functools.cache
@@ -84,9 +104,9 @@ class RenderCache:
         h = hashlib.blake2b(digest_size=20)
         h.update(_code_digest())
         h.update(repr((sorted(envs or []), strict, sorted(paths.items()))).encode())
-        _digest_tree(h, root / SETTINGS_FILE, "settings")
+        _digest_tree(h, root / SETTINGS_FILE, "settings", root)
         for name in ("apps", "environments", "status", "templates"):
-            _digest_tree(h, root / paths[name], name)
+            _digest_tree(h, root / paths[name], name, root)
         return cls(git_dir / "meshgen" / "render-cache.pickle", h.hexdigest())
 
     def get(self) -> "Rendering | None":

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from generator.errors import SpecErrors
 from generator.render.manifests import GITOPS_DIR
+from generator.spec import paths
 
 if TYPE_CHECKING:
     from generator.render.render import Rendering
@@ -93,7 +95,12 @@ def orphans(root: Path, rendering: Rendering) -> list[str]:
 
 
 def stale_files(root: Path, rendering: Rendering) -> list[str]:
-    """Paths whose bytes on disk differ from the rendering, are missing, or are orphans."""
+    """Paths whose bytes on disk differ from the rendering, are missing, or are orphans.
+
+    Raises:
+        SpecErrors: as :func:`write_rendering`.
+    """
+    check_output_dir(root, rendering)
     stale = []
     for rel, data in rendering.files.items():
         path = root / rel
@@ -105,8 +112,23 @@ def stale_files(root: Path, rendering: Rendering) -> list[str]:
     return sorted(stale + orphans(root, rendering))
 
 
+def check_output_dir(root: Path, rendering: Rendering) -> None:
+    """Refuse a ``rendered/`` that holds a symbolic link or an odd file (see :mod:`generator.spec.paths`).
+
+    Raises:
+        SpecErrors: each offending path, named.
+    """
+    SpecErrors.collect(paths.output_problems(root, rendering.rendered_dir))
+
+
 def write_rendering(root: Path, rendering: Rendering) -> Changes:
-    """Bring ``rendered/`` on disk in line with ``rendering``; see the module docstring."""
+    """Bring ``rendered/`` on disk in line with ``rendering``; see the module docstring.
+
+    Raises:
+        SpecErrors: ``rendered/`` (or something in it) is a symbolic link, a fifo or another
+            odd file: nothing is written or deleted.
+    """
+    check_output_dir(root, rendering)
     changes = Changes()
     for rel, data in sorted(rendering.files.items()):
         path = root / rel

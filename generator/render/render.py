@@ -29,7 +29,7 @@ from generator.render import checks, manifests, output, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
 from generator.rollout import decision, promotion
-from generator.spec import loader, schema, status, templating
+from generator.spec import loader, paths, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
 
 HEADER = output.HEADER
@@ -129,7 +129,15 @@ def _load_templates(repo: Repo, jinja: jinja2.Environment, names: list[str]) -> 
         SpecErrors: a repository's own template is not valid Jinja2, placed at its line.
     """
     loaded, errors = {}, []
+    own = repo.dir("templates")
+    problem = paths.input_problem(repo.root, own, repo.rel("templates"), directory=True)
+    if problem is not None:
+        raise SpecErrors([problem])
     for name in names:
+        problem = paths.input_problem(repo.root, own / name, f"{repo.rel('templates')}/{name}")
+        if problem is not None:
+            errors.append(problem)
+            continue
         try:
             loaded[name] = jinja.get_template(name)
         except jinja2.TemplateSyntaxError as e:

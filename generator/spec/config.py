@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from generator.errors import Place, SpecError, SpecErrors
-from generator.spec import schema
+from generator.spec import paths, schema
 from generator.spec.loader import Document, KeyPath, load_document
 
 SETTINGS_FILE = "meshgen.yaml"
@@ -173,11 +173,19 @@ def _merge(base: Any, over: Any, at: KeyPath, over_at: KeyPath, over_doc: Docume
 def _load_dir(root: Path, rel: str, errors: list[SpecError]) -> dict[str, Document]:
     docs: dict[str, Document] = {}
     directory = root / rel
+    problem = paths.input_problem(root, directory, Path(rel).as_posix(), directory=True)
+    if problem is not None:
+        errors.append(problem)
+        return docs
     if not directory.is_dir():
         return docs
-    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
     for path in files:
         shown = (Path(rel) / path.name).as_posix()
+        problem = paths.input_problem(root, path, shown)
+        if problem is not None:
+            errors.append(problem)
+            continue
         try:
             doc = load_document(path, shown)
         except SpecError as e:
@@ -202,13 +210,17 @@ def _check_name(doc: Document, stem: str, errors: list[SpecError]) -> None:
 def load_settings(root: Path) -> Settings:
     """Read ``meshgen.yaml`` (optional). Raises :class:`SpecErrors` when it is invalid."""
     path = root / SETTINGS_FILE
+    problem = paths.input_problem(root, path, SETTINGS_FILE)
+    if problem is not None:
+        raise SpecErrors([problem])
     if not path.is_file():
         return Settings()
     doc = load_document(path, SETTINGS_FILE)
     SpecErrors.collect(schema.validate(doc.data, "settings.schema.json", doc.place, doc.key_place))
-    paths = dict(DEFAULT_PATHS)
-    paths.update(doc.data.get("paths") or {})
-    return Settings(paths=paths, raw=doc.data, doc=doc)
+    configured = dict(DEFAULT_PATHS)
+    configured.update(doc.data.get("paths") or {})
+    SpecErrors.collect(paths.configured_problems(root, configured))
+    return Settings(paths=configured, raw=doc.data, doc=doc)
 
 
 def load_repo(root: Path) -> Repo:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from generator.errors import Place, SpecError, SpecErrors
-from generator.spec import schema
+from generator.spec import paths, schema
 from generator.spec.loader import load_document
 
 API_VERSION = "meshgen.io/v1alpha1"
@@ -32,6 +32,15 @@ def load_status(root: Path, rel: str) -> dict[str, Any] | None:
         SpecErrors: the file is not valid YAML or not a valid RolloutStatus.
     """
     path = root / rel
+    problem = paths.input_problem(root, path, rel)
+    if problem is None:
+        for parent in reversed(Path(rel).parents[:-1]):  # status/, status/<env>/: no links
+            if (root / parent).is_symlink():
+                problem = SpecError(f"is a symbolic link; meshgen never reads or writes status through a link",
+                                    place=Place(parent.as_posix()), hint="make it a real directory")
+                break
+    if problem is not None:
+        raise SpecErrors([problem])
     if not path.is_file():
         return None
     try:
