@@ -99,7 +99,7 @@ def check(ctx: Context) -> None:
 
     rendering = run(render_mod.render_repo, ctx.root)
     _analyze(rendering)
-    stale = output.stale_files(ctx.root, rendering)
+    stale = run(output.stale_files, ctx.root, rendering)
     if stale:
         for path in stale:
             click.echo(f"{path}: error: stale; it differs from what the specs render", err=True)
