@@ -726,6 +726,14 @@ def _drop(ws: vcs.Workspace, made: Iterable[str]) -> None:
             raise GitError(f"could not drop unpushed commit {first.hexsha[:8]}: {e}") from e
 
 
+def future_problems(root: Path, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,
+                    now: datetime | None = None) -> list[SpecError]:
+    """Status times in the future (see :func:`future_times`) of the matching rollouts, for ``rollout status``."""
+    repo = load_repo(Path(root))
+    now = now or utcnow()
+    return [p for i in _rollouts(repo, envs, apps) for p in future_times(repo.root, i.status_path, i.status, now)]
+
+
 def read_statuses(root: Path, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None
                   ) -> list[tuple[str, str, Rollout, dict[str, Any] | None]]:
     """``(env, app, rollout, status)`` of every app with a rollout block, for ``rollout status``."""

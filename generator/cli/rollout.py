@@ -170,6 +170,8 @@ def _status_table(rows: list) -> None:
                       f"{st.get('failedChecks', 0)}/{spec.failure_limit}", checked,
                       decision.format_metrics(last.get("metrics") or {}))
     out_console.print(table)
+    for problem in run(bot.future_problems, ctx.root, list(envs), list(apps)):
+        click.echo(redact(problem.format()), err=True)
 
 
 def _steer_command(name: str, help_text: str) -> click.Command:

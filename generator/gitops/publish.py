@@ -138,6 +138,7 @@ def select(files: Mapping[str, bytes], envs: list[str] | None, path: str | None 
 def message(source: Source, replaced: list[str]) -> str:
     """The commit message: a subject naming what and where from, the link, and trailers."""
     where = ", ".join(replaced)
+    source = Source(errors.redact(source.url), source.commit, source.dirty)  # no credential goes into history
     name = PurePosixPath(source.url.rstrip("/")).name.removesuffix(".git") or source.url
     dirty = " (with uncommitted changes)" if source.dirty else ""
     return (f"Publish {where} from {name}@{source.commit[:7]}{dirty}\n\n"

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from generator.errors import OutsideError, SpecError
+from generator.errors import OutsideError, SpecError, SpecErrors
 from generator.routing import compiler as routing
 from generator.routing import simulate
-from generator.spec import config
+from generator.spec import config, paths
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ def virtual_service_path(root: Path, app: str, env: str) -> Path:
         SpecError: the environment has no rendered output, or the app no VirtualService in it.
     """
     rendered = config.load_settings(root).paths["rendered"]
+    SpecErrors.collect(paths.output_problems(root, rendered))
     env_dir = root / rendered / env
     if not env_dir.is_dir():
         known = sorted(p.name for p in (root / rendered).glob("*") if p.is_dir() and not p.name.startswith("_"))
@@ -97,6 +98,6 @@ def default_port(root: Path, app: str, env: str) -> int:
                 number = ((dest.get("destination") or {}).get("port") or {}).get("number")
                 if number:
                     return int(number)
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, SpecError):
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, SpecError, SpecErrors):
         pass
     return 80

@@ -191,6 +191,9 @@ def _load_dir(root: Path, rel: str, errors: list[SpecError]) -> dict[str, Docume
         except SpecError as e:
             errors.append(e)
             continue
+        except OSError as e:
+            errors.append(SpecError(f"cannot be read: {e.strerror}", place=Place(shown)))
+            continue
         if path.stem in docs:
             errors.append(SpecError(f"two files define {path.stem!r}", place=Place(shown, 1, 1),
                                     hint="keep one of .yaml and .yml"))
