@@ -300,6 +300,18 @@ def test_explain_reads_no_rendered_file_through_a_link(tmp_path):
     assert proc.returncode == 1 and "rendered/dev: error: is a symbolic link" in proc.stderr
 
 
+def test_a_template_that_includes_a_link_out_of_the_repository_is_refused(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (tmp_path / "secret.txt").write_text("hunter2\n")
+    (repo / "templates").mkdir()
+    os.symlink(str(tmp_path / "secret.txt"), repo / "templates" / "part.j2")
+    template = (render.resources.templates_dir() / "destinationrule.yaml.j2").read_text()
+    (repo / "templates" / "destinationrule.yaml.j2").write_text("# {% include 'part.j2' %}\n" + template)
+    proc = meshgen("render", cwd=repo)
+    assert proc.returncode == 1 and "templates/part.j2: error: is a symbolic link to" in proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout
+
+
 def test_settings_paths_outside_the_repository_are_refused(tmp_path):
     repo = make_repo(tmp_path / "repo")
     (repo / "meshgen.yaml").write_text("paths: {rendered: ../out}\n")

@@ -148,6 +148,8 @@ def status(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...]) -> None:
     shown = sorted({app for _, app, _, _ in rows})
     for app, _, stages in run(bot.read_pipelines, ctx.root, shown):
         click.echo(promotion.format_stages(app, stages))
+    for problem in run(bot.future_problems, ctx.root, list(envs), list(apps)):
+        click.echo(redact(problem.format()), err=True)
 
 
 def _status_table(rows: list) -> None:
@@ -170,8 +172,6 @@ def _status_table(rows: list) -> None:
                       f"{st.get('failedChecks', 0)}/{spec.failure_limit}", checked,
                       decision.format_metrics(last.get("metrics") or {}))
     out_console.print(table)
-    for problem in run(bot.future_problems, ctx.root, list(envs), list(apps)):
-        click.echo(redact(problem.format()), err=True)
 
 
 def _steer_command(name: str, help_text: str) -> click.Command:

@@ -33,7 +33,7 @@ def run(repo: git.Repo, args: list[str], timeout: float, what: str) -> tuple[int
                                             with_extended_output=True, with_exceptions=False)
     except git.GitCommandError as e:  # started but killed, or not startable
         status, out, err = e.status if isinstance(e.status, int) else -1, "", str(e.stderr or e)
-    if time.monotonic() - started >= timeout or "did not complete in" in (err or ""):
+    if status != 0 and (time.monotonic() - started >= timeout or "did not complete in" in (err or "")):
         raise GitTimeout(f"{what} did not finish within {timeout:.3g} s and was stopped")
     return status, out or "", err or ""
 

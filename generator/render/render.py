@@ -110,11 +110,27 @@ def gateway_name(app: EffectiveApp) -> str:
     return f"{app.name}-gateway"
 
 
+class _RepoTemplateLoader(jinja2.FileSystemLoader):
+    """The repository's ``templates/``: every template, included ones too, a regular file inside
+    the repository (see :mod:`generator.spec.paths`)."""
+
+    def __init__(self, root: Path, directory: Path, shown: str) -> None:
+        super().__init__(str(directory))
+        self.root, self.directory, self.shown = root, directory, shown
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        path = self.directory / template
+        problem = paths.input_problem(self.root, path, f"{self.shown}/{template}")
+        if problem is not None:
+            raise jinja2.TemplateError(problem.format())
+        return super().get_source(environment, template)
+
+
 def _jinja(repo: Repo) -> jinja2.Environment:
     loaders = []
     own = repo.dir("templates")
     if own.is_dir():
-        loaders.append(jinja2.FileSystemLoader(str(own)))
+        loaders.append(_RepoTemplateLoader(repo.root, own, repo.rel("templates")))
     loaders.append(jinja2.FileSystemLoader(str(resources.templates_dir())))
     env = templating.BoundedEnvironment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                                         autoescape=False, keep_trailing_newline=True)
