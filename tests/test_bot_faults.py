@@ -277,6 +277,10 @@ def test_a_push_refused_by_a_hook_stays_local_and_is_decided_again_once_allowed(
     unpushed = git(work, "rev-list", f"{before}..HEAD").split()
     assert unpushed  # the tick's commits wait in the clone
     hook.unlink()
+    # commit times have whole seconds: a tick decided again within the same second would make
+    # byte-identical commits, indistinguishable from pushing the old ones
+    made = int(git(work, "log", "-1", "--format=%ct", "HEAD"))
+    wait_until(lambda: time.time() >= made + 1, 3, interval=0.05, what="the next second")
     recover(work, history)
     for sha in unpushed:  # dropped and decided again from the remote's head, not pushed as they were
         assert not _is_ancestor(remote, sha, "main")

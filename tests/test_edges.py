@@ -334,6 +334,8 @@ class Loopback:
                 server_.requests += 1
                 answer(self)
 
+            do_POST = do_GET
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -602,3 +604,16 @@ def test_a_slack_url_with_a_control_character_is_logged_not_fatal(pushed):
     assert proc.returncode == 0, proc.stderr
     assert "warning: Slack" in proc.stderr and "SECRET" not in proc.stderr
     assert "start canary" in git(remote, "log", "-1", "--format=%s", "main")
+
+
+def test_a_slack_webhook_that_never_answers_costs_its_timeout_not_the_tick(pushed, loopback):
+    def silent(handler) -> None:
+        time.sleep(20)
+
+    server = loopback(silent)
+    remote, work = pushed(notify={"slack": {"webhookUrlEnv": "HOOK"}})
+    started = time.monotonic()
+    proc = meshgen("rollout", "step", "--push", cwd=work, env={"HOOK": f"{server.url}/services/SECRET"})
+    assert time.monotonic() - started < 15
+    assert proc.returncode == 0 and "warning: Slack webhook did not answer within 5 s" in proc.stderr
+    assert "SECRET" not in proc.stderr and "start canary" in git(remote, "log", "-1", "--format=%s", "main")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Mapping
 
 import httpx
@@ -36,13 +37,28 @@ def message(app: str, env: str, action: Action, reason: str) -> str:
 def post(url: str, text: str, *, timeout: float = 5.0) -> bool:
     """POST ``{"text": text}`` to a Slack incoming webhook; True when it answered 2xx.
 
-    Never raises: a failure is logged as a warning without the URL.
+    ``timeout`` bounds the whole exchange (a webhook that trickles its answer is given up on).
+    Never raises: a failure -- an unreachable, slow or refusing webhook, or a URL that is not
+    one (a control character in it) -- is logged as a warning without the URL.
     """
-    try:
-        response = httpx.post(url, json={"text": text}, timeout=timeout)
-    except httpx.HTTPError as e:
-        log.warning("Slack webhook failed: %s", type(e).__name__)
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["response"] = httpx.post(url, json={"text": text}, timeout=timeout)
+        except Exception as e:  # noqa: BLE001 -- handed to the caller's thread as a warning
+            box["error"] = e
+
+    worker = threading.Thread(target=work, name="meshgen-slack", daemon=True)
+    worker.start()
+    worker.join(timeout + 0.05)
+    if worker.is_alive() or isinstance(box.get("error"), httpx.TimeoutException):
+        log.warning("Slack webhook did not answer within %g s", timeout)
         return False
+    if "error" in box:
+        log.warning("Slack webhook failed: %s", type(box["error"]).__name__)
+        return False
+    response = box["response"]
     if not response.is_success:
         log.warning("Slack webhook answered HTTP %d", response.status_code)
         return False
