@@ -9,7 +9,8 @@ Three Hypothesis strategies make the inputs:
 - *byte-wise* mutants: the file's bytes with tokens inserted, bytes deleted or replaced, a BOM,
   CRLF line ends, tabs, truncation;
 - *hostile YAML*: tags, anchors, aliases and alias bombs, merge keys, deep nesting, several
-  documents, directives, control characters, huge scalars, put in a spec as a value.
+  documents, directives, control characters, huge scalars, put in a spec as a value, as a
+  document, as a new app, or in ``meshgen.yaml``.
 
 The property, for every input: each command exits 0 or 1 (never an exception); when it exits 1
 it printed at least one placed error (``path:line:col: error: ...``) and nothing looking like
@@ -82,6 +83,7 @@ class Repo:
         for path in (self.root / "apps").iterdir():
             if f"apps/{path.name}" not in ORIGINAL:
                 path.unlink()
+        (self.root / "meshgen.yaml").unlink(missing_ok=True)
         if self.snapshot() != self.pristine:
             shutil.rmtree(self.root / "rendered")
             for rel, data in self.pristine.items():
@@ -259,7 +261,7 @@ def hostile(draw: st.DrawFn) -> dict[str, bytes]:
     rel = draw(st.sampled_from(SPECS))
     text = ORIGINAL[rel].decode()
     snippet = draw(HOSTILE)
-    where = draw(st.sampled_from(["field", "value", "document", "file"]))
+    where = draw(st.sampled_from(["field", "value", "document", "file", "settings"]))
     if where == "field":
         text += f"extra: {snippet}\n"
     elif where == "value":
@@ -271,6 +273,9 @@ def hostile(draw: st.DrawFn) -> dict[str, bytes]:
         text = "".join(lines)
     elif where == "document":
         text += f"---\n{snippet}\n"
+    elif where == "settings":
+        key = draw(st.sampled_from(["paths", "bot", "render", "extra"]))
+        return {"meshgen.yaml": f"{key}: {snippet}\n".encode()}
     else:
         return {rel: text.encode(), "apps/hostile.yaml": f"apiVersion: meshgen.io/v1alpha1\nkind: App\n"
                                                          f"metadata: {{name: hostile}}\nspec: {snippet}\n".encode()}

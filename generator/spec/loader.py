@@ -1,7 +1,7 @@
 """Load YAML specs into plain Python values while remembering where every node came from.
 
-Specs are composed with PyYAML's libyaml-backed composer (``yaml.compose`` with
-``CSafeLoader``), whose nodes carry the line and column of their first character, and then
+Specs are parsed by libyaml (PyYAML's ``CSafeLoader`` events) and composed into nodes by
+:func:`compose`, whose nodes carry the line and column of their first character, and then
 turned into plain ``dict``/``list``/scalars by our own walk. The walk is where the checks
 that a plain ``yaml.safe_load`` would skip happen:
 
@@ -23,9 +23,10 @@ depth, node count and string length while libyaml's event stream is composed int
 crashes the process with a C stack overflow on ``[[[[...]]]]`` 100,000 deep). The walk from
 nodes to values recurses, but only as deep as :data:`MAX_DEPTH`, aliases expanded.
 
-ruamel.yaml's round-trip loader also keeps positions, but it is more than ten times slower on
-an App spec (4.2 ms against 0.23 ms in ``bench/render.py``, which prints both), and
-meshgen never rewrites a human-owned file, so no comment has to survive a load.
+The loop costs 1.4x libyaml's composer (0.18 against 0.12 ms per App in ``bench/render.py``,
+which prints both). ruamel.yaml's round-trip loader also keeps positions, but it is nine
+times slower than the whole load (4.3 ms against 0.49 ms per App), and meshgen never
+rewrites a human-owned file, so no comment has to survive a load.
 """
 
 from __future__ import annotations
