@@ -281,6 +281,7 @@ def test_a_push_refused_by_a_hook_stays_local_and_is_decided_again_once_allowed(
     # byte-identical commits, indistinguishable from pushing the old ones
     made = int(git(work, "log", "-1", "--format=%ct", "HEAD"))
     wait_until(lambda: time.time() >= made + 1, 3, interval=0.05, what="the next second")
+    history.human_commit(human, 1)  # the remote moved meanwhile: the bot decides from there
     recover(work, history)
     for sha in unpushed:  # dropped and decided again from the remote's head, not pushed as they were
         assert not _is_ancestor(remote, sha, "main")
@@ -290,7 +291,7 @@ def test_a_push_refused_by_a_hook_stays_local_and_is_decided_again_once_allowed(
 
 @pytest.mark.prometheus
 def test_a_vanished_remote_exits_3_and_the_next_tick_recovers(setup):
-    remote, work, _ = setup
+    remote, work, human = setup
     history = History(remote)
     started(work, history)
     gone = remote.with_name("remote.gone")
@@ -303,6 +304,7 @@ def test_a_vanished_remote_exits_3_and_the_next_tick_recovers(setup):
         assert git(work, "status", "--porcelain") == ""
     finally:
         gone.rename(remote)
+    history.human_commit(human, 1)
     recover(work, history)
 
 
