@@ -332,7 +332,8 @@ def kill_in_git(tick: subprocess.Popen, work: Path, timeout: float) -> bool:
 def test_kill_9_of_the_tick_at_random_moments_then_one_tick_recovers(setup, faulty):
     """Each trial starts ``meshgen rollout step --push`` in its own process group, kills the
     group with SIGKILL after a random delay (the tick may be loading, asking a slow
-    Prometheus, writing, committing or pushing), then runs one normal tick."""
+    Prometheus, writing, committing or pushing) or, every third trial, the moment git holds
+    one of its locks, then runs one normal tick; :data:`KILL_TRIALS` ticks are killed."""
     remote, work, human = setup
     history = History(remote)
     started(work, history)
@@ -344,7 +345,10 @@ def test_kill_9_of_the_tick_at_random_moments_then_one_tick_recovers(setup, faul
     seen = {"killed": 0, "finished": 0, "stale git locks": 0, "files put back": 0}
     lock_file = work / ".git" / "meshgen-bot.lock"
     length = 1.0  # seconds of a tick's work after it took the lock, as last seen
-    for trial in range(KILL_TRIALS):
+    trial = 0
+    while seen["killed"] < KILL_TRIALS:  # a tick that ends before its kill time is not a trial
+        trial += 1
+        assert trial <= 3 * KILL_TRIALS, f"ticks kept ending before their kill: {seen}"
         if trial % 5 == 4:
             history.human_commit(human, trial)
         faulty.mode, faulty.delay = "slow", rng.choice([0.0, 0.1, 0.3])
@@ -354,7 +358,7 @@ def test_kill_9_of_the_tick_at_random_moments_then_one_tick_recovers(setup, faul
         # the kill lands at a random moment of the tick proper, not of Python's start-up
         wait_until(lambda: tick.poll() is not None or lock_file.read_text().startswith(f"ticking pid={tick.pid}"),
                    30, interval=0.005, what="the tick to take its lock")
-        budget = 2 * length + 3 * faulty.delay + 0.3  # the tick's imports come on top of what was measured
+        budget = 1.5 * length + 3 * faulty.delay + 0.2  # the tick's imports come on top of what was measured
         if trial % 3 == 2:  # this time, the moment git holds one of its locks
             killed = kill_in_git(tick, work, budget)
         else:
@@ -371,7 +375,6 @@ def test_kill_9_of_the_tick_at_random_moments_then_one_tick_recovers(setup, faul
         faulty.mode = "ok"
         length = recover(work, history).seconds
     print(f"kill -9 trials: {seen}")
-    assert seen["killed"] >= KILL_TRIALS // 2
     log = git(remote, "log", "--format=%s", "main").splitlines()
     for name in TIMED:  # each step once, in order: never a double step
         moved = [line for line in log if line.startswith(f"rollout {name} (dev): ")]
