@@ -23,10 +23,10 @@ from generator.rollout import decision, history, promotion
 
 _env = click.option("--env", "envs", multiple=True, metavar="E", help="Only this environment (repeatable).")
 _push = click.option("--push", is_flag=True, help="Sync with the tracked remote branch first and push the commits.")
-_deadline = click.option("--deadline", default=f"{deadline_mod.DEFAULT_SECONDS:g}s", show_default=True,
-                         metavar="DURATION",
-                         help="Longest time one tick may take; each Prometheus request and git fetch or push "
-                              "gets at most what is left of it (0 for none).")
+_deadline = click.option("--deadline", default=None, metavar="DURATION",
+                         help=f"Longest time one tick may take; each Prometheus request and git fetch or push "
+                              f"gets at most what is left of it (0 for none). Default: "
+                              f"{deadline_mod.DEFAULT_SECONDS:g}s; for run at most 4/5 of --every (5s at least).")
 _prometheus = click.option("--prometheus-url", metavar="URL", default=None,
                            help=f"Query this Prometheus for every environment (default: ${bot.PROMETHEUS_URL_ENV}, "
                                 "else each environment's spec.prometheus.url).")
@@ -78,9 +78,10 @@ def _tick(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: b
 @_deadline
 @pass_ctx
 def step(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: bool, push: bool,
-         prometheus_url: str | None, deadline: str) -> None:
+         prometheus_url: str | None, deadline: str | None) -> None:
     """One analysis tick: check, then commit a step, a failed check or a rollback (a hold commits nothing)."""
-    report = _tick(ctx, envs, apps, dry_run, push, prometheus_url, _seconds("--deadline", deadline))
+    report = _tick(ctx, envs, apps, dry_run, push, prometheus_url,
+                   _seconds("--deadline", deadline) if deadline else deadline_mod.DEFAULT_SECONDS)
     if report.failed_envs:
         sys.exit(PrometheusError.exit_code)
     if report.problems:
@@ -97,7 +98,7 @@ def step(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: bo
 @_deadline
 @pass_ctx
 def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str, push: bool,
-         prometheus_url: str | None, deadline: str) -> None:
+         prometheus_url: str | None, deadline: str | None) -> None:
     """Tick for ever; Ctrl-C stops between ticks (twice: at once). Safe to run in several places.
 
     A tick that fails because of an outside system (Prometheus, the git remote, the deadline)
@@ -107,7 +108,9 @@ def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str,
         seconds = decision.parse_duration(every)
     except ValueError as e:
         fail(UsageError(f"--every: {e}"))
-    limit = _seconds("--deadline", deadline)
+    # a tick ends well before the next one is due
+    limit = _seconds("--deadline", deadline) if deadline else min(deadline_mod.DEFAULT_SECONDS,
+                                                                            max(5.0, 0.8 * seconds))
     stop = threading.Event()
 
     def interrupt(signum: int, frame: Any) -> None:
