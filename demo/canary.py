@@ -3,14 +3,19 @@
 What happens (nothing leaves this machine; everything lives in a temporary folder):
 
 1. A throwaway bare git repository becomes "the remote"; a copy of this project's bundled
-   example (apps/, environments/) is rendered and pushed to it.
-2. A human commit shortens the rollout of ``books`` (v1 -> v2) to seconds and starts one of
-   ``reviews`` (v1 -> v3) in the ``dev`` environment, pointing dev at a local Prometheus.
+   example (meshgen.yaml, apps/, environments/) is rendered and pushed to it. Its promotion
+   pipeline is dev -> staging -> prod.
+2. A human commit shortens the rollout of ``books`` (v1 -> v2) to seconds and its soak
+   between environments to a few seconds, gives it two gates (a smoke test before the start,
+   a load test at every check) served by a local webhook, starts a rollout of ``reviews``
+   (v1 -> v3) in ``dev``, and points dev and staging at a local Prometheus.
 3. A local metrics endpoint serves Istio-shaped counters for both versions of each service;
    a real Prometheus (Debian's ``prometheus``) scrapes it every second.
-4. The bot -- ``meshgen rollout step --env dev --push`` in its own clone -- ticks every
-   second: books is healthy and steps to 100 %; once reviews v3 has 25 %, its 5xx rate is
-   raised, two checks fail, and the bot commits the rollback.
+4. The bot -- ``meshgen rollout step --env dev --env staging --push`` in its own clone --
+   ticks every second: books is healthy and steps to 100 % in dev; once reviews v3 has 25 %,
+   its 5xx rate is raised, two checks fail, and the bot commits the rollback (which stops
+   reviews' pipeline there). After the soak the bot promotes books to staging, where it
+   starts again from the first step; prod waits for a human's approval.
 5. ``git log`` of the remote tells the story; ``meshgen rollout status`` sums it up.
 
 Run: ``make demo`` (installs Prometheus when it can), or ``python demo/canary.py [--keep]``.
@@ -38,8 +43,10 @@ from demo.fakemesh import (  # noqa: E402
     MetricsEndpoint,
     prometheus_binary,
 )
+from demo.gateserver import GateServer  # noqa: E402
 
 INTERVAL = "10s"
+SOAK = "5s"
 DEADLINE = 240.0  # seconds; the demo normally ends after about one minute
 
 
@@ -71,7 +78,7 @@ def edit_yaml(path: Path, change) -> None:
         yaml.dump(data, f)
 
 
-def prepare(base: Path, prometheus_url: str) -> tuple[Path, Path]:
+def prepare(base: Path, prometheus_url: str, gate_url: str) -> tuple[Path, Path]:
     """The remote, and the bot's clone of it, holding the example with two rollouts in dev."""
     remote, human, bot = base / "remote.git", base / "human", base / "bot"
     git(base, "init", "-q", "--bare", "-b", "main", str(remote))
@@ -93,6 +100,11 @@ def prepare(base: Path, prometheus_url: str) -> tuple[Path, Path]:
         rollout = data["spec"]["rollout"]
         rollout["interval"] = INTERVAL
         rollout["analysis"]["minRequests"] = 20
+        rollout["gates"] = [
+            {"name": "smoke-test", "kind": "pre-rollout", "url": f"{gate_url}/smoke", "timeout": "5s"},
+            {"name": "load-test", "kind": "step", "url": f"{gate_url}/load", "timeout": "5s",
+             "metadata": {"cmd": "hey -z 10s -q 10 -c 2 http://books.mesh:80/"}},
+        ]
 
     def dev(data) -> None:
         data["spec"]["prometheus"]["url"] = prometheus_url
@@ -100,20 +112,29 @@ def prepare(base: Path, prometheus_url: str) -> tuple[Path, Path]:
         reviews["rollout"] = {"stable": "v1", "canary": "v3", "route": "default", "steps": [10, 25, 50, 100],
                               "interval": INTERVAL, "analysis": {"minRequests": 20, "failureLimit": 2}}
 
+    def staging(data) -> None:
+        data["spec"]["prometheus"]["url"] = prometheus_url
+
+    def settings(data) -> None:
+        data["promotion"]["soak"] = SOAK
+
     edit_yaml(human / "apps" / "books.yaml", books)
     edit_yaml(human / "environments" / "dev.yaml", dev)
+    edit_yaml(human / "environments" / "staging.yaml", staging)
+    edit_yaml(human / "meshgen.yaml", settings)
     meshgen(human, "render")
     git(human, "add", "-A")
-    git(human, *identity, "commit", "-qm", f"dev: roll out books v2 and reviews v3, checked every {INTERVAL}")
+    git(human, *identity, "commit", "-qm", f"roll out books v2 (gated, soak {SOAK}) and reviews v3 in dev, "
+                                           f"checked every {INTERVAL}")
     git(human, "push", "-q")
     git(base, "clone", "-q", str(remote), str(bot))
     return remote, bot
 
 
-def phases(bot: Path) -> dict[str, str]:
+def phases(bot: Path, env: str = "dev") -> dict[str, str]:
     out = {}
     for app in ("books", "reviews"):
-        path = bot / "status" / "dev" / f"{app}.yaml"
+        path = bot / "status" / env / f"{app}.yaml"
         if path.is_file():
             for line in path.read_text().splitlines():
                 if line.strip().startswith("phase:"):
@@ -121,8 +142,8 @@ def phases(bot: Path) -> dict[str, str]:
     return out
 
 
-def weight(bot: Path, app: str) -> int:
-    path = bot / "status" / "dev" / f"{app}.yaml"
+def weight(bot: Path, app: str, env: str = "dev") -> int:
+    path = bot / "status" / env / f"{app}.yaml"
     if not path.is_file():
         return 0
     for line in path.read_text().splitlines():
@@ -146,43 +167,60 @@ def main() -> int:
     for version in ("v1", "v3"):
         traffic.set("mesh", "reviews", version, rps=30, error_ratio=0.0, latency_ms=60)
     endpoint = MetricsEndpoint(traffic)
+    gate = GateServer()
     prometheus = None
     try:
         say(f"starting Prometheus, scraping Istio-shaped metrics at http://{endpoint.address}/metrics every second")
         prometheus = LocalPrometheus([endpoint.address], workdir=base / "prometheus")
         say(f"a throwaway remote in {base}: the bundled example, rendered and pushed, then a human commit")
-        remote, bot = prepare(base, prometheus.url)
+        remote, bot = prepare(base, prometheus.url, gate.url)
         print(git(remote, "log", "--format=  %h %an: %s", "main"), end="")
         prometheus.wait_for_scrape()
-        say("the bot ticks every second: meshgen rollout step --env dev --push")
+        say("the bot ticks every second: meshgen rollout step --env dev --env staging --push")
+        print(f"  (books' gates are a local webhook at {gate.url}; it answers 200 and the bot records that)")
         raised = False
+        shown: dict[str, str] = {}
         started = time.monotonic()
         while time.monotonic() - started < DEADLINE:
             tick = time.monotonic()
-            proc = meshgen(bot, "rollout", "step", "--env", "dev", "--push", check=False)
+            proc = meshgen(bot, "rollout", "step", "--env", "dev", "--env", "staging", "--push", check=False)
+            stamp = f"  [{time.monotonic() - started:5.1f}s]"
+            for asked in gate.take():
+                print(f"{stamp} webhook asked: {asked.get('name')} ({asked.get('kind')}) for {asked.get('app')} "
+                      f"in {asked.get('env')} at {asked.get('weight')} %", flush=True)
             for line in (proc.stdout + proc.stderr).splitlines():
-                print(f"  [{time.monotonic() - started:5.1f}s] {line}", flush=True)
+                where, _, what = line.partition(": ")
+                if " waits: " in what:  # a wait repeats every tick: say it when it changes
+                    gist = what.split(";")[0].split(" (")[0]
+                    if shown.get(where) == gist:
+                        continue
+                    shown[where] = gist
+                print(f"{stamp} {line}", flush=True)
             if not raised and weight(bot, "reviews") >= 25:
                 say("raising the 5xx rate of reviews v3 to 30 %")
                 traffic.set("mesh", "reviews", "v3", error_ratio=0.3)
                 raised = True
-            done = phases(bot)
-            if done.get("books") == "Succeeded" and done.get("reviews") == "RolledBack":
+            dev = phases(bot)
+            if dev.get("books") == "Succeeded" and dev.get("reviews") == "RolledBack" \
+                    and weight(bot, "books", "staging") >= 25:
                 break
             time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
         else:
             print("the demo ran out of time", file=sys.stderr)
         say("git log of the remote: every weight change is a commit")
         print(git(remote, "log", "--format=  %h %<(12,trunc)%an %s", "main"), end="")
-        say("the rollback commit in full")
+        say("the rollback commit in full: the pipeline of reviews stops in dev")
         print(git(remote, "log", "-1", "--grep=rollback", "--format=%B", "--stat", "main"), end="")
-        say("meshgen rollout status --env dev")
-        print(meshgen(bot, "rollout", "status", "--env", "dev").stdout, end="")
+        say(f"books promoted to staging by the bot, {SOAK} after it succeeded in dev, its smoke test passed")
+        print(git(remote, "log", "-1", "--grep=(staging): start", "--format=%B", "main"), end="")
+        say("meshgen rollout status: each rollout, then each promotion pipeline")
+        print(meshgen(bot, "rollout", "status").stdout, end="")
         return 0
     finally:
         if prometheus:
             prometheus.stop()
         endpoint.close()
+        gate.close()
         if args.keep:
             print(f"\nkept {base} (remote.git, human/, bot/)")
         else:
