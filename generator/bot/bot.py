@@ -196,8 +196,14 @@ class _Rollout:
     status_path: str
     status: dict[str, Any] | None
     pipeline: promotion.Pipeline | None = None
-    previous_status: dict[str, Any] | None = None
+    previous_path: str | None = None
+    read: Callable[[str], dict[str, Any] | None] | None = None
     gates: tuple[gates.Gate, ...] = ()
+
+    @property
+    def previous_status(self) -> dict[str, Any] | None:
+        """The status of the environment before this one in the pipeline (read when asked)."""
+        return self.read(self.previous_path) if self.read and self.previous_path else None
 
     def admission(self, now: datetime) -> promotion.Admission | None:
         """The pipeline's word on starting this pair at ``now``; ``None`` once it has started."""
@@ -216,6 +222,12 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
         raise UsageError(f"unknown {', '.join(what)}")
     found, errors = [], []
     pipelines = promotion.pipelines(repo)
+    read: dict[str, dict[str, Any] | None] = {}
+
+    def load(rel: str) -> dict[str, Any] | None:  # each status file once, however many read it
+        if rel not in read:
+            read[rel] = status.load_status(repo.root, rel)
+        return read[rel]
     for env in names:
         if envs and env not in envs:
             continue
@@ -236,10 +248,9 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
             rel = status.status_path(repo.rel("status"), env, app)
             pipeline = pipelines.get(app)
             previous = pipeline.previous(env) if pipeline else None
-            before = (status.load_status(repo.root, status.status_path(repo.rel("status"), previous, app))
-                      if previous else None)
-            found.append(_Rollout(env, app, effective, rollout, rel, status.load_status(repo.root, rel),
-                                  pipeline, before, gated))
+            found.append(_Rollout(env, app, effective, rollout, rel, load(rel), pipeline,
+                                  status.status_path(repo.rel("status"), previous, app) if previous else None,
+                                  load, gated))
     SpecErrors.collect(errors)
     return found
 
