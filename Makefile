@@ -38,6 +38,7 @@ bench: venv prometheus
 	$(BIN)/python bench/render.py 1000
 	$(BIN)/python bench/conditions.py
 	$(BIN)/python bench/rollout.py 500
+	$(BIN)/python bench/promotion.py 500
 
 clean:
 	rm -rf $(VENV) build *.egg-info
