@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from generator.bot import bot
 from generator.render import output, render
 from generator.rollout import decision, promotion
-from generator.rollout.decision import Action, Check, Rollout, Verdict
+from generator.rollout.decision import Action, Check, Verdict
 from generator.rollout.promotion import Pipeline, Waiting
 from tests.conftest import build_file_tree, run_meshgen
 from tests.promfixtures import clone, git
