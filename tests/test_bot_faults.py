@@ -65,7 +65,8 @@ _NAMESPACES = itertools.count(1)
 class FaultyPrometheus:
     """An HTTP server in front of a real Prometheus; ``mode`` says how it answers:
     ``ok`` (forwards), ``500``, ``garbage`` (200 with a body that is not JSON), ``truncated``
-    (200 with half a JSON document) or ``slow`` (forwards after ``delay`` seconds)."""
+    (200 with half a JSON document), ``wrong shape`` (JSON, but not a vector's) or ``slow``
+    (forwards after ``delay`` seconds)."""
 
     def __init__(self, upstream: str) -> None:
         self.mode, self.delay, self.requests = "ok", 0.0, 0
@@ -83,6 +84,8 @@ class FaultyPrometheus:
                     body = b"<html><body>502 Bad Gateway from a proxy</body></html>"
                 elif mode == "truncated":
                     body = b'{"status": "success", "data": {"resultType": "vec'
+                elif mode == "wrong shape":
+                    body = b'{"status": "success", "data": {"resultType": "vector", "result": "all good"}}'
                 else:
                     if mode == "slow":
                         time.sleep(faulty.delay)
@@ -224,6 +227,7 @@ def started(work: Path, history: History) -> None:
     ("500", "refused 'sum by"),
     ("garbage", "answered HTTP 200 that is not JSON"),
     ("truncated", "answered HTTP 200 that is not JSON"),
+    ("wrong shape", "answered a malformed vector"),
 ])
 def test_prometheus_failing_skips_the_environment_and_the_next_tick_carries_on(setup, faulty, mode, message):
     remote, work, _ = setup
