@@ -92,11 +92,41 @@ def test_every_matcher_kind_renders_to_a_valid_istio_match() -> None:
             'authority exact "app" and scheme exact "https" and port 8080 and '
             'source label "app" = "web" and source namespace "web"')
     http = routing.compile_http([routing.SpecRoute("all", when, body("all"))])
-    assert len(http) == 1 and len(http[0]["match"]) == 2  # x-e: empty value, or absent
+    assert len(http[0]["match"]) == 2  # x-e: empty value, or absent
+    assert http[1:] == [{"name": routing.NO_ROUTE, "directResponse": {"status": 404}}]  # port, sources
     assert istio_crds.problems(virtual_service(http)) == []
     gateways = routing.compile_http([routing.SpecRoute("gw", 'gateway "mesh" and uri exact "/"', body("gw"))])
     assert gateways[0]["match"] == [{"uri": {"exact": "/"}, "gateways": ["mesh"]}]
     assert istio_crds.problems(virtual_service(gateways)) == []
+
+
+@pytest.mark.parametrize("when", ["port 8080", 'source namespace "ops"', 'source label "app" = "web"',
+                                  'port 8080 or source namespace "ops"'])
+def test_a_list_some_sidecar_gets_no_route_of_ends_in_an_explicit_404(when: str) -> None:
+    """istiod leaves a VirtualService out of a proxy's config when no block applies to it, and
+    the Service's default route then reaches every version; the spec means 404 there."""
+    http = routing.compile_http([routing.SpecRoute("alt-port", when, body("v2"))])
+    assert http[-1] == {"name": routing.NO_ROUTE, "directResponse": {"status": 404}}
+    request = simulate.Request(port=80, source_namespace="default")
+    assert simulate.evaluate(http, request).route == http[-1]
+    assert routing.spec_route_name(routing.NO_ROUTE) is None
+    assert istio_crds.problems(virtual_service(http)) == []
+
+
+@pytest.mark.parametrize("routes", [
+    [("a", 'header "x" exact "1"')],
+    [("a", "port 8080"), ("b", 'uri prefix "/b"')],
+    [("a", "port 8080"), ("default", None)],
+])
+def test_a_list_every_sidecar_gets_a_route_of_is_left_as_it_is(routes: list) -> None:
+    http = routing.compile_http([routing.SpecRoute(n, w, body(n)) for n, w in routes])
+    assert all(r["name"] != routing.NO_ROUTE for r in http)
+
+
+def test_the_name_of_the_explicit_404_route_is_kept() -> None:
+    with pytest.raises(SpecErrors) as e:
+        routing.compile_http([routing.SpecRoute("no-route", "port 8080", body("v1"))])
+    assert "route name 'no-route' is kept" in e.value.errors[0].message
 
 
 def test_catch_all_alone_has_no_match_and_keeps_the_body_in_order() -> None:

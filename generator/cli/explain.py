@@ -3,81 +3,160 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
 
 import click
 from rich.table import Table
 
 from generator.cli.base import Context, out_console, pass_ctx, run
+from generator.errors import Place, SpecError, SpecErrors, UsageError
 from generator.render import explain as explain_mod
 from generator.routing import simulate
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for value in values:
         key, sep, val = value.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint=option)
-        out[key] = val
+        out.setdefault(key, val)  # given twice: the first, as Envoy matches a query parameter
     return out
+
+
+def read_asks(stream: TextIO, name: str) -> list[explain_mod.Ask]:
+    """Requests as JSON lines (one object per line; blank lines and ``#`` comments skipped).
+
+    Raises:
+        SpecErrors: every bad line, as ``name:line:col: error: ...``.
+    """
+    asks, errors = [], []
+    for number, line in enumerate(stream, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        col = len(line) - len(line.lstrip()) + 1
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            errors.append(SpecError(f"not JSON: {e.msg}", place=Place(name, number, col + e.pos),
+                                    hint='one object per line, e.g. {"uri": "/reviews/1"}'))
+            continue
+        try:
+            asks.append(explain_mod.Ask.from_json(data, Place(name, number, col)))
+        except SpecError as e:
+            errors.append(e)
+    SpecErrors.collect(errors)
+    return asks
 
 
 @click.command()
 @click.argument("app")
 @click.option("--env", required=True, metavar="E", help="Environment whose rendered output is read.")
 @click.option("--header", "headers", multiple=True, metavar="K=V", help="A request header (repeatable).")
-@click.option("--query", "query", multiple=True, metavar="K=V", help="A query parameter (repeatable).")
-@click.option("--uri", default="/", show_default=True, help="Request path (a ?query is split off).")
+@click.option("--query", "query", multiple=True, metavar="K=V",
+              help="A query parameter (repeatable; after those of --uri; a name given twice keeps its first value).")
+@click.option("--uri", default="/", show_default=True, help="Request target; a ?query is split off. Normalised as Envoy does.")
 @click.option("--method", default="GET", show_default=True)
-@click.option("--authority", default=None, help="Host/authority (default: APP).")
-@click.option("--scheme", default="http", show_default=True)
-@click.option("--port", type=int, default=None, help="Port the request is sent to (default: the service port).")
+@click.option("--authority", default=None,
+              help="Host/authority (default: the VirtualService's first host, or at a gateway its first host the Gateway serves).")
+@click.option("--scheme", default=None, help="http or https (default: https on a Gateway's HTTPS server, else http).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port the request is sent to (default: the service port; through a gateway, the Gateway server's port).")
 @click.option("--source-namespace", default="default", show_default=True, help="Namespace of the caller.")
 @click.option("--source-label", "source_labels", multiple=True, metavar="K=V",
               help="A label of the calling workload (repeatable).")
 @click.option("--gateway", default="mesh", show_default=True,
-              help='Where the request enters: "mesh" (a sidecar) or "<namespace>/<gateway>".')
+              help='Where the request enters: "mesh" (a sidecar) or a Gateway the VirtualService binds ("<namespace>/<name>").')
+@click.option("--requests", "requests_file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              metavar="FILE", help="Many requests as JSON lines ('-': stdin), one answer each; the request options are ignored.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @pass_ctx
 def explain(ctx: Context, app: str, env: str, headers: tuple[str, ...], query: tuple[str, ...], uri: str,
-            method: str, authority: str | None, scheme: str, port: int | None, source_namespace: str,
-            source_labels: tuple[str, ...], gateway: str, output: str) -> None:
-    """Which route of APP's rendered VirtualService a request takes, and where it goes."""
-    path, _, query_string = uri.partition("?")
-    params = dict(p.partition("=")[::2] for p in query_string.split("&") if p)
-    params.update(_pairs(query, "--query"))
-    request = simulate.Request(
-        headers=_pairs(headers, "--header"), query=params, uri=path or "/", method=method,
-        authority=authority or app, scheme=scheme,
-        port=port if port is not None else explain_mod.default_port(ctx.root, app, env),
-        source_labels=_pairs(source_labels, "--source-label"), source_namespace=source_namespace,
-        gateway=gateway)
-    result = run(explain_mod.explain, ctx.root, app, env, request)
-    if output == "json":
-        click.echo(json.dumps(result.as_json()))
-        return
-    _print(result)
+            method: str, authority: str | None, scheme: str | None, port: int | None, source_namespace: str,
+            source_labels: tuple[str, ...], gateway: str, requests_file: str | None, output: str) -> None:
+    """Which route of APP's rendered VirtualService a request takes, and where it goes.
+
+    With --requests, each line is a JSON object with any of: uri, method, headers, query,
+    authority, scheme, port, sourceNamespace, sourceLabels, gateway.
+    """
+    rendered = run(explain_mod.load, ctx.root, app, env)
+    if requests_file is not None:
+        asks = run(_load_asks, requests_file)
+    else:
+        asks = [explain_mod.Ask(uri=uri, method=method, headers=_pairs(headers, "--header"),
+                                query=_pairs(query, "--query"), authority=authority, scheme=scheme, port=port,
+                                source_namespace=source_namespace,
+                                source_labels=_pairs(source_labels, "--source-label"), gateway=gateway)]
+    for i, ask in enumerate(asks):
+        result = run(rendered.explain, ask)
+        if output == "json":
+            click.echo(json.dumps(result.as_json()))
+        else:
+            if i:
+                out_console.print()
+            _print(result)
+
+
+def _load_asks(name: str) -> list[explain_mod.Ask]:
+    if name == "-":
+        return read_asks(sys.stdin, "<stdin>")
+    try:
+        with open(name, encoding="utf-8") as f:
+            return read_asks(f, name)
+    except OSError as e:
+        raise UsageError(f"cannot read {name}: {e.strerror}") from e
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value, separators=(", ", ": ")) if isinstance(value, (dict, list)) else str(value)
 
 
 def _print(result: explain_mod.Explanation) -> None:
     r = result.request
     details: list[str] = [f"{r.method} {r.scheme}://{r.authority}:{r.port}{r.uri}"]
+    if r.target is not None:
+        details.append(f"sent as {r.target} (Envoy normalises the path)")
     details += [f"query {k}={v}" for k, v in r.query.items()]
     details += [f"header {k}: {v}" for k, v in r.headers.items()]
-    details.append(f"from {'the mesh' if r.gateway == 'mesh' else 'gateway ' + r.gateway}, "
-                   f"namespace {r.source_namespace}"
+    where = "the mesh (a sidecar)" if r.gateway == "mesh" else f"gateway {r.gateway}, port {r.port}"
+    details.append(f"from {where}, namespace {r.source_namespace}"
                    + "".join(f", label {k}={v}" for k, v in r.source_labels.items()))
     out_console.print(f"[bold]{result.path}[/bold]")
     for line in details:
         out_console.print(f"  {line}", markup=False)
-    if result.istio_route is None:
+    if result.outcome == explain_mod.NOT_SERVED:
+        out_console.print(f"authority {r.authority!r} is not served by this VirtualService "
+                          f"(hosts: {', '.join(result.hosts)}): its routes do not apply", markup=False)
+        return
+    if result.outcome == simulate.OMITTED:
+        if r.gateway == "mesh":
+            out_console.print("no route of this VirtualService applies to this proxy (port, source): istiod "
+                              "leaves it out, and the Service's default route sends the request to every "
+                              f"version ({', '.join(result.versions) or 'all endpoints'}), by endpoint, "
+                              "not by subset weights", markup=False)
+        else:
+            out_console.print(f"no route of this VirtualService applies at {r.gateway} on port {r.port}: "
+                              "istiod leaves it out, so the gateway answers 404", markup=False)
+        return
+    if result.outcome == simulate.NO_MATCH:
         out_console.print("no route matches: Envoy answers 404 (route not found)")
+        return
+    if result.spec_route is None:
+        out_console.print(f"no spec route matches: Istio route #{result.istio_index} {result.istio_route} "
+                          f"answers {result.status}", markup=False)
         return
     out_console.print(f"spec route:  [bold]{result.spec_route}[/bold]")
     via = "" if result.istio_route == result.spec_route else " (a guard route of the compiled list)"
     out_console.print(f"Istio route: #{result.istio_index} {result.istio_route}{via}", markup=False)
-    table = Table("version", "weight", show_edge=False, pad_edge=False)
-    for version, weight in result.destinations.items():
-        table.add_row(version, f"{weight}%")
-    out_console.print(table)
-
+    if result.destinations:
+        table = Table("version", "weight", show_edge=False, pad_edge=False)
+        for version, weight in result.destinations.items():
+            table.add_row(version, f"{weight}%")
+        out_console.print(table)
+    for key, value in result.details.items():
+        if key == "mirror":
+            value = f"{value['version']}, {value['percent']:g}% of requests"
+        out_console.print(f"{key}: {_value(value)}", markup=False)

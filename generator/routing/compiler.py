@@ -62,10 +62,15 @@ import re2
 
 from generator.errors import Place, SpecError, SpecErrors
 from generator.routing import conditions as cond
-from generator.routing.conditions import Expr, Matcher, Pred
+from generator.routing.conditions import Expr, Matcher, Pred, compiled
 
 #: Default bound on the output: Envoy routes (one per match block) of one VirtualService.
 MAX_ROUTES = 128
+#: Name of the explicit last route that answers 404 where no spec route matches (see
+#: :func:`compile_http`); a spec route may not take it.
+NO_ROUTE = "no-route"
+#: Its body: Envoy's own answer when no route matches, made explicit.
+NO_ROUTE_BODY: dict[str, Any] = {"directResponse": {"status": 404}}
 
 Lit = tuple[Pred, bool]  # a predicate and its polarity (False: negated)
 Term = frozenset[Lit]  # a conjunction of literals
@@ -102,12 +107,14 @@ def spec_route_name(istio_name: str, spec_names: Iterable[str] | None = None) ->
         spec_names: the spec's route names; when given, only one of them is returned.
 
     Returns:
-        The spec route name (``beta-guard-2-default`` -> ``default``), or ``None`` when
-        ``spec_names`` is given and none fits.
+        The spec route name (``beta-guard-2-default`` -> ``default``); ``None`` for
+        :data:`NO_ROUTE`, and when ``spec_names`` is given and none fits.
     """
     names = None if spec_names is None else set(spec_names)
     if names is not None and istio_name in names:
         return istio_name
+    if istio_name == NO_ROUTE:
+        return None
     cuts = [m.end() for m in _GUARD_NAME.finditer(istio_name)]
     if names is None:
         return istio_name[cuts[-1]:] if cuts else istio_name
@@ -186,46 +193,28 @@ def _absorb(terms: list[Term], limit: int) -> list[Term]:
 
 
 def literal_prefix(pattern: str) -> str:
-    """A string every full match of the RE2 ``pattern`` starts with (``""`` when unsure)."""
-    depth, i, in_class = 0, 0, False
-    while i < len(pattern):  # a top-level alternation has no common start we can see
-        c = pattern[i]
-        if c == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-            if pattern[i + 1:i + 2] == "]":
-                i += 1
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            return ""
-        i += 1
-    out, i = [], 1 if pattern.startswith("^") else 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            nxt = pattern[i + 1:i + 2]
-            if not nxt or nxt.isalnum() or nxt == "_":
-                break
-            lit, step = nxt, 2
-        elif c in ".+*?()|[]{}^$":
-            break
-        else:
-            lit, step = c, 1
-        after = pattern[i + step:i + step + 1]
-        if after and after in "*?{":
-            break
-        out.append(lit)
-        if after == "+":
-            break
-        i += step
-    return "".join(out)
+    """A string every full match of the RE2 ``pattern`` starts with (``""`` when none is proven).
+
+    RE2's own analysis decides it, not a reading of the pattern's text: ``PossibleMatchRange``
+    gives the least and the greatest string the pattern can match, and every match lies
+    between them, so it starts with their common prefix. Classes such as ``[^](]`` or
+    ``[[:alpha:]]``, ``\\Q...\\E`` quoting and flags are therefore read as RE2 reads them:
+    ``/ab[^](]x|/y`` has the prefix ``/``, not ``/ab``.
+    """
+    try:
+        low, high = compiled(pattern).possiblematchrange(len(pattern.encode()) + 8)
+    except Exception:  # noqa: BLE001  (re2 raises a bare error when no range exists)
+        return ""
+    n = 0
+    while n < min(len(low), len(high)) and low[n] == high[n]:
+        n += 1
+    common = low[:n]
+    while common:
+        try:
+            return common.decode()
+        except UnicodeDecodeError:  # a character cut in the middle
+            common = common[:-1]
+    return ""
 
 
 def _compatible(a: str, b: str) -> bool:
@@ -616,6 +605,16 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
             ``gateway "mesh" or (gateway "ns/gw" and (uri prefix "/p"))`` for exposed paths).
         max_routes: bound on the output size in Envoy routes (one per match block).
 
+    No route left for a proxy: istiod builds each proxy's routes from the match blocks that
+    apply to it (a block's ``port``, ``gateways``, ``sourceLabels``, ``sourceNamespace``) and,
+    when none applies, leaves the whole VirtualService out of that proxy's config (route.go
+    ``BuildHTTPRoutesForVirtualService``: "no routes matched"); a sidecar then sends the
+    request by the Service's default route to *every* version. The spec means 404 there (no
+    route matches), so when no route takes every request and no block applies to every
+    sidecar on every port (``routes: [{when: 'port 8080'}]``, or only ``source namespace``
+    routes), a last route :data:`NO_ROUTE` answering 404 (``directResponse``) is added: it
+    keeps the VirtualService in every proxy's config and says out loud what the spec means.
+
     Returns:
         ``[{"name": ..., "match": [...], **body}, ...]``; ``match`` is left out of a route that
         takes every request. Names map back with :func:`spec_route_name`.
@@ -663,6 +662,11 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
             break
     merged = _merge_neighbours(out, [r.name for r in routes])
     spec_names = {r.name for r in routes}
+    if NO_ROUTE in spec_names:
+        clash = next(r for r in routes if r.name == NO_ROUTE)
+        errors.append(SpecError(f"route name {NO_ROUTE!r} is kept for the route meshgen adds to "
+                                "answer 404 where no route matches", place=clash.place,
+                                hint="rename the route"))
     for o in merged:
         if o.name != routes[o.index].name and o.name in spec_names:
             clash = next(r for r in routes if r.name == o.name)
@@ -677,4 +681,14 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
             entry["match"] = copy.deepcopy(o.blocks)
         entry.update(copy.deepcopy(routes[o.index].body))  # no shared nodes (YAML anchors)
         result.append(entry)
+    if not any(_everywhere(b) for r in result for b in r.get("match") or [{}]):
+        result.append({"name": NO_ROUTE, **copy.deepcopy(NO_ROUTE_BODY)})
     return result
+
+
+def _everywhere(block: dict[str, Any]) -> bool:
+    """Whether istiod keeps ``block`` for every sidecar on every port (no port, no sources,
+    no gateways other than ``mesh``)."""
+    if block.get("port") or block.get("sourceLabels") or block.get("sourceNamespace"):
+        return False
+    return not block.get("gateways") or "mesh" in block["gateways"]

@@ -12,16 +12,25 @@ Semantics (istio/api ``networking/v1alpha3/virtual_service.proto``; istio/istio
 
 * Routes are tried in order and the first whose ``match`` accepts the request wins; a route
   without ``match`` accepts every request. ``match`` is a list of blocks, OR-ed; inside a
-  block every condition must hold (AND).
+  block every condition must hold (AND). When routes are left but none accepts the request,
+  Envoy answers 404.
+* istiod builds each proxy's routes from the blocks that apply to it (``port``, gateways,
+  sources below); when **no** block of the VirtualService applies, it leaves the
+  VirtualService out of that proxy's config (``BuildHTTPRoutesForVirtualService`` returns
+  "no routes matched"). A sidecar then routes by the Service's default route, to every
+  endpoint of the Service -- every version, none of the subsets' weights; a gateway has no
+  route for the host and answers 404. :func:`evaluate` reports this as ``omitted``.
 * ``gateways`` and source conditions are decided when Istio builds the proxy's config:
   a block that names ``gateways`` applies only at those gateways, and then its
   ``sourceLabels`` and ``sourceNamespace`` are ignored; a block without ``gateways`` applies
   when the proxy's labels include ``sourceLabels`` and its namespace is ``sourceNamespace``.
   ``port`` must equal the port the request was sent to.
 * ``uri``: ``exact`` is Envoy's ``path``, ``prefix`` its ``prefix``, ``regex`` its
-  ``safe_regex`` (RE2, full match), all on the path without the query string.
+  ``safe_regex`` (RE2, full match), all on the path without the query string, after Envoy's
+  path normalisation (:func:`generator.routing.request.normalize_path`).
 * ``method``, ``authority`` and ``scheme`` are header matchers on ``:method``, ``:authority``
   and ``:scheme``, which every request carries.
+* A query parameter given twice is matched by its first value.
 * A header or query matcher that is ``{}`` (or the regex ``*``) is Envoy's ``present_match``;
   otherwise the header or parameter must be carried and its value must match.
 * ``withoutHeaders`` is Envoy's ``invert_match``; unless the matcher is a presence match,
@@ -32,6 +41,7 @@ Semantics (istio/api ``networking/v1alpha3/virtual_service.proto``; istio/istio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from generator.routing.conditions import compiled
@@ -76,6 +86,24 @@ def _without_header_match(sm: dict[str, Any], value: str | None) -> bool:
     return not _string_match(sm, "" if value is None else value)
 
 
+def block_applies(block: dict[str, Any], request: Request) -> bool:
+    """Whether istiod keeps ``block`` in the config of the proxy ``request`` goes through.
+
+    route.go ``TranslateRoute``: a ``port`` other than the listener's drops the block;
+    ``sourceMatchHTTP``: a block naming ``gateways`` applies at those gateways only (its
+    ``sourceLabels``/``sourceNamespace`` ignored), one without applies where the proxy's
+    labels include ``sourceLabels`` and its namespace is ``sourceNamespace``.
+    """
+    if block.get("port") and block["port"] != request.port:
+        return False
+    if block.get("gateways"):
+        return request.gateway in block["gateways"]
+    labels = block.get("sourceLabels") or {}
+    if any(request.source_labels.get(k) != v for k, v in labels.items()):
+        return False
+    return not block.get("sourceNamespace") or block["sourceNamespace"] == request.source_namespace
+
+
 def block_matches(block: dict[str, Any], request: Request) -> bool:
     """Whether one ``HTTPMatchRequest`` accepts ``request``.
 
@@ -85,16 +113,7 @@ def block_matches(block: dict[str, Any], request: Request) -> bool:
     unknown = set(block) - MODELLED_FIELDS
     if unknown:
         raise UnmodelledMatch(f"match fields {sorted(unknown)}")
-    if block.get("gateways"):
-        if request.gateway not in block["gateways"]:
-            return False
-    else:
-        labels = block.get("sourceLabels") or {}
-        if any(request.source_labels.get(k) != v for k, v in labels.items()):
-            return False
-        if block.get("sourceNamespace") and block["sourceNamespace"] != request.source_namespace:
-            return False
-    if block.get("port") and block["port"] != request.port:
+    if not block_applies(block, request):
         return False
     uri = block.get("uri")
     if uri is not None and not _is_presence(uri) and not _string_match(uri, request.uri):
@@ -115,21 +134,60 @@ def block_matches(block: dict[str, Any], request: Request) -> bool:
     return True
 
 
+#: :attr:`Outcome.kind`: a route took the request.
+ROUTE = "route"
+#: :attr:`Outcome.kind`: routes are left for this proxy, none accepts the request: Envoy answers 404.
+NO_MATCH = "no-match"
+#: :attr:`Outcome.kind`: no block applies to this proxy, so istiod leaves the VirtualService
+#: out: a sidecar uses the Service's default route (every version), a gateway answers 404.
+OMITTED = "omitted"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where Istio sends one request.
+
+    Attributes:
+        kind: :data:`ROUTE`, :data:`NO_MATCH` or :data:`OMITTED`.
+        index: index in ``spec.http`` of the route taken (``None`` unless ``kind`` is ROUTE).
+        route: that HTTP route (``None`` unless ``kind`` is ROUTE).
+    """
+
+    kind: str
+    index: int | None = None
+    route: dict[str, Any] | None = None
+
+
+def evaluate(http: list[dict[str, Any]], request: Request) -> Outcome:
+    """Where Istio sends ``request``, given the VirtualService's ``spec.http``.
+
+    Raises:
+        UnmodelledMatch: a route uses a match field this model does not evaluate.
+    """
+    applies = False
+    for index, route in enumerate(http):
+        blocks = route.get("match")
+        if not blocks:
+            return Outcome(ROUTE, index, route)
+        for b in blocks:
+            if block_matches(b, request):
+                return Outcome(ROUTE, index, route)
+            applies = applies or block_applies(b, request)
+    return Outcome(NO_MATCH if applies else OMITTED)
+
+
 def match_http(http: list[dict[str, Any]], request: Request) -> tuple[int, dict[str, Any]] | None:
     """The first route of ``VirtualService.spec.http`` that accepts ``request``.
 
     Returns:
         ``(index, route)`` of the route Istio sends the request to, or ``None`` when no route
-        matches (Envoy then answers 404).
+        takes it (Envoy answers 404, or istiod left the VirtualService out: see :func:`evaluate`).
 
     Raises:
         UnmodelledMatch: a route uses a match field this model does not evaluate.
     """
-    for index, route in enumerate(http):
-        blocks = route.get("match")
-        if not blocks or any(block_matches(b, request) for b in blocks):
-            return index, route
-    return None
+    outcome = evaluate(http, request)
+    return None if outcome.kind != ROUTE else (outcome.index, outcome.route)  # type: ignore[return-value]
 
 
 def destinations(route: dict[str, Any]) -> dict[str, int]:
