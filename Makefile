@@ -37,6 +37,7 @@ fuzz: venv
 bench: venv prometheus
 	$(BIN)/python bench/render.py 1000
 	$(BIN)/python bench/conditions.py
+	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/rollout.py 500
 	$(BIN)/python bench/promotion.py 500
 

@@ -1,7 +1,7 @@
 """The spec examples of README.md and docs/*.md validate, so the docs cannot drift from the code.
 
 Each ```yaml block that is an App (``kind: App``) is validated as it stands; a block that is a
-fragment of one (``routes``, ``expose`` or ``rollout``, bare or under ``spec:``) is first
+fragment of one (``routes``, ``expose``, ``rollout`` or ``tests``, bare or under ``spec:``) is first
 completed into a minimal App. Environment, settings and Kubernetes examples are left to the
 tests of those features.
 """
@@ -22,7 +22,7 @@ from tests.conftest import ROOT, build_file_tree
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.S | re.M)
-FRAGMENT_KEYS = {"routes", "expose", "rollout"}
+FRAGMENT_KEYS = {"routes", "expose", "rollout", "tests"}
 
 ENV = """\
 apiVersion: meshgen.io/v1alpha1

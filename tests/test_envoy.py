@@ -358,3 +358,39 @@ def test_a_zero_weight_subset_never_answers() -> None:
         proxy.close()
     assert set(seen) == {"v1", "v2"}
     assert explain_mod.route_details(http[0]) == {} and simulate.destinations(http[0]) == {"v1": 50, "v2": 50}
+
+
+# --------------------------------------------------------------------------- rewrite, redirect, direct responses
+
+
+def test_rewrites_redirects_and_direct_responses_answer_in_envoy_as_explain_says(tmp_path: Path) -> None:
+    from tests.conftest import build_file_tree
+    from tests.test_route_features import APP, ENV
+
+    repo = build_file_tree(tmp_path, {"environments/dev.yaml": ENV, "apps/shop.yaml": APP})
+    rendering = render_repo(repo, cache=False)
+    vs = next(o for o in rendering.objects if o.kind == "VirtualService")
+    rendered = explain_mod.Rendered(vs.path, vs.obj, {}, ["v1", "v2"])
+    http = vs.obj["spec"]["http"]
+    host = vs.obj["spec"]["hosts"][0]
+    proxy = start([envoy.VirtualHost("shop", http, 80, host)], [envoy.Proxy()], {(host, 80): ["v1", "v2"]})
+    try:
+        for uri in ("/v1/cart?id=7", "/v1/", "/moved/x?a=1", "/legacy", "/api/cart?x=1", "/api/", "/x/../api/a%2Fb",
+                    "/other"):
+            result = rendered.explain(explain_mod.Ask(uri=uri))
+            answer = proxy.send(envoy.Proxy(), "GET", uri, "shop", {"x-debug": "1"})
+            if result.status is not None:
+                assert (answer.status, answer.subset) == (result.status, None), uri
+                assert answer.headers.get("location") == result.details.get("location"), uri
+                continue
+            assert answer.subset in {v for v, w in result.destinations.items() if w}, uri
+            forwarded = result.details.get("forwardedPath", target(result.request))
+            assert answer.path == forwarded, uri
+            assert answer.upstream_headers["host"] == result.details.get("forwardedAuthority", "shop"), uri
+            if result.spec_route == "api":
+                assert answer.upstream_headers.get("x-api") == "1" and "x-debug" not in answer.upstream_headers
+                assert answer.headers.get("x-served-by") == "shop"
+        direct = proxy.send(envoy.Proxy(), "GET", "/legacy", "shop")
+        assert direct.status == 410
+    finally:
+        proxy.close()

@@ -8,7 +8,9 @@ Writes ``schemas/istio/{destinationrule,virtualservice,gateway}.json`` -- each k
 ``openAPIV3Schema`` of version v1, descriptions dropped, ``additionalProperties: false`` added to every
 object that lists its properties (the API server would prune unknown fields silently; meshgen
 refuses them) -- and refreshes the ``$defs`` that ``schemas/app.schema.json`` borrows from Istio
-(``istio.TrafficPolicy``, ``istio.HTTPRetry``, ``istio.HTTPFaultInjection``). Re-run it when moving
+(``istio.TrafficPolicy``, ``istio.HTTPRetry``, ``istio.HTTPFaultInjection``, and the route's
+``istio.HTTPRewrite``, ``istio.HTTPRedirect``, ``istio.HTTPDirectResponse``, ``istio.Headers``,
+``istio.CorsPolicy``). Re-run it when moving
 to a new Istio release; ``tests/test_render.py`` fails when the files are out of sync.
 """
 
@@ -69,6 +71,9 @@ def build(bundle: Path) -> dict[Path, str]:
     app["$defs"]["istio.TrafficPolicy"] = schemas["DestinationRule"]["properties"]["spec"]["properties"]["trafficPolicy"]
     app["$defs"]["istio.HTTPRetry"] = http["retries"]
     app["$defs"]["istio.HTTPFaultInjection"] = http["fault"]
+    for key, name in (("rewrite", "HTTPRewrite"), ("redirect", "HTTPRedirect"), ("directResponse", "HTTPDirectResponse"),
+                      ("headers", "Headers"), ("corsPolicy", "CorsPolicy")):
+        app["$defs"][f"istio.{name}"] = http[key]
     files[app_path] = json.dumps(app, indent=2) + "\n"
     return files
 

@@ -156,7 +156,12 @@ def _print(result: explain_mod.Explanation) -> None:
         for version, weight in result.destinations.items():
             table.add_row(version, f"{weight}%")
         out_console.print(table)
+    if result.status is not None:
+        out_console.print(f"Envoy answers {result.status} itself" + (
+            f": location {result.details['location']}" if "location" in result.details else ""), markup=False)
     for key, value in result.details.items():
         if key == "mirror":
             value = f"{value['version']}, {value['percent']:g}% of requests"
+        if key == "location":
+            continue
         out_console.print(f"{key}: {_value(value)}", markup=False)

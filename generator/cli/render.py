@@ -64,14 +64,16 @@ def render(ctx: Context, envs: tuple[str, ...]) -> None:
 
 
 def _analyze(rendering: Any) -> None:
-    """Cross-object analysis: print warnings, exit 1 on errors (every one listed)."""
-    from generator.render import analysis
+    """Cross-object analysis and the spec's route tests: print warnings, exit 1 on errors
+    (every one listed)."""
+    from generator.render import analysis, routetests
 
     findings = analysis.analyze(rendering)
     for warning in [f for f in findings if f.level != "error"]:
         click.echo(warning.format(), err=True)
-    if analysis.errors_of(findings):
-        fail(errors.SpecErrors(analysis.errors_of(findings)))
+    failed = analysis.errors_of(findings) + routetests.check(rendering)
+    if failed:
+        fail(errors.SpecErrors(failed))
 
 
 @click.command()

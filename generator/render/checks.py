@@ -156,14 +156,15 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
                 conditions.parse(route["when"], app.text_place(*at, "when"))
             except SpecError as e:
                 yield e
-        to = route["to"]
-        split = weights(to)
+        yield from _check_action(app, route, at, name)
+        to = route.get("to", {})
+        split = weights(to) if "to" in route else {}
         for version, weight in split.items():
             if version not in versions:
                 where = app.place(*at, "to") if isinstance(to, str) else app.key_place(*at, "to", version)
                 yield _missing_version(app, version, versions, where, f"route {name!r}")
         total = sum(split.values())
-        if total != 100:
+        if "to" in route and total != 100:
             yield SpecError(f"weights of route {name!r} sum to {total}, not 100 (Istio would normalise them silently)",
                             place=app.place(*at, "to"), hint="make the integer weights add up to exactly 100")
         if "timeout" in route:
@@ -175,6 +176,162 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
         if "mirror" in route and route["mirror"]["version"] not in versions:
             yield _missing_version(app, route["mirror"]["version"], versions,
                                    app.place(*at, "mirror", "version"), f"route {name!r} mirror")
+        if "redirect" in route:
+            yield from _check_redirect(app, route["redirect"], at, name)
+        if "directResponse" in route:
+            yield from _check_direct_response(app, route["directResponse"], at, name)
+        if "rewrite" in route:
+            yield from _check_rewrite(app, route, at, name)
+        if "headers" in route:
+            yield from _check_headers(app, route["headers"], at, name)
+        if "corsPolicy" in route:
+            yield from _check_cors(app, route["corsPolicy"], at, name)
+
+
+#: Route fields that need a destination: with ``redirect`` or ``directResponse`` Envoy answers
+#: by itself, and Istio would ignore them (timeout, retries, mirror) or refuse them (fault, rewrite).
+_FORWARDING_ONLY = ("rewrite", "fault", "mirror", "retries", "timeout")
+#: Redirect codes Istio translates (route.go ``ApplyRedirect``); others leave a route without an action.
+_REDIRECT_CODES = (301, 302, 303, 307, 308)
+_CORS_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "CONNECT", "TRACE")
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP token (RFC 9110)
+
+
+def _check_action(app: EffectiveApp, route: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
+    """``to``, ``redirect`` and ``directResponse``: exactly one; what Envoy answers itself has no
+    use for forwarding fields (Istio: virtualservice.go ``validateHTTPRoute``, silent on some)."""
+    actions = [k for k in ("to", "redirect", "directResponse") if k in route]
+    if not actions:
+        yield SpecError(f"route {name!r} has no destination", place=app.key_place(*at, "name"),
+                        hint="add `to: <version>` (or `redirect` / `directResponse` to answer without a backend)")
+        return
+    if len(actions) > 1:
+        yield SpecError(f"route {name!r} has both {actions[0]!r} and {actions[1]!r}; a route either "
+                        "forwards (`to`), redirects or answers directly", place=app.key_place(*at, actions[1]),
+                        hint=f"keep one of {', '.join(actions)}")
+        return
+    if actions[0] != "to":
+        for key in _FORWARDING_ONLY:
+            if key in route:
+                yield SpecError(f"route {name!r}: {key!r} has no effect with {actions[0]!r} (Envoy answers "
+                                "the request itself and forwards nothing)", place=app.key_place(*at, key),
+                                hint=f"remove {key!r}, or forward with `to`")
+
+
+def _check_redirect(app: EffectiveApp, redirect: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
+    here = (*at, "redirect")
+    if not {"uri", "authority", "scheme", "port", "derivePort"} & set(redirect):
+        yield SpecError(f"route {name!r}: redirect must set uri, authority, scheme, port or derivePort",
+                        place=app.key_place(*here), hint="e.g. `redirect: {uri: /new, redirectCode: 301}`")
+    code = redirect.get("redirectCode")
+    if code is not None and code not in _REDIRECT_CODES:
+        yield SpecError(f"route {name!r}: redirectCode {code} is not one Envoy can send "
+                        f"({', '.join(map(str, _REDIRECT_CODES))}); Istio would leave the route without an action",
+                        place=app.place(*here, "redirectCode"), hint="use 301 (the default), 302, 303, 307 or 308")
+    if redirect.get("scheme") not in (None, "http", "https"):
+        yield SpecError(f"route {name!r}: redirect scheme must be \"http\" or \"https\"",
+                        place=app.place(*here, "scheme"))
+    if "port" in redirect and not 1 <= redirect["port"] <= 65535:
+        yield SpecError(f"route {name!r}: redirect port must be between 1 and 65535", place=app.place(*here, "port"))
+
+
+def _check_direct_response(app: EffectiveApp, direct: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
+    here = (*at, "directResponse")
+    if not 200 <= direct["status"] <= 599:
+        yield SpecError(f"route {name!r}: directResponse status {direct['status']} is not an HTTP status "
+                        "Istio accepts (200-599)", place=app.place(*here, "status"))
+    body = direct.get("body") or {}
+    size = len((body.get("string") or body.get("bytes") or "").encode())
+    if size > 100 * 1024:
+        yield SpecError(f"route {name!r}: directResponse body has {size} bytes; Istio warns above 100 KiB "
+                        "and refuses 1 MiB, as every proxy holds it in memory", place=app.place(*here, "body"),
+                        hint="serve large bodies from a backend")
+
+
+def _check_rewrite(app: EffectiveApp, route: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
+    rewrite = route["rewrite"]
+    here = (*at, "rewrite")
+    if not {"uri", "authority", "uriRegexRewrite"} & set(rewrite):
+        yield SpecError(f"route {name!r}: rewrite must set uri, authority or uriRegexRewrite", place=app.key_place(*here))
+    if "uri" in rewrite and "uriRegexRewrite" in rewrite:
+        yield SpecError(f"route {name!r}: rewrite may set uri or uriRegexRewrite, not both",
+                        place=app.key_place(*here, "uriRegexRewrite"))
+    regex = rewrite.get("uriRegexRewrite")
+    if regex is not None:
+        if not regex.get("match") or "rewrite" not in regex:
+            yield SpecError(f"route {name!r}: rewrite.uriRegexRewrite needs match and rewrite",
+                            place=app.key_place(*here, "uriRegexRewrite"))
+        else:
+            try:
+                conditions.compiled(regex["match"])
+            except Exception:  # noqa: BLE001  (re2.error)
+                yield SpecError(f"route {name!r}: rewrite.uriRegexRewrite.match is not an RE2 regex",
+                                place=app.place(*here, "uriRegexRewrite", "match"),
+                                hint="Envoy's regex_rewrite uses RE2 (https://github.com/google/re2/wiki/Syntax)")
+    authority = {k for k in ((route.get("headers") or {}).get("request") or {}).get("set") or {}
+                 if k.lower() in ("host", ":authority")}
+    if rewrite.get("authority") and authority:
+        yield SpecError(f"route {name!r}: rewrite.authority and headers.request.set.{sorted(authority)[0]} both "
+                        "set the authority", place=app.place(*here, "authority"), hint="keep rewrite.authority")
+
+
+def _check_headers(app: EffectiveApp, headers: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
+    for side in ("request", "response"):
+        ops = headers.get(side) or {}
+        for op in ("set", "add", "remove"):
+            names = ops.get(op) or ([] if op == "remove" else {})
+            for i, key in enumerate(names):
+                where = app.place(*at, "headers", side, op, i) if op == "remove" else \
+                    app.key_place(*at, "headers", side, op, key)
+                low = key.lower()
+                if side == "request" and op != "remove" and low in ("host", ":authority"):
+                    continue  # Istio turns it into the authority rewrite
+                if low.startswith(":") or low == "host":
+                    yield SpecError(f"route {name!r}: headers.{side}.{op} names {key!r}, which Istio drops "
+                                    "silently (pseudo-headers and host cannot be changed this way)", place=where,
+                                    hint="set the authority with rewrite.authority" if side == "request" else None)
+                elif not _HEADER_NAME.fullmatch(key):
+                    yield SpecError(f"route {name!r}: {key!r} is not a valid header name", place=where)
+
+
+def _check_cors(app: EffectiveApp, cors: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
+    here = (*at, "corsPolicy")
+    if "allowOrigin" in cors:
+        yield SpecError(f"route {name!r}: corsPolicy.allowOrigin is deprecated and ignored by current Istio",
+                        place=app.key_place(*here, "allowOrigin"),
+                        hint='use allowOrigins: [{exact: "https://example.com"}]')
+    origins = cors.get("allowOrigins") or []
+    if not origins:
+        yield SpecError(f"route {name!r}: corsPolicy has no allowOrigins, so no origin is allowed",
+                        place=app.key_place(*here), hint='add allowOrigins: [{exact: "https://example.com"}]')
+    for i, origin in enumerate(origins):
+        value = next(iter(origin.values()), "") if origin else ""
+        if not value:
+            yield SpecError(f"route {name!r}: corsPolicy.allowOrigins[{i}] is empty", place=app.place(*here, "allowOrigins", i))
+        elif "regex" in origin:
+            try:
+                conditions.compiled(value)
+            except Exception:  # noqa: BLE001
+                yield SpecError(f"route {name!r}: corsPolicy.allowOrigins[{i}].regex is not an RE2 regex",
+                                place=app.place(*here, "allowOrigins", i, "regex"))
+        if cors.get("allowCredentials") and origin.get("exact") == "*":
+            yield SpecError(f"route {name!r}: corsPolicy allows credentials for every origin (\"*\"), "
+                            "which browsers refuse", place=app.place(*here, "allowOrigins", i),
+                            hint="list the origins that may send credentials")
+    for i, method in enumerate(cors.get("allowMethods") or []):
+        if method not in _CORS_METHODS:
+            yield SpecError(f"route {name!r}: corsPolicy.allowMethods[{i}] {method!r} is not an HTTP method Istio "
+                            f"accepts ({', '.join(_CORS_METHODS)})", place=app.place(*here, "allowMethods", i))
+    for field in ("allowHeaders", "exposeHeaders"):
+        for i, header in enumerate(cors.get(field) or []):
+            if not _HEADER_NAME.fullmatch(header):
+                yield SpecError(f"route {name!r}: corsPolicy.{field}[{i}] {header!r} is not a valid header name",
+                                place=app.place(*here, field, i))
+    if "maxAge" in cors:
+        seconds = parse_duration(cors["maxAge"])
+        if seconds is None or seconds % 1_000_000_000 or seconds < 1_000_000_000:
+            yield SpecError(f"route {name!r}: corsPolicy.maxAge must be whole seconds, at least 1s "
+                            "(Istio is accurate only to seconds)", place=app.place(*here, "maxAge"))
 
 
 def _check_retries(app: EffectiveApp, retries: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
@@ -218,6 +375,9 @@ def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[st
     if rollout["route"] not in names:
         yield SpecError(f"rollout.route {rollout['route']!r} is not a route of this app ({', '.join(names)})",
                         place=app.place(*at, "route"))
+    elif not any(r["name"] == rollout["route"] and "to" in r for r in routes):
+        yield SpecError(f"rollout.route {rollout['route']!r} does not forward (`to`), so it has no weights to move",
+                        place=app.place(*at, "route"), hint="name a route with `to`")
     steps = rollout.get("steps", [])
     if any(b <= a for a, b in zip(steps, steps[1:])) or (steps and steps[-1] != 100):
         yield SpecError(f"rollout.steps {steps} must increase strictly and end at 100", place=app.place(*at, "steps"))

@@ -11,6 +11,7 @@ is pure, so many requests cost one read (``meshgen explain --requests``, route t
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,9 @@ class Explanation:
         destinations: ``{version: weight in percent}`` of that route (empty when none).
         details: the route's other fields that shape the answer, Istio's names and values
             (``timeout``, ``retries``, ``fault``, ``mirror`` as ``{version, percent}``,
-            ``rewrite``, ``redirect``, ``directResponse``, ``headers``, ``corsPolicy``).
+            ``rewrite``, ``redirect``, ``directResponse``, ``headers``, ``corsPolicy``), and what
+            they make of this request: ``location`` of a redirect, ``forwardedPath`` and
+            ``forwardedAuthority`` after a rewrite.
         versions: the versions (DestinationRule subsets) an omitted VirtualService leaves the
             Service's default route to.
         hosts: the VirtualService's hosts (for the not-served message).
@@ -287,7 +290,15 @@ class Rendered:
         elif int(given) != port:
             return False
         host = host.lower()
-        return any(_host_matches(host, name) for h in self.hosts for name in _host_names(h.lower()))
+        return host in self._names or any(_host_matches(host, name) for name in self._wildcards)
+
+    @functools.cached_property
+    def _names(self) -> frozenset[str]:
+        return frozenset(n for h in self.hosts for n in _host_names(h.lower()) if not n.startswith("*"))
+
+    @functools.cached_property
+    def _wildcards(self) -> tuple[str, ...]:
+        return tuple(h.lower() for h in self.hosts if h.startswith("*"))
 
     def request(self, ask: Ask) -> simulate.Request:
         """The request ``ask`` describes, everything settled.
@@ -334,9 +345,40 @@ class Rendered:
             return Explanation(outcome=outcome.kind, versions=self.versions, **base)
         route, index = outcome.route, outcome.index
         name = route.get("name", f"#{index}")
+        details = route_details(route)
+        query = "&".join([p for p in ask.uri.partition("#")[0].partition("?")[2].split("&") if p]
+                         + [f"{k}={v}" for k, v in ask.query.items()])
+        if "redirect" in route:
+            details["location"] = redirect_location(route["redirect"], request, query)
+        elif "rewrite" in route and "route" in route:
+            forwarded = simulate.rewritten_path(route, outcome.block, request.uri)
+            authority = route["rewrite"].get("authority")
+            if forwarded != request.uri:
+                details["forwardedPath"] = forwarded + (f"?{query}" if query else "")
+            if authority:
+                details["forwardedAuthority"] = authority
         return Explanation(outcome=outcome.kind, istio_index=index, istio_route=name,
                            spec_route=routing.spec_route_name(name), destinations=simulate.destinations(route),
-                           details=route_details(route), **base)
+                           details=details, **base)
+
+
+def redirect_location(redirect: dict[str, Any], request: simulate.Request, query: str) -> str:
+    """The ``location`` of Envoy's redirect (route.go ``ApplyRedirect``): ``uri`` replaces the
+    path, the query string is kept; ``authority``, ``scheme`` and ``port`` (or ``derivePort``)
+    replace the request's; a port that is the scheme's default is left out."""
+    scheme = redirect.get("scheme") or request.scheme
+    host = redirect.get("authority") or request.authority
+    port = None
+    if redirect.get("derivePort") == "FROM_REQUEST_PORT":
+        port = request.port
+    elif "port" in redirect:
+        port = int(redirect["port"])
+    if port is not None and (scheme, port) in (("http", 80), ("https", 443)):
+        port = None
+    if port is not None:
+        host = host.rpartition(":")[0] if host.rpartition(":")[2].isdigit() else host
+    path = redirect.get("uri") or request.uri
+    return f"{scheme}://{host}{f':{port}' if port else ''}{path}{f'?{query}' if query else ''}"
 
 
 def route_details(route: dict[str, Any]) -> dict[str, Any]:

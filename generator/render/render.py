@@ -264,15 +264,20 @@ class _Renderer:
         gateway_ref = f"{app.namespace}/{gateway_name(app)}" if expose else None
         spec_routes = []
         for i, route in enumerate(routes):
-            body: dict[str, Any] = {"route": [{"destination": destination(v), "weight": w}  # by version name
-                                              for v, w in sorted(checks.weights(route["to"]).items())]}
-            for key in ("timeout", "retries", "fault"):
+            body: dict[str, Any] = {}
+            if "to" in route:  # else a redirect or a direct response: Envoy answers itself
+                body["route"] = [{"destination": destination(v), "weight": w}  # by version name
+                                 for v, w in sorted(checks.weights(route["to"]).items())]
+            for key in ("rewrite", "redirect", "directResponse", "timeout", "retries", "fault"):
                 if key in route:
                     body[key] = route[key]
             if "mirror" in route:
                 body["mirror"] = destination(route["mirror"]["version"])
                 if "percent" in route["mirror"]:
                     body["mirrorPercentage"] = {"value": float(route["mirror"]["percent"])}
+            for key in ("headers", "corsPolicy"):
+                if key in route:
+                    body[key] = route[key]
             when_place = app.text_place("spec", "routes", i, "when") if "when" in route else None
             spec_routes.append(routing.SpecRoute(route["name"], route.get("when"), body, when_place))
         scope = None

@@ -57,6 +57,8 @@ def normalize_path(path: str) -> str:
     (RFC 3986 section 5.2.4). ``/x/../static`` -> ``/static``, ``/%73tatic`` -> ``/static``,
     ``/a%2Fb`` stays. Matches what Envoy 1.40 does (tests/test_envoy.py checks it).
     """
+    if "%" not in path and "\\" not in path and "/." not in path and not path.startswith("."):
+        return path or "/"  # nothing to decode, no dot segment: as it is
     path = _UNRESERVED.sub(_decode_unreserved, path.replace("\\", "/"))
     return remove_dot_segments(path) or "/"
 

@@ -151,11 +151,13 @@ class Outcome:
         kind: :data:`ROUTE`, :data:`NO_MATCH` or :data:`OMITTED`.
         index: index in ``spec.http`` of the route taken (``None`` unless ``kind`` is ROUTE).
         route: that HTTP route (``None`` unless ``kind`` is ROUTE).
+        block: the match block that accepted the request (``None`` for a route without ``match``).
     """
 
     kind: str
     index: int | None = None
     route: dict[str, Any] | None = None
+    block: dict[str, Any] | None = None
 
 
 def evaluate(http: list[dict[str, Any]], request: Request) -> Outcome:
@@ -171,9 +173,25 @@ def evaluate(http: list[dict[str, Any]], request: Request) -> Outcome:
             return Outcome(ROUTE, index, route)
         for b in blocks:
             if block_matches(b, request):
-                return Outcome(ROUTE, index, route)
+                return Outcome(ROUTE, index, route, b)
             applies = applies or block_applies(b, request)
     return Outcome(NO_MATCH if applies else OMITTED)
+
+
+def rewritten_path(route: dict[str, Any], block: dict[str, Any] | None, path: str) -> str:
+    """The path Envoy forwards after the route's ``rewrite.uri`` (Envoy ``prefix_rewrite``,
+    route.go ``applyHTTPRouteDestination``): it replaces the part the block's ``uri`` matched --
+    the prefix, or the whole path for an ``exact`` or ``regex`` match; ``/`` without ``uri``.
+    ``path`` is the normalised path, without the query string."""
+    uri = (route.get("rewrite") or {}).get("uri")
+    if not uri:
+        return path
+    sm = (block or {}).get("uri") or {}
+    if "prefix" in sm:
+        return uri + path[len(sm["prefix"]):]
+    if "exact" in sm or "regex" in sm:
+        return uri
+    return uri + path[1:]
 
 
 def match_http(http: list[dict[str, Any]], request: Request) -> tuple[int, dict[str, Any]] | None:

@@ -8,7 +8,8 @@ An environment's ``spec.apps.<app>`` override is deep-merged into the App spec b
 else looks at it: mappings merge key by key (except a route's ``to`` and label maps,
 which are replaced whole), lists whose items are mappings with a ``name``
 (routes) merge item by item by name (new names are appended), a ``null`` deletes the key,
-anything else replaces. The merged spec keeps, for every value, the place it came from, so an
+anything else replaces. Route tests (``spec.tests``) add up: an environment's tests are
+appended to the app's, and one named like an app's test replaces it. The merged spec keeps, for every value, the place it came from, so an
 error in an overridden value points into the environment file.
 """
 
@@ -135,6 +136,8 @@ class Repo:
 #: Mappings that an override replaces whole instead of merging key by key: a weight split or a
 #: label selector means exactly what it lists.
 ATOMIC_KEYS = frozenset({"to", "labels", "selector"})
+#: Lists an environment's override adds to (named items replace the item of that name).
+ADDITIVE_LISTS = frozenset({("spec", "tests")})
 
 
 def _is_named_list(value: Any) -> bool:
@@ -155,11 +158,12 @@ def _merge(base: Any, over: Any, at: KeyPath, over_at: KeyPath, over_doc: Docume
                 out[key] = copy.deepcopy(value)
                 table[(*at, key)] = (over_doc, (*over_at, key))
         return out
-    if _is_named_list(base) and _is_named_list(over) and over:
+    additive = at in ADDITIVE_LISTS and isinstance(base, list) and isinstance(over, list)
+    if additive or (_is_named_list(base) and _is_named_list(over) and over):
         out_list = list(base)
-        index = {item["name"]: i for i, item in enumerate(out_list)}
+        index = {item["name"]: i for i, item in enumerate(out_list) if isinstance(item, dict) and "name" in item}
         for j, item in enumerate(over):
-            i = index.get(item["name"])
+            i = index.get(item["name"]) if isinstance(item, dict) and "name" in item else None
             if i is None:
                 out_list.append(copy.deepcopy(item))
                 table[(*at, len(out_list) - 1)] = (over_doc, (*over_at, j))

@@ -1,0 +1,148 @@
+"""Route tests written in the spec: requests with the route and versions they must reach.
+
+An App lists them under ``spec.tests`` (an environment adds or replaces them through its
+``spec.apps.<app>.spec.tests`` override, merged by ``name`` like routes)::
+
+    tests:
+      - name: jason-sees-v2
+        request: {uri: /reviews/1, headers: {end-user: jason}}
+        expect: {route: jason, versions: {v2: 100}}
+      - request: {uri: /admin, gateway: mesh/reviews-gateway}
+        expect: {route: null, status: 404}
+
+``meshgen check`` and ``meshgen validate`` run every test of every app in every environment on
+what the spec renders (in memory, the VirtualService Istio would get), with the same model as
+``meshgen explain`` (:mod:`generator.render.explain`), and report each mismatch at the test's
+place as ``path:line:col: error: ...``. A test's ``versions`` are the rendered weights, a
+rollout's current step included.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from generator.errors import SpecError, UsageError
+from generator.render import explain as explain_mod
+from generator.routing import simulate
+
+
+def _describe(ask: explain_mod.Ask, result: explain_mod.Explanation) -> str:
+    r = result.request
+    parts = [f"{r.method} {ask.uri}"]
+    parts += [f"header {k}: {v}" for k, v in ask.headers.items()]
+    parts += [f"query {k}={v}" for k, v in ask.query.items()]
+    if ask.authority:
+        parts.append(f"authority {ask.authority}")
+    if ask.port is not None:
+        parts.append(f"port {ask.port}")
+    if ask.source_namespace != "default":
+        parts.append(f"from namespace {ask.source_namespace}")
+    parts += [f"source label {k}={v}" for k, v in ask.source_labels.items()]
+    parts.append("through the mesh" if r.gateway == "mesh" else f"through gateway {r.gateway}")
+    return ", ".join(parts)
+
+
+def _weights(versions: dict[str, int]) -> str:
+    return "{" + ", ".join(f"{v}: {w}" for v, w in versions.items()) + "}"
+
+
+def _outcome(result: explain_mod.Explanation) -> str:
+    if result.outcome == explain_mod.NOT_SERVED:
+        return "reaches no route: its authority is not served by the VirtualService"
+    if result.outcome == simulate.OMITTED and result.request.gateway == "mesh":
+        return "reaches every version through the Service's default route (no route applies to this proxy)"
+    text = f"takes route {result.spec_route!r}" if result.spec_route else "takes no route"
+    if result.destinations:
+        text += f" {_weights(result.destinations)}"
+    if result.status is not None:
+        text += f", answered {result.status}"
+    return text
+
+
+def run_test(rendered: explain_mod.Rendered, test: dict[str, Any], routes: list[str],
+             versions: list[str], rollout_route: str | None) -> tuple[str, str | None] | None:
+    """``(message, hint)`` of one failing test, or ``None`` when it passes.
+
+    Raises:
+        UsageError: the test's ``request.gateway`` is not bound (turned into a spec error by
+            :func:`check`).
+    """
+    ask = explain_mod.Ask.from_json(test.get("request") or {})
+    expect = test.get("expect") or {}
+    result = rendered.explain(ask)
+    wrong, hints = [], []
+    if "route" in expect and expect["route"] != result.spec_route:
+        wrong.append(f"route {expect['route']!r}" if expect["route"] else "no route")
+        if expect["route"] and expect["route"] not in routes:
+            close = difflib.get_close_matches(expect["route"], routes, n=1)
+            hints.append(f"the app has no route {expect['route']!r}" + (
+                f"; did you mean {close[0]!r}?" if close else f" (routes: {', '.join(routes)})"))
+    if "versions" in expect:
+        want = {v: w for v, w in expect["versions"].items() if w}
+        got = dict(result.destinations)
+        if result.outcome == simulate.OMITTED and result.request.gateway == "mesh":
+            got = {}
+        if want != got:
+            wrong.append(f"versions {_weights(want)}")
+            unknown = [v for v in want if v not in versions]
+            if unknown:
+                hints.append(f"the app has no version {unknown[0]!r} (versions: {', '.join(versions)})")
+            elif rollout_route and result.spec_route == rollout_route:
+                hints.append(f"route {rollout_route!r} is under rollout: the bot moves its weights; "
+                             "expect its route, not its versions")
+    if "status" in expect and expect["status"] != result.status:
+        wrong.append(f"status {expect['status']}" if expect["status"] else "a forwarded request")
+    if not wrong:
+        return None
+    return f"{_describe(ask, result)}: {_outcome(result)}; expected {' and '.join(wrong)}", "; ".join(hints) or None
+
+
+def check(rendering: Any) -> list[SpecError]:
+    """Run the route tests of every app in every rendered environment.
+
+    Args:
+        rendering: a :class:`generator.render.render.Rendering` (what the specs render, in memory).
+
+    Returns:
+        One :class:`SpecError` per failing test (one for a test that fails alike in several
+        environments), placed at the test in the file it came from.
+    """
+    by_app: dict[tuple[str, str], dict[str, Any]] = {}
+    for o in rendering.objects:
+        by_app.setdefault((o.env, o.app), {})[o.kind] = o
+    failures: dict[tuple[Any, str, str | None], list[str]] = {}
+    repo = rendering.repo
+    for (env, name), objs in by_app.items():
+        vs = objs.get("VirtualService")
+        if vs is None:
+            continue
+        app = repo.effective_app(name, env)
+        tests = app.spec.get("tests") or []
+        if not tests:
+            continue
+        gateways = {}
+        if "Gateway" in objs:
+            meta = objs["Gateway"].obj["metadata"]
+            gateways[f"{meta['namespace']}/{meta['name']}"] = objs["Gateway"].obj
+        versions = list(app.spec["versions"])
+        rendered = explain_mod.Rendered(vs.path, vs.obj, gateways, versions)
+        routes = [r["name"] for r in app.spec["routes"]]
+        rollout_route = (app.spec.get("rollout") or {}).get("route")
+        for i, test in enumerate(tests):
+            label = f"route test {test['name']!r}" if test.get("name") else f"route test {i + 1}"
+            try:
+                failure = run_test(rendered, test, routes, versions, rollout_route)
+            except UsageError:
+                gateway = (test.get("request") or {}).get("gateway")
+                key = (app.place("spec", "tests", i, "request", "gateway"),
+                       f"{label}: the app's VirtualService does not bind gateway {gateway!r}",
+                       f"write one of: {', '.join(rendered.bound_gateways)}")
+                failures.setdefault(key, []).append(env)
+                continue
+            if failure is not None:
+                key = (app.place("spec", "tests", i), f"{label}: {failure[0]}", failure[1])
+                failures.setdefault(key, []).append(env)
+    # a test of the app itself fails alike in every environment: one error naming them all
+    return [SpecError(f"{message} (in {', '.join(envs)})", place=place, hint=hint)
+            for (place, message, hint), envs in failures.items()]
