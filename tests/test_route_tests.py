@@ -1,5 +1,6 @@
-"""Route tests written in the spec (``spec.tests``): ``meshgen check`` and ``meshgen validate``
-run them on what the specs render, in every environment, and fail at the test's place."""
+"""Route tests written in the spec (``spec.tests``): ``meshgen check`` runs them on what the
+specs render, in every environment, and fails at the test's place; ``render`` and ``validate``
+judge the specs without them."""
 
 from __future__ import annotations
 
@@ -70,10 +71,9 @@ def shop(tmp_path: Path, app: str = APP, **files: str) -> Path:
     return repo
 
 
-def test_passing_route_tests_let_check_and_validate_pass(tmp_path: Path) -> None:
+def test_passing_route_tests_let_check_pass(tmp_path: Path) -> None:
     repo = shop(tmp_path)
     assert run_meshgen("check", cwd=repo).returncode == 0
-    assert run_meshgen("validate", cwd=repo).returncode == 0
 
 
 def test_the_bundled_examples_route_tests_pass() -> None:
@@ -90,7 +90,7 @@ def test_a_failing_route_test_fails_check_at_its_place_naming_the_route_it_takes
     assert ("apps/shop.yaml:17:7: error: route test 'beta-users': GET /api/cart, header x-beta: yes, through "
             "the mesh: takes route 'beta' {v2: 100}; expected route 'default' and versions {v1: 90, v2: 10} "
             "(in dev, prod)") in proc.stderr
-    assert run_meshgen("validate", cwd=repo).returncode == 1
+    assert run_meshgen("validate", cwd=repo).returncode == 0  # valid specs; their tests are check's
 
 
 def test_an_unnamed_test_is_named_by_its_position_and_a_status_is_checked(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ An App lists them under ``spec.tests`` (an environment adds or replaces them thr
       - request: {uri: /admin, gateway: mesh/reviews-gateway}
         expect: {route: null, status: 404}
 
-``meshgen check`` and ``meshgen validate`` run every test of every app in every environment on
+``meshgen check`` runs every test of every app in every environment on
 what the spec renders (in memory, the VirtualService Istio would get), with the same model as
 ``meshgen explain`` (:mod:`generator.render.explain`), and report each mismatch at the test's
 place as ``path:line:col: error: ...``. A test's ``versions`` are the rendered weights, a
