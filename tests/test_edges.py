@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator.bot import bot
 from generator.bot.prometheus import Prometheus
@@ -596,6 +598,20 @@ def test_publish_keeps_credentials_of_the_source_url_out_of_the_commit_message(d
     assert proc.returncode == 0, proc.stderr
     body = git(target, "log", "-1", "--format=%B", "main")
     assert "GHTOKEN" not in body and "Source-Repository: https://***@github.com/acme/mesh-config.git" in body
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(scheme=st.sampled_from(["http", "https", "ssh", "git+ssh"]),
+       user=st.text(st.characters(blacklist_characters="/@?# \t\n\r:", blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1),
+       password=st.text(st.characters(blacklist_characters="/@?# \t\n\r", blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
+                        min_size=6),
+       host=st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z]{2,5}){0,2}(:[0-9]{2,5})?", fullmatch=True),
+       before=st.sampled_from(["", "error: ", "Prometheus at ", "cannot reach '"]),
+       after=st.sampled_from(["", "/", "/api/v1/query failed", "/o/r.git': refused"]))
+def test_redact_never_shows_the_userinfo_of_a_url(scheme, user, password, host, before, after):
+    url = f"{scheme}://{user}:{password}@{host}"
+    shown = redact(before + url + after)
+    assert shown == f"{before}{scheme}://***@{host}{after}"
 
 
 def test_a_slack_url_with_a_control_character_is_logged_not_fatal(pushed):
