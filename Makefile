@@ -40,6 +40,8 @@ bench: venv prometheus
 	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/rollout.py 500
 	$(BIN)/python bench/promotion.py 500
+	$(BIN)/python bench/history.py 10000
+	$(BIN)/python bench/backtest.py 24
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -17,6 +17,8 @@ What happens (nothing leaves this machine; everything lives in a temporary folde
    reviews' pipeline there). After the soak the bot promotes books to staging, where it
    starts again from the first step; prod waits for a human's approval.
 5. ``git log`` of the remote tells the story; ``meshgen rollout status`` sums it up.
+6. ``meshgen report`` writes the static report of the demo's rollouts, with a backtest of each, to
+   ``build/demo-report/`` in this project, and the demo ends by printing its path.
 
 Run: ``make demo`` (installs Prometheus when it can), or ``python demo/canary.py [--keep]``.
 """
@@ -215,6 +217,10 @@ def main() -> int:
         print(git(remote, "log", "-1", "--grep=(staging): start", "--format=%B", "main"), end="")
         say("meshgen rollout status: each rollout, then each promotion pipeline")
         print(meshgen(bot, "rollout", "status").stdout, end="")
+        say("meshgen report: the demo's rollouts charted from git, the current policy's backtest beside each")
+        report = ROOT / "build" / "demo-report"
+        meshgen(bot, "report", "--out", str(report), "--backtest", "--prometheus-url", prometheus.url)
+        print(f"\nreport of the demo's rollouts: {report / 'index.html'}")
         return 0
     finally:
         if prometheus:

@@ -18,7 +18,7 @@ from generator.errors import SpecError, SpecErrors, UsageError
 from generator.rollout import backtest, metrics
 from generator.rollout.backtest import Replay, Series
 from generator.rollout.decision import Rollout
-from generator.spec.config import load_repo
+from generator.spec.config import EffectiveApp, Repo, load_repo
 
 #: Steps per range query; Prometheus refuses more than 11,000 points per series.
 MAX_POINTS = 10_000
@@ -66,6 +66,17 @@ def overridden(block: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[s
     return new
 
 
+def rollout_in(repo: Repo, app: str, env: str) -> tuple[EffectiveApp, Rollout] | None:
+    """``app``'s effective document and rollout block in ``env``; ``None`` when it has none.
+
+    Raises:
+        UsageError: unknown app or environment.
+        SpecErrors: the rollout block breaks the rollout rules.
+    """
+    items = bot._rollouts(repo, [env], [app])
+    return (items[0].effective, items[0].rollout) if items else None
+
+
 def run_backtest(root: Path, app: str, env: str, start: datetime, end: datetime, *,
                  overrides: Mapping[str, Any] | None = None, prometheus: str | None = None) -> Replay:
     """Replay ``app``'s rollout in ``env`` from ``start`` to ``end``.
@@ -85,19 +96,19 @@ def run_backtest(root: Path, app: str, env: str, start: datetime, end: datetime,
         PrometheusError: Prometheus failed (exit 3).
     """
     repo = load_repo(Path(root))
-    items = bot._rollouts(repo, [env], [app])
-    if not items:
+    found = rollout_in(repo, app, env)
+    if found is None:
         doc = repo.apps[app]
         raise SpecErrors([SpecError(f"app {app!r} has no rollout in environment {env!r}", place=doc.place("spec"),
                                     hint="add a `rollout` block to the app or to the environment's override")])
-    item = items[0]
-    block = ((item.effective.data.get("spec") or {}).get("rollout")) or {}
+    effective = found[0]
+    block = ((effective.data.get("spec") or {}).get("rollout")) or {}
     try:
         rollout = Rollout.from_spec(overridden(block, overrides or {}))
         times = backtest.ticks(start, end, rollout.interval)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    target = metrics.target_of(app, env, item.effective.data, rollout)
+    target = metrics.target_of(app, env, effective.data, rollout)
     try:
         plan = metrics.plan(rollout, target)
     except ValueError as e:

@@ -2,14 +2,14 @@
 :func:`generator.rollout.history.timelines`.
 
 A long-lived config repository holds tens of thousands of bot commits, so this reads git in
-two streams, never one process per commit: one ``git log --raw`` over ``status/`` lists every
-commit with the blob of each status file it changed, and GitPython's object database (one
-long-running ``git cat-file --batch``) reads each distinct blob once. Each blob is parsed with
-PyYAML's C loader; identical contents are parsed once.
+two processes through GitPython, never one per commit: one ``git log --raw`` over ``status/``
+lists every commit with the blob of each status file it changed, and one ``git cat-file
+--batch`` reads every distinct blob. Each blob is parsed once, with PyYAML's C loader.
 """
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -57,7 +57,7 @@ def revisions(root: Path, status_dir: str = "status") -> Iterator[Revision]:
         out = repo.git.log(*args, "HEAD", "--", prefix)
     except git.GitCommandError as e:
         raise GitError(f"git log failed in {top}: {e.stderr.strip()}") from e
-    parsed: dict[str, Any] = {}
+    found: list[tuple[str, str, str, datetime, str, str, str, str]] = []
     for record in out.split(_RECORD):
         if not record:
             continue
@@ -73,25 +73,48 @@ def revisions(root: Path, status_dir: str = "status") -> Iterator[Revision]:
             parts = path[len(prefix):-len(".yaml")].split("/")
             if len(parts) != 2:
                 continue
-            blob = meta.split()[3]
-            yield Revision(sha, author, email, moment, subject, parts[0], parts[1], _status(repo, blob, parsed))
+            found.append((sha, author, email, moment, subject, parts[0], parts[1], meta.split()[3]))
+    contents = _read_blobs(repo, {blob for *_, blob in found if blob != _NULL})
+    parsed: dict[str, Any] = {}
+    for sha, author, email, moment, subject, env, app, blob in found:
+        if blob not in parsed:
+            parsed[blob] = _status(contents[blob]) if blob != _NULL else None
+        yield Revision(sha, author, email, moment, subject, env, app, parsed[blob])
 
 
-def _status(repo: git.Repo, blob: str, parsed: dict[str, Any]) -> Any:
-    if blob == _NULL:
+def _read_blobs(repo: git.Repo, blobs: set[str]) -> dict[str, bytes]:
+    """The contents of ``blobs`` through one ``git cat-file --batch`` (fed from a file, so
+    neither pipe can fill while the other waits)."""
+    if not blobs:
+        return {}
+    with tempfile.TemporaryFile() as names:
+        names.write("".join(f"{blob}\n" for blob in blobs).encode())
+        names.seek(0)
+        try:
+            out = repo.git.cat_file("--batch", istream=names, stdout_as_string=False)
+        except git.GitCommandError as e:
+            raise GitError(f"git cat-file failed: {e.stderr.strip()}") from e
+    contents: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        eol = out.index(b"\n", pos)
+        name, kind, *size = out[pos:eol].split()
+        if kind != b"blob":
+            raise GitError(f"cannot read blob {name.decode()[:8]}: {kind.decode()}")
+        length = int(size[0])
+        contents[name.decode()] = out[eol + 1:eol + 1 + length]
+        pos = eol + 1 + length + 1
+    return contents
+
+
+def _status(data: bytes) -> Any:
+    """The ``status`` mapping of a status file's bytes, ``None`` if it is not a RolloutStatus."""
+    try:
+        doc = yaml.load(data, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError:
         return None
-    if blob not in parsed:
-        try:
-            data = repo.odb.stream(bytes.fromhex(blob)).read()
-        except Exception as e:  # GitPython raises several types for a missing object
-            raise GitError(f"cannot read blob {blob[:8]}: {e}") from e
-        try:
-            doc = yaml.load(data, Loader=yaml.CSafeLoader)
-        except yaml.YAMLError:
-            doc = None
-        ok = isinstance(doc, dict) and doc.get("kind") == "RolloutStatus" and isinstance(doc.get("status"), dict)
-        parsed[blob] = doc["status"] if ok else None
-    return parsed[blob]
+    ok = isinstance(doc, dict) and doc.get("kind") == "RolloutStatus" and isinstance(doc.get("status"), dict)
+    return doc["status"] if ok else None
 
 
 def read_history(root: Path, *, app: str | None = None, envs: Sequence[str] = (),

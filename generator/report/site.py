@@ -33,13 +33,12 @@ import git
 import jinja2
 
 from generator.bot import backtest as bot_backtest
-from generator.bot import bot
 from generator.bot import history as bot_history
-from generator.errors import MeshgenError, UsageError
+from generator.errors import MeshgenError, PrometheusError, UsageError
 from generator.render import output, render
 from generator.rollout import decision, history, metrics
 from generator.rollout.history import Timeline
-from generator.spec.config import load_repo
+from generator.spec.config import Repo, load_repo
 
 ASSETS = ("chart.umd.min.js", "chart.js.LICENSE.md", "SOURCE", "report.js", "report.css")
 #: Colours of versions, in order of first appearance on a page.
@@ -106,22 +105,23 @@ def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
     return envs
 
 
-def _thresholds(repo: Any, timeline: Timeline) -> dict[str, dict[str, float | None]]:
+def _thresholds(repo: Repo, timeline: Timeline) -> dict[str, dict[str, float | None]]:
     """``{metric: {min, max, dryRun}}`` of the app's current rollout block in the timeline's env;
     ``requests`` gets ``minRequests`` as its ``min``."""
     try:
-        items = bot._rollouts(repo, [timeline.env], [timeline.app])
+        found = bot_backtest.rollout_in(repo, timeline.app, timeline.env)
     except MeshgenError:
         return {}
-    if not items:
+    if found is None:
         return {}
+    rollout = found[1]
     try:
-        listed = metrics.policy_metrics(items[0].rollout)
+        listed = metrics.policy_metrics(rollout)
     except ValueError:
         return {}
     bounds: dict[str, dict[str, Any]] = {}
     if listed:
-        bounds[metrics.REQUESTS] = {"min": float(items[0].rollout.min_requests), "max": None, "dryRun": False}
+        bounds[metrics.REQUESTS] = {"min": float(rollout.min_requests), "max": None, "dryRun": False}
     for m in listed:
         if m.name not in bounds or not m.dry_run:  # a decisive bound wins over a dry run's
             bounds[m.name] = {"min": m.min, "max": m.max, "dryRun": m.dry_run}
@@ -201,9 +201,9 @@ def write_report(root: Path, out: Path, *, backtest: bool = False, prometheus: s
                     root, timeline.app, timeline.env, timeline.started, max(end, timeline.started),
                     overrides={"stable": timeline.stable, "canary": timeline.canary}, prometheus=prometheus).to_json()
                 report.backtests += 1
-            except (UsageError, MeshgenError) as e:
-                if getattr(e, "exit_code", 0) == 3:
-                    raise
+            except PrometheusError:
+                raise
+            except MeshgenError as e:  # e.g. the app has no rollout block any more
                 report.skipped.append(f"{timeline.id}: {e}")
         data = rollout_data(timeline, _thresholds(repo, timeline), commit_url, replay)
         rel = f"rollouts/{timeline.id}.html"

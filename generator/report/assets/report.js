@@ -21,9 +21,10 @@
   };
   var colourOf = function (event) { return event.check ? (VERDICT[event.check.verdict] || NONE) : NONE; };
   var open = function (chart, elements) {
-    if (!elements.length) { return; }
-    var point = chart.data.datasets[elements[0].datasetIndex].data[elements[0].index];
-    if (point && point.link) { window.location.href = point.link; }
+    for (var i = 0; i < elements.length; i++) {  // the first point under the pointer that has a commit
+      var point = chart.data.datasets[elements[i].datasetIndex].data[elements[i].index];
+      if (point && point.link) { window.location.href = point.link; return; }
+    }
   };
   // every chart of the page spans the same time, so a check lines up with its step
   var stamps = data.events.map(function (e) { return ms(e.time); });
@@ -38,7 +39,7 @@
   var base = function (yTitle, extra) {
     var options = {
       animation: false, responsive: true, maintainAspectRatio: false, parsing: false, normalized: true,
-      interaction: {mode: "nearest", intersect: true},
+      interaction: {mode: "point", intersect: true},
       onClick: function (evt, elements, chart) { open(chart, elements); },
       onHover: function (evt, elements) { evt.native.target.style.cursor = elements.length ? "pointer" : "default"; },
       scales: {x: timeAxis, y: Object.assign({title: {display: true, text: yTitle}}, extra || {})},
@@ -70,7 +71,8 @@
   if (data.backtest && data.backtest.ticks.length) {
     datasets.push({
       label: "backtest: the current policy on the same metrics (%)", stepped: "before", borderDash: [6, 4], clip: false,
-      borderColor: "#f28e2b", backgroundColor: "#f28e2b", pointRadius: 3,
+      borderColor: "#f28e2b", backgroundColor: "#f28e2b", pointRadius: 4, pointStyle: "triangle", borderWidth: 2,
+      order: -1,  // drawn over the real run, so where both agree the dashes show on the line
       pointBackgroundColor: data.backtest.ticks.map(function (t) { return t.check ? (VERDICT[t.check.verdict] || NONE) : "#f28e2b"; }),
       data: data.backtest.ticks.map(function (t) {
         return {x: ms(t.time), y: t.weight, kind: t.action, verdict: t.check ? t.check.verdict : null};
