@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from generator.bot import bot
 from generator.bot import history as bot_history
 from generator.errors import UsageError
 from generator.rollout import decision, history
-from generator.rollout.decision import Check, Rollout, Verdict
+from generator.rollout.decision import Action, Check, Rollout, Verdict
 from generator.render import output, render
 from generator.spec import status as status_file
 from tests.conftest import build_file_tree, run_meshgen
@@ -85,6 +88,48 @@ def test_timelines_split_at_a_restart_and_a_new_canary_and_keep_check_values():
     assert found[0].ended == T0 + timedelta(minutes=2)
     assert found[1].events[0].author == "Ada" and found[1].events[0].weight_before == 0
     assert history.select(found, app="books", since=T0 + timedelta(minutes=3)) == found[1:3]
+
+
+SWITCHED = [ROLLOUT, Rollout.from_spec({"stable": "v1", "canary": "v3", "route": "default", "steps": [20, 50, 100],
+                                        "interval": "1m", "analysis": {"failureLimit": 2}})]
+CHECKS = {v: Check(v, {"requests": 100.0}, v.value) for v in Verdict}
+KIND = {Action.START: "start", Action.STEP: "step", Action.FAIL_COUNT: "failed-check", Action.ROLLBACK: "rollback",
+        Action.SUCCEED: "succeed", Action.PAUSE: "pause", Action.ABORT: "abort", Action.PROMOTE: "promote"}
+moves = st.lists(st.tuples(st.sampled_from(["tick", "tick", "tick", "pause", "resume", "abort", "promote", "switch"]),
+                           st.sampled_from(list(Verdict)), st.integers(min_value=30, max_value=200)),
+                 max_size=40)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(moves)
+def test_every_committed_decision_is_told_back_from_the_status_contents(steps):
+    """Whatever the bot and the steering commands commit, in any order, history names what
+    each commit did (the decision's action) from the status contents alone, and the
+    timelines replay every committed weight."""
+    status, now, which = None, T0, 0
+    revisions, expected = [], []
+    for move, verdict, seconds in steps:
+        now += timedelta(seconds=seconds)
+        if move == "switch":
+            which = 1 - which
+            move = "tick"
+        rollout = SWITCHED[which]
+        if move == "tick":
+            check = CHECKS[verdict] if decision.check_due(rollout, status, now) else None
+            made = decision.decide(rollout, "dev", status, check, now)
+        else:
+            made = getattr(decision, move)(rollout, status, now)
+        if made.action is Action.NOTHING or not decision.committed_change(status, made.status):
+            continue
+        kind = KIND.get(made.action)
+        if made.action is Action.RESUME:
+            kind = "restart" if status.get("phase") == decision.ROLLED_BACK else "resume"
+        expected.append((kind, made.status["canaryWeight"]))
+        revisions.append(history.Revision(f"{len(revisions):040x}", "x", "x@x", now, "", "dev", "app", made.status))
+        status = made.status
+    found = history.timelines(revisions)
+    assert [(e.kind, e.weight) for t in found for e in t.events] == expected
+    assert all(t.events[0].kind in ("start", "restart", "promote") for t in found)
 
 
 @pytest.mark.parametrize("text,expected", [

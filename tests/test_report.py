@@ -251,7 +251,7 @@ def test_report_errors_and_an_empty_history(tmp_path):
     git(plain, "add", "-A")
     git(plain, "commit", "-qm", "books")
     proc = run_meshgen("report", "--out", str(tmp_path / "site"), cwd=plain, check=True)
-    assert proc.stdout == f"wrote 1 pages (0 rollouts): {tmp_path / 'site' / 'index.html'}\n"
+    assert proc.stdout == f"wrote 1 page (0 rollouts): {tmp_path / 'site' / 'index.html'}\n"
     assert "No rollout yet" in (tmp_path / "site" / "index.html").read_text()
     proc = run_meshgen("report", "--out", str(tmp_path / "b"), "--commit-url", "https://example.com/c/", cwd=plain)
     assert proc.returncode == 2 and "has no {sha}" in proc.stderr

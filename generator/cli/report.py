@@ -35,4 +35,6 @@ def report(ctx: Context, out: Path, backtest: bool, commit_url: str | None, prom
     for skipped in written.skipped:
         click.echo(f"no backtest for {skipped}", err=True)
     extra = f", {written.backtests} backtests" if backtest else ""
-    click.echo(f"wrote {len(written.pages)} pages ({len(written.timelines)} rollouts{extra}): {written.index}")
+    pages = len(written.pages)
+    click.echo(f"wrote {pages} page{'s' if pages != 1 else ''} ({len(written.timelines)} rollouts{extra}): "
+               f"{written.index}")
