@@ -219,6 +219,7 @@ def main() -> int:
         print(meshgen(bot, "rollout", "status").stdout, end="")
         say("meshgen report: the demo's rollouts charted from git, the current policy's backtest beside each")
         report = ROOT / "build" / "demo-report"
+        shutil.rmtree(report, ignore_errors=True)  # only this run's rollouts
         meshgen(bot, "report", "--out", str(report), "--backtest", "--prometheus-url", prometheus.url)
         print(f"\nreport of the demo's rollouts: {report / 'index.html'}")
         return 0
