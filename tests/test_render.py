@@ -260,3 +260,24 @@ def test_render_cache_lives_in_a_worktrees_own_git_dir(tmp_path: Path) -> None:
     caches = list((repo / ".git/worktrees").rglob("render-cache.pickle"))
     assert len(caches) == 1
     assert render.render_repo(worktree).files == first.files
+
+
+def test_render_cache_key_covers_the_code_of_every_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change anywhere in generator/ (the compiler, the status reader...) invalidates the cache;
+    compiled bytecode, which changes as Python writes it, does not."""
+    from generator.render import cache
+
+    read: list[Path] = []
+    real = Path.read_bytes
+
+    def spy(self: Path) -> bytes:
+        read.append(self)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", spy)
+    cache._code_digest.__wrapped__()
+    code = {p.relative_to(ROOT).as_posix() for p in read if "generator" in p.parts}
+    for module in ("generator/routing/compiler.py", "generator/spec/status.py", "generator/rollout/decision.py",
+                   "generator/render/render.py", "generator/errors.py"):
+        assert module in code
+    assert not [p for p in code if "__pycache__" in p]

@@ -60,7 +60,10 @@ def _readable(root: Path, path: Path) -> bool:
 def _code_digest() -> bytes:
     h = hashlib.blake2b(digest_size=20)
     h.update(str(_FORMAT).encode())
-    _digest_tree(h, Path(__file__).resolve().parent, "generator")
+    package = Path(__file__).resolve().parent.parent  # the whole of generator/, not only render/
+    for path in sorted(package.rglob("*.py")):  # source only: __pycache__ changes as it is compiled
+        h.update(f"\0generator/{path.relative_to(package).as_posix()}\0".encode())
+        h.update(path.read_bytes())
     _digest_tree(h, resources.templates_dir(), "templates")
     _digest_tree(h, resources.schemas_dir(), "schemas")
     return h.digest()
