@@ -108,7 +108,7 @@ def test_duplicate_route_names(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value, message", [
     ("500us", "'500us' is shorter than 1ms, which Istio rejects"),
     ("1.5ms", "'1.5ms' is not a whole number of milliseconds, which istiod rejects"),
-    ("5 seconds", "does not match"),
+    ("5 seconds", "'5 seconds' is not a duration"),
 ])
 def test_durations_in_istio_format(tmp_path: Path, value: str, message: str) -> None:
     lines = refused(tmp_path, {"apps/web.yaml": app(f"- name: default\n  to: v1\n  timeout: {value}\n")})
@@ -211,7 +211,7 @@ def test_condition_errors_come_with_the_apps_other_errors(tmp_path: Path) -> Non
     lines = refused(tmp_path, {"apps/web.yaml": app(routes)})
     assert lines == [
         "apps/web.yaml:13:24: error: in condition, column 12: expected a matcher ('exact', 'prefix', 'regex' "
-        "or 'present'), found 'exakt'",
+        "or 'present'), found 'exakt' (hint: did you mean 'exact'?)",
         "apps/web.yaml:14:11: error: weights of route 'beta' sum to 90, not 100 (Istio would normalise them "
         "silently) (hint: make the integer weights add up to exactly 100)"]
 
@@ -242,8 +242,9 @@ def test_name_must_match_file_stem(tmp_path: Path) -> None:
 def test_name_must_be_dns_1123_label(tmp_path: Path) -> None:
     text = APP.replace("name: web", "name: Web_App")
     lines = refused(tmp_path, {"apps/Web_App.yaml": text, "apps/web.yaml": APP})
-    assert lines[0].startswith("apps/Web_App.yaml:4:9: error: metadata.name: 'Web_App' does not match")
-    assert "DNS-1123" in lines[0]
+    assert lines[0] == ("apps/Web_App.yaml:4:9: error: metadata.name: 'Web_App' is not a DNS-1123 label: "
+                        "lower-case letters, digits and '-', starting and ending with a letter or digit "
+                        "(hint: use 'web-app', and name the file web-app.yaml to match)")
 
 
 def test_duplicate_keys_are_refused(tmp_path: Path) -> None:

@@ -382,6 +382,9 @@ def test_abort_rolls_back_now(config):
     run_meshgen("rollout", "abort", "ratings", "--env", "dev", "--push", cwd=work, check=True)
     assert bot_log(remote)[-1] == "rollout ratings (dev): rollback canary v2, 20 % -> 0 %: aborted by hand"
     assert remote_route(remote, "e2e-abort") == [("v1", 100)]
+    start, rollback = git(remote, "log", "-2", "--format=%b%x00", "main").split("\0")[1::-1]
+    assert "Status: Progressing, v1 80 % / v2 20 %, step 1, failed checks 0" in start
+    assert "Status: RolledBack, v1 100 % / v2 0 %, failed checks 0" in rollback  # never "step -1"
 
 
 def test_time_policy_steps_without_metrics(config):

@@ -179,8 +179,10 @@ def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decis
             body.append(f"Dry run {name}: {result.get('verdict')}, {result.get('reason', '')}"
                         " (not part of the verdict)")
     body.extend(result.line() for result in gate_results)
+    index = st.get("stepIndex")
+    step = f"step {index + 1}, " if isinstance(index, int) and index >= 0 else ""  # none before the first, after a rollback
     body.append(f"Status: {st.get('phase')}, {st.get('stable')} {100 - after} % / {canary} {after} %, "
-                f"step {st.get('stepIndex')}, failed checks {st.get('failedChecks')}")
+                f"{step}failed checks {st.get('failedChecks')}")
     return subject.rstrip(": ") + "\n\n" + "\n".join(body) + "\n"
 
 

@@ -42,6 +42,7 @@ simplification produces. Every predicate is a field, an optional key, and a
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
 from dataclasses import dataclass
@@ -335,8 +336,11 @@ class _Parser:
         self.i += 1
         return tok
 
-    def expected(self, what: str) -> _ParseError:
-        return _ParseError(self.tok.column, f"expected {what}, found {_describe(self.tok)}")
+    def expected(self, what: str, words: tuple[str, ...] = ()) -> _ParseError:
+        """The error at the current token; a misspelt word of ``words`` gets a did-you-mean hint."""
+        close = difflib.get_close_matches(self.tok.text, words, n=1, cutoff=0.6) if self.tok.kind == "word" else []
+        return _ParseError(self.tok.column, f"expected {what}, found {_describe(self.tok)}",
+                           hint=f"did you mean '{close[0]}'?" if close else None)
 
     def is_word(self, word: str) -> bool:
         return self.tok.kind == "word" and self.tok.text == word
@@ -344,7 +348,7 @@ class _Parser:
     def condition(self) -> Expr:
         expr = self.or_()
         if self.tok.kind != "end":
-            raise self.expected("'and', 'or' or the end of the condition")
+            raise self.expected("'and', 'or' or the end of the condition", ("and", "or"))
         return expr
 
     def or_(self) -> Expr:
@@ -369,12 +373,12 @@ class _Parser:
             self.take()
             expr = self.or_()
             if self.tok.kind != ")":
-                raise self.expected("')' or 'and', 'or'")
+                raise self.expected("')' or 'and', 'or'", ("and", "or"))
             self.take()
             return expr
         if self.tok.kind == "word" and self.tok.text in _PREDICATE_WORDS:
             return self.predicate()
-        raise self.expected(_EXPECT_UNARY)
+        raise self.expected(_EXPECT_UNARY, (*_PREDICATE_WORDS, "not"))
 
     def string(self, what: str) -> _Token:
         if self.tok.kind != "string":
@@ -430,14 +434,14 @@ class _Parser:
             if not _DNS_LABEL.fullmatch(ns.text):
                 raise _ParseError(ns.column, f"{quote(ns.text)} is not a valid namespace name")
             return Pred("source_namespace", "", Matcher("exact", ns.text), col)
-        raise self.expected("'label' or 'namespace' after 'source'")
+        raise self.expected("'label' or 'namespace' after 'source'", ("label", "namespace"))
 
     def matcher(self, f: str) -> Matcher:
         if self.is_word("present"):
             self.take()
             return Matcher("present")
         if not (self.tok.kind == "word" and self.tok.text in ("exact", "prefix", "regex")):
-            raise self.expected(_EXPECT_MATCHER)
+            raise self.expected(_EXPECT_MATCHER, ("exact", "prefix", "regex", "present"))
         kind = self.take().text
         value = self.string(f"the {kind} value")
         if kind == "prefix" and not value.text and f != "uri":

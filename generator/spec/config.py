@@ -209,9 +209,15 @@ def _load_dir(root: Path, rel: str, errors: list[SpecError]) -> dict[str, Docume
 def _check_name(doc: Document, stem: str, errors: list[SpecError]) -> None:
     name = (doc.data.get("metadata") or {}).get("name") if isinstance(doc.data.get("metadata"), dict) else None
     if isinstance(name, str) and name != stem:
+        if schema.is_dns1123_label(name):
+            hint = f"rename the file to {name}.yaml or set metadata.name: {stem}"
+        elif schema.is_dns1123_label(stem):  # never suggest a file name that is not a valid name
+            hint = f"set metadata.name: {stem}"
+        else:
+            valid = schema.dns1123_label(name) or schema.dns1123_label(stem) or "my-app"
+            hint = f"use a DNS-1123 label such as {valid!r} as metadata.name and name the file {valid}.yaml"
         errors.append(SpecError(f"metadata.name {name!r} does not match the file name {stem!r}",
-                                place=doc.place("metadata", "name"),
-                                hint=f"rename the file to {name}.yaml or set metadata.name: {stem}"))
+                                place=doc.place("metadata", "name"), hint=hint))
 
 
 def load_settings(root: Path) -> Settings:

@@ -165,10 +165,7 @@ def load_document(path: Path, shown_as: str | None = None, *, text: str | None =
     try:
         nodes = compose(text, shown)
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        place = Place(shown, mark.line + 1, mark.column + 1) if mark else Place(shown)
-        problem = e.problem or e.context or "invalid YAML"
-        raise SpecError(f"invalid YAML: {problem}", place=place) from e
+        raise _syntax_error(e, text, shown) from e
     except yaml.YAMLError as e:  # reader errors (non-printable characters) carry no mark
         raise SpecError(f"invalid YAML: {e}", place=Place(shown, 1, 1)) from e
     if not nodes:
@@ -186,6 +183,43 @@ def load_document(path: Path, shown_as: str | None = None, *, text: str | None =
     walker = _Walker(shown)
     data = walker.value(root, ())
     return Document(shown, data, walker.values, walker.keys, walker.quoted)
+
+
+_INDENTATION_PROBLEMS = ("did not find expected key", "did not find expected '-' indicator",
+                         "mapping values are not allowed", "expected <block end>", "could not find expected ':'")
+
+
+def _syntax_error(e: yaml.MarkedYAMLError, text: str, shown: str) -> SpecError:
+    """libyaml's syntax error in words a newcomer can act on: a tab is named as a tab, an
+    indentation problem gets a hint comparing the line's indentation with the line above."""
+    mark = e.problem_mark or e.context_mark
+    if not mark:
+        return SpecError(f"invalid YAML: {e.problem or e.context or 'invalid YAML'}", place=Place(shown))
+    place = Place(shown, mark.line + 1, mark.column + 1)
+    problem = e.problem or e.context or "invalid YAML"
+    lines = text.splitlines()
+    line = lines[mark.line] if mark.line < len(lines) else ""
+    if "tab" in problem or line[mark.column:mark.column + 1] == "\t" or "\t" in line[:len(line) - len(line.lstrip())]:
+        column = line.index("\t") + 1 if "\t" in line else mark.column + 1
+        return SpecError("a tab character: YAML indents with spaces only, never tabs",
+                         place=Place(shown, mark.line + 1, column),
+                         hint=f"replace the tab on line {mark.line + 1} with spaces; set your editor to insert "
+                              "spaces in .yaml files")
+    if any(p in problem for p in _INDENTATION_PROBLEMS):
+        above = next((i for i in range(min(mark.line, len(lines)) - 1, -1, -1)
+                      if lines[i].strip() and not lines[i].lstrip().startswith("#")), None)
+        def indent(i: int) -> int:
+            return len(lines[i]) - len(lines[i].lstrip(" "))
+        if above is not None and mark.line < len(lines):
+            hint = (f"check the indentation: line {mark.line + 1} is indented {indent(mark.line)} spaces, "
+                    f"line {above + 1} above it {indent(above)}; the keys of one mapping start in the same "
+                    "column, a nested value further right than its key")
+        else:
+            hint = "check the indentation: the keys of one mapping start in the same column"
+        if "mapping values are not allowed" in problem:
+            hint += "; quote a value that contains ': '"
+        return SpecError(f"invalid YAML: {problem}", place=place, hint=hint)
+    return SpecError(f"invalid YAML: {problem}", place=place)
 
 
 def _check_size(size: int, shown: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import difflib
 import functools
+import re
 from typing import Any, Callable, Iterator
 
 import fastjsonschema
@@ -99,10 +100,10 @@ def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iter
     if error.validator == "pattern" and isinstance(error.instance, str):
         if error.schema.get("format") == "date-time":
             yield SpecError(f"{where}: {error.instance!r} is not a time", place=place(*path),
-                            hint=_pattern_hint(error.schema["pattern"]))
+                            hint="write an RFC 3339 time such as 2026-01-02T03:04:05Z")
             return
-        yield SpecError(f"{where or 'value'}: {error.instance!r} does not match {error.schema['pattern']!r}",
-                        place=place(*path), hint=_pattern_hint(error.schema["pattern"]))
+        message, hint = _pattern_problem(error.instance, error.schema["pattern"], where)
+        yield SpecError(f"{where or 'value'}: {message}", place=place(*path), hint=hint)
         return
     if error.validator == "const":
         yield SpecError(f"{where}: expected {error.validator_value!r}, found {error.instance!r}", place=place(*path))
@@ -110,14 +111,52 @@ def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iter
     yield SpecError(f"{where or 'document'}: {error.message}", place=place(*path))
 
 
-def _pattern_hint(pattern: str) -> str | None:
-    if pattern.startswith("^[a-z0-9]([-a-z0-9]*[a-z0-9])?"):
-        return "use lower-case letters, digits and '-', starting and ending with a letter or digit (DNS-1123)"
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_UNITS = re.compile(r"\(((?:[a-zµ]+\|)+[a-zµ]+)\)\)\+\$$")
+
+
+def dns1123_label(text: str) -> str | None:
+    """A valid DNS-1123 label (Kubernetes object name) close to ``text``: lower-cased, every run
+    of other characters made one ``-``, at most 63 characters; ``None`` when nothing is left."""
+    label = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63].rstrip("-")
+    return label or None
+
+
+def is_dns1123_label(text: str) -> bool:
+    """Whether ``text`` is a DNS-1123 label: ``[a-z0-9]([-a-z0-9]*[a-z0-9])?``, at most 63 characters."""
+    return len(text) <= 63 and _LABEL.fullmatch(text) is not None
+
+
+def _pattern_problem(value: str, pattern: str, where: str) -> tuple[str, str | None]:
+    """``(message, hint)`` for a string that fails a schema ``pattern``, in words, not the regex."""
+    if pattern == "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$":
+        suggestion = dns1123_label(value)
+        hint = f"use {suggestion!r}" if suggestion else "use e.g. 'my-app'"
+        if where == "metadata.name" and suggestion:
+            hint += f", and name the file {suggestion}.yaml to match"
+        return (f"{value!r} is not a DNS-1123 label: lower-case letters, digits and '-', starting and ending "
+                "with a letter or digit"), hint
+    if pattern.startswith("^(\\*\\.)?[a-z0-9]") or pattern.startswith("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\."):
+        wildcard = pattern.startswith("^(\\*\\.)?")
+        suggestion = ".".join(filter(None, (dns1123_label(p) for p in value.split(".")))) or None
+        if wildcard and value.startswith("*.") and suggestion:
+            suggestion = "*." + suggestion
+        return (f"{value!r} is not a DNS name: dot-separated labels of lower-case letters, digits and '-'"
+                + (", optionally after '*.'" if wildcard else "")), (f"use {suggestion!r}" if suggestion else None)
     if pattern.startswith("^[0-9]{4}-(0[1-9]"):
-        return "write an RFC 3339 time such as 2026-01-02T03:04:05Z"
-    if "ms|s|m|h" in pattern:
-        return "write a duration such as 500ms, 2s or 1m"
-    return None
+        return f"{value!r} is not a time", "write an RFC 3339 time such as 2026-01-02T03:04:05Z"
+    units = _UNITS.search(pattern)
+    if units:
+        names = units.group(1).split("|")
+        return (f"{value!r} is not a duration",
+                f"write a number and a unit, e.g. 500ms, 2s or 1m30s; units: {', '.join(names)}")
+    if pattern == "^/":
+        return f"{value!r} does not start with '/'", f"write it as '/{value}'"
+    if pattern == "^https?://":
+        return f"{value!r} is not an http:// or https:// URL", f"write e.g. 'http://{value}'"
+    if pattern == "^[A-Za-z_][A-Za-z0-9_]*$":
+        return f"{value!r} is not a name of letters, digits and '_' (not starting with a digit)", None
+    return f"{value!r} does not match the pattern {pattern!r}", None
 
 
 def dotted(path: tuple[Any, ...]) -> str:

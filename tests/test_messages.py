@@ -1,0 +1,74 @@
+"""What a newcomer reads when a spec is wrong, through the CLI: a tab is called a tab, an
+indentation slip gets a hint comparing lines, a bad name gets a valid DNS-1123 name to use, a
+misspelt condition word a did-you-mean, a bad duration words instead of a regex."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import build_file_tree, run_meshgen
+from tests.test_refusals import APP, ENV, refused
+
+
+def test_a_tab_is_named_and_the_fix_given(tmp_path: Path) -> None:
+    [line] = refused(tmp_path, {"apps/web.yaml": APP.replace("  namespace: shop", "\tnamespace: shop")})
+    assert line == ("apps/web.yaml:5:1: error: a tab character: YAML indents with spaces only, never tabs "
+                    "(hint: replace the tab on line 5 with spaces; set your editor to insert spaces in .yaml files)")
+
+
+def test_a_tab_after_a_value_is_named_too(tmp_path: Path) -> None:
+    [line] = refused(tmp_path, {"apps/web.yaml": APP.replace("    v2: {labels", "  \t  v2: {labels")})
+    assert "apps/web.yaml:10:3: error: a tab character" in line
+
+
+def test_an_indentation_slip_gets_a_hint_comparing_the_lines(tmp_path: Path) -> None:
+    [line] = refused(tmp_path, {"apps/web.yaml": APP.replace("  namespace: shop", "   namespace: shop")})
+    assert line == ("apps/web.yaml:5:13: error: invalid YAML: mapping values are not allowed in this context "
+                    "(hint: check the indentation: line 5 is indented 3 spaces, line 4 above it 2; the keys of "
+                    "one mapping start in the same column, a nested value further right than its key; quote a "
+                    "value that contains ': ')")
+
+
+def test_a_key_indented_too_little_gets_the_hint(tmp_path: Path) -> None:
+    [line] = refused(tmp_path, {"apps/web.yaml": APP.replace("    v2: {labels", "   v2: {labels")})
+    assert line.startswith("apps/web.yaml:10:4: error: invalid YAML: did not find expected key (hint: check the "
+                           "indentation: line 10 is indented 3 spaces, line 9 above it 4;")
+
+
+@pytest.mark.parametrize("file,name,message,hint", [
+    ("Shop", "Shop", "metadata.name: 'Shop' is not a DNS-1123 label",
+     "use 'shop', and name the file shop.yaml to match"),
+    ("web", "Web_Shop", "metadata.name 'Web_Shop' does not match the file name 'web'", "set metadata.name: web"),
+    ("My_App", "My_App2", "metadata.name 'My_App2' does not match the file name 'My_App'",
+     "use a DNS-1123 label such as 'my-app2' as metadata.name and name the file my-app2.yaml"),
+])
+def test_a_bad_name_gets_a_valid_dns1123_name(tmp_path: Path, file: str, name: str, message: str, hint: str) -> None:
+    repo = build_file_tree(tmp_path, {"environments/dev.yaml": ENV,
+                                      f"apps/{file}.yaml": APP.replace("name: web", f"name: {name}")})
+    proc = run_meshgen("validate", cwd=repo)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert any(message in line and f"(hint: {hint})" in line for line in lines), lines
+    assert not any(f"{name}.yaml" in line.partition("(hint:")[2] for line in lines)  # no invalid file name
+
+
+@pytest.mark.parametrize("when,column,hint", [
+    ('hedaer "x-beta" exact "1"', 1, "did you mean 'header'?"),
+    ('header "x-beta" exakt "1"', 17, "did you mean 'exact'?"),
+    ('uri prefix "/a" adn method exact "GET"', 17, "did you mean 'and'?"),
+    ('source lable "app" = "web"', 8, "did you mean 'label'?"),
+])
+def test_a_misspelt_condition_word_gets_did_you_mean(tmp_path: Path, when: str, column: int, hint: str) -> None:
+    routes = f"    - name: beta\n      when: '{when}'\n      to: v2\n    - name: default\n      to: v1\n"
+    [line] = refused(tmp_path, {"apps/web.yaml": APP.split("  routes:")[0] + "  routes:\n" + routes})
+    assert f"in condition, column {column}: expected " in line and line.endswith(f"(hint: {hint})")
+
+
+@pytest.mark.parametrize("field,value", [("timeout", "5 seconds"), ("timeout", "1m3")])
+def test_a_bad_duration_is_explained_without_the_regex(tmp_path: Path, field: str, value: str) -> None:
+    [line] = refused(tmp_path, {"apps/web.yaml": APP + f"      {field}: {value}\n"})
+    assert line.startswith(f"apps/web.yaml:14:16: error: spec.routes[0].{field}: '{value}' is not a duration (hint: "
+                           "write a number and a unit, e.g. 500ms, 2s or 1m30s; units: ")
+    assert "[0-9]" not in line and "^(" not in line
