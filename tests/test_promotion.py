@@ -320,7 +320,7 @@ def repo_tree(root: Path, settings_text: str, app_text: str = APP, prod_extra: s
      "environments/prod.yaml:8:20: error: environment 'prod' overrides the promotion pipeline of 'books' (hint: a "
      "pipeline spans environments: set spec.promotion in the app's own file, or promotion in meshgen.yaml)"),
     ("promotion: {order: [dev, prod], soak: 30 minutes}\n", "", "",
-     "meshgen.yaml:1:39: error: promotion.soak: '30 minutes' does not match"),
+     "meshgen.yaml:1:39: error: promotion.soak: '30 minutes' is not a duration"),
 ])
 def test_bad_pipelines_are_refused_with_their_place(tmp_path, settings_text, app_extra, prod_extra, expected):
     root = repo_tree(tmp_path, settings_text, APP + app_extra, prod_extra)
