@@ -69,6 +69,32 @@ def test_diff_on_a_branch_defaults_to_where_it_left_main(config_repo: Path) -> N
     assert "<details><summary>YAML diff (6 files)</summary>" in proc.stdout
 
 
+def test_diff_summary_speaks_the_spec_words(config_repo: Path) -> None:
+    """Conditions are quoted as the spec writes them, not as compiled Istio matches; the guard
+    routes a negation compiles to are not announced as routes of their own; a Gateway's hosts
+    are named once although its HTTP and HTTPS servers both carry them."""
+    reviews = config_repo / "apps" / "reviews.yaml"
+    edit(reviews, 'when: header "end-user" exact "jason"', 'when: header "end-user" exact "json"')
+    edit(reviews, "    - name: default\n",
+         '    - name: mobile\n      when: header "user-agent" regex ".*Mobile.*" and not uri prefix "/api"\n'
+         "      to: v3\n    - name: default\n")
+    edit(config_repo / "environments" / "prod.yaml", "reviews: {spec: {expose: {hosts: [bookinfo.example.com]}}}",
+         "reviews: {spec: {expose: {hosts: [bookinfo.example.com, shop.example.com], "
+         "tls: {credentialName: shop-cert}}}}")
+    proc = run_meshgen("diff", cwd=config_repo, check=True)
+    summary = proc.stdout.split("\n--- ")[0].rstrip("\n")
+    mobile = '  new route `mobile` when `header "user-agent" regex ".*Mobile.*" and not uri prefix "/api"` → v3 100'
+    jason = '  route `jason`: condition `header "end-user" exact "jason"` → `header "end-user" exact "json"`'
+    assert summary.split("\n\n")[1:3] == [
+        "\n".join(["reviews/dev, staging: VirtualService changed", mobile, jason]),
+        "\n".join(["reviews/prod: VirtualService changed, Gateway changed", "  host shop.example.com added",
+                   mobile, jason, "  host shop.example.com added", "  port 443 added"])]
+    assert "guard" not in summary
+    run_meshgen("render", cwd=config_repo, check=True)
+    rendered = (config_repo / "rendered/dev/mesh/reviews/virtualservice.yaml").read_text()
+    assert "name: mobile-guard-1-" in rendered  # the guard exists in the output, unannounced
+
+
 def test_diff_with_nothing_changed(config_repo: Path) -> None:
     proc = run_meshgen("diff", "--base", "main", cwd=config_repo, check=True)
     assert proc.stdout.startswith("meshgen diff main@")

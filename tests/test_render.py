@@ -181,7 +181,32 @@ def test_render_single_environment_leaves_others_alone(tmp_path: Path) -> None:
 
 def test_init_scaffolds_a_repository_that_renders_and_checks(tmp_path: Path) -> None:
     target = tmp_path / "config"
-    run_meshgen("init", str(target), cwd=tmp_path, check=True)
+    proc = run_meshgen("init", str(target), cwd=tmp_path, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=target, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert proc.stdout.splitlines() == [
+        f"initialised {target}: 17 files, a new git repository on branch main with them as its first commit "
+        f"({sha[:7]})",
+        "Next:",
+        f"  1. cd {target}, then edit apps/hello.yaml (or add apps/<name>.yaml) and environments/*.yaml "
+        "(cluster, Prometheus)",
+        "  2. meshgen render, then meshgen diff: what your change does to the mesh, in words",
+        '  3. git commit -am "..." (git add new files first), push it, and let Argo CD or Flux sync '
+        "rendered/<env> (`gitops:` in meshgen.yaml writes their manifests)"]
+
+    def git_(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=target, capture_output=True, text=True, check=True).stdout
+
+    assert git_("log", "--format=%s") == "meshgen init: one app, two environments, rendered\n"
+    assert git_("status", "--porcelain") == "" and git_("branch", "--show-current") == "main\n"
+    assert "rendered/dev/default/hello/virtualservice.yaml" in git_("ls-files").splitlines()
+    nothing = run_meshgen("diff", cwd=target, check=True)  # works right away: a base to compare with
+    assert nothing.stdout.rstrip().endswith("no change to the rendered output")
+    hello = target / "apps/hello.yaml"
+    hello.write_text(hello.read_text().replace("to: {v1: 90, v2: 10}", "to: {v1: 80, v2: 20}"))
+    changed = run_meshgen("diff", cwd=target, check=True)
+    assert "  route `default`: v1 90 / v2 10 → v1 80 / v2 20" in changed.stdout.splitlines()
+    hello.write_text(hello.read_text().replace("to: {v1: 80, v2: 20}", "to: {v1: 90, v2: 10}"))
     assert (target / "apps/hello.yaml").read_text().startswith("# yaml-language-server: $schema=../schemas/app.schema.json")
     assert (target / "schemas/app.schema.json").is_file()
     assert (target / "rendered/dev/default/hello/virtualservice.yaml").is_file()
@@ -189,6 +214,17 @@ def test_init_scaffolds_a_repository_that_renders_and_checks(tmp_path: Path) -> 
     assert run_meshgen("validate", cwd=target).returncode == 0
     again = run_meshgen("init", str(target), cwd=tmp_path)
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_init_inside_a_git_repository_adds_files_and_leaves_the_commit_to_you(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path)], check=True)
+    proc = run_meshgen("init", "config", cwd=tmp_path, check=True)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"initialised config: 17 files, inside the git repository at {tmp_path} (not committed)"
+    assert lines[4].startswith('  3. git add config && git commit -m "..."; push it, and let Argo CD or Flux')
+    assert not (tmp_path / "config/.git").exists()
+    log = subprocess.run(["git", "log"], cwd=tmp_path, capture_output=True, text=True)
+    assert log.returncode != 0  # still no commit: the files are the user's to commit
 
 
 def test_validate_runs_istio_schemas_on_overridden_templates(tmp_path: Path) -> None:

@@ -116,12 +116,26 @@ def check(ctx: Context) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @pass_ctx
 def init(ctx: Context, directory: Path) -> None:
-    """Scaffold a config repository in DIRECTORY (which must be empty or absent)."""
+    """Scaffold a config repository in DIRECTORY (which must be empty or absent); unless it is
+    inside a git repository already, make it one with a first commit."""
     from generator.gitops import scaffold
 
-    created = run(scaffold.init, directory)
+    made = run(scaffold.init, directory)
     if ctx.verbose:
-        for path in created:
+        for path in made.files:
             click.echo(f"created {path}")
-    click.echo(f"initialised {directory}: {len(created)} files; edit apps/ and environments/, "
-               f"then run `meshgen render`")
+    where = "" if directory.resolve() == Path.cwd().resolve() else f"cd {directory}, then "
+    if made.commit:
+        click.echo(f"initialised {directory}: {len(made.files)} files, a new git repository on branch main "
+                   f"with them as its first commit ({made.commit[:7]})")
+        commit = 'git commit -am "..." (git add new files first), push it'
+    else:
+        click.echo(f"initialised {directory}: {len(made.files)} files, inside the git repository at "
+                   f"{made.git_root} (not committed)")
+        commit = f'git add {directory} && git commit -m "..."; push it'
+    click.echo("Next:")
+    click.echo(f"  1. {where}edit apps/hello.yaml (or add apps/<name>.yaml) and environments/*.yaml "
+               "(cluster, Prometheus)")
+    click.echo("  2. meshgen render, then meshgen diff: what your change does to the mesh, in words")
+    click.echo(f"  3. {commit}, and let Argo CD or Flux sync rendered/<env> "
+               "(`gitops:` in meshgen.yaml writes their manifests)")

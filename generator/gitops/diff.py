@@ -22,13 +22,14 @@ import difflib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import git
 import yaml
 
 from generator import errors
 from generator.render import render
+from generator.routing.compiler import spec_route_name
 
 KINDS = ("VirtualService", "DestinationRule", "Gateway")
 """Istio kinds whose changes are described in words; other files only count as changed."""
@@ -52,6 +53,10 @@ MARKDOWN_MARKER = "<!-- meshgen-diff -->"
 
 MARKDOWN_LIMIT = 60_000
 """Characters of YAML diff kept in markdown (GitHub refuses comments over 65,536 characters)."""
+
+Conditions = Mapping[tuple[str, str], Mapping[str, "str | None"]]
+"""``{(env, app): {spec route name: its `when` as written, None for a route without one}}``:
+the spec's words for the routes, so the summary quotes conditions instead of compiled matches."""
 
 
 # --------------------------------------------------------------------------- the summary
@@ -111,8 +116,12 @@ class Diff:
 
 
 def compare(base_files: Mapping[str, bytes], head_files: Mapping[str, bytes], *,
-            base_label: str = "base", head_label: str = "head") -> Diff:
+            base_label: str = "base", head_label: str = "head",
+            base_when: Conditions | None = None, head_when: Conditions | None = None) -> Diff:
     """Compare two renderings given as ``{repo-relative path: file bytes}``.
+
+    ``base_when`` and ``head_when`` (see :data:`Conditions`) let the summary name routes by
+    their spec conditions; without them it describes Istio's compiled matches.
 
     Raises:
         errors.CheckFailed: a rendered file is not valid YAML.
@@ -120,7 +129,8 @@ def compare(base_files: Mapping[str, bytes], head_files: Mapping[str, bytes], *,
     changed = [p for p in set(base_files) | set(head_files) if base_files.get(p) != head_files.get(p)]
     base = {p: _load(p, base_files[p]) for p in changed if p in base_files}  # equal bytes need no parse
     head = {p: _load(p, head_files[p]) for p in changed if p in head_files}
-    return Diff(base_label, head_label, summarize(base, head), unified_diff(base_files, head_files))
+    return Diff(base_label, head_label, summarize(base, head, base_when, head_when),
+                unified_diff(base_files, head_files))
 
 
 def _load(path: str, data: bytes) -> Any:
@@ -146,8 +156,10 @@ def _owner(path: str) -> tuple[str, str, str]:
     return "", path, ""
 
 
-def summarize(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[AppChange]:
-    """Describe the change from ``base`` to ``head``, two ``{path: parsed object}`` maps.
+def summarize(base: Mapping[str, Any], head: Mapping[str, Any],
+              base_when: Conditions | None = None, head_when: Conditions | None = None) -> list[AppChange]:
+    """Describe the change from ``base`` to ``head``, two ``{path: parsed object}`` maps
+    (``base_when``/``head_when``: the spec conditions of each side's routes, see :func:`compare`).
 
     Files are grouped by the (env, namespace, app) their path names; an app whose objects are
     all equal is left out. Environment kustomizations are left out of the summary too: they
@@ -176,7 +188,8 @@ def summarize(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[AppChang
             if env == "_gitops":
                 label = _gitops_label(label, new if new is not None else old, path)
             objects.append((label, what))
-            traffic.extend(describe(kinds[path], old, new))
+            traffic.extend(describe(kinds[path], old, new, (base_when or {}).get((env, app)),
+                                    (head_when or {}).get((env, app))))
         out.append(AppChange(env, app, ns, tuple(objects), tuple(traffic)))
     return out
 
@@ -200,17 +213,21 @@ def _kind(obj: Any, path: str) -> str:
     return PurePosixPath(path).name
 
 
-def describe(kind: str, old: Any, new: Any) -> list[str]:
-    """Sentences for one object's change (``old``/``new`` are ``None`` when absent)."""
+def describe(kind: str, old: Any, new: Any, when_old: Mapping[str, str | None] | None = None,
+             when_new: Mapping[str, str | None] | None = None) -> list[str]:
+    """Sentences for one object's change (``old``/``new`` are ``None`` when absent).
+
+    ``when_old``/``when_new``: ``{spec route name: when text}`` of the app on each side; with
+    them a VirtualService's routes are named and conditioned in the spec's words."""
     if kind not in KINDS or not isinstance(old or new, dict):
         return []
     if old is None:
-        return _describe_new(kind, new)
+        return _describe_new(kind, new, when_new)
     if new is None:
         return [f"{kind} removed: no more {_kind_effect(kind)}"]
     spec_old, spec_new = old.get("spec") or {}, new.get("spec") or {}
     if kind == "VirtualService":
-        return _virtual_service(spec_old, spec_new)
+        return _virtual_service(spec_old, spec_new, when_old, when_new)
     if kind == "DestinationRule":
         return _destination_rule(spec_old, spec_new)
     return _gateway(spec_old, spec_new)
@@ -222,12 +239,12 @@ def _kind_effect(kind: str) -> str:
             "Gateway": "ingress for its hosts"}[kind]
 
 
-def _describe_new(kind: str, obj: dict) -> list[str]:
+def _describe_new(kind: str, obj: dict, when: Mapping[str, str | None] | None = None) -> list[str]:
     spec = obj.get("spec") or {}
     if kind == "VirtualService":
-        lines = [f"new VirtualService for {', '.join(spec.get('hosts') or [])}"]
-        for key, route in _routes(spec).items():
-            extras = [s for s in _route_change({}, route) if not s.startswith(("→", "new match"))]
+        lines = [f"new VirtualService for {', '.join(_unique(spec.get('hosts') or []))}"]
+        for key, route in _routes(spec, when).items():
+            extras = [s for s in _route_change({}, route) if not s.startswith(("→", "new match", "condition"))]
             lines.append(f"route {_route_name(key)} {_route_text(route)}"
                          + "".join(f"; {e}" for e in extras))
         return lines
@@ -243,15 +260,38 @@ def _describe_new(kind: str, obj: dict) -> list[str]:
 # ------------------------------------------------------------------ VirtualService
 
 
-def _routes(spec: dict) -> dict[tuple[str, int], dict]:
-    """``{(name, occurrence): http route}``: routes keyed by name, unnamed ones by position."""
-    out: dict[tuple[str, int], dict] = {}
+_WHEN = "_when"
+"""Key under which :func:`_routes` keeps a route's spec condition (absent when unknown)."""
+
+
+def _routes(spec: dict, when: Mapping[str, str | None] | None = None) -> dict[tuple[str, int], dict]:
+    """``{(spec route name, 0): http route}``: one entry per spec route, in the spec's order.
+
+    The Istio routes meshgen compiles for one spec route -- the route itself, split into parts,
+    and the copies of it inside other routes' guards (``beta-guard-1-default``, see
+    :mod:`generator.routing.compiler`) -- are one route here, described by its own Istio route
+    (the matches of all its parts). With ``when`` (``{spec route name: when text}``) the entry
+    carries the condition as written under :data:`_WHEN`. A route that is not meshgen's
+    (unnamed, or a name the spec does not have) stays on its own, unnamed ones by position.
+    """
+    names = list(when) if when is not None else None
+    own: dict[str, dict] = {}
+    carried: dict[str, dict] = {}
     for i, route in enumerate(spec.get("http") or []):
-        name = route.get("name") or f"#{i + 1}"
-        n = 0
-        while (name, n) in out:
-            n += 1
-        out[(name, n)] = route
+        istio = route.get("name") or f"#{i + 1}"
+        name = (spec_route_name(istio, names) if names is not None else spec_route_name(istio)) or istio
+        if not route.get("name") or name == istio:
+            if name in own:
+                own[name] = {**own[name], "match": [*(own[name].get("match") or []), *(route.get("match") or [])]}
+            else:
+                own[name] = dict(route)
+        else:
+            carried.setdefault(name, dict(route, match=[]))
+    out: dict[tuple[str, int], dict] = {}
+    for name, route in [*own.items(), *((n, r) for n, r in carried.items() if n not in own)]:
+        if when is not None and name in when:
+            route = {**route, _WHEN: when[name]}
+        out[(name, 0)] = route
     return out
 
 
@@ -323,8 +363,11 @@ def _string_match(m: Any) -> str:
 
 
 def _route_text(route: dict) -> str:
-    matches = match_texts(route)
-    when = f"on {' or '.join(matches)} " if matches else ""
+    if _WHEN in route:
+        when = f"when `{route[_WHEN]}` " if route[_WHEN] else ""
+    else:
+        matches = match_texts(route)
+        when = f"on {' or '.join(matches)} " if matches else ""
     return f"{when}→ {split_text(split(route))}"
 
 
@@ -335,11 +378,12 @@ def _added_removed(old: dict, new: dict, added: Callable[[Any, Any], str],
             + [removed(k) for k in old if k not in new])
 
 
-def _virtual_service(old: dict, new: dict) -> list[str]:
+def _virtual_service(old: dict, new: dict, when_old: Mapping[str, str | None] | None = None,
+                     when_new: Mapping[str, str | None] | None = None) -> list[str]:
     lines: list[str] = []
     lines += _set_change("host", old.get("hosts") or [], new.get("hosts") or [])
     lines += _set_change("gateway", old.get("gateways") or [], new.get("gateways") or [])
-    r_old, r_new = _routes(old), _routes(new)
+    r_old, r_new = _routes(old, when_old), _routes(new, when_new)
     lines += _added_removed(r_old, r_new, lambda k, r: f"new route {_route_name(k)} {_route_text(r)}",
                             lambda k: f"route {_route_name(k)} removed")
     common_old = [k for k in r_old if k in r_new]
@@ -356,9 +400,15 @@ def _route_change(old: dict, new: dict) -> list[str]:
     lines: list[str] = []
     if old and split(old) != split(new):  # an empty old route has no split to compare
         lines.append(f"{split_text(split(old))} → {split_text(split(new))}")
-    m_old, m_new = match_texts(old), match_texts(new)
-    lines += [f"new match on {m}" for m in m_new if m not in m_old]
-    lines += [f"match on {m} removed" for m in m_old if m not in m_new]
+    if _WHEN in old and _WHEN in new:  # the spec's conditions, as written
+        if old[_WHEN] != new[_WHEN]:
+            lines.append(f"condition `{old[_WHEN]}` → `{new[_WHEN]}`" if old[_WHEN] and new[_WHEN] else
+                         f"condition `{new[_WHEN]}` added" if new[_WHEN] else
+                         f"condition `{old[_WHEN]}` removed: it matches everything")
+    else:
+        m_old, m_new = match_texts(old), match_texts(new)
+        lines += [f"new match on {m}" for m in m_new if m not in m_old]
+        lines += [f"match on {m} removed" for m in m_old if m not in m_new]
     if "retries" in old and "retries" in new and old["retries"] != new["retries"]:
         r_old, r_new = old["retries"], new["retries"]
         if r_old.get("attempts") != r_new.get("attempts"):
@@ -370,7 +420,7 @@ def _route_change(old: dict, new: dict) -> list[str]:
     lines += _block("fault injection", old.get("fault"), new.get("fault"), _fault_text)
     lines += _block("mirror", _mirror(old), _mirror(new), _mirror_text)
     known = {"name", "match", "route", "retries", "timeout", "fault", "mirror", "mirrorPercentage",
-             "mirrors"}
+             "mirrors", _WHEN}
     for key in sorted((set(old) | set(new)) - known):
         if old.get(key) != new.get(key):
             lines += _block(key, old.get(key), new.get(key), _inline)
@@ -445,7 +495,8 @@ def _policy_change(prefix: str, old: dict, new: dict) -> list[str]:
 
 
 def _gateway_hosts(spec: dict) -> list[str]:
-    return [h for s in spec.get("servers") or [] for h in s.get("hosts") or []]
+    """Every host of every server, once each (an HTTPS server repeats the HTTP one's hosts)."""
+    return _unique(h for s in spec.get("servers") or [] for h in s.get("hosts") or [])
 
 
 def _gateway(old: dict, new: dict) -> list[str]:
@@ -453,8 +504,8 @@ def _gateway(old: dict, new: dict) -> list[str]:
     if old.get("selector") != new.get("selector"):
         lines.append(f"selects gateway workload {_inline(new.get('selector'))} "
                      f"instead of {_inline(old.get('selector'))}")
-    ports_old = [(s.get("port") or {}).get("number") for s in old.get("servers") or []]
-    ports_new = [(s.get("port") or {}).get("number") for s in new.get("servers") or []]
+    ports_old = _unique((s.get("port") or {}).get("number") for s in old.get("servers") or [])
+    ports_new = _unique((s.get("port") or {}).get("number") for s in new.get("servers") or [])
     lines += _set_change("port", ports_old, ports_new)
     if not lines and old != new:
         lines.append("servers changed")
@@ -462,6 +513,11 @@ def _gateway(old: dict, new: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------ wording helpers
+
+
+def _unique(items: Iterable[Any]) -> list[Any]:
+    """``items`` without repeats, in first-seen order."""
+    return list(dict.fromkeys(items))
 
 
 def _set_change(what: str, old: list, new: list) -> list[str]:
@@ -686,6 +742,16 @@ def default_base(repo: git.Repo) -> str:
     return head.hexsha
 
 
+def conditions(rendering: render.Rendering) -> Conditions:
+    """The spec conditions of every rendered app's routes, as :func:`compare` takes them."""
+    repo = rendering.repo
+    rendered = {(o.env, o.app) for o in rendering.objects}
+    return {(env, app): {r["name"]: " ".join(str(r["when"]).split()) if r.get("when") else None
+                         for r in repo.effective_app(app, env).spec.get("routes") or []
+                         if isinstance(r, dict) and "name" in r}
+            for env, app in sorted(rendered)}
+
+
 def diff_repo(root: Path, base: str | None = None) -> Diff:
     """Render ``base`` (default :func:`default_base`) and the working tree, and compare.
 
@@ -710,7 +776,9 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
         commit = repo.commit(ref)
     except (git.BadName, ValueError) as e:
         raise errors.UsageError(f"--base {ref}: no such commit") from e
-    head_files = render.render_repo(root).files
+    head_rendering = render.render_repo(root)
+    head_files, head_when = head_rendering.files, conditions(head_rendering)
+    base_when: Conditions | None = None
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="meshgen-diff-") as tmp:
         tree = Path(tmp) / "base"
@@ -721,7 +789,8 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
         try:
             base_root = tree / sub
             try:
-                base_files = render.render_repo(base_root).files
+                base_rendering = render.render_repo(base_root)
+                base_files, base_when = base_rendering.files, conditions(base_rendering)
             except errors.SpecErrors as e:
                 n = len(e.errors)
                 notes.append(f"the base does not render ({n} spec error{'s' if n != 1 else ''}); "
@@ -736,6 +805,7 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
     label = f"{base}@{commit.hexsha[:7]}" if base and not commit.hexsha.startswith(base) else commit.hexsha[:7]
     dirty = repo.is_dirty(untracked_files=True)
     head_label = "working tree" if dirty else f"HEAD@{repo.head.commit.hexsha[:7]}"
-    d = compare(base_files, head_files, base_label=label, head_label=head_label)
+    d = compare(base_files, head_files, base_label=label, head_label=head_label,
+                base_when=base_when, head_when=head_when)
     d.notes = notes
     return d
