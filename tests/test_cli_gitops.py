@@ -150,11 +150,26 @@ def test_publish_one_environment_then_nothing_to_publish(config_repo: Path, depl
     assert git.Repo(deploy_repo).commit("main") == head
 
 
-def test_publish_all_environments_into_an_environment_branch_root(config_repo: Path, deploy_repo: Path) -> None:
-    run_meshgen("publish", "--to", str(deploy_repo), "--branch", "rendered", "--path", ".",
-                cwd=config_repo, check=True)
+def test_publish_environments_into_an_environment_branch_root(config_repo: Path, deploy_repo: Path) -> None:
+    for env in ("dev", "prod"):
+        run_meshgen("publish", "--to", str(deploy_repo), "--branch", "rendered", "--env", env, "--path", ".",
+                    cwd=config_repo, check=True)
     tree = git.Repo(deploy_repo).commit("rendered").tree
-    assert sorted(t.name for t in tree.trees) == ["dev", "prod", "staging"]
+    assert sorted(t.name for t in tree.trees) == ["dev", "prod"]
+
+
+@pytest.mark.parametrize("path", ["", ".", "./", "/"])
+def test_publish_to_an_empty_path_or_the_root_is_a_usage_error(config_repo: Path, deploy_repo: Path,
+                                                              path: str) -> None:
+    """Publishing every environment there would commit a tree that replaces the whole branch."""
+    run_meshgen("publish", "--to", str(deploy_repo), "--branch", "main", "--env", "prod", cwd=config_repo, check=True)
+    before = git.Repo(deploy_repo).commit("main").hexsha
+    proc = run_meshgen("publish", "--to", str(deploy_repo), "--branch", "main", "--path", path, cwd=config_repo)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: --path ") and ("empty" in proc.stderr or "root" in proc.stderr
+                                                         or "relative" in proc.stderr)
+    assert len(proc.stderr.splitlines()) == 1
+    assert git.Repo(deploy_repo).commit("main").hexsha == before
 
 
 def test_publish_to_an_unreachable_remote_exits_3(config_repo: Path, tmp_path: Path) -> None:

@@ -181,7 +181,14 @@ def test_select_maps_rendered_paths_into_the_target_layout() -> None:
     assert sorted(selected) == ["deploy/mesh/prod/kustomization.yaml",
                                 "deploy/mesh/prod/mesh/ratings/virtualservice.yaml"]
     assert replaced == ["deploy/mesh/prod"]
-    assert publish.select(files, None, ".")[1] == ["."]
+    assert publish.select(files, ["prod"], ".")[1] == ["prod"]
+
+
+@pytest.mark.parametrize("path", ["", " ", ".", "./", "./.", "/"])
+def test_select_refuses_an_empty_path_and_the_root_for_every_environment(path: str) -> None:
+    """Each would make a commit that replaces the whole target branch."""
+    with pytest.raises(errors.UsageError, match="--path"):
+        publish.select(rendered("prod"), None, path)
 
 
 @pytest.mark.parametrize("path", ["/etc", "../elsewhere", "a/../../b"])

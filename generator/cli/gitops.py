@@ -33,7 +33,8 @@ def diff(ctx: cli.Context, base: str | None, fmt: str) -> None:
 @click.option("--to", "to", required=True, metavar="REPO_URL", help="Target repository (URL or path).")
 @click.option("--branch", required=True, metavar="B", help="Target branch (created when missing).")
 @click.option("--path", metavar="P", default=None,
-              help="Directory in the target that receives <env>/ (default: rendered; '.' for the root).")
+              help="Directory in the target that receives <env>/ (default: rendered; '.', the root, only "
+                   "with --env: never the whole branch).")
 @click.option("--env", "envs", multiple=True, metavar="E", help="Publish only this environment (repeatable).")
 @cli.pass_ctx
 def publish(ctx: cli.Context, to: str, branch: str, path: str | None, envs: tuple[str, ...]) -> None:

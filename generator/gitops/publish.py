@@ -100,20 +100,29 @@ def select(files: Mapping[str, bytes], envs: list[str] | None, path: str | None 
             outside ``rendered_dir`` are ignored.
         envs: environments to publish; ``None`` publishes everything under ``rendered_dir``
             (the Argo CD / Flux manifests of ``_gitops/`` included).
-        path: target directory, POSIX, relative to the target repository root (``.`` for
-            the root); default: ``rendered_dir``.
+        path: target directory, POSIX, relative to the target repository root; default:
+            ``rendered_dir``. The root (``.``) only with ``envs``: it then replaces ``<env>/``
+            alone, never the whole branch.
         rendered_dir: the config repository's rendered directory.
 
     Returns:
         ``({target path: bytes}, [target directories to replace])``.
 
     Raises:
-        errors.UsageError: ``path`` escapes the repository, or an environment has no files.
+        errors.UsageError: ``path`` is empty, escapes the repository, is the root without
+            ``envs`` (that would replace the whole branch), or an environment has no files.
     """
     path = rendered_dir if path is None else path
+    if not path.strip():
+        raise errors.UsageError(f"--path {path!r}: is empty; name a directory of the target repository "
+                                f"(default: {rendered_dir}), or leave --path out")
     base = PurePosixPath(path)
     if base.is_absolute() or ".." in base.parts:
         raise errors.UsageError(f"--path {path}: must be a relative path inside the target repository")
+    if envs is None and base.parts in ((), (".",)):
+        raise errors.UsageError(f"--path {path}: is the target's root; publishing every environment there "
+                                f"would replace the whole branch (hint: name a directory, e.g. --path "
+                                f"{rendered_dir}, or publish each environment with --env E --path .)")
     if ".git" in base.parts:
         raise errors.UsageError(f"--path {path}: is inside the target's .git directory; choose a directory of "
                                 f"its work tree (default: rendered)")
