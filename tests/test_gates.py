@@ -207,6 +207,137 @@ def test_a_slow_gate_times_out_and_an_unset_variable_or_a_dead_port_fails(gate_s
     assert not found.ok and found.detail.startswith("could not be reached (")
 
 
+class SlowServer:
+    """A local HTTP server whose every answer misbehaves in one way (``mode``): ``drip`` says
+    ``Content-Length: 100000`` then sends one byte every 0.2 s (100 of them); ``sleep`` answers nothing for
+    40 s; ``huge`` and ``huge-chunked`` send 1 GiB of zeros (with a Content-Length, or chunked).
+    ``sent`` counts the body bytes it managed to write; closing it stops every answer."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.sent = 0
+        self.stop = threading.Event()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    server.answer(self)
+                except OSError:
+                    pass  # the client gave up
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def answer(self, handler) -> None:
+        if self.mode == "sleep":
+            self.stop.wait(40)
+            return
+        handler.send_response(200)
+        if self.mode == "drip":
+            handler.send_header("Content-Length", "100000")
+            handler.end_headers()
+            while not self.stop.wait(0.2) and self.sent < 100:  # at most 20 s
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+                self.sent += 1
+            return
+        block = bytes(1 << 16)
+        total = 1 << 30
+        if self.mode == "huge":
+            handler.send_header("Content-Length", str(total))
+        else:
+            handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for _ in range(total // len(block)):
+            if self.stop.is_set():
+                return
+            data = block if self.mode == "huge" else b"%x\r\n%s\r\n" % (len(block), block)
+            handler.wfile.write(data)
+            self.sent += len(block)
+        if self.mode != "huge":
+            handler.wfile.write(b"0\r\n\r\n")
+
+    def close(self) -> None:
+        self.stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def slow_server():
+    made: list[SlowServer] = []
+
+    def make(mode: str) -> SlowServer:
+        made.append(SlowServer(mode))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+@pytest.mark.parametrize("mode", ["drip", "sleep"])
+def test_a_gate_timeout_bounds_the_whole_request(slow_server, mode):
+    """httpx's timeout bounds each read; a gate's timeout bounds the exchange, last byte included."""
+    server = slow_server(mode)
+    g = Gate.from_spec({"name": "slow", "kind": "step", "url": server.url, "timeout": "1s"})
+    started = time.monotonic()
+    assert bot_gates.call(g, {}) == GateResult(g, False, "timed out after 1s")
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("mode", ["drip", "sleep"])
+def test_the_tick_deadline_cuts_a_gate_short(slow_server, mode):
+    from generator.bot.deadline import Deadline
+    from generator.errors import DeadlineExceeded
+
+    server = slow_server(mode)
+    g = Gate.from_spec({"name": "load-test", "kind": "step", "url": server.url, "timeout": "30s"})
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as info:
+        bot_gates.call_all([g, g], lambda _: {}, deadline=Deadline(1.0))
+    assert time.monotonic() - started < 5
+    assert info.value.exit_code == 3
+    assert "deadline of 1 s passed while asking gate load-test (step)" in str(info.value)
+    with pytest.raises(DeadlineExceeded, match="before asking gate load-test"):
+        bot_gates.call(g, {}, deadline=Deadline(0.0))
+
+
+@pytest.mark.parametrize("mode", ["huge", "huge-chunked"])
+def test_a_huge_gate_answer_is_refused_without_reading_it(slow_server, mode):
+    server = slow_server(mode)
+    g = Gate.from_spec({"name": "chatty", "kind": "step", "url": server.url, "timeout": "20s"})
+    found = bot_gates.call(g, {})
+    assert found == GateResult(g, False, "answered more than 1 MiB (not read; a gate's status decides, "
+                                         "its answer must be short)")
+    server.stop.set()
+    assert server.sent < 64 << 20  # of 1 GiB
+
+
+@pytest.mark.parametrize("mode", ["drip", "sleep"])
+def test_rollout_step_ends_at_its_deadline_while_a_gate_stalls(tmp_path, git_remote, slow_server, mode):
+    server = slow_server(mode)
+    remote, work = gated_repo(tmp_path, git_remote, [
+        {"name": "smoke", "kind": "pre-rollout", "url": server.url + "/smoke", "timeout": "40s"}])
+    started = time.monotonic()
+    proc = run_meshgen("rollout", "step", "--push", "--deadline", "3s", cwd=work, timeout=60)
+    assert time.monotonic() - started < 3 + 8  # the deadline, and the start of a Python process
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: the tick's deadline of 3 s passed while asking gate smoke (pre-rollout), which had not answered "
+        "in full; nothing more was done (hint: raise --deadline, or find what is slow)")
+    assert git(remote, "rev-list", "--count", "main").strip() == "1"
+
+
 # --- the bot, on real git --------------------------------------------------------------------
 
 APP = """\

@@ -359,12 +359,14 @@ def _recovered(held: lock.TickLock | None) -> None:
 
 
 def _ask_gates(item: _Rollout, due: Sequence[gates.Gate], current: Mapping[str, Any] | None,
-               dry_run: bool = False) -> list[gates.GateResult]:
-    """POST each due gate its payload (a dry run asks none and lets them pass)."""
+               dry_run: bool = False, limit: Deadline | None = None) -> list[gates.GateResult]:
+    """POST each due gate its payload (a dry run asks none and lets them pass), all within
+    the tick's deadline (:class:`DeadlineExceeded` once it passes)."""
     if dry_run:
         return [gates.GateResult(g, True, "not asked in a dry run") for g in due]
     namespace = str((item.effective.data.get("metadata") or {}).get("namespace", ""))
-    return bot_gates.call_all(due, lambda g: gates.payload(g, item.app, namespace, item.env, item.rollout, current))
+    return bot_gates.call_all(due, lambda g: gates.payload(g, item.app, namespace, item.env, item.rollout, current),
+                              deadline=limit)
 
 
 def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None, now: datetime,
@@ -394,7 +396,7 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
                 continue
             admission = item.admission(now)
             asked = _ask_gates(item, gates.due(item.gates, item.rollout, item.status, now, admission), item.status,
-                               dry_run)
+                               dry_run, limit)
             made = gates.decide(item.rollout, env, item.status, checks.get(item.app), now, admission, asked)
             made = promotion.with_stop_note(made, item.pipeline, env)
             outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit,
@@ -403,7 +405,8 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
 
 
 def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], identity: vcs.Identity | None,
-                      before_commit: Callable[[], None] | None = None, report: TickReport | None = None) -> None:
+                      before_commit: Callable[[], None] | None = None, report: TickReport | None = None,
+                      limit: Deadline | None = None) -> None:
     """Write the status and rendered files of each changed outcome; commit each app apart."""
     from generator.render import render  # heavy: only when something changes
 
@@ -414,7 +417,7 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
         if outcome.decision.action in gates.ENDING and outcome.item is not None:
             post = [g for g in outcome.item.gates if g.kind == gates.POST_ROLLOUT]
             outcome.gate_results = [r for r in outcome.gate_results if r.gate.kind != gates.POST_ROLLOUT] + \
-                _ask_gates(outcome.item, post, outcome.decision.status)
+                _ask_gates(outcome.item, post, outcome.decision.status, limit=limit)
     status_dir = repo.rel("status")
     # write nothing through a link or over an odd file (status/ and rendered/ are the bot's)
     SpecErrors.collect(repo_paths.output_problems(repo.root, status_dir)
@@ -564,7 +567,7 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
             if any(o.changed for o in outcomes):
                 limit.check("before writing the decided changes")
             commit_started, rendered = time.perf_counter(), report.render_seconds
-            _write_and_commit(ws, repo, outcomes, identity, before_commit, report)
+            _write_and_commit(ws, repo, outcomes, identity, before_commit, report, limit)
             report.commit_seconds += time.perf_counter() - commit_started - (report.render_seconds - rendered)
             if not upstream or not report.commits:
                 break
