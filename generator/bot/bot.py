@@ -517,7 +517,7 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
             ``$MESHGEN_BOT_LOCK_WAIT``, else :data:`generator.bot.lock.DEFAULT_WAIT`).
         deadline: seconds the whole tick may take (default
             :data:`generator.bot.deadline.DEFAULT_SECONDS`; ``math.inf`` for none). Every
-            Prometheus request and git fetch or push gets at most what is left of it; once it
+            Prometheus request, gate and git fetch or push gets at most what is left of it; once it
             has passed nothing more is written, committed or pushed.
 
     Returns:
