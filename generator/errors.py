@@ -14,6 +14,7 @@ columns 1-based -- so the command line can print them as compilers do::
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -114,6 +115,34 @@ class GitError(OutsideError):
 
 class PrometheusError(OutsideError):
     """The Prometheus HTTP API could not be queried or answered with an error."""
+
+
+#: ``errno`` values of a write refused for want of space: a full disk, or a quota reached.
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class DiskFull(MeshgenError):
+    """A file could not be written for want of space (``ENOSPC``, or ``EDQUOT``: a quota): exit 1.
+
+    Nothing is half-written: meshgen writes each file to a temporary beside it and renames it
+    (:func:`generator.render.output.atomic_write`), and removes the temporary when that fails.
+
+    Args:
+        path: the file that could not be written, as the user knows it.
+        hint: what to do (default: free space and run the command again).
+    """
+
+    def __init__(self, path: str, hint: str = "free space on that disk, then run the command again") -> None:
+        self.path = path
+        super().__init__(f"cannot write {path}: no space left on device; nothing was half-written (hint: {hint})")
+
+
+class DiskFullOutside(DiskFull, OutsideError):
+    """:class:`DiskFull` in a command that works for an outside system -- the rollout bot's
+    tick, ``publish``'s clone of the target -- where it is an outside failure (exit 3; ``rollout
+    run`` goes on with the next tick, which may find space again)."""
+
+    exit_code = 3
 
 
 class DeadlineExceeded(OutsideError):

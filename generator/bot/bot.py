@@ -41,6 +41,8 @@ from generator.bot.prometheus import Prometheus
 from generator.errors import (
     CheckFailed,
     DeadlineExceeded,
+    DiskFull,
+    DiskFullOutside,
     GitError,
     MeshgenError,
     PrometheusError,
@@ -458,6 +460,15 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
         outcome.committed = sha
 
 
+def _put_back(ws: vcs.Workspace) -> None:
+    """After a write that failed for want of space: put the bot's files back to ``HEAD`` if
+    git can (else the next tick does, as after a killed one)."""
+    try:
+        ws.restore()
+    except (MeshgenError, OSError) as e:
+        log.warning("could not put back the files this tick wrote (%s); the next tick will", e)
+
+
 def _assert_consistent(ws: vcs.Workspace, repo: Repo, outcome: Outcome, rendering: Any) -> None:
     """Refuse to commit a status whose canary weight is not the one the rendering applied.
 
@@ -531,6 +542,8 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
             has commits that are not the bot's.
         TickLockBusy: another tick of this clone held the lock for all of ``lock_wait`` (exit 3).
         DeadlineExceeded: the tick's deadline passed (exit 3); nothing was committed after it.
+        DiskFullOutside: a status or rendered file could not be written for want of space
+            (exit 3); the files the tick wrote are put back, nothing is committed.
     """
     with _tick_lock(Path(root), lock_wait, dry_run) as held:
         started = time.perf_counter()
@@ -567,7 +580,12 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
             if any(o.changed for o in outcomes):
                 limit.check("before writing the decided changes")
             commit_started, rendered = time.perf_counter(), report.render_seconds
-            _write_and_commit(ws, repo, outcomes, identity, before_commit, report, limit)
+            try:
+                _write_and_commit(ws, repo, outcomes, identity, before_commit, report, limit)
+            except DiskFull as e:
+                _put_back(ws)
+                raise DiskFullOutside(e.path, "free space on the disk of the bot's clone; the next tick puts "
+                                              "back what this one wrote and decides again") from e
             report.commit_seconds += time.perf_counter() - commit_started - (report.render_seconds - rendered)
             if not upstream or not report.commits:
                 break
@@ -640,7 +658,11 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
                                        failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env,
                                        item=i)
                                for i in items]
-            _write_and_commit(ws, repo, report.outcomes, None)
+            try:
+                _write_and_commit(ws, repo, report.outcomes, None)
+            except DiskFull:
+                _put_back(ws)
+                raise
             made = [o.committed for o in report.outcomes if o.committed]
             if not made:
                 raise CheckFailed("; ".join(f"{o.env}/{o.app}: {o.decision.reason}" for o in report.outcomes))
@@ -711,7 +733,11 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
             outcome = Outcome(env, app, item.status, Decision(new, Action.APPROVE, new["message"] + note),
                               failure_limit=item.rollout.failure_limit)
             report.outcomes = [outcome]
-            _write_and_commit(ws, repo, report.outcomes, None)
+            try:
+                _write_and_commit(ws, repo, report.outcomes, None)
+            except DiskFull:
+                _put_back(ws)
+                raise
             made = [o.committed for o in report.outcomes if o.committed]
             if not upstream or ws.push(upstream):
                 break

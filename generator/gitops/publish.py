@@ -185,6 +185,8 @@ def publish_files(files: Mapping[str, bytes], replaced: list[str], *, to: str, b
         errors.GitTimeout: a fetch or push took longer than ``timeout`` (exit 3).
         errors.CheckFailed: the target's path to replace is a symbolic link, or runs through
             one: publish never writes or deletes through a link (exit 1).
+        errors.DiskFullOutside: no space left for the temporary clone (exit 3); nothing was
+            pushed.
     """
     to = target_url(to)
     shown = errors.redact(to)
@@ -322,8 +324,16 @@ def _apply(repo: git.Repo, files: Mapping[str, bytes], replaced: list[str]) -> b
             _remove(target)
     for rel, data in sorted(files.items()):
         path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        except OSError as e:
+            if e.errno in errors.NO_SPACE:
+                raise errors.DiskFullOutside(
+                    f"{rel} in the temporary clone of the target ({root})",
+                    f"free space in {tempfile.gettempdir()}, where publish clones the target, or set TMPDIR to "
+                    f"a folder with room; the target was not changed") from e
+            raise
     repo.git.add("--all", ".")
     if repo.head.is_valid():
         return bool(repo.index.diff("HEAD"))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generator import resources
+from generator.errors import DiskFull
 
 if TYPE_CHECKING:
     from generator.render.render import Rendering
@@ -131,5 +132,5 @@ class RenderCache:
         clone.__dict__.update(state)
         try:
             atomic_write(self.path, pickle.dumps((self.key, clone), protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:
+        except (OSError, DiskFull):
             pass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from generator.errors import SpecErrors
+from generator.errors import NO_SPACE, DiskFull, SpecErrors
 from generator.render.manifests import GITOPS_DIR
 from generator.spec import paths
 
@@ -45,19 +45,28 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     The temporary file sits in the same directory (so the rename is atomic) and is named after
     the target and this process, created exclusively; it is removed if anything fails.
+
+    Raises:
+        DiskFull: no space left on the device (or a quota reached); ``path`` is as it was.
+        OSError: any other failure to write.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise DiskFull(str(path)) from e
         raise
 
 
