@@ -210,6 +210,7 @@ SCENARIOS: dict[str, dict[int, Callable[[Path], subprocess.CompletedProcess[str]
                          2: mg("rollout", "backtest", "books", "--env", "dev"),
                          3: mg("rollout", "backtest", "books", "--env", "dev", "--from", "2026-11-01")},
     "report": {0: lambda tmp: run_meshgen("report", "--out", str(tmp / "site"), cwd=example(tmp)),
+               1: lambda tmp: run_meshgen("report", "--out", str(tmp / "site"), cwd=broken(tmp)),
                2: mg("report"),
                3: lambda tmp: run_meshgen("report", "--out", str(tmp / "site"), cwd=example(tmp),
                                           env=failing_git(tmp, "log"))},
