@@ -95,18 +95,26 @@ def _count(n: int, noun: str) -> str:
 @click.command()
 @pass_ctx
 def check(ctx: Context) -> None:
-    """Validate (cross-object analysis and the specs' route tests included), and fail if rendered/ is stale (for CI and pre-commit)."""
+    """Validate (cross-object analysis and the specs' route tests included), and fail if rendered/ is stale or holds a temporary an interrupted write left (for CI and pre-commit)."""
     from generator.render import output
     from generator.render import render as render_mod
 
     rendering = run(render_mod.render_repo, ctx.root)
     _analyze(rendering, route_tests=True)
     stale = run(output.stale_files, ctx.root, rendering)
+    left = output.temporaries(ctx.root, rendering.rendered_dir)
+    for path in left:
+        click.echo(f"{path}: error: a temporary file left by an interrupted write (hint: `meshgen render` "
+                   f"removes it, or delete it; never commit it)", err=True)
     if stale:
         for path in stale:
             click.echo(f"{path}: error: stale; it differs from what the specs render", err=True)
         click.echo(f"{len(stale)} stale file{'s' if len(stale) != 1 else ''} under "
                    f"{rendering.rendered_dir}/: run `meshgen render` and commit the result", err=True)
+        sys.exit(errors.CheckFailed.exit_code)
+    if left:
+        click.echo(f"{_count(len(left), 'temporary file')} under {rendering.rendered_dir}/: run `meshgen render`",
+                   err=True)
         sys.exit(errors.CheckFailed.exit_code)
     click.echo(f"up to date: {len(rendering.files)} files under {rendering.rendered_dir}/")
 
