@@ -318,3 +318,91 @@ def test_the_workflow_report_command_runs(repo, tmp_path):
                           env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert (checkout / "site" / "index.html").is_file() and len(list((checkout / "site" / "rollouts").iterdir())) == 2
+
+
+# --- where the report writes: its own folder, its own files, never through a link ----------------
+
+
+@pytest.fixture
+def plain(tmp_path):
+    """A committed repository with one app and no rollout history."""
+    repo = build_file_tree(tmp_path / "plain", {"environments/dev.yaml": ENV.format(url="http://127.0.0.1:9"),
+                                                "apps/books.yaml": BOOKS})
+    output.write_rendering(repo, render.render_repo(repo))
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "books")
+    return repo
+
+
+def tree_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_report_never_writes_through_a_link(plain, tmp_path):
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    (site / "assets").symlink_to(elsewhere)
+    proc = run_meshgen("report", "--out", str(site), cwd=plain)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (f"error: --out {site}: {site / 'assets'} (to {elsewhere}) is a symbolic link; the report "
+                           f"never writes through a link (hint: remove the link, or choose another --out, or move "
+                           f"what is there away)\n")
+    assert list(elsewhere.iterdir()) == [] and sorted(p.name for p in site.iterdir()) == ["assets"]
+
+
+def test_report_never_overwrites_a_file_it_did_not_write(plain, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>our team's page</h1>\n")
+    (site / "notes.txt").write_text("keep\n")
+    proc = run_meshgen("report", "--out", str(site), cwd=plain)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: --out {site}: {site / 'index.html'} exists and was not written by "
+                                  f"meshgen report (not listed in {site / '.meshgen-report'}); nothing was "
+                                  f"overwritten (hint: ")
+    assert tree_of(site) == {"index.html": b"<h1>our team's page</h1>\n", "notes.txt": b"keep\n"}
+    (site / "index.html").unlink()
+    run_meshgen("report", "--out", str(site), cwd=plain, check=True)
+    listed = (site / ".meshgen-report").read_text().splitlines()
+    assert listed[0].startswith("# Written by meshgen report") and "index.html" in listed
+    assert "notes.txt" not in listed and (site / "notes.txt").read_text() == "keep\n"
+    before = tree_of(site)
+    (site / "index.html").write_text("changed by hand\n")  # its own file: replaced by the next report
+    run_meshgen("report", "--out", str(site), cwd=plain, check=True)
+    assert tree_of(site) == before
+
+
+def test_a_marker_the_report_did_not_write_is_refused(plain, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / ".meshgen-report").write_text("index.html\n")
+    (site / "index.html").write_text("mine\n")
+    proc = run_meshgen("report", "--out", str(site), cwd=plain)
+    assert proc.returncode == 2 and "was not written by meshgen report" in proc.stderr
+    assert (site / "index.html").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("out,words", [
+    (".", "is the repository's root"),
+    ("rendered", "is inside the repository's rendered/"),
+    ("rendered/dev/site", "is inside the repository's rendered/"),
+    (".git", "is inside the repository's .git/"),
+    (".git/site", "is inside the repository's .git/"),
+])
+def test_report_refuses_the_repository_root_rendered_and_git(plain, out, words):
+    before = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=plain, capture_output=True,
+                            text=True, check=True).stdout
+    proc = run_meshgen("report", "--out", out, cwd=plain)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: --out {out}: {words}") and "hint: choose a folder of its own" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+    assert subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=plain, capture_output=True,
+                          text=True, check=True).stdout == before
+    assert not (plain / "index.html").exists() and not (plain / ".git" / "site").exists()
+
+
+def test_a_report_folder_inside_the_repository_is_fine(plain):
+    run_meshgen("report", "--out", "build/report", cwd=plain, check=True)
+    assert (plain / "build" / "report" / "index.html").is_file()

@@ -24,6 +24,7 @@ published twice from the same commit is the same.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -153,8 +154,11 @@ def rollout_data(timeline: Timeline, thresholds: Mapping[str, Mapping[str, Any]]
 
 def write_report(root: Path, out: Path, *, backtest: bool = False, prometheus: str | None = None,
                  commit_url: str | None = None) -> Report:
-    """Write the site of the repository at ``root`` into ``out`` (created; files meshgen
-    wrote there before are replaced, others left alone).
+    """Write the site of the repository at ``root`` into ``out`` (created). Files an earlier
+    report wrote there (listed in ``out``'s :data:`MARKER`) are replaced; any other file is
+    never overwritten, nothing is written through a symbolic link, and the repository's root,
+    its rendered directory and ``.git/`` are refused (:func:`refuse_out`). A SIGTERM or SIGINT
+    leaves every file whole and no temporary behind.
 
     Args:
         root: the config repository (a git working tree).
@@ -167,21 +171,23 @@ def write_report(root: Path, out: Path, *, backtest: bool = False, prometheus: s
             rollout's own page.
 
     Raises:
-        UsageError: ``root`` is not a git repository with a commit.
+        UsageError: ``root`` is not a git repository with a commit; ``out`` is refused: the
+            repository's root, in its rendered directory or ``.git/``, holding a symbolic
+            link where the report writes, or a file an earlier report did not write (exit 2).
+        DiskFull: no space left (exit 1).
         SpecErrors: invalid specs.
         PrometheusError: with ``backtest``, Prometheus failed (exit 3).
     """
     root, out = Path(root), Path(out)
     head, head_time = _head(root)
     repo = load_repo(root)
+    refuse_out(root, out, repo.rel("rendered"))
     rendering = render.render_repo(root)
     timelines = bot_history.read_history(root)
     report = Report(out, timelines=timelines)
-    (out / "rollouts").mkdir(parents=True, exist_ok=True)
-    (out / "assets").mkdir(exist_ok=True)
+    files: dict[str, bytes] = {}
     for name in ASSETS:
-        source = resources.files("generator.report").joinpath("assets", name)
-        output.atomic_write(out / "assets" / name, source.read_bytes())
+        files[f"assets/{name}"] = resources.files("generator.report").joinpath("assets", name).read_bytes()
     colours: dict[str, str] = {}
 
     def colour(version: str) -> str:
@@ -210,11 +216,117 @@ def write_report(root: Path, out: Path, *, backtest: bool = False, prometheus: s
         page = _JINJA.get_template("rollout.html.j2").render(
             t=timeline, data=_json(data), head=head, head_time=head_time, link=lambda c: _link(c, commit_url),
             fmt=decision.format_time, metrics_text=decision.format_metrics, colour=colour, span=history.format_span)
-        output.atomic_write(out / rel, page.encode())
+        files[rel] = page.encode()
         pages.append(rel)
     index = _JINJA.get_template("index.html.j2").render(
         envs=routes, timelines=timelines, latest=latest, head=head, head_time=head_time, fmt=decision.format_time,
         colour=colour, span=history.format_span, index_data=_json({"rollouts": [t.id for t in timelines]}))
-    output.atomic_write(out / "index.html", index.encode())
+    files["index.html"] = index.encode()
+    own = _own_files(out)
+    _refuse_foreign(out, files, own)
+    with output.removing_temporaries_on_signals(str(out)):
+        out.mkdir(parents=True, exist_ok=True)
+        listed = sorted(own | set(files))  # listed first: an interrupted report is still its own
+        output.atomic_write(out / MARKER, (MARKER_HEAD + "".join(f"{rel}\n" for rel in listed)).encode())
+        for rel, data in files.items():
+            output.atomic_write(out / rel, data)
     report.pages = ["index.html", *pages]
     return report
+
+
+#: The file in ``--out`` listing every file a report wrote there (one a line, ``/``-separated,
+#: relative to ``--out``): only those are ever replaced; anything else there is left alone.
+MARKER = ".meshgen-report"
+MARKER_HEAD = ("# Written by meshgen report: the files below are its own, replaced by the next report; "
+               "no other file in this folder is ever written\n")
+
+_HINT = "choose another --out, or move what is there away"
+
+
+def refuse_out(root: Path, out: Path, rendered_dir: str) -> None:
+    """Refuse an ``--out`` that is the repository's root, or its rendered directory or git
+    directory or inside them, or that is not a directory.
+
+    Raises:
+        UsageError: naming the path (exit 2).
+    """
+    where = out.resolve()
+    top = root.resolve()
+    try:
+        toplevel = Path(git.Repo(root, search_parent_directories=True).working_tree_dir or top).resolve()
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        toplevel = top
+    for forbidden, what in ((top / rendered_dir, f"{rendered_dir}/, which meshgen render owns"),
+                            (top / ".git", ".git/, git's own directory"),
+                            (toplevel / ".git", ".git/, git's own directory")):
+        if where == forbidden.resolve() or where.is_relative_to(forbidden.resolve()):
+            raise UsageError(f"--out {out}: is inside the repository's {what}; the report is never written "
+                             f"there (hint: choose a folder of its own, e.g. --out build/report)")
+    if where in (top, toplevel):
+        raise UsageError(f"--out {out}: is the repository's root; the report is never written over it "
+                         f"(hint: choose a folder of its own, e.g. --out build/report)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a folder ({_HINT})")
+
+
+def _own_files(out: Path) -> set[str]:
+    """The files an earlier report listed in ``out``'s :data:`MARKER` (none without one).
+
+    Raises:
+        UsageError: the marker is a link, or not a list this command wrote (exit 2).
+    """
+    marker = out / MARKER
+    if marker.is_symlink():
+        raise UsageError(f"--out {out}: {marker} is a symbolic link; the report never writes through a link "
+                         f"(hint: remove it, or {_HINT})")
+    try:
+        text = marker.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"--out {out}: {marker} cannot be read ({type(e).__name__}); it is not the list meshgen "
+                         f"report keeps (hint: {_HINT})") from e
+    if not text.startswith(MARKER_HEAD):
+        raise UsageError(f"--out {out}: {marker} was not written by meshgen report; it is not overwritten "
+                         f"(hint: {_HINT})")
+    return {line for line in text.splitlines()[1:] if line and not line.startswith("#")}
+
+
+def _refuse_foreign(out: Path, files: Mapping[str, bytes], own: set[str]) -> None:
+    """Refuse to write through a symbolic link in ``out``, or over a file that an earlier
+    report did not write (one with the same bytes is no loss and is let be).
+
+    Raises:
+        UsageError: naming the first paths found (exit 2); nothing has been written.
+    """
+    links: list[str] = []
+    foreign: list[str] = []
+    for rel in sorted(files):
+        path = out
+        for part in rel.split("/"):
+            path = path / part
+            if path.is_symlink():
+                shown = f"{path} (to {os.readlink(path)})"
+                if shown not in links:
+                    links.append(shown)
+                break
+        else:
+            if rel not in own and path.exists():
+                try:
+                    same = path.is_file() and path.read_bytes() == files[rel]
+                except OSError:
+                    same = False
+                if not same:
+                    foreign.append(str(path))
+    if links:
+        raise UsageError(f"--out {out}: {_first(links)} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'}; "
+                         f"the report never writes through a link (hint: remove the link, or {_HINT})")
+    if foreign:
+        raise UsageError(f"--out {out}: {_first(foreign)} {'exists' if len(foreign) == 1 else 'exist'} and "
+                         f"{'was' if len(foreign) == 1 else 'were'} not written by meshgen report (not listed in "
+                         f"{out / MARKER}); nothing was overwritten (hint: {_HINT})")
+
+
+def _first(paths: list[str], n: int = 3) -> str:
+    more = f" and {len(paths) - n} more" if len(paths) > n else ""
+    return ", ".join(paths[:n]) + more
