@@ -1,7 +1,8 @@
 """A full disk is a one-line error naming the file, never a traceback, and leaves nothing
 half-written: ``render``, ``report``, ``publish`` and the rollout bot, each writing to a real
 200 KiB tmpfs (mounted here; skipped, with the reason, where mounting is not permitted), and
-:func:`generator.render.output.atomic_write` when a write fails for want of space (a write failing with ``ENOSPC`` or ``EDQUOT``).
+:func:`generator.render.output.atomic_write` when a write fails for want of space
+(``ENOSPC`` or ``EDQUOT``).
 """
 
 from __future__ import annotations

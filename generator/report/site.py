@@ -319,8 +319,9 @@ def _refuse_foreign(out: Path, files: Mapping[str, bytes], own: set[str]) -> Non
                 if not same:
                     foreign.append(str(path))
     if links:
-        raise UsageError(f"--out {out}: {_first(links)} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'}; "
-                         f"the report never writes through a link (hint: remove the link, or {_HINT})")
+        are = "is a symbolic link" if len(links) == 1 else "are symbolic links"
+        raise UsageError(f"--out {out}: {_first(links)} {are}; the report never writes through a link "
+                         f"(hint: remove the link, or {_HINT})")
     if foreign:
         raise UsageError(f"--out {out}: {_first(foreign)} {'exists' if len(foreign) == 1 else 'exist'} and "
                          f"{'was' if len(foreign) == 1 else 'were'} not written by meshgen report (not listed in "
