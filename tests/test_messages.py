@@ -72,3 +72,55 @@ def test_a_bad_duration_is_explained_without_the_regex(tmp_path: Path, field: st
     assert line.startswith(f"apps/web.yaml:14:16: error: spec.routes[0].{field}: '{value}' is not a duration (hint: "
                            "write a number and a unit, e.g. 500ms, 2s or 1m30s; units: ")
     assert "[0-9]" not in line and "^(" not in line
+
+
+def test_schema_errors_and_the_other_checks_come_in_one_run(tmp_path: Path) -> None:
+    """An unknown field in one route and weights summing to 90 in another: both in one run; a
+    route the schema refuses brings no errors of its own beyond the schema's."""
+    spec = APP.split("  routes:")[0] + (
+        "  routes:\n"
+        "    - name: beta\n"
+        "      when: 'header \"x-beta\" exact \"1\"'\n"
+        "      to: v2\n"
+        "      retires: {attempts: 3}\n"
+        "    - name: broken\n"
+        "      when: 'header \"x\" exact \"1\"'\n"
+        "      to: {v1: fifty}\n"
+        "    - name: default\n"
+        "      to: {v1: 50, v2: 40}\n")
+    lines = refused(tmp_path, {"apps/web.yaml": spec})
+    assert [line.partition(": error: ")[0] for line in lines] == [
+        "apps/web.yaml:15:7", "apps/web.yaml:18:16", "apps/web.yaml:20:11"], lines
+    assert "unknown field 'retires' in spec.routes[0] (hint: did you mean 'retries'?)" in lines[0]
+    assert "spec.routes[1].to.v1" in lines[1]
+    assert "weights of route 'default' sum to 90, not 100" in lines[2]
+
+
+def test_an_unknown_field_in_a_route_leaves_its_other_checks(tmp_path: Path) -> None:
+    spec = APP.replace("      to: {v1: 100}\n", "      to: {v1: 90}\n      retires: {attempts: 3}\n")
+    lines = refused(tmp_path, {"apps/web.yaml": spec})
+    assert len(lines) == 2 and "unknown field 'retires'" in lines[1] and "sum to 90" in lines[0], lines
+
+
+def test_the_indentation_hint_names_where_the_keys_of_a_list_item_start(tmp_path: Path) -> None:
+    [line] = refused(tmp_path, {"apps/web.yaml": APP.replace("      to: {v1: 100}", "    to: {v1: 100}")})
+    assert line.startswith("apps/web.yaml:13:5: error: invalid YAML: ")
+    assert ("(hint: check the indentation: line 13 is indented 4 spaces, the keys of line 12 above it 6, after "
+            "`- `; the keys of one mapping start in the same column") in line
+
+
+def test_a_tests_block_indented_into_the_last_route_is_one_error_that_says_so(tmp_path: Path) -> None:
+    tests = ("tests:\n"
+             "  - name: cart\n"
+             "    request: {uri: /cart}\n"
+             "    expect: {route: default, versions: {v1: 100}}\n"
+             "  - request: {uri: /}\n"
+             "    expect: {route: default}\n")
+    spec = APP + "".join("      " + line + "\n" for line in tests.splitlines())
+    lines = refused(tmp_path, {"apps/web.yaml": spec})
+    assert lines == ["apps/web.yaml:14:7: error: `tests` is indented into route 'default'; move it to the level of "
+                     "`routes` (hint: indent `tests:` as far as `routes:`, and its contents under it)"]
+    fixed = APP + "".join("  " + line + "\n" for line in tests.splitlines())
+    proc = run_meshgen("validate", cwd=build_file_tree(tmp_path / "fixed", {"environments/dev.yaml": ENV,
+                                                                           "apps/web.yaml": fixed}))
+    assert proc.returncode == 0, proc.stderr

@@ -80,21 +80,52 @@ def weights(to: Any) -> dict[str, int]:
 
 
 def check_app(app: EffectiveApp) -> list[SpecError]:
-    """Every check of one merged App spec: schema first, then semantics if the shape is right."""
+    """Every check of one merged App spec: the schema, and the checks Istio does not make on
+    every part the schema accepts, so one run shows both.
+
+    A part the schema refuses is not checked further (its errors would follow from the schema
+    error): a route whose own subtree is refused, ``versions`` that are not a mapping (no
+    version reference is checked then), a refused ``service``, ``expose``, ``trafficPolicy``
+    or ``rollout``. Unknown fields are set aside before the other checks.
+    """
     errors = schema.validate(app.data, "app.schema.json", app.place, app.key_place)
-    if errors:
+    if not errors:
+        spec = app.spec
+        errors.extend(_semantics(app, spec, set()))
         return errors
-    spec = app.spec
-    versions = spec["versions"]
-    errors.extend(_check_host_names(app, spec))
-    errors.extend(_check_routes(app, spec["routes"], versions))
-    errors.extend(_istio_durations(app, spec.get("trafficPolicy"), ("spec", "trafficPolicy"), "istio.TrafficPolicy"))
-    for name, version in versions.items():
-        errors.extend(_istio_durations(app, version.get("trafficPolicy"),
-                                       ("spec", "versions", name, "trafficPolicy"), "istio.TrafficPolicy"))
-    if "rollout" in spec:
-        errors.extend(_check_rollout(app, spec["rollout"], versions, spec["routes"]))
+    data, refused = schema.accepted(app.data, "app.schema.json")
+    spec = data.get("spec") if isinstance(data, dict) else None
+    if isinstance(spec, dict):
+        errors.extend(_semantics(app, spec, refused))
     return errors
+
+
+def _semantics(app: EffectiveApp, spec: dict[str, Any], refused: set[tuple[Any, ...]]) -> Iterator[SpecError]:
+    """The checks after the schema, on the parts of ``spec`` it accepts (``refused``: the key
+    paths it refuses, empty for a valid spec)."""
+    def ok(*keys: Any) -> bool:
+        return schema.well_formed(refused, "spec", *keys)
+
+    versions = spec.get("versions")
+    known_versions = versions if isinstance(versions, dict) and ok("versions") else None
+    routes = spec.get("routes")
+    if not isinstance(routes, list) or ("spec", "routes") in refused:
+        routes = None  # not a list: no route to check
+    if "service" in spec and ok("service") and (spec.get("expose") is None or ok("expose")):
+        yield from _check_host_names(app, spec)
+    if routes is not None:
+        usable = {i for i in range(len(routes)) if ok("routes", i)}
+        yield from _check_routes(app, routes, known_versions, usable)
+    if ok("trafficPolicy"):
+        yield from _istio_durations(app, spec.get("trafficPolicy"), ("spec", "trafficPolicy"), "istio.TrafficPolicy")
+    for name, version in (versions.items() if isinstance(versions, dict) else ()):
+        if ok("versions", name, "trafficPolicy") and isinstance(version, dict):
+            yield from _istio_durations(app, version.get("trafficPolicy"),
+                                        ("spec", "versions", name, "trafficPolicy"), "istio.TrafficPolicy")
+    if "rollout" in spec and ok("rollout") and ok("service") and schema.well_formed(refused, "metadata") \
+            and known_versions is not None:
+        whole = routes if routes is not None and ok("routes") else None
+        yield from _check_rollout(app, spec["rollout"], known_versions, whole, spec)
 
 
 #: RFC 1035/1123 limits of a DNS name, as Kubernetes checks them (IsDNS1123Subdomain).
@@ -130,10 +161,15 @@ def _missing_version(app: EffectiveApp, version: str, versions: dict[str, Any], 
                      place=place, hint="add it under spec.versions or use one of the listed versions")
 
 
-def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dict[str, Any]) -> Iterator[SpecError]:
+def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dict[str, Any] | None,
+                  usable: set[int] | None = None) -> Iterator[SpecError]:
+    """The routes' checks; only the routes numbered in ``usable`` (default: all) are checked,
+    and version references only when ``versions`` is known."""
     seen: dict[str, int] = {}
     catch_all: int | None = None
     for i, route in enumerate(routes):
+        if usable is not None and i not in usable:
+            continue
         at = ("spec", "routes", i)
         name = route["name"]
         if name in seen:
@@ -141,7 +177,8 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
                             place=app.place(*at, "name"), hint="give every route its own name")
         seen.setdefault(name, i)
         if catch_all is not None:
-            others = [r["name"] for j, r in enumerate(routes) if j != i]
+            others = [r["name"] for j, r in enumerate(routes)
+                      if j != i and isinstance(r, dict) and isinstance(r.get("name"), str)]
             close = difflib.get_close_matches(name, others, n=1, cutoff=0.75)
             yield SpecError(f"route {name!r} comes after route {routes[catch_all]['name']!r}, which has no "
                             "`when` and so matches every request: it can never be reached",
@@ -160,7 +197,7 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
         to = route.get("to", {})
         split = weights(to) if "to" in route else {}
         for version, weight in split.items():
-            if version not in versions:
+            if versions is not None and version not in versions:
                 where = app.place(*at, "to") if isinstance(to, str) else app.key_place(*at, "to", version)
                 yield _missing_version(app, version, versions, where, f"route {name!r}")
         total = sum(split.values())
@@ -173,7 +210,7 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
             yield from _check_retries(app, route["retries"], at, name)
         if "fault" in route:
             yield from _check_fault(app, route["fault"], at, name)
-        if "mirror" in route and route["mirror"]["version"] not in versions:
+        if "mirror" in route and versions is not None and route["mirror"]["version"] not in versions:
             yield _missing_version(app, route["mirror"]["version"], versions,
                                    app.place(*at, "mirror", "version"), f"route {name!r} mirror")
         if "redirect" in route:
@@ -363,7 +400,9 @@ def _check_fault(app: EffectiveApp, fault: dict[str, Any], at: tuple, name: str)
 
 
 def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[str, Any],
-                   routes: list[dict[str, Any]]) -> Iterator[SpecError]:
+                   routes: list[dict[str, Any]] | None, spec: dict[str, Any]) -> Iterator[SpecError]:
+    """The rollout block's checks; ``routes`` ``None`` when some route is refused by the schema
+    (``rollout.route`` is not checked then)."""
     at = ("spec", "rollout")
     for key in ("stable", "canary"):
         if rollout[key] not in versions:
@@ -371,8 +410,10 @@ def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[st
     if rollout["stable"] == rollout["canary"]:
         yield SpecError("rollout.stable and rollout.canary are the same version", place=app.place(*at, "canary"),
                         hint="when the rollout is done, remove the rollout block or name the next canary")
-    names = [r["name"] for r in routes]
-    if rollout["route"] not in names:
+    names = [r["name"] for r in routes or ()]
+    if routes is None:
+        pass
+    elif rollout["route"] not in names:
         yield SpecError(f"rollout.route {rollout['route']!r} is not a route of this app ({', '.join(names)})",
                         place=app.place(*at, "route"))
     elif not any(r["name"] == rollout["route"] and "to" in r for r in routes):
@@ -398,7 +439,7 @@ def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[st
             yield SpecError(f"metric {metric['name']!r} has neither min nor max",
                             place=app.place(*at, "analysis", "metrics", i), hint="add a threshold")
         if "query" in metric:
-            yield from _check_query(app, rollout, metric, i)
+            yield from _check_query(app, spec, rollout, metric, i)
     yield from _check_gates(app, rollout.get("gates") or [])
 
 
@@ -428,14 +469,15 @@ def _check_gates(app: EffectiveApp, items: list[dict[str, Any]]) -> Iterator[Spe
                             hint="reference an environment variable as ${NAME}, e.g. ?token=${LOADTEST_TOKEN}")
 
 
-def _check_query(app: EffectiveApp, rollout: dict[str, Any], metric: dict[str, Any], i: int) -> Iterator[SpecError]:
+def _check_query(app: EffectiveApp, spec: dict[str, Any], rollout: dict[str, Any], metric: dict[str, Any],
+                 i: int) -> Iterator[SpecError]:
     """A custom metric's query template renders (Jinja2 syntax, known variables, sandbox), so
     a typo is an error now, not at the rollout's first analysis."""
     from generator.rollout import (
         metrics,  # imports the Prometheus client: only for apps with a custom query
     )
 
-    host = str(app.spec["service"]["host"]).split(".")[0]
+    host = str(spec["service"]["host"]).split(".")[0]
     target = metrics.Target(app.name, app.env, app.namespace, host, rollout["stable"], rollout["canary"])
     custom = metrics.Metric(metric["name"], metric["query"], metric.get("min"), metric.get("max"),
                             higher_is_better=False, index=i)

@@ -211,8 +211,11 @@ def _syntax_error(e: yaml.MarkedYAMLError, text: str, shown: str) -> SpecError:
         def indent(i: int) -> int:
             return len(lines[i]) - len(lines[i].lstrip(" "))
         if above is not None and mark.line < len(lines):
+            keys = _key_column(lines[above])
+            where = (f"line {above + 1} above it {indent(above)}" if keys == indent(above) else
+                     f"the keys of line {above + 1} above it {keys}, after `- `")
             hint = (f"check the indentation: line {mark.line + 1} is indented {indent(mark.line)} spaces, "
-                    f"line {above + 1} above it {indent(above)}; the keys of one mapping start in the same "
+                    f"{where}; the keys of one mapping start in the same "
                     "column, a nested value further right than its key")
         else:
             hint = "check the indentation: the keys of one mapping start in the same column"
@@ -220,6 +223,17 @@ def _syntax_error(e: yaml.MarkedYAMLError, text: str, shown: str) -> SpecError:
             hint += "; quote a value that contains ': '"
         return SpecError(f"invalid YAML: {problem}", place=place, hint=hint)
     return SpecError(f"invalid YAML: {problem}", place=place)
+
+
+def _key_column(line: str) -> int:
+    """0-based column where a line's content starts after its indentation and any ``- ``
+    sequence indicators: where the keys of a mapping that starts on that line are."""
+    column = len(line) - len(line.lstrip(" "))
+    while line[column:column + 2] == "- " or line[column:] == "-":
+        column += 1
+        while line[column:column + 1] == " ":
+            column += 1
+    return column
 
 
 def _check_size(size: int, shown: str) -> None:

@@ -9,6 +9,7 @@ pointing at the key, with the closest known field as a hint.
 from __future__ import annotations
 
 import collections
+import copy
 import difflib
 import functools
 import re
@@ -66,18 +67,91 @@ def validate(data: Any, name: str, place: PlaceOf, key_place: PlaceOf | None = N
         except fastjsonschema.JsonSchemaValueException:
             pass  # invalid: let jsonschema find and explain every error
     errors: list[SpecError] = []
-    for error in validator(name).iter_errors(data):
-        errors.extend(_convert(error, place, key_place))
+    check = validator(name)
+    for error in check.iter_errors(data):
+        errors.extend(_convert(error, place, key_place, check.schema))
     return errors
 
 
-def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iterator[SpecError]:
+def _subschema(root: dict[str, Any], path: tuple[Any, ...]) -> dict[str, Any]:
+    """The schema of the value at ``path`` under ``root``, following ``properties``, ``items``
+    and local ``$ref`` only (empty when it cannot tell)."""
+    node: Any = root
+    for part in (*path, None):
+        while isinstance(node, dict) and isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/$defs/"):
+            node = root.get("$defs", {}).get(node["$ref"][len("#/$defs/"):], {})
+        if part is None or not isinstance(node, dict):
+            break
+        node = node.get("items") if isinstance(part, int) else (node.get("properties") or {}).get(part)
+    return node if isinstance(node, dict) else {}
+
+
+def _indented_into(path: tuple[Any, ...], key: Any, instance: dict[str, Any], root: dict[str, Any] | None,
+                   place: Place) -> SpecError | None:
+    """An unknown field of a list item (``spec.routes[2]``) that is a field of the mapping
+    holding the list (``spec``): a block indented into the list's last item."""
+    if root is None or len(path) < 2 or not isinstance(path[-1], int) or not isinstance(path[-2], str):
+        return None
+    holder = _subschema(root, path[:-2])
+    if key not in (holder.get("properties") or {}):
+        return None
+    items = path[-2]
+    item = f"{items.removesuffix('s')} {instance['name']!r}" if isinstance(instance.get("name"), str) else \
+        f"item {path[-1] + 1} of `{items}`"
+    return SpecError(f"`{key}` is indented into {item}; move it to the level of `{items}`", place=place,
+                     hint=f"indent `{key}:` as far as `{items}:`, and its contents under it")
+
+
+def accepted(data: Any, name: str) -> tuple[Any, set[tuple[Any, ...]]]:
+    """What of an invalid ``data`` the built-in schema ``name`` accepts, for checks that look
+    past the schema errors (so one run shows those and the errors of the well-formed parts).
+
+    Returns:
+        ``(pruned, refused)``: ``data`` without the fields the schema does not know (a copy
+        when there are any), and the key paths of the values the schema refuses (a missing
+        required field is refused at the mapping that lacks it). A subtree is well-formed when
+        no refused path starts with its key path.
+    """
+    unknown: list[tuple[Any, ...]] = []
+    refused: set[tuple[Any, ...]] = set()
+    for error in validator(name).iter_errors(data):
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = set(error.schema.get("properties", {}))
+            if isinstance(error.schema.get("additionalProperties"), dict) or error.schema.get("patternProperties"):
+                refused.add(path)
+                continue
+            unknown.extend((*path, key) for key in error.instance if key not in known)
+        else:
+            refused.add(path)
+    if not unknown:
+        return data, refused
+    pruned = copy.deepcopy(data)
+    for *parent, key in unknown:
+        holder = pruned
+        for part in parent:
+            holder = holder[part]
+        holder.pop(key, None)
+    return pruned, refused
+
+
+def well_formed(refused: set[tuple[Any, ...]], *keys: Any) -> bool:
+    """Whether no path of ``refused`` (see :func:`accepted`) lies at or under ``keys``."""
+    return not any(path[:len(keys)] == keys for path in refused)
+
+
+def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf,
+             root: dict[str, Any] | None = None) -> Iterator[SpecError]:
     path = tuple(error.absolute_path)
     where = dotted(path)
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = set(error.schema.get("properties", {}))
         for key in error.instance:
             if key in known:
+                continue
+            indented = _indented_into(path, key, error.instance, root, key_place(*path, key))
+            if indented is not None:
+                yield indented
                 continue
             close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}?" if close else (
@@ -92,7 +166,7 @@ def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf) -> Iter
             branch = deepest.relative_schema_path[0]
             for sub in error.context:
                 if sub.relative_schema_path[0] == branch:
-                    yield from _convert(sub, place, key_place)
+                    yield from _convert(sub, place, key_place, root)
             return
     if error.validator == "required":
         yield SpecError(f"{error.message}{' in ' + where if where else ''}", place=place(*path))
