@@ -124,3 +124,36 @@ def test_a_tests_block_indented_into_the_last_route_is_one_error_that_says_so(tm
     proc = run_meshgen("validate", cwd=build_file_tree(tmp_path / "fixed", {"environments/dev.yaml": ENV,
                                                                            "apps/web.yaml": fixed}))
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("  service: {host: web, port: 80}", "  service: null", "spec.service: null is not a mapping"),
+    ("    v1: {labels: {version: v1}}", "    v1: {labels: {version: true}}",
+     "spec.versions.v1.labels.version: true is not a string"),
+    ("      to: {v1: 100}", "      to: [v1]", "spec.routes[0].to: ['v1'] is not a string or a mapping"),
+    ("      to: {v1: 100}", "      to: {v1: 100}\n      timeout: \"it's\"",
+     "spec.routes[0].timeout: 'it''s' is not a duration"),
+    ("      to: {v1: 100}", "      to: {v1: 100}\n      fault: {abort: {httpStatus: 503, percentage: {value: [1]}}}",
+     "[1] is not a number"),
+    ("  namespace: shop", "  namespace: {name: shop}", "metadata.namespace: {name: 'shop'} is not a string"),
+])
+def test_a_value_is_echoed_as_yaml_writes_it(tmp_path: Path, old: str, new: str, message: str) -> None:
+    lines = refused(tmp_path, {"apps/web.yaml": APP.replace(old, new)})
+    assert any(message in line for line in lines), lines
+    assert not any(word in line for line in lines for word in ("None", "True", "of type", "'object'"))
+
+
+def test_a_missing_field_is_named_as_a_field(tmp_path: Path) -> None:
+    [line] = refused(tmp_path, {"apps/web.yaml": APP.replace("  service: {host: web, port: 80}", "  service: {port: 80}")})
+    assert line == "apps/web.yaml:7:12: error: 'host' is a required field in spec.service"
+
+
+def test_a_file_that_is_not_utf8_is_placed_at_the_bad_byte(tmp_path: Path) -> None:
+    repo = build_file_tree(tmp_path, {"environments/dev.yaml": ENV, "apps/web.yaml": APP})
+    spec = repo / "apps/web.yaml"
+    spec.write_bytes(APP.replace("  namespace: shop", "  namespace: sh\u00f6p # caf\xe9").encode("utf-8")
+                     .replace("caf\u00e9".encode(), b"caf\xe9"))
+    proc = run_meshgen("validate", cwd=repo)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("apps/web.yaml:5:24: error: file is not valid UTF-8: byte 0xe9 cannot be decoded"), \
+        proc.stderr

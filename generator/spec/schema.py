@@ -8,6 +8,7 @@ pointing at the key, with the closest known field as a hint.
 
 from __future__ import annotations
 
+import ast
 import collections
 import copy
 import difflib
@@ -20,7 +21,7 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from generator import resources
-from generator.errors import Place, SpecError
+from generator.errors import Place, SpecError, as_yaml
 
 PlaceOf = Callable[..., Place]
 
@@ -96,7 +97,7 @@ def _indented_into(path: tuple[Any, ...], key: Any, instance: dict[str, Any], ro
     if key not in (holder.get("properties") or {}):
         return None
     items = path[-2]
-    item = f"{items.removesuffix('s')} {instance['name']!r}" if isinstance(instance.get("name"), str) else \
+    item = f"{items.removesuffix('s')} {as_yaml(instance['name'])}" if isinstance(instance.get("name"), str) else \
         f"item {path[-1] + 1} of `{items}`"
     return SpecError(f"`{key}` is indented into {item}; move it to the level of `{items}`", place=place,
                      hint=f"indent `{key}:` as far as `{items}:`, and its contents under it")
@@ -154,9 +155,9 @@ def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf,
                 yield indented
                 continue
             close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else (
+            hint = f"did you mean {as_yaml(close[0])}?" if close else (
                 f"known fields: {', '.join(sorted(known))}" if known else None)
-            yield SpecError(f"unknown field {key!r}{' in ' + where if where else ''}",
+            yield SpecError(f"unknown field {as_yaml(key)}{' in ' + where if where else ''}",
                             place=key_place(*path, key), hint=hint)
         return
     if error.validator in ("oneOf", "anyOf") and error.context:
@@ -169,20 +170,54 @@ def _convert(error: ValidationError, place: PlaceOf, key_place: PlaceOf,
                     yield from _convert(sub, place, key_place, root)
             return
     if error.validator == "required":
-        yield SpecError(f"{error.message}{' in ' + where if where else ''}", place=place(*path))
+        yield SpecError(f"{yaml_message(error)}{' in ' + where if where else ''}", place=place(*path))
         return
     if error.validator == "pattern" and isinstance(error.instance, str):
         if error.schema.get("format") == "date-time":
-            yield SpecError(f"{where}: {error.instance!r} is not a time", place=place(*path),
+            yield SpecError(f"{where}: {as_yaml(error.instance)} is not a time", place=place(*path),
                             hint="write an RFC 3339 time such as 2026-01-02T03:04:05Z")
             return
         message, hint = _pattern_problem(error.instance, error.schema["pattern"], where)
         yield SpecError(f"{where or 'value'}: {message}", place=place(*path), hint=hint)
         return
     if error.validator == "const":
-        yield SpecError(f"{where}: expected {error.validator_value!r}, found {error.instance!r}", place=place(*path))
+        yield SpecError(f"{where}: expected {as_yaml(error.validator_value)}, found {as_yaml(error.instance)}", place=place(*path))
         return
-    yield SpecError(f"{where or 'document'}: {error.message}", place=place(*path))
+    yield SpecError(f"{where or 'document'}: {yaml_message(error)}", place=place(*path))
+
+
+#: JSON Schema's types in the words of YAML (YAML 1.2 §10: mapping, sequence, scalars).
+TYPE_WORDS = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer",
+              "number": "a number", "boolean": "true or false", "null": "null"}
+
+
+def yaml_message(error: ValidationError) -> str:
+    """jsonschema's message for ``error`` in the words of the YAML the value came from:
+    ``null is not a mapping`` rather than ``None is not of type 'object'``; the value as YAML
+    writes it (:func:`generator.errors.as_yaml`), never as Python's ``repr``."""
+    value = as_yaml(error.instance)
+    if error.validator in ("oneOf", "anyOf") and error.context and all(
+            e.validator == "type" and e.absolute_path == error.absolute_path for e in error.context):
+        types = [t for e in error.context for t in (e.validator_value if isinstance(e.validator_value, list)
+                                                     else [e.validator_value])]
+        return f"{value} is not {' or '.join(TYPE_WORDS.get(t, t) for t in dict.fromkeys(types))}"
+    if error.validator == "type":
+        types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return f"{value} is not {' or '.join(TYPE_WORDS.get(t, t) for t in types)}"
+    if error.validator == "enum":
+        return f"{value} is not one of {', '.join(as_yaml(v) for v in error.validator_value)}"
+    if error.validator == "required" and error.message.endswith(" is a required property"):
+        try:  # jsonschema names the one missing field as Python writes it
+            field = ast.literal_eval(error.message.removesuffix(" is a required property"))
+        except (ValueError, SyntaxError):
+            field = None
+        if isinstance(field, str):
+            return f"{as_yaml(field)} is a required field"
+    text = error.message
+    shown = repr(error.instance)
+    if text.startswith(shown):
+        text = value + text[len(shown):]
+    return text
 
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -205,32 +240,32 @@ def _pattern_problem(value: str, pattern: str, where: str) -> tuple[str, str | N
     """``(message, hint)`` for a string that fails a schema ``pattern``, in words, not the regex."""
     if pattern == "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$":
         suggestion = dns1123_label(value)
-        hint = f"use {suggestion!r}" if suggestion else "use e.g. 'my-app'"
+        hint = f"use {as_yaml(suggestion)}" if suggestion else "use e.g. 'my-app'"
         if where == "metadata.name" and suggestion:
             hint += f", and name the file {suggestion}.yaml to match"
-        return (f"{value!r} is not a DNS-1123 label: lower-case letters, digits and '-', starting and ending "
+        return (f"{as_yaml(value)} is not a DNS-1123 label: lower-case letters, digits and '-', starting and ending "
                 "with a letter or digit"), hint
     if pattern.startswith("^(\\*\\.)?[a-z0-9]") or pattern.startswith("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\."):
         wildcard = pattern.startswith("^(\\*\\.)?")
         suggestion = ".".join(filter(None, (dns1123_label(p) for p in value.split(".")))) or None
         if wildcard and value.startswith("*.") and suggestion:
             suggestion = "*." + suggestion
-        return (f"{value!r} is not a DNS name: dot-separated labels of lower-case letters, digits and '-'"
-                + (", optionally after '*.'" if wildcard else "")), (f"use {suggestion!r}" if suggestion else None)
+        return (f"{as_yaml(value)} is not a DNS name: dot-separated labels of lower-case letters, digits and '-'"
+                + (", optionally after '*.'" if wildcard else "")), (f"use {as_yaml(suggestion)}" if suggestion else None)
     if pattern.startswith("^[0-9]{4}-(0[1-9]"):
-        return f"{value!r} is not a time", "write an RFC 3339 time such as 2026-01-02T03:04:05Z"
+        return f"{as_yaml(value)} is not a time", "write an RFC 3339 time such as 2026-01-02T03:04:05Z"
     units = _UNITS.search(pattern)
     if units:
         names = units.group(1).split("|")
-        return (f"{value!r} is not a duration",
+        return (f"{as_yaml(value)} is not a duration",
                 f"write a number and a unit, e.g. 500ms, 2s or 1m30s; units: {', '.join(names)}")
     if pattern == "^/":
-        return f"{value!r} does not start with '/'", f"write it as '/{value}'"
+        return f"{as_yaml(value)} does not start with '/'", f"write it as '/{value}'"
     if pattern == "^https?://":
-        return f"{value!r} is not an http:// or https:// URL", f"write e.g. 'http://{value}'"
+        return f"{as_yaml(value)} is not an http:// or https:// URL", f"write e.g. 'http://{value}'"
     if pattern == "^[A-Za-z_][A-Za-z0-9_]*$":
-        return f"{value!r} is not a name of letters, digits and '_' (not starting with a digit)", None
-    return f"{value!r} does not match the pattern {pattern!r}", None
+        return f"{as_yaml(value)} is not a name of letters, digits and '_' (not starting with a digit)", None
+    return f"{as_yaml(value)} does not match the pattern {as_yaml(pattern)}", None
 
 
 def dotted(path: tuple[Any, ...]) -> str:
