@@ -295,6 +295,18 @@ def _routes(spec: dict, when: Mapping[str, str | None] | None = None) -> dict[tu
     return out
 
 
+def spec_routes(spec: dict, when: Mapping[str, str | None] | None = None) -> list[tuple[str, str | None, dict]]:
+    """A rendered VirtualService ``spec``'s HTTP routes, one per spec route as :func:`describe`
+    reads them (guard routes folded into the route they carry): ``(name, when, route)``, in
+    first-match order; ``when`` is the spec's condition as written (``None`` without one, or
+    when ``when`` does not know the route), ``route`` the Istio route that stands for it."""
+    out = []
+    for (name, _), route in _routes(spec, when).items():
+        condition = route.get(_WHEN)
+        out.append((name, condition, {k: v for k, v in route.items() if k != _WHEN}))
+    return out
+
+
 def _route_name(key: tuple[str, int]) -> str:
     name, n = key
     return f"`{name}`" if n == 0 else f"`{name}` ({n + 1}. part)"
