@@ -157,3 +157,9 @@ def test_a_file_that_is_not_utf8_is_placed_at_the_bad_byte(tmp_path: Path) -> No
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("apps/web.yaml:5:24: error: file is not valid UTF-8: byte 0xe9 cannot be decoded"), \
         proc.stderr
+
+
+@pytest.mark.parametrize("command", ["render", "validate"])
+def test_an_app_without_spec_is_a_placed_error(tmp_path: Path, command: str) -> None:
+    [line] = refused(tmp_path, {"apps/web.yaml": APP.split("spec:")[0]}, command)
+    assert line == "apps/web.yaml:1:1: error: 'spec' is a required field"

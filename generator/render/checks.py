@@ -122,8 +122,9 @@ def _semantics(app: EffectiveApp, spec: dict[str, Any], refused: set[tuple[Any, 
         if ok("versions", name, "trafficPolicy") and isinstance(version, dict):
             yield from _istio_durations(app, version.get("trafficPolicy"),
                                         ("spec", "versions", name, "trafficPolicy"), "istio.TrafficPolicy")
-    if "rollout" in spec and ok("rollout") and ok("service") and schema.well_formed(refused, "metadata") \
-            and known_versions is not None:
+    metadata = app.data.get("metadata") if isinstance(app.data, dict) else None
+    if "rollout" in spec and ok("rollout") and "service" in spec and ok("service") and isinstance(metadata, dict) \
+            and schema.well_formed(refused, "metadata") and known_versions is not None:
         whole = routes if routes is not None and ok("routes") else None
         yield from _check_rollout(app, spec["rollout"], known_versions, whole, spec)
 

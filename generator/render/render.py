@@ -217,7 +217,8 @@ class _Renderer:
 
     @staticmethod
     def _check_app(app: EffectiveApp) -> list[SpecError]:
-        if not (isinstance(app.spec, dict) and app.spec.get("rollout")):
+        spec = app.data.get("spec")  # absent in a spec the schema refuses
+        if not (isinstance(spec, dict) and spec.get("rollout")):
             return checks.check_app(app)
         # a rollout's custom queries are templates: bounded in time while they render
         with timelimit.time_limit(what=f"checking the rollout of app {as_yaml(app.name)}"):
