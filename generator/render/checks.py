@@ -84,9 +84,9 @@ def check_app(app: EffectiveApp) -> list[SpecError]:
     every part the schema accepts, so one run shows both.
 
     A part the schema refuses is not checked further (its errors would follow from the schema
-    error): a route whose own subtree is refused, ``versions`` that are not a mapping (no
-    version reference is checked then), a refused ``service``, ``expose``, ``trafficPolicy``
-    or ``rollout``. Unknown fields are set aside before the other checks.
+    error): a route whose own subtree is refused, refused ``versions`` (no version reference
+    is checked then), a refused ``service``, ``expose``, ``trafficPolicy`` or ``rollout``.
+    Unknown fields are set aside before the other checks.
     """
     errors = schema.validate(app.data, "app.schema.json", app.place, app.key_place)
     if not errors:
