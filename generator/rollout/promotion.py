@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from generator.errors import Place, SpecError, SpecErrors
+from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.rollout.decision import (
     Action,
     Decision,
@@ -364,12 +364,12 @@ def _check(value: Mapping[str, Any], envs: Sequence[str], place: Callable[..., P
             continue
         if env not in envs:
             close = difflib.get_close_matches(env, list(envs), n=1)
-            errors.append(SpecError(f"promotion.order: unknown environment {env!r}",
+            errors.append(SpecError(f"promotion.order: unknown environment {as_yaml(env)}",
                                     place=at("promotion", "order", i),
-                                    hint=f"did you mean {close[0]!r}?" if close else
+                                    hint=f"did you mean {as_yaml(close[0])}?" if close else
                                     f"known environments: {', '.join(envs)}"))
         if env in seen:
-            errors.append(SpecError(f"promotion.order names {env!r} twice (items {seen[env] + 1} and {i + 1}): "
+            errors.append(SpecError(f"promotion.order names {as_yaml(env)} twice (items {seen[env] + 1} and {i + 1}): "
                                     "a pipeline is a line, so it would run in a cycle",
                                     place=at("promotion", "order", i), hint="list each environment once"))
         else:
@@ -377,7 +377,7 @@ def _check(value: Mapping[str, Any], envs: Sequence[str], place: Callable[..., P
     soak = value.get("soak", DEFAULT_SOAK)
     try:
         if not isinstance(soak, str):
-            raise ValueError(f"{soak!r} is not a duration like 30s, 1m or 1m30s")
+            raise ValueError(f"{as_yaml(soak)} is not a duration like 30s, 1m or 1m30s")
         parse_duration(soak)
     except ValueError as e:
         errors.append(SpecError(f"promotion.soak: {e}", place=origin("soak")("promotion", "soak")))
@@ -388,7 +388,7 @@ def _check(value: Mapping[str, Any], envs: Sequence[str], place: Callable[..., P
         approval = []
     for i, env in enumerate(approval):
         if env not in seen:
-            errors.append(SpecError(f"promotion.approval: {env!r} is not in promotion.order ({', '.join(map(str, order))})",
+            errors.append(SpecError(f"promotion.approval: {as_yaml(env)} is not in promotion.order ({', '.join(map(str, order))})",
                                     place=origin("approval")("promotion", "approval", i),
                                     hint="approval names environments of the pipeline; add it to order or remove it"))
     return errors
@@ -429,7 +429,7 @@ def check_pipelines(repo: Repo) -> list[SpecError]:
         for app, override in apps.items() if isinstance(apps, dict) else ():
             if isinstance(override, dict) and isinstance(override.get("spec"), dict) \
                     and "promotion" in override["spec"]:
-                errors.append(SpecError(f"environment {env!r} overrides the promotion pipeline of {app!r}",
+                errors.append(SpecError(f"environment {as_yaml(env)} overrides the promotion pipeline of {as_yaml(app)}",
                                         place=doc.key_place("spec", "apps", app, "spec", "promotion"),
                                         hint=f"a pipeline spans environments: set spec.promotion in the app's "
                                              f"own file, or promotion in meshgen.yaml"))
