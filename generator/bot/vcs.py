@@ -68,6 +68,51 @@ def git_dir(root: Path) -> Path:
         raise UsageError(f"{root} is not a git working tree; the bot works in a clone of the config repo") from e
 
 
+#: What git leaves in its git directory while an operation waits for a person, and how to end
+#: it (git-status(1) reads the same files to say "You are in the middle of ..."). First match wins:
+#: ``rebase-apply/applying`` is ``git am``; ``REBASE_HEAD`` is left by a stopped rebase.
+IN_PROGRESS = (
+    ("rebase-apply/applying", "a git am", "git am --continue after resolving, or git am --abort"),
+    ("rebase-merge", "a rebase", "git rebase --continue after resolving, or git rebase --abort"),
+    ("rebase-apply", "a rebase", "git rebase --continue after resolving, or git rebase --abort"),
+    ("REBASE_HEAD", "a rebase", "git rebase --continue after resolving, or git rebase --abort"),
+    ("MERGE_HEAD", "a merge", "resolve the conflicts and git commit, or git merge --abort"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --continue after resolving, or git cherry-pick --abort"),
+    ("REVERT_HEAD", "a revert", "git revert --continue after resolving, or git revert --abort"),
+    ("BISECT_LOG", "a bisect", "git bisect reset"),
+)
+
+
+def in_progress(root: Path) -> tuple[str, str, str] | None:
+    """The git operation left unfinished in the working tree at ``root``: ``(file in the git
+    directory, what, how to end it)``, or ``None``.
+
+    Raises:
+        UsageError: ``root`` is not the top of a git working tree.
+    """
+    directory = git_dir(root)
+    for name, what, how in IN_PROGRESS:
+        if (directory / name).exists():
+            return name, what, how
+    return None
+
+
+def refuse_in_progress(root: Path) -> None:
+    """Refuse to work in a clone where a merge, rebase, cherry-pick, revert, bisect or
+    ``git am`` waits for a person: its files may hold conflict markers and its ``HEAD`` is
+    not the branch the bot pushes.
+
+    Raises:
+        UsageError: an operation is in progress (exit 2); the message says which and how to end it.
+    """
+    found = in_progress(root)
+    if found:
+        name, what, how = found
+        shown = git_dir(root) / name
+        raise UsageError(f"{what} is in progress in {root} ({shown} exists); the rollout bot works on committed "
+                         f"specs only and leaves it alone: finish it or abort it first ({how})")
+
+
 class Upstream(NamedTuple):
     """The remote branch the local branch tracks."""
 

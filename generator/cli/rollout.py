@@ -151,7 +151,7 @@ def status(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...]) -> None:
     shown = sorted({app for _, app, _, _ in rows})
     for app, _, stages in run(bot.read_pipelines, ctx.root, shown):
         click.echo(promotion.format_stages(app, stages))
-    for problem in run(bot.future_problems, ctx.root, list(envs), list(apps)):
+    for problem in run(bot.status_problems, ctx.root, list(envs), list(apps)):
         click.echo(redact(problem.format()), err=True)
 
 
