@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,36 @@ def test_check_names_an_unresolved_conflict_marker(started):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"{SPEC}:{line}:1: error: unresolved merge conflict marker '<<<<<<< HEAD'" in proc.stderr, proc.stderr
     assert "invalid YAML" not in proc.stderr
+
+
+# --- what the bot says --------------------------------------------------------------------------
+
+
+def test_a_step_with_nothing_due_says_when_the_next_check_is(started):
+    remote, work = started
+    last = datetime.fromisoformat(yaml.safe_load((work / STATUS).read_text())["status"]["lastStepTime"]
+                                  .replace("Z", "+00:00"))
+    proc = run_meshgen("rollout", "step", cwd=work, check=True)
+    due = (last + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert proc.stdout.startswith(f"nothing due; next check: dev/ratings at {due} (in "), proc.stdout
+    edit_status(work, phase="Paused")
+    proc = run_meshgen("rollout", "step", cwd=work, check=True)
+    assert proc.stdout == "nothing due: no rollout is progressing (dev/ratings: rollout is Paused)\n"
+
+
+def test_status_lists_environments_in_pipeline_order_and_keeps_its_header_whole_when_piped(tmp_path, git_remote):
+    files = {"apps/ratings.yaml": APP.format(rollout=rollout_block()),
+             "meshgen.yaml": "apiVersion: meshgen.io/v1alpha1\nkind: Settings\n"
+                             "promotion: {order: [dev, staging, prod]}\n"}
+    for env in ("dev", "staging", "prod", "lab", "canary-lab"):
+        files[f"environments/{env}.yaml"] = ENV.format(name=env)
+    tree = build_file_tree(tmp_path / "bot", files)
+    output.write_rendering(tree, render.render_repo(tree))
+    remote, work = git_remote(tree)
+    run_meshgen("rollout", "step", "--push", cwd=work, check=True)  # starts dev; staging, prod wait
+    proc = run_meshgen("rollout", "status", cwd=work, env={"COLUMNS": ""}, check=True)  # a pipe, no width
+    lines = proc.stdout.splitlines()
+    rows = [line.split("│")[2].strip() for line in lines if line.startswith("│ ratings")]
+    assert rows == ["dev", "staging", "prod", "canary-lab", "lab"], proc.stdout
+    header = [line for line in lines if line.startswith("┃")]
+    assert len(header) == 1 and "last check" in header[0] and "metrics" in header[0], proc.stdout

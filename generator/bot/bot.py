@@ -772,9 +772,15 @@ def status_problems(root: Path, envs: Sequence[str] | None = None, apps: Sequenc
 
 def read_statuses(root: Path, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None
                   ) -> list[tuple[str, str, Rollout, dict[str, Any] | None]]:
-    """``(env, app, rollout, status)`` of every app with a rollout block, for ``rollout status``."""
+    """``(env, app, rollout, status)`` of every app with a rollout block, for ``rollout status``:
+    environments in pipeline order (``meshgen.yaml``'s ``promotion.order``), then the others
+    alphabetically; within one, apps as the repository lists them."""
     repo = load_repo(Path(root))
-    return [(i.env, i.app, i.rollout, i.status) for i in _rollouts(repo, envs, apps)]
+    order = list((repo.settings.raw.get("promotion") or {}).get("order") or [])
+    names = sorted(repo.environments, key=lambda e: (0, order.index(e), "") if e in order else (1, 0, e))
+    rank = {env: i for i, env in enumerate(names)}
+    items = sorted(_rollouts(repo, envs, apps), key=lambda i: rank[i.env])  # stable: app order kept
+    return [(i.env, i.app, i.rollout, i.status) for i in items]
 
 
 def read_pipelines(root: Path, apps: Sequence[str] | None = None, clock: Callable[[], datetime] = utcnow

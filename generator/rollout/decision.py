@@ -314,6 +314,24 @@ def check_due(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, An
     return since is None or now - since >= timedelta(seconds=rollout.interval)
 
 
+def next_check(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None) -> datetime | None:
+    """When a check of this rollout is next due (:func:`check_due` turns true then): one
+    ``interval`` after the last step and after the last failed check; ``None`` when no check
+    will come (no rollout of this pair started, or it is not ``Progressing``), and the
+    minimum datetime when one is due at once (no ``lastStepTime``)."""
+    rollout = _as_rollout(rollout_spec)
+    if not _matches(rollout, status) or status is None or status.get("phase") != PROGRESSING:
+        return None
+    since = parse_time(status["lastStepTime"]) if status.get("lastStepTime") else None
+    last = status.get("lastCheck") or {}
+    if last.get("verdict") == Verdict.FAIL.value and last.get("time"):
+        failed_at = parse_time(last["time"])
+        since = failed_at if since is None else max(since, failed_at)
+    if since is None:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return since + timedelta(seconds=rollout.interval)
+
+
 def _as_rollout(spec: Mapping[str, Any] | Rollout) -> Rollout:
     return spec if isinstance(spec, Rollout) else Rollout.from_spec(spec)
 
