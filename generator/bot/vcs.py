@@ -21,6 +21,7 @@ Every GitPython error is wrapped in :class:`~generator.errors.GitError` (exit 3)
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ NAME_ENV = "MESHGEN_BOT_NAME"
 EMAIL_ENV = "MESHGEN_BOT_EMAIL"
 DEFAULT_NAME = "meshgen-bot"
 DEFAULT_EMAIL = "meshgen-bot@meshgen.invalid"
+#: The folder of one commit's fast-import stream and marks, in the git directory.
+COMMIT_TEMP_PREFIX = "meshgen-commit-"
 
 
 class Identity(NamedTuple):
@@ -263,7 +266,9 @@ class Workspace:
         removed). All commits go through one ``git fast-import`` run, so a tick that moves
         500 rollouts costs one git process rather than 500 index rewrites; fast-import
         refuses to move the branch other than forward. The index is then reset to the new
-        ``HEAD``, which the working tree already matches.
+        ``HEAD``, which the working tree already matches. The stream goes through a folder
+        ``meshgen-commit-*`` in the git directory (removed after; one left by a killed process
+        is removed by the next commit, which runs under the same tick lock).
 
         Args:
             commits: ``(message, repo-relative paths)`` per commit.
@@ -312,8 +317,13 @@ class Workspace:
                     chunks.append(f"D {_quote(path)}\n".encode())
             chunks.append(b"\n")
         chunks.append(b"done\n")
+        git_dir = Path(self.repo.git_dir)
+        for stale in git_dir.glob(f"{COMMIT_TEMP_PREFIX}*"):  # left by a process killed mid-commit
+            shutil.rmtree(stale, ignore_errors=True)
         try:
-            with tempfile.TemporaryDirectory(prefix="meshgen-commit-") as tmp:
+            # under the git directory, not the system's temporary one: a process killed while
+            # fast-import runs leaves its stream here, where the next commit removes it
+            with tempfile.TemporaryDirectory(prefix=COMMIT_TEMP_PREFIX, dir=git_dir) as tmp:
                 stream, marks = Path(tmp) / "stream", Path(tmp) / "marks"
                 stream.write_bytes(b"".join(chunks))
                 with stream.open("rb") as istream:
