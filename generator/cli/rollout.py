@@ -60,7 +60,7 @@ def _nothing_due(report: bot.TickReport) -> str:
     """``nothing due; next check: dev/books at T (in 4m30s), ...``, soonest first, or why no
     check will come."""
     if not report.outcomes:
-        return "nothing due: no rollout matches"
+        return "nothing due: no rollout (no app with a `rollout` block matches)"
     now = bot.utcnow()
     due = sorted(((when, o) for o in report.outcomes if o.item is not None
                   for when in [decision.next_check(o.item.rollout, o.old)] if when is not None), key=lambda d: d[0])
