@@ -191,6 +191,8 @@ def main() -> int:
                 print(f"{stamp} webhook asked: {asked.get('name')} ({asked.get('kind')}) for {asked.get('app')} "
                       f"in {asked.get('env')} at {asked.get('weight')} %", flush=True)
             for line in (proc.stdout + proc.stderr).splitlines():
+                if line.startswith("nothing due"):  # an idle tick: the demo shows what moves
+                    continue
                 where, _, what = line.partition(": ")
                 if " waits: " in what:  # a wait repeats every tick: say it when it changes
                     gist = what.split(";")[0].split(" (")[0]

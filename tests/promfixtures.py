@@ -28,6 +28,7 @@ from demo.fakemesh import (
     promtool_binary,
     write_history,
 )
+from tests.conftest import require_loopback
 
 #: The start of the filled history of :func:`history_prometheus`.
 HISTORY_START = datetime(2026, 11, 20, tzinfo=timezone.utc)
@@ -45,6 +46,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(scope="session")
 def mesh_traffic() -> Iterator[MeshTraffic]:
     """Istio-shaped counters, served at a local ``/metrics`` endpoint for the session."""
+    require_loopback()
     traffic = MeshTraffic()
     endpoint = MetricsEndpoint(traffic)
     traffic.endpoint = endpoint  # type: ignore[attr-defined]
@@ -57,6 +59,7 @@ def prometheus(mesh_traffic: MeshTraffic) -> Iterator[LocalPrometheus]:
     """A real Prometheus on 127.0.0.1 scraping :func:`mesh_traffic` every second."""
     if not prometheus_binary():
         pytest.skip(NO_PROMETHEUS)
+    require_loopback()
     server = LocalPrometheus([mesh_traffic.endpoint.address])  # type: ignore[attr-defined]
     try:
         server.wait_for_scrape()
@@ -73,6 +76,7 @@ def history_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loc
     :data:`HISTORY_START` + 47 min v2 answers 30 % 5xx."""
     if not prometheus_binary() or not promtool_binary():
         pytest.skip("prometheus and promtool are not installed (apt-get install prometheus; CI installs it)")
+    require_loopback()
     healthy = {("mesh", "books", "v1"): (30.0, 0.0, 20.0), ("mesh", "books", "v2"): (30.0, 0.0, 20.0)}
     failing = {("mesh", "books", "v1"): (30.0, 0.0, 20.0), ("mesh", "books", "v2"): (30.0, 0.3, 20.0)}
     workdir = tmp_path_factory.mktemp("history-prometheus")
@@ -140,6 +144,7 @@ class Recorder:
 @pytest.fixture
 def recorder() -> Iterator[Callable[..., Recorder]]:
     """A factory of :class:`Recorder` servers, all closed after the test."""
+    require_loopback()
     made: list[Recorder] = []
 
     def make(*args, **kwargs) -> Recorder:

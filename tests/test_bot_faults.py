@@ -30,7 +30,7 @@ import yaml
 
 from demo.fakemesh import free_port
 from generator.bot import bot
-from tests.conftest import ROOT, build_file_tree, run_meshgen
+from tests.conftest import ROOT, build_file_tree, require_loopback, run_meshgen
 from tests.promfixtures import clone, git, wait_until
 
 APP = """\
@@ -106,6 +106,7 @@ class FaultyPrometheus:
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # a killed tick hangs up mid-answer: expected here
 
+        require_loopback()
         self._server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

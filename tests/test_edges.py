@@ -29,7 +29,7 @@ from generator.bot import bot
 from generator.bot.prometheus import Prometheus
 from generator.errors import DeadlineExceeded, PrometheusError, redact
 from generator.render import output, render
-from tests.conftest import ROOT, build_file_tree, run_meshgen
+from tests.conftest import ROOT, build_file_tree, require_loopback, run_meshgen
 from tests.promfixtures import clone, git, wait_until
 
 NO_PROMETHEUS = "http://127.0.0.1:9"
@@ -341,6 +341,7 @@ class Loopback:
             def log_message(self, *args: object) -> None:
                 pass
 
+        require_loopback()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -441,6 +442,7 @@ def test_a_trickling_prometheus_is_cut_off_by_the_request_timeout(loopback):
 
 
 def test_the_tick_deadline_bounds_a_silent_prometheus(pushed, tmp_path):
+    require_loopback()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)  # accepts connections, never answers

@@ -19,7 +19,7 @@ from generator.render import output, render
 from generator.rollout import decision, gates
 from generator.rollout.decision import Action, Check, Rollout, Verdict
 from generator.rollout.gates import Gate, GateResult
-from tests.conftest import build_file_tree, run_meshgen
+from tests.conftest import build_file_tree, require_loopback, run_meshgen
 from tests.promfixtures import git
 
 T0 = datetime(2026, 11, 21, 10, 0, 0, tzinfo=timezone.utc)
@@ -157,6 +157,7 @@ class GateServer:
             def log_message(self, *args: object) -> None:
                 pass
 
+        require_loopback()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from generator.bot import vcs
 from generator.errors import GitError, UsageError
+from tests.conftest import ROOT
 from tests.promfixtures import clone, git
 
 BOT = vcs.Identity("meshgen-bot", "bot@example.com")
@@ -153,3 +158,25 @@ def test_unreachable_remote_is_a_git_error(repos, tmp_path):
         ws.sync(ws.upstream(), BOT)
     with pytest.raises(GitError, match="git push origin/main failed"):
         ws.push(ws.upstream())
+
+
+def test_a_process_killed_mid_commit_leaves_nothing_in_the_system_temp_dir(repos, tmp_path):
+    """A commit's fast-import stream lives in the git directory: a kill -9 while fast-import
+    runs leaves nothing in $TMPDIR, and the next commit removes what it left."""
+    _, first, _ = repos
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    wrapper = tmp_path / "git-killing-its-caller"  # git, except that fast-import kills the caller first
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = fast-import ] && kill -9 $PPID && exit 1; done\n'
+                       'exec git "$@"\n')
+    wrapper.chmod(0o755)
+    write(first, "status/dev/a.yaml", "phase: Progressing\n")
+    script = ("import sys; from pathlib import Path; from generator.bot import vcs\n"
+              "vcs.Workspace(Path(sys.argv[1]), ['status']).commit(['status/dev/a.yaml'], 'start')\n")
+    env = dict(os.environ, TMPDIR=str(system_tmp), GIT_PYTHON_GIT_EXECUTABLE=str(wrapper), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", script, str(first)], env=env, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert list(system_tmp.iterdir()) == []
+    workspace(first).commit(["status/dev/a.yaml"], "start", BOT)
+    assert not list((first / ".git").glob("meshgen-commit-*"))
+    assert log(first)[0] == "start <bot@example.com>"

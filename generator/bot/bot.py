@@ -340,16 +340,28 @@ def future_times(root: Path, rel: str, st: Mapping[str, Any] | None, now: dateti
     return found
 
 
+def impossible(root: Path, item: "_Rollout") -> list[SpecError]:
+    """Placed errors for a status that no tick or command writes, edited by hand (see
+    :func:`generator.rollout.decision.contradictions`): the bot refuses to act on it."""
+    return status.placed(root, item.status_path, decision.contradictions(item.rollout, item.status, item.app, item.env))
+
+
 # --- the tick -----------------------------------------------------------------------------
 
 
 @contextmanager
 def _tick_lock(root: Path, wait: float | None, dry_run: bool = False) -> Iterator[lock.TickLock | None]:
-    """The clone's tick lock held around a tick (none for a dry run, which writes nothing)."""
+    """The clone's tick lock held around a tick (none for a dry run, which writes nothing).
+
+    Raises:
+        UsageError: a merge, rebase, cherry-pick, revert, bisect or ``git am`` is in progress
+            in the clone (:func:`generator.bot.vcs.refuse_in_progress`), exit 2.
+    """
     if dry_run:
         yield None
         return
     with lock.TickLock(vcs.git_dir(root), wait) as held:
+        vcs.refuse_in_progress(root)  # before reading a spec that may hold conflict markers
         yield held
 
 
@@ -380,9 +392,9 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
     for item in items:
         by_env.setdefault(item.env, []).append(item)
     for env, group in by_env.items():
-        future = {}
+        future = {}  # and impossible: either way the rollout is left alone, the others go on
         for item in group:
-            found = future_times(repo.root, item.status_path, item.status, now)
+            found = future_times(repo.root, item.status_path, item.status, now) + impossible(repo.root, item)
             if found:
                 future[item.app] = found
                 report.problems.extend(found)
@@ -690,6 +702,7 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
         SpecErrors, GitError, TickLockBusy: as :func:`tick`.
     """
     root = Path(root)
+    vcs.refuse_in_progress(root)
     repo = load_repo(root)
     if app not in repo.apps:
         raise UsageError(f"unknown app {app!r}")
@@ -776,11 +789,27 @@ def future_problems(root: Path, envs: Sequence[str] | None = None, apps: Sequenc
     return [p for i in _rollouts(repo, envs, apps) for p in future_times(repo.root, i.status_path, i.status, now)]
 
 
+def status_problems(root: Path, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,
+                    now: datetime | None = None) -> list[SpecError]:
+    """What makes a tick leave the matching rollouts alone, for ``rollout status``: status
+    times in the future (:func:`future_times`) and impossible statuses (:func:`impossible`)."""
+    repo = load_repo(Path(root))
+    now = now or utcnow()
+    return [p for i in _rollouts(repo, envs, apps)
+            for p in future_times(repo.root, i.status_path, i.status, now) + impossible(repo.root, i)]
+
+
 def read_statuses(root: Path, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None
                   ) -> list[tuple[str, str, Rollout, dict[str, Any] | None]]:
-    """``(env, app, rollout, status)`` of every app with a rollout block, for ``rollout status``."""
+    """``(env, app, rollout, status)`` of every app with a rollout block, for ``rollout status``:
+    environments in pipeline order (``meshgen.yaml``'s ``promotion.order``), then the others
+    alphabetically; within one, apps as the repository lists them."""
     repo = load_repo(Path(root))
-    return [(i.env, i.app, i.rollout, i.status) for i in _rollouts(repo, envs, apps)]
+    order = list((repo.settings.raw.get("promotion") or {}).get("order") or [])
+    names = sorted(repo.environments, key=lambda e: (0, order.index(e), "") if e in order else (1, 0, e))
+    rank = {env: i for i, env in enumerate(names)}
+    items = sorted(_rollouts(repo, envs, apps), key=lambda i: rank[i.env])  # stable: app order kept
+    return [(i.env, i.app, i.rollout, i.status) for i in items]
 
 
 def read_pipelines(root: Path, apps: Sequence[str] | None = None, clock: Callable[[], datetime] = utcnow

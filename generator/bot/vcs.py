@@ -21,6 +21,7 @@ Every GitPython error is wrapped in :class:`~generator.errors.GitError` (exit 3)
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +36,8 @@ NAME_ENV = "MESHGEN_BOT_NAME"
 EMAIL_ENV = "MESHGEN_BOT_EMAIL"
 DEFAULT_NAME = "meshgen-bot"
 DEFAULT_EMAIL = "meshgen-bot@meshgen.invalid"
+#: The folder of one commit's fast-import stream and marks, in the git directory.
+COMMIT_TEMP_PREFIX = "meshgen-commit-"
 
 
 class Identity(NamedTuple):
@@ -66,6 +69,51 @@ def git_dir(root: Path) -> Path:
         return Path(git.Repo(Path(root)).git_dir)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError) as e:
         raise UsageError(f"{root} is not a git working tree; the bot works in a clone of the config repo") from e
+
+
+#: What git leaves in its git directory while an operation waits for a person, and how to end
+#: it (git-status(1) reads the same files to say "You are in the middle of ..."). First match wins:
+#: ``rebase-apply/applying`` is ``git am``; ``REBASE_HEAD`` is left by a stopped rebase.
+IN_PROGRESS = (
+    ("rebase-apply/applying", "a git am", "git am --continue after resolving, or git am --abort"),
+    ("rebase-merge", "a rebase", "git rebase --continue after resolving, or git rebase --abort"),
+    ("rebase-apply", "a rebase", "git rebase --continue after resolving, or git rebase --abort"),
+    ("REBASE_HEAD", "a rebase", "git rebase --continue after resolving, or git rebase --abort"),
+    ("MERGE_HEAD", "a merge", "resolve the conflicts and git commit, or git merge --abort"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --continue after resolving, or git cherry-pick --abort"),
+    ("REVERT_HEAD", "a revert", "git revert --continue after resolving, or git revert --abort"),
+    ("BISECT_LOG", "a bisect", "git bisect reset"),
+)
+
+
+def in_progress(root: Path) -> tuple[str, str, str] | None:
+    """The git operation left unfinished in the working tree at ``root``: ``(file in the git
+    directory, what, how to end it)``, or ``None``.
+
+    Raises:
+        UsageError: ``root`` is not the top of a git working tree.
+    """
+    directory = git_dir(root)
+    for name, what, how in IN_PROGRESS:
+        if (directory / name).exists():
+            return name, what, how
+    return None
+
+
+def refuse_in_progress(root: Path) -> None:
+    """Refuse to work in a clone where a merge, rebase, cherry-pick, revert, bisect or
+    ``git am`` waits for a person: its files may hold conflict markers and its ``HEAD`` is
+    not the branch the bot pushes.
+
+    Raises:
+        UsageError: an operation is in progress (exit 2); the message says which and how to end it.
+    """
+    found = in_progress(root)
+    if found:
+        name, what, how = found
+        shown = git_dir(root) / name
+        raise UsageError(f"{what} is in progress in {root} ({shown} exists); the rollout bot works on committed "
+                         f"specs only and leaves it alone: finish it or abort it first ({how})")
 
 
 class Upstream(NamedTuple):
@@ -218,7 +266,9 @@ class Workspace:
         removed). All commits go through one ``git fast-import`` run, so a tick that moves
         500 rollouts costs one git process rather than 500 index rewrites; fast-import
         refuses to move the branch other than forward. The index is then reset to the new
-        ``HEAD``, which the working tree already matches.
+        ``HEAD``, which the working tree already matches. The stream goes through a folder
+        ``meshgen-commit-*`` in the git directory (removed after; one left by a killed process
+        is removed by the next commit, which runs under the same tick lock).
 
         Args:
             commits: ``(message, repo-relative paths)`` per commit.
@@ -267,8 +317,13 @@ class Workspace:
                     chunks.append(f"D {_quote(path)}\n".encode())
             chunks.append(b"\n")
         chunks.append(b"done\n")
+        git_dir = Path(self.repo.git_dir)
+        for stale in git_dir.glob(f"{COMMIT_TEMP_PREFIX}*"):  # left by a process killed mid-commit
+            shutil.rmtree(stale, ignore_errors=True)
         try:
-            with tempfile.TemporaryDirectory(prefix="meshgen-commit-") as tmp:
+            # under the git directory, not the system's temporary one: a process killed while
+            # fast-import runs leaves its stream here, where the next commit removes it
+            with tempfile.TemporaryDirectory(prefix=COMMIT_TEMP_PREFIX, dir=git_dir) as tmp:
                 stream, marks = Path(tmp) / "stream", Path(tmp) / "marks"
                 stream.write_bytes(b"".join(chunks))
                 with stream.open("rb") as istream:

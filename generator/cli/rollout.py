@@ -4,6 +4,7 @@ command calls one function of :mod:`generator.bot.bot` and prints what it did.""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import click
+from rich.measure import Measurement
 from rich.table import Table
 
 from generator.bot import bot
@@ -37,16 +39,40 @@ def rollout() -> None:
     """Progressive delivery by git commits: analyse canaries in Prometheus, step or roll back."""
 
 
-def _print(report: bot.TickReport, verbose: bool, dry_run: bool = False) -> None:
-    """One line per rollout that moved, held or (with ``--verbose``) did nothing."""
+def _print(report: bot.TickReport, verbose: bool, dry_run: bool = False, idle: bool = False) -> None:
+    """One line per rollout that moved, held or (with ``--verbose``) did nothing; with
+    ``idle``, when no rollout moved or held, a line saying so and when the next check is due."""
+    shown = False
     for outcome in report.outcomes:
         if outcome.changed or verbose or outcome.decision.action in (decision.Action.HOLD, decision.Action.WAIT):
             mark = f" [{outcome.committed[:8]}]" if outcome.committed else " (dry run)" if dry_run else ""
             click.echo(outcome.line() + mark)
+            shown = shown or outcome.decision.action is not decision.Action.NOTHING
+    if idle and not shown and not report.problems and not report.failed_envs:
+        click.echo(_nothing_due(report))
     for problem in report.problems:
         click.echo(redact(problem.format()), err=True)
     for env, error in report.failed_envs.items():
         click.echo(redact(f"error: environment {env}: {error}"), err=True)
+
+
+def _nothing_due(report: bot.TickReport) -> str:
+    """``nothing due; next check: dev/books at T (in 4m30s), ...``, soonest first, or why no
+    check will come."""
+    if not report.outcomes:
+        return "nothing due: no rollout (no app with a `rollout` block matches)"
+    now = bot.utcnow()
+    due = sorted(((when, o) for o in report.outcomes if o.item is not None
+                  for when in [decision.next_check(o.item.rollout, o.old)] if when is not None), key=lambda d: d[0])
+    if not due:
+        return "nothing due: no rollout is progressing (" + "; ".join(
+            f"{o.env}/{o.app}: {o.decision.reason}" for o in report.outcomes) + ")"
+
+    def when_text(when: datetime) -> str:
+        if when <= now:
+            return "now"
+        return f"at {decision.format_time(when)} (in {history.format_span((when - now).total_seconds())})"
+    return "nothing due; next check: " + ", ".join(f"{o.env}/{o.app} {when_text(when)}" for when, o in due)
 
 
 def _seconds(option: str, text: str) -> float | None:
@@ -61,7 +87,7 @@ def _tick(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], dry_run: b
           prometheus_url: str | None, deadline: float | None) -> bot.TickReport:
     report = run(bot.tick, ctx.root, envs=list(envs), apps=list(apps), dry_run=dry_run, push=push,
                  prometheus=prometheus_url, deadline=deadline if deadline else float("inf"))
-    _print(report, ctx.verbose, dry_run)
+    _print(report, ctx.verbose, dry_run, idle=True)
     if ctx.verbose:
         click.echo(f"{len(report.outcomes)} rollouts, {len(report.commits)} commits, {report.queries} queries, "
                    f"{report.seconds:.2f} s")
@@ -151,7 +177,7 @@ def status(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...]) -> None:
     shown = sorted({app for _, app, _, _ in rows})
     for app, _, stages in run(bot.read_pipelines, ctx.root, shown):
         click.echo(promotion.format_stages(app, stages))
-    for problem in run(bot.future_problems, ctx.root, list(envs), list(apps)):
+    for problem in run(bot.status_problems, ctx.root, list(envs), list(apps)):
         click.echo(redact(problem.format()), err=True)
 
 
@@ -174,7 +200,15 @@ def _status_table(rows: list) -> None:
         table.add_row(app, env, str(st.get("phase")), split, step_,
                       f"{st.get('failedChecks', 0)}/{spec.failure_limit}", checked,
                       decision.format_metrics(last.get("metrics") or {}))
-    out_console.print(table)
+    if out_console.is_terminal or os.environ.get("COLUMNS"):
+        out_console.print(table)
+    else:  # piped, no width asked for: as wide as the table needs, never wrapped at rich's 80
+        options = out_console.options.update(max_width=1 << 16)
+        width, out_console.width = out_console.width, Measurement.get(out_console, options, table).maximum
+        try:  # Console.print(width=) cannot exceed the console's own width
+            out_console.print(table)
+        finally:
+            out_console.width = width
 
 
 def _steer_command(name: str, help_text: str) -> click.Command:

@@ -243,6 +243,13 @@ class _Renderer:
             rel = status.status_path(self.repo.rel("status"), app.env, app.name)
             current = status.load_status(self.repo.root, rel)
             self.applied[(app.env, app.name)] = None
+            try:
+                found = decision.contradictions(rollout, current, app.name, app.env)
+            except ValueError:  # the rollout block's own error, reported by its check
+                found = []
+            if found:  # a status edited by hand into a state no tick writes: not applied
+                self.errors.extend(status.placed(self.repo.root, rel, found))
+                return
             if (current and current["stable"] == rollout["stable"] and current["canary"] == rollout["canary"]
                     and current["phase"] != decision.WAITING):  # approved, not started: the spec's split
                 weight = current["canaryWeight"]

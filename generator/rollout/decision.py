@@ -314,6 +314,24 @@ def check_due(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, An
     return since is None or now - since >= timedelta(seconds=rollout.interval)
 
 
+def next_check(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None) -> datetime | None:
+    """When a check of this rollout is next due (:func:`check_due` turns true then): one
+    ``interval`` after the last step and after the last failed check; ``None`` when no check
+    will come (no rollout of this pair started, or it is not ``Progressing``), and the
+    minimum datetime when one is due at once (no ``lastStepTime``)."""
+    rollout = _as_rollout(rollout_spec)
+    if not _matches(rollout, status) or status is None or status.get("phase") != PROGRESSING:
+        return None
+    since = parse_time(status["lastStepTime"]) if status.get("lastStepTime") else None
+    last = status.get("lastCheck") or {}
+    if last.get("verdict") == Verdict.FAIL.value and last.get("time"):
+        failed_at = parse_time(last["time"])
+        since = failed_at if since is None else max(since, failed_at)
+    if since is None:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return since + timedelta(seconds=rollout.interval)
+
+
 def _as_rollout(spec: Mapping[str, Any] | Rollout) -> Rollout:
     return spec if isinstance(spec, Rollout) else Rollout.from_spec(spec)
 
@@ -436,6 +454,69 @@ def decide(rollout_spec: Mapping[str, Any] | Rollout, env: str, status: Mapping[
     new.update(canaryWeight=step, stepIndex=index, lastStepTime=format_time(now))
     new["message"] = f"step {rollout.canary} {weight} % -> {step} %"
     return Decision(new, Action.STEP, new["message"] + detail)
+
+
+# --- states the life of a rollout never reaches ---------------------------------------------
+
+
+class Contradiction(NamedTuple):
+    """A status that no tick or command writes (a status file edited by hand).
+
+    Attributes:
+        keys: the key path under ``status`` that is wrong (``("canaryWeight",)``).
+        message: what is wrong, in words.
+        hint: what to do.
+    """
+
+    keys: tuple[str, ...]
+    message: str
+    hint: str
+
+
+def contradictions(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None,
+                   app: str, env: str) -> list[Contradiction]:
+    """What makes ``status`` (a status file's ``status`` mapping, schema-valid) impossible
+    for ``app``'s rollout in ``env``; empty when nothing does.
+
+    - ``Succeeded`` or ``RolledBack`` with a canary weight strictly between 0 and 100: a
+      finished rollout sends 100 % (succeeded) or 0 % (rolled back) to its canary; the bot
+      would never move it again, leaving the canary at that weight for ever.
+    - for the rollout's own stable/canary pair, ``stepIndex`` outside ``-1 ..
+      len(steps) - 1`` and ``failedChecks`` above ``failureLimit`` (the bot rolls back when
+      failed checks reach it).
+
+    Raises:
+        ValueError: the rollout block breaks the rules of :meth:`Rollout.from_spec`.
+    """
+    rollout = _as_rollout(rollout_spec)
+    if not status:
+        return []
+    found = []
+    phase, weight = status.get("phase"), status.get("canaryWeight")
+    command = f"meshgen rollout {{}} {app} --env {env}"
+    if phase in (SUCCEEDED, ROLLED_BACK) and isinstance(weight, int) and 0 < weight < 100:
+        whole = 100 if phase == SUCCEEDED else 0
+        hint = (f"set canaryWeight to 100 if {status.get('canary')} did succeed, or delete the file to start "
+                f"the rollout again from its first step" if phase == SUCCEEDED else
+                f"set canaryWeight to 0, or `{command.format('resume')}` to start again from the first step")
+        found.append(Contradiction(("canaryWeight",), (
+            f"phase {phase} with canaryWeight {weight}: a {phase} rollout gives its canary {whole} %, and the "
+            f"bot never moves a finished rollout, so the canary would stay at {weight} % for ever"), hint))
+    if _matches(rollout, status):
+        index, steps = status.get("stepIndex"), rollout.steps
+        if isinstance(index, int) and not -1 <= index < len(steps):
+            found.append(Contradiction(("stepIndex",), (
+                f"stepIndex {index} is outside the {len(steps)} steps of the rollout ({', '.join(map(str, steps))}): "
+                f"it is -1 (before the first step, after a rollback) to {len(steps) - 1}"),
+                f"set stepIndex to the index of canaryWeight's step in steps, or "
+                f"`{command.format('abort')}` to roll back"))
+        failed = status.get("failedChecks")
+        if isinstance(failed, int) and failed > rollout.failure_limit:
+            found.append(Contradiction(("failedChecks",), (
+                f"failedChecks {failed} is above the rollout's failureLimit {rollout.failure_limit}: the bot rolls "
+                f"back when failed checks reach the limit"),
+                f"set failedChecks to fewer than {rollout.failure_limit}, or `{command.format('abort')}` to roll back"))
+    return found
 
 
 # --- steering by hand ---------------------------------------------------------------------

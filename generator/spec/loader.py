@@ -31,6 +31,7 @@ rewrites a human-owned file, so no comment has to survive a load.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,10 @@ def byte_place(raw: bytes, offset: int, shown: str) -> Place:
     return Place(shown, raw.count(b"\n", 0, offset) + 1, column)
 
 
+#: A line git writes around a conflict (git-merge-file(1): ``<<<<<<<``, ``|||||||`` with
+#: diff3, ``=======``, ``>>>>>>>``), seven characters then a space and a label or the line end.
+_CONFLICT_MARKER = re.compile(r"^(?:<{7}|\|{7}|>{7})(?: [^\n]*)?$|^={7}$", re.MULTILINE)
+
 _INDENTATION_PROBLEMS = ("did not find expected key", "did not find expected '-' indicator",
                          "mapping values are not allowed", "expected <block end>", "could not find expected ':'")
 
@@ -203,6 +208,12 @@ _INDENTATION_PROBLEMS = ("did not find expected key", "did not find expected '-'
 def _syntax_error(e: yaml.MarkedYAMLError, text: str, shown: str) -> SpecError:
     """libyaml's syntax error in words a newcomer can act on: a tab is named as a tab, an
     indentation problem gets a hint comparing the line's indentation with the line above."""
+    conflict = _CONFLICT_MARKER.search(text)
+    if conflict:  # a merge, rebase or cherry-pick left its markers: say so, not where YAML broke
+        line = text.count("\n", 0, conflict.start()) + 1
+        return SpecError(f"unresolved merge conflict marker {conflict.group(0).strip()!r}", place=Place(shown, line, 1),
+                         hint="resolve the conflict: keep the lines you want, delete the marker lines (<<<<<<<, "
+                              "=======, >>>>>>>), then git add the file and commit (or abort the merge or rebase)")
     mark = e.problem_mark or e.context_mark
     if not mark:
         return SpecError(f"invalid YAML: {e.problem or e.context or 'invalid YAML'}", place=Place(shown))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -48,8 +48,45 @@ def load_status(root: Path, rel: str) -> dict[str, Any] | None:
     except SpecError as e:
         raise SpecErrors([e]) from e
     SpecErrors.collect(schema.validate(doc.data, "rolloutstatus.schema.json", doc.place, doc.key_place))
-    SpecErrors.collect(_check_times(doc))
+    SpecErrors.collect(_check_times(doc) + _check_names(doc, rel))
     return doc.data["status"]
+
+
+def _check_names(doc: Any, rel: str) -> list[SpecError]:
+    """``metadata.name`` and ``metadata.environment`` that are not the file's own
+    (``status/<environment>/<name>.yaml``): a status copied or moved by hand, which the bot
+    would take for another rollout's."""
+    errors = []
+    path = Path(rel)
+    for key, expected, part in (("environment", path.parent.name, "folder"), ("name", path.stem, "file name")):
+        value = doc.data["metadata"][key]
+        if value != expected:
+            errors.append(SpecError(
+                f"metadata.{key} {value!r} does not match the status file's {part} {expected!r}: a status file "
+                f"belongs at status/<environment>/<app>.yaml of its own app and environment",
+                place=doc.place("metadata", key),
+                hint=f"set metadata.{key} to {expected!r} if this is the status of {path.stem} in "
+                     f"{path.parent.name}, else move the file to where it belongs or delete it"))
+    return errors
+
+
+def placed(root: Path, rel: str, found: Iterable[tuple[tuple[Any, ...], str, str]]) -> list[SpecError]:
+    """Errors of the status file ``root/rel``, each at the place of its key path.
+
+    Args:
+        found: ``(keys under status, message, hint)`` per problem, e.g. from
+            :func:`generator.rollout.decision.contradictions`.
+    """
+    found = list(found)
+    if not found:
+        return []
+    try:
+        doc = load_document(root / rel, rel)
+        place: Any = doc.place
+    except (SpecError, OSError):
+        place = None
+    return [SpecError(message, place=place("status", *keys) if place else Place(rel, 1, 1), hint=hint)
+            for keys, message, hint in found]
 
 
 def _check_times(doc: Any) -> list[SpecError]:
