@@ -356,3 +356,29 @@ def test_export_to_on_every_object(tmp_path: Path) -> None:
 def test_new_fields_refused_where_istio_is_silent(tmp_path: Path, spec: str, expected: str) -> None:
     found = errors(repo(tmp_path, {"web": spec}, EXTERNAL_ENV))
     assert any(expected in e for e in found), found
+
+
+# -- diff, explain -----------------------------------------------------------------------------------
+
+def test_diff_tells_tcp_weights_service_entries_and_ports_in_words() -> None:
+    from generator.gitops import diff
+
+    def vs(spec: dict) -> dict:
+        return {"kind": "VirtualService", "spec": spec}
+
+    def route(weights: dict[str, int], port: int = 5432) -> list[dict]:
+        return [{"destination": {"host": "db", "subset": v, "port": {"number": port}}, "weight": w}
+                for v, w in weights.items()]
+
+    old = vs({"hosts": ["db"], "tcp": [{"match": [{"port": 5432}], "route": route({"v1": 90, "v2": 10})}]})
+    new = vs({"hosts": ["db"], "tcp": [{"match": [{"port": 5432}], "route": route({"v1": 80, "v2": 20})}]})
+    assert diff.describe("VirtualService", old, new) == ["tcp route 1: v1 90 / v2 10 → v1 80 / v2 20"]
+    moved = vs({"hosts": ["db"], "tcp": [{"match": [{"port": 5432}], "route": route({"v1": 90, "v2": 10}, 5433)}]})
+    assert diff.describe("VirtualService", old, moved) == [
+        "tcp route 1: sends to db:5432/v1, db:5432/v2 → db:5433/v1, db:5433/v2"]
+    entry = {"kind": "ServiceEntry", "spec": {"hosts": ["api.stripe.com"], "location": "MESH_EXTERNAL",
+                                              "resolution": "DNS", "ports": [{"number": 443, "protocol": "TLS"}]}}
+    assert diff.describe("ServiceEntry", None, entry) == [
+        "new ServiceEntry for api.stripe.com: MESH_EXTERNAL, resolution DNS, ports 443/TLS"]
+    static = {"kind": "ServiceEntry", "spec": {**entry["spec"], "resolution": "STATIC"}}
+    assert diff.describe("ServiceEntry", entry, static) == ["resolution DNS → STATIC"]
