@@ -382,3 +382,20 @@ def test_diff_tells_tcp_weights_service_entries_and_ports_in_words() -> None:
         "new ServiceEntry for api.stripe.com: MESH_EXTERNAL, resolution DNS, ports 443/TLS"]
     static = {"kind": "ServiceEntry", "spec": {**entry["spec"], "resolution": "STATIC"}}
     assert diff.describe("ServiceEntry", entry, static) == ["resolution DNS → STATIC"]
+
+
+def test_explain_shows_the_tcp_routes_of_a_virtualservice_without_http(tmp_path: Path) -> None:
+    root = repo(tmp_path, {"postgres": """\
+        service: {host: postgres, port: 5432}
+        versions:
+          v1: {labels: {version: v1}}
+          v2: {labels: {version: v2}}
+        tcp:
+          - name: default
+            match: [{port: 5432}]
+            to: {v1: 90, v2: 10}
+        """})
+    assert run_meshgen("render", cwd=root).returncode == 0
+    proc = run_meshgen("explain", "postgres", "--env", "dev", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "tcp #1 on port 5432 -> v1 90%, v2 10%" in proc.stdout

@@ -404,6 +404,27 @@ def _read(path: Path, rel: str) -> Any:
         raise OutsideError(f"{rel}: cannot read it: {e}") from e
 
 
+def l4_routes(vs: dict[str, Any]) -> list[str]:
+    """One line per TCP and TLS route of a rendered VirtualService, in Istio's order (first
+    match wins): ``tcp #1 on port 5432 -> v1 90%, v2 10%``. ``explain`` follows HTTP requests;
+    these routes are shown as they are (Istio: ``TCPRoute``, ``TLSRoute`` of virtual_service.proto)."""
+    lines = []
+    spec = vs.get("spec") or {}
+    for key in ("tcp", "tls"):
+        for i, route in enumerate(spec.get(key) or []):
+            matches = []
+            for block in route.get("match") or []:
+                parts = [f"port {block['port']}"] if "port" in block else []
+                parts += [f"SNI {', '.join(block['sniHosts'])}"] if block.get("sniHosts") else []
+                parts += [f"{k} {block[k]}" for k in ("destinationSubnets", "sourceLabels", "sourceNamespace",
+                                                        "gateways") if k in block]
+                matches.append(" and ".join(parts) or "every connection")
+            where = " or ".join(matches) or "every connection"
+            dests = ", ".join(f"{name} {weight}%" for name, weight in simulate.destinations(route).items())
+            lines.append(f"{key} #{i + 1} on {where} -> {dests}")
+    return lines
+
+
 def load(root: Path, app: str, env: str) -> Rendered:
     """Read ``app``'s rendered VirtualService in ``env``, with its Gateways and DestinationRule.
 
