@@ -399,3 +399,25 @@ def test_explain_shows_the_tcp_routes_of_a_virtualservice_without_http(tmp_path:
     proc = run_meshgen("explain", "postgres", "--env", "dev", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "tcp #1 on port 5432 -> v1 90%, v2 10%" in proc.stdout
+
+
+def test_report_draws_tcp_routes_and_destinations_without_subsets(tmp_path: Path) -> None:
+    from generator.report import site
+
+    root = repo(tmp_path, {"postgres": """\
+        service: {host: postgres, port: 5432}
+        versions:
+          v1: {labels: {version: v1}}
+          v2: {labels: {version: v2}}
+        tcp:
+          - name: default
+            to: {v1: 90, v2: 10}
+        """, "web": """\
+        service: {host: web, port: 80}
+        routes:
+          - name: default
+        """})
+    routes = {a["app"]: a["routes"] for a in site._routes(render.render_repo(root, cache=False))["dev"]}
+    assert routes["postgres"] == [{"name": "tcp #1", "matches": 0, "mirror": None, "mirrorPercent": None,
+                                   "split": [{"version": "v1", "weight": 90}, {"version": "v2", "weight": 10}]}]
+    assert routes["web"][0]["split"] == [{"version": "web.shop.svc.cluster.local", "weight": 100}]
