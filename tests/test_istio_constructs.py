@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator.errors import SpecErrors
-from generator.render import analysis, render
+from generator.render import analysis, checks, render
 from tests import istio_crds
 from tests.conftest import build_file_tree, run_meshgen
 
@@ -421,3 +422,48 @@ def test_report_draws_tcp_routes_and_destinations_without_subsets(tmp_path: Path
     assert routes["postgres"] == [{"name": "tcp #1", "matches": 0, "mirror": None, "mirrorPercent": None,
                                    "split": [{"version": "v1", "weight": 90}, {"version": "v2", "weight": 10}]}]
     assert routes["web"][0]["split"] == [{"version": "web.shop.svc.cluster.local", "weight": 100}]
+
+
+# -- properties of `to` -----------------------------------------------------------------------------
+
+_weights = st.lists(st.integers(0, 100), min_size=1, max_size=5)
+
+
+@given(_weights, st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_every_form_of_to_reads_as_weighted_destinations(weights: list[int], as_versions: bool) -> None:
+    if as_versions:
+        to: Any = {f"v{i}": w for i, w in enumerate(weights)}
+        items = checks.destinations(to)
+        assert [(d["subset"], d["weight"]) for d in items] == sorted(to.items())
+    else:
+        to = [{"host": f"h{i}.example.com", "weight": w} for i, w in enumerate(weights)]
+        items = checks.destinations(to)
+        assert [d["weight"] for d in items] == weights and [d["host"] for d in items] == [t["host"] for t in to]
+    assert sum(d["weight"] for d in items) == sum(weights)
+
+
+@given(st.integers(0, 100), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_a_rollout_split_keeps_100_percent_on_stable_and_canary(canary: int, as_list: bool) -> None:
+    to: Any = ([{"host": "ratings", "subset": "v1", "weight": 100}, {"host": "ratings", "subset": "v2", "weight": 0}]
+               if as_list else "v1")
+    out = render._apply_split(to, {"v1": 100 - canary, "v2": canary})
+    got = {d["subset"]: d["weight"] for d in checks.destinations(out)}
+    assert sum(got.values()) == 100
+    assert got == {k: w for k, w in {"v1": 100 - canary, "v2": canary}.items() if w}
+    if as_list:
+        assert all(d["host"] == "ratings" for d in out)
+
+
+@given(st.lists(st.integers(0, 100), min_size=2, max_size=4))
+@settings(max_examples=25, deadline=None)
+def test_destination_weights_must_sum_to_100(tmp_path_factory: pytest.TempPathFactory, weights: list[int]) -> None:
+    to = ", ".join(f"{{subset: v{i}, weight: {w}}}" for i, w in enumerate(weights))
+    versions = ", ".join(f"v{i}: {{labels: {{version: v{i}}}}}" for i in range(len(weights)))
+    root = repo(tmp_path_factory.mktemp("w"), {"web": f"service: {{host: web}}\nversions: {{{versions}}}\n"
+                                                      f"routes:\n  - name: default\n    to: [{to}]\n"})
+    if sum(weights) == 100:
+        render.render_repo(root, cache=False)
+    else:
+        assert any(f"sum to {sum(weights)}, not 100" in e for e in errors(root))
