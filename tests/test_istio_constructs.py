@@ -467,3 +467,30 @@ def test_destination_weights_must_sum_to_100(tmp_path_factory: pytest.TempPathFa
         render.render_repo(root, cache=False)
     else:
         assert any(f"sum to {sum(weights)}, not 100" in e for e in errors(root))
+
+
+def test_explain_follows_a_delegate_and_explains_the_delegate_itself(tmp_path: Path) -> None:
+    root = repo(tmp_path, {
+        "frontend": """\
+            service: {host: frontend, port: 80}
+            routes:
+              - name: reviews
+                when: uri prefix "/reviews"
+                delegate: {name: reviews, namespace: shop}
+              - name: default
+            """,
+        "reviews": """\
+            service: {host: reviews, port: 9080}
+            delegate: true
+            versions:
+              v1: {labels: {version: v1}}
+            routes:
+              - name: default
+                when: uri prefix "/reviews"
+                to: v1
+            """})
+    assert run_meshgen("render", cwd=root).returncode == 0
+    root_vs = run_meshgen("explain", "frontend", "--env", "dev", "--uri", "/reviews/1", cwd=root)
+    assert 'delegate: {"name": "reviews", "namespace": "shop"}' in root_vs.stdout, root_vs.stdout
+    delegate = run_meshgen("explain", "reviews", "--env", "dev", "--uri", "/reviews/1", cwd=root)
+    assert "spec route:  default" in delegate.stdout and "v1" in delegate.stdout, delegate.stdout

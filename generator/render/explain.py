@@ -29,7 +29,7 @@ from generator.spec import config, paths
 NOT_SERVED = "not-served"
 #: HTTPRoute fields shown with the route taken, in this order (Istio's names).
 ROUTE_DETAILS = ("timeout", "retries", "fault", "mirror", "mirrorPercentage", "rewrite", "redirect",
-                 "directResponse", "headers", "corsPolicy")
+                 "directResponse", "delegate", "headers", "corsPolicy")
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,10 @@ class Rendered:
         return servers[0] if servers else None
 
     def serves(self, authority: str, port: int) -> bool:
-        """Whether ``authority`` (``host`` or ``host:port``) names one of the VirtualService's hosts."""
+        """Whether ``authority`` (``host`` or ``host:port``) names one of the VirtualService's hosts
+        (a delegate VirtualService has none: it serves what its root hands to it)."""
+        if not self.hosts:
+            return True
         host, sep, given = authority.rpartition(":")
         if not sep or not given.isdigit():
             host = authority
