@@ -494,3 +494,23 @@ def test_explain_follows_a_delegate_and_explains_the_delegate_itself(tmp_path: P
     assert 'delegate: {"name": "reviews", "namespace": "shop"}' in root_vs.stdout, root_vs.stdout
     delegate = run_meshgen("explain", "reviews", "--env", "dev", "--uri", "/reviews/1", cwd=root)
     assert "spec route:  default" in delegate.stdout and "v1" in delegate.stdout, delegate.stdout
+
+
+def test_kubectl_kustomize_builds_the_new_objects(tmp_path: Path) -> None:
+    import subprocess
+
+    import yaml
+
+    apps = {**FANOUT, "stripe": STRIPE, "postgres": """\
+        service: {host: postgres, port: 5432}
+        versions: {v1: {labels: {version: v1}}}
+        tcp:
+          - name: default
+            to: v1
+        """}
+    root = repo(tmp_path, apps, EXTERNAL_ENV)
+    assert run_meshgen("render", cwd=root).returncode == 0
+    proc = subprocess.run(["kubectl", "kustomize", str(root / "rendered" / "dev")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    kinds = sorted(d["kind"] for d in yaml.safe_load_all(proc.stdout) if d)
+    assert kinds == ["DestinationRule"] * 3 + ["Gateway", "ServiceEntry"] + ["VirtualService"] * 3
