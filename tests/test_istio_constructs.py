@@ -514,3 +514,50 @@ def test_kubectl_kustomize_builds_the_new_objects(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     kinds = sorted(d["kind"] for d in yaml.safe_load_all(proc.stdout) if d)
     assert kinds == ["DestinationRule"] * 3 + ["Gateway", "ServiceEntry"] + ["VirtualService"] * 3
+
+
+def test_egress_gateway_tls_passthrough_as_in_istios_task(tmp_path: Path) -> None:
+    """Istio's "Egress Gateways" task, TLS passthrough to edition.cnn.com: a ServiceEntry, a
+    Gateway on the egress gateway, TLS routes mesh -> gateway -> out, and the gateway's
+    DestinationRule with a subset without labels."""
+    files = {
+        "environments/dev.yaml": ENV,
+        "apps/cnn.yaml": app_text("cnn", """\
+            service: {host: edition.cnn.com, port: 443}
+            serviceEntry:
+              location: MESH_EXTERNAL
+              resolution: DNS
+              ports: [{number: 443, name: tls, protocol: TLS}]
+            expose:
+              selector: {istio: egressgateway}
+              hosts: [edition.cnn.com]
+              servers:
+                - port: {number: 443, name: tls, protocol: TLS}
+                  tls: {mode: PASSTHROUGH}
+            tls:
+              - name: to-egress
+                match: [{gateways: [mesh], port: 443, sniHosts: [edition.cnn.com]}]
+                to: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: cnn, port: 443}
+              - name: out
+                match: [{gateways: [cnn-gateway], port: 443, sniHosts: [edition.cnn.com]}]
+                to: {host: edition.cnn.com, port: 443}
+            """),
+        "apps/egressgateway.yaml": app_text("egressgateway", """\
+            service: {host: istio-egressgateway.istio-system.svc.cluster.local}
+            versions:
+              cnn: {}
+            """, namespace="istio-system"),
+    }
+    objects, findings = rendered(build_file_tree(tmp_path, files))
+    assert findings == []
+    assert objects[("cnn", "Gateway")]["selector"] == {"istio": "egressgateway"}
+    vs = objects[("cnn", "VirtualService")]
+    assert vs["hosts"] == ["edition.cnn.com"] and vs["gateways"] == ["mesh", "shop/cnn-gateway"]
+    assert [r["route"][0]["destination"]["host"] for r in vs["tls"]] == [
+        "istio-egressgateway.istio-system.svc.cluster.local", "edition.cnn.com"]
+    assert objects[("egressgateway", "DestinationRule")]["subsets"] == [{"name": "cnn"}]
+    # the same route on a port the egress Gateway does not serve is refused by the analysis
+    files["apps/cnn.yaml"] = files["apps/cnn.yaml"].replace("gateways: [cnn-gateway], port: 443",
+                                                            "gateways: [cnn-gateway], port: 8443")
+    _, findings = rendered(build_file_tree(tmp_path / "off", files))
+    assert [f.code for f in findings] == ["MG112"]
