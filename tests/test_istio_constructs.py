@@ -561,3 +561,16 @@ def test_egress_gateway_tls_passthrough_as_in_istios_task(tmp_path: Path) -> Non
                                                             "gateways: [cnn-gateway], port: 8443")
     _, findings = rendered(build_file_tree(tmp_path / "off", files))
     assert [f.code for f in findings] == ["MG112"]
+
+
+def test_a_gateway_server_without_port_is_refused_at_its_place(tmp_path: Path) -> None:
+    found = errors(repo(tmp_path, {"web": """\
+        service: {host: web, port: 80}
+        expose:
+          hosts: [shop.example.com]
+          servers:
+            - tls: {mode: PASSTHROUGH}
+        routes:
+          - name: default
+        """}))
+    assert found and found[0].startswith("apps/web.yaml:9:") and "port" in found[0], found
