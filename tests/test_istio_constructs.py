@@ -574,3 +574,19 @@ def test_a_gateway_server_without_port_is_refused_at_its_place(tmp_path: Path) -
           - name: default
         """}))
     assert found and found[0].startswith("apps/web.yaml:9:") and "port" in found[0], found
+
+
+def test_explain_lists_tcp_routes_after_the_http_request(tmp_path: Path) -> None:
+    root = repo(tmp_path, {"db": """\
+        service: {host: db, port: 8080}
+        routes:
+          - name: default
+        tcp:
+          - name: sql
+            match: [{port: 5432}]
+            to: {host: db, port: 5432}
+        """})
+    assert run_meshgen("render", cwd=root).returncode == 0
+    proc = run_meshgen("explain", "db", "--env", "dev", cwd=root)
+    assert "spec route:  default" in proc.stdout
+    assert "tcp #1 on port 5432 -> db.shop.svc.cluster.local 100%" in proc.stdout, proc.stdout

@@ -108,6 +108,11 @@ def explain(ctx: Context, app: str, env: str, headers: tuple[str, ...], query: t
             if i:
                 out_console.print()
             _print(result)
+    l4 = explain_mod.l4_routes(rendered.vs)
+    if l4 and output == "text":  # the VirtualService's TCP and TLS routes, beside the HTTP request followed
+        out_console.print("its TCP and TLS routes, first match wins:", markup=False)
+        for line in l4:
+            out_console.print(f"  {line}", markup=False)
 
 
 def _load_asks(name: str) -> list[explain_mod.Ask]:
