@@ -130,7 +130,7 @@ def test_a_tests_block_indented_into_the_last_route_is_one_error_that_says_so(tm
     ("  service: {host: web, port: 80}", "  service: null", "spec.service: null is not a mapping"),
     ("    v1: {labels: {version: v1}}", "    v1: {labels: {version: true}}",
      "spec.versions.v1.labels.version: true is not a string"),
-    ("      to: {v1: 100}", "      to: [v1]", "spec.routes[0].to: ['v1'] is not a string or a mapping"),
+    ("      to: {v1: 100}", "      to: [v1]", "spec.routes[0].to[0]: 'v1' is not a mapping"),  # a list of destinations
     ("      to: {v1: 100}", "      to: {v1: 100}\n      timeout: \"it's\"",
      "spec.routes[0].timeout: 'it''s' is not a duration"),
     ("      to: {v1: 100}", "      to: {v1: 100}\n      fault: {abort: {httpStatus: 503, percentage: {value: [1]}}}",

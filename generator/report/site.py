@@ -93,7 +93,8 @@ def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
     spec names them, read from the rendered VirtualService with the guard routes meshgen adds
     folded into the route they serve (as ``meshgen diff`` reads them,
     :func:`generator.gitops.diff.spec_routes`): name, condition, what the route does
-    (``forward`` with its split, ``redirect`` or ``directResponse`` with its words), mirror."""
+    (``forward`` with its split, ``redirect`` or ``directResponse`` with its words), mirror; then TCP and TLS routes (which Istio does not
+    name) as ``tcp #1``, ``tls #1``."""
     when = diff.conditions(rendering)
     envs: dict[str, list[dict[str, Any]]] = {env: [] for env in env_order(rendering.repo, rendering.envs)}
     for obj in rendering.objects:
@@ -111,6 +112,13 @@ def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
                            "split": split, "action": action, "actionText": diff.action_text(http),
                            "mirror": (mirror or {}).get("subset"),
                            "mirrorPercent": (http.get("mirrorPercentage") or {}).get("value")})
+        for key in ("tcp", "tls"):
+            for index, l4 in enumerate((obj.obj.get("spec") or {}).get(key) or []):
+                split = [{"version": (d.get("destination") or {}).get("subset") or (d.get("destination") or {}).get("host"),
+                          "weight": int(d.get("weight", 100))} for d in l4.get("route") or []]
+                routes.append({"name": f"{key} #{index + 1}", "when": None, "matches": len(l4.get("match") or []),
+                               "split": split, "action": "forward", "actionText": diff.action_text(l4),
+                               "mirror": None, "mirrorPercent": None})
         envs[obj.env].append({"app": obj.app, "namespace": obj.namespace,
                               "hosts": spec.get("hosts") or [], "routes": routes})
     for apps in envs.values():
