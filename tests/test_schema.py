@@ -18,7 +18,11 @@ INVALID = {
     "bad duration": app("- name: default\n  to: v1\n  timeout: 5 seconds\n"),
     "unknown Istio field": app("- name: default\n  to: v1\n", "trafficPolicy:\n  tls: {mood: ISTIO_MUTUAL}\n"),
     "mirror percent": app("- name: default\n  to: v1\n  mirror: {version: v2, percent: 150}\n"),
-    "missing routes": APP.split("  routes:")[0],
+    "missing service": APP.replace("  service: {host: web, port: 80}\n", ""),
+    "destination without host": app("- name: default\n  to: {subset: v1, port: 80}\n"),
+    "tcp route without to": app("- name: default\n  to: v1\n", "tcp:\n  - name: db\n    match: [{port: 5432}]\n"),
+    "tls route without sniHosts": app("- name: default\n  to: v1\n",
+                                      "tls:\n  - name: sni\n    match: [{port: 443}]\n    to: v1\n"),
 }
 
 

@@ -4,13 +4,15 @@ Usage: ``python tools/sync_istio_schemas.py [CRD_BUNDLE]`` (default ``vendor/ist
 the vendored copy of Istio's ``manifests/charts/base/files/crd-all.gen.yaml``; ``tools/vendor_crds.py``
 refreshes it).
 
-Writes ``schemas/istio/{destinationrule,virtualservice,gateway}.json`` -- each kind's
+Writes ``schemas/istio/{destinationrule,virtualservice,gateway,serviceentry}.json`` -- each kind's
 ``openAPIV3Schema`` of version v1, descriptions dropped, ``additionalProperties: false`` added to every
 object that lists its properties (the API server would prune unknown fields silently; meshgen
 refuses them) -- and refreshes the ``$defs`` that ``schemas/app.schema.json`` borrows from Istio
 (``istio.TrafficPolicy``, ``istio.HTTPRetry``, ``istio.HTTPFaultInjection``, and the route's
 ``istio.HTTPRewrite``, ``istio.HTTPRedirect``, ``istio.HTTPDirectResponse``, ``istio.Headers``,
-``istio.CorsPolicy``). Re-run it when moving
+``istio.CorsPolicy``, ``istio.Delegate``; the TCP and TLS routes' ``istio.L4MatchAttributes`` and
+``istio.TLSMatchAttributes``; the Gateway's ``istio.Server``; the ServiceEntry's fields as
+``istio.ServiceEntry``). Re-run it when moving
 to a new Istio release; ``tests/test_render.py`` fails when the files are out of sync.
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("DestinationRule", "VirtualService", "Gateway")
+KINDS = ("DestinationRule", "VirtualService", "Gateway", "ServiceEntry")
 BUNDLE = ROOT / "vendor" / "istio" / "crd-all.gen.yaml"
 
 
@@ -40,7 +42,7 @@ def strict(node: object) -> object:
 
 
 def istio_schemas(bundle: Path) -> dict[str, dict]:
-    """``{kind: openAPIV3Schema of v1}`` for the three networking kinds meshgen renders."""
+    """``{kind: openAPIV3Schema of v1}`` for the networking kinds meshgen renders."""
     found: dict[str, dict] = {}
     for doc in yaml.load_all(bundle.read_text(), Loader=yaml.CSafeLoader):
         if not doc or doc.get("kind") != "CustomResourceDefinition":
@@ -72,8 +74,17 @@ def build(bundle: Path) -> dict[Path, str]:
     app["$defs"]["istio.HTTPRetry"] = http["retries"]
     app["$defs"]["istio.HTTPFaultInjection"] = http["fault"]
     for key, name in (("rewrite", "HTTPRewrite"), ("redirect", "HTTPRedirect"), ("directResponse", "HTTPDirectResponse"),
-                      ("headers", "Headers"), ("corsPolicy", "CorsPolicy")):
+                      ("headers", "Headers"), ("corsPolicy", "CorsPolicy"), ("delegate", "Delegate")):
         app["$defs"][f"istio.{name}"] = http[key]
+    vs = schemas["VirtualService"]["properties"]["spec"]["properties"]
+    app["$defs"]["istio.L4MatchAttributes"] = vs["tcp"]["items"]["properties"]["match"]["items"]
+    app["$defs"]["istio.TLSMatchAttributes"] = vs["tls"]["items"]["properties"]["match"]["items"]
+    # a spec may leave out a server's and a ServiceEntry's hosts (they default to the app's, see
+    # docs/writing-specs.md); the rendered object is still validated against Istio's full schema
+    server = schemas["Gateway"]["properties"]["spec"]["properties"]["servers"]["items"]
+    app["$defs"]["istio.Server"] = {k: v for k, v in server.items() if k != "required"}
+    entry = schemas["ServiceEntry"]["properties"]["spec"]
+    app["$defs"]["istio.ServiceEntry"] = {k: v for k, v in entry.items() if k != "required"}
     files[app_path] = json.dumps(app, indent=2) + "\n"
     return files
 
