@@ -40,6 +40,7 @@ API_VERSION = "meshgen.io/v1alpha1"
 SCHEMA_LINE = "# yaml-language-server: $schema=../schemas/app.schema.json"
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_HOST = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
 #: HTTPRoute fields a spec route carries under Istio's own name.
 _VERBATIM = ("timeout", "retries", "fault", "rewrite", "redirect", "directResponse", "headers", "corsPolicy")
 #: HTTPMatchRequest fields and the condition predicate each becomes.
@@ -128,7 +129,7 @@ def _accepts_empty(sm: dict[str, Any]) -> bool:
         return False
 
 
-def block_condition(block: dict[str, Any], place: Any) -> str:
+def block_condition(block: dict[str, Any], place: Any, namespace: str = "default") -> str:
     """One Istio match block as a condition: its fields AND-ed (``HTTPMatchRequest``).
 
     ``place(*keys)`` places a key of the block. Raises :class:`Cannot` for fields a condition
@@ -164,7 +165,8 @@ def block_condition(block: dict[str, Any], place: Any) -> str:
         elif key == "sourceNamespace":
             parts.append(f"source namespace {cond.quote(str(value))}")
         elif key == "gateways":
-            gws = [f"gateway {cond.quote(str(g))}" for g in value or []]
+            gws = [f"gateway {cond.quote(g if g == 'mesh' or '/' in g else f'{namespace}/{g}')}"
+                   for g in map(str, value or [])]
             if gws:
                 parts.append(gws[0] if len(gws) == 1 else "(" + " or ".join(gws) + ")")
         elif key == "ignoreUriCase":
@@ -177,10 +179,10 @@ def block_condition(block: dict[str, Any], place: Any) -> str:
     return " and ".join(parts)
 
 
-def _condition(matches: list[dict[str, Any]], place: Any) -> str | None:
+def _condition(matches: list[dict[str, Any]], place: Any, namespace: str) -> str | None:
     if not matches:
         return None
-    terms = [block_condition(b, lambda *k, i=i: place(i, *k)) if isinstance(b, dict) else "" for i, b in enumerate(matches)]
+    terms = [block_condition(b, lambda *k, i=i: place(i, *k), namespace) if isinstance(b, dict) else "" for i, b in enumerate(matches)]
     if any(t == "" for t in terms):
         return None  # an empty block matches everything
     if len(terms) == 1:
@@ -191,79 +193,145 @@ def _condition(matches: list[dict[str, Any]], place: Any) -> str | None:
 # --------------------------------------------------------------------------- routes
 
 
+_OMIT = object()
+
+
 @dataclass
-class _Service:
-    host: str  # FQDN
-    port: int | None
-    versions: set[str]
+class _App:
+    namespace: str
+    host: str  # the Service's FQDN
+    host_written: str = ""  # as the objects write it (short or FQDN)
+    vs: IstioObject | None = None
+    dr: IstioObject | None = None
+    se: IstioObject | None = None
+    gateway: IstioObject | None = None  # the Gateway the app exposes
+    name: str = ""
+    port: int | None = None
+    versions: set[str] = field(default_factory=set)
+
+    @property
+    def members(self) -> list[IstioObject]:
+        return [o for o in (self.se, self.dr, self.vs, self.gateway) if o is not None]
 
 
-def _destination(dest: Any, obj: IstioObject, at: tuple[Any, ...], svc: _Service) -> str:
-    """The version a destination names; the host and port must be the app's."""
-    if not isinstance(dest, dict) or "host" not in dest:
-        raise Cannot("a destination without host", obj.place(*at))
-    host = fqdn(str(dest["host"]), obj.namespace)
-    if host != svc.host:
-        raise Cannot(f"destination host {dest['host']} is not the app's Service {svc.host}: an app's routes "
-                     "go to its own versions", obj.place(*at, "host"))
-    port = (dest.get("port") or {}).get("number") if isinstance(dest.get("port"), dict) else dest.get("port")
-    if port != svc.port:
-        raise Cannot(f"destination port {port if port else '(none)'} differs from the app's "
-                     f"{svc.port if svc.port else '(none)'}: a spec sends every route to one Service port",
-                     obj.place(*at, "port"))
-    subset = dest.get("subset")
-    if not subset:
-        raise Cannot("a destination without subset: a spec's `to` names versions (DestinationRule subsets)",
-                     obj.place(*at), hint="name the subset, or route to it through a version")
-    if subset not in svc.versions:
-        raise Cannot(f"subset {subset!r} is defined by no DestinationRule of {svc.host} in this import",
-                     obj.place(*at, "subset"), hint="import the DestinationRule with it")
-    return str(subset)
+def _port_of(dest: dict[str, Any]) -> int | None:
+    port = dest.get("port")
+    return port.get("number") if isinstance(port, dict) else port
 
 
-def _route(http: dict[str, Any], i: int, obj: IstioObject, svc: _Service, names: set[str]) -> dict[str, Any]:
+def _destinations(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every destination of a VirtualService's routes (http, tcp, tls) and mirrors, in order."""
+    out = []
+    for section in ("http", "tcp", "tls"):
+        for route in spec.get(section) or []:
+            if not isinstance(route, dict):
+                continue
+            for d in route.get("route") or []:
+                if isinstance(d, dict) and isinstance(d.get("destination"), dict):
+                    out.append(d["destination"])
+            if isinstance(route.get("mirror"), dict):
+                out.append(route["mirror"])
+    return out
+
+
+def _to(dests: Any, obj: IstioObject, at: tuple[Any, ...], app: _App) -> Any:
+    """A route's Istio destinations as a spec ``to`` (:data:`_OMIT`: leave ``to`` out)."""
+    if not isinstance(dests, list) or not dests:
+        raise Cannot("a route without destinations", obj.place(*at))
+    items = []
+    for j, d in enumerate(dests):
+        dest = (d or {}).get("destination") if isinstance(d, dict) else None
+        if not isinstance(dest, dict) or not isinstance(dest.get("host"), str):
+            raise Cannot("a destination without host", obj.place(*at, j))
+        for key in d:
+            if key not in ("destination", "weight", "headers"):
+                raise Cannot(f"destination field {key!r} has no counterpart in a spec", obj.key_place(*at, j, key))
+        if "headers" in d:
+            raise Cannot("headers on one destination have no counterpart in a spec (a route's headers do)",
+                         obj.key_place(*at, j, "headers"))
+        for key in dest:
+            if key not in ("host", "subset", "port"):
+                raise Cannot(f"destination field {key!r} has no counterpart in a spec",
+                             obj.key_place(*at, j, "destination", key))
+        own = fqdn(dest["host"], obj.namespace) == app.host
+        port = _port_of(dest)
+        item: dict[str, Any] = {}
+        if not own:
+            item["host"] = dest["host"]
+        if dest.get("subset"):
+            item["subset"] = dest["subset"]
+        if own and port != app.port:
+            if port is None:
+                raise Cannot(f"a destination of {app.host} without port, where the app's other routes name "
+                             f"port {app.port}", obj.place(*at, j, "destination"), hint="give it the port")
+            item["port"] = port
+        elif not own and port is not None:
+            item["port"] = port
+        weight = d.get("weight")
+        if weight is not None and (not isinstance(weight, int) or isinstance(weight, bool)):
+            raise Cannot("a weight is an integer percent", obj.place(*at, j, "weight"))
+        items.append((item, weight, own))
+    if len(items) == 1 and items[0][1] in (None, 100):
+        item, _, own = items[0]
+        if own and set(item) <= {"subset"}:
+            if "subset" in item:
+                return item["subset"] if item["subset"] in app.versions else {"host": app.host_written, **item}
+            return _OMIT if not app.versions else {"host": app.host_written}
+        return {"host": app.host_written, **item} if own else item
+    if any(w is None for _, w, _ in items):
+        raise Cannot("a weight is missing: each of several destinations needs one", obj.place(*at))
+    total = sum(w for _, w, _ in items)
+    if total != 100:
+        raise Cannot(f"weights sum to {total}, not 100: a spec states them exactly", obj.place(*at),
+                     hint="make them sum to 100")
+    subsets = [i.get("subset") for i, _, _ in items]
+    if all(own and set(i) == {"subset"} and i["subset"] in app.versions for i, _, own in items) \
+            and len(set(subsets)) == len(subsets):
+        return {i["subset"]: w for i, w, _ in items}
+    return [{**i, "weight": w} for i, w, _ in items]
+
+
+def _name(raw: Any, prefix: str, i: int, names: set[str]) -> str:
+    name = raw if isinstance(raw, str) and _LABEL.match(raw) and len(raw) <= 63 and raw not in names \
+        and raw != "no-route" and "-guard-" not in raw else f"{prefix}-{i + 1}"
+    while name in names:
+        name += "-x"
+    names.add(name)
+    return name
+
+
+def _route(http: Any, i: int, obj: IstioObject, app: _App, names: set[str]) -> dict[str, Any]:
     """One Istio HTTPRoute as a spec route."""
     at = ("http", i)
-    name = http.get("name")
-    if not (isinstance(name, str) and _LABEL.match(name) and len(name) <= 63) or name in names:
-        name = f"route-{i + 1}"
-        while name in names:
-            name += "-x"
-    names.add(name)
-    route: dict[str, Any] = {"name": name}
-    when = _condition(http.get("match") or [], lambda *k: obj.place(*at, "match", *k))
+    if not isinstance(http, dict):
+        raise Cannot("an HTTP route is a mapping", obj.place(*at))
+    route: dict[str, Any] = {"name": _name(http.get("name"), "route", i, names)}
+    when = _condition(http.get("match") or [], lambda *k: obj.place(*at, "match", *k), obj.namespace)
     if when is not None:
         route["when"] = when
     for key in http:
-        if key in ("name", "match", "route", "mirror", "mirrorPercentage", *_VERBATIM):
+        if key in ("name", "match", "route", "mirror", "mirrorPercentage", "delegate", *_VERBATIM):
             continue
         raise Cannot(f"HTTPRoute field {key!r} has no counterpart in a spec route", obj.key_place(*at, key))
     if "route" in http:
-        dests = http["route"] or []
-        to: dict[str, int] = {}
-        for j, d in enumerate(dests):
-            version = _destination((d or {}).get("destination"), obj, (*at, "route", j, "destination"), svc)
-            weight = d.get("weight")
-            if weight is None and len(dests) == 1:
-                weight = 100
-            if not isinstance(weight, int) or isinstance(weight, bool):
-                raise Cannot("a weight is missing: a spec's `to` gives each version an integer weight",
-                             obj.place(*at, "route", j))
-            if version in to:
-                raise Cannot(f"version {version!r} appears twice in one route", obj.place(*at, "route", j))
-            to[version] = weight
-        if sum(to.values()) != 100:
-            raise Cannot(f"weights sum to {sum(to.values())}, not 100: Istio would normalise them, a spec "
-                         "states them exactly", obj.place(*at, "route"), hint="make them sum to 100")
-        route["to"] = next(iter(to)) if len(to) == 1 else to
+        to = _to(http["route"], obj, (*at, "route"), app)
+        if to is not _OMIT:
+            route["to"] = to
+    if "delegate" in http:
+        route["delegate"] = copy.deepcopy(http["delegate"])
     for key in _VERBATIM:
         if key in http:
             route[key] = copy.deepcopy(http[key])
     if "mirror" in http:
-        route["mirror"] = {"version": _destination(http["mirror"], obj, (*at, "mirror"), svc)}
+        m = http["mirror"]
+        if not (isinstance(m, dict) and fqdn(str(m.get("host")), obj.namespace) == app.host
+                and m.get("subset") in app.versions and _port_of(m) == app.port and set(m) <= {"host", "subset", "port"}):
+            raise Cannot("a spec mirrors to a version of the app itself (its own host, a subset, the "
+                         "service port)", obj.place(*at, "mirror"))
+        route["mirror"] = {"version": m["subset"]}
         pct = http.get("mirrorPercentage")
         if pct is not None:
-            value = (pct or {}).get("value") if isinstance(pct, dict) else None
+            value = pct.get("value") if isinstance(pct, dict) else None
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise Cannot("mirrorPercentage without a value", obj.place(*at, "mirrorPercentage"))
             route["mirror"]["percent"] = value
@@ -272,20 +340,32 @@ def _route(http: dict[str, Any], i: int, obj: IstioObject, svc: _Service, names:
     return route
 
 
+def _l4_route(route: Any, section: str, i: int, obj: IstioObject, app: _App, names: set[str]) -> dict[str, Any]:
+    """One Istio TCPRoute or TLSRoute as a spec ``tcp``/``tls`` route (match blocks verbatim)."""
+    at = (section, i)
+    if not isinstance(route, dict):
+        raise Cannot(f"a {section} route is a mapping", obj.place(*at))
+    for key in route:
+        if key not in ("match", "route"):
+            raise Cannot(f"{section} route field {key!r} has no counterpart in a spec", obj.key_place(*at, key))
+    out: dict[str, Any] = {"name": _name(None, section, i, names)}
+    if route.get("match"):
+        out["match"] = copy.deepcopy(route["match"])
+    to = _to(route.get("route"), obj, (*at, "route"), app)
+    out["to"] = {"host": app.host_written} if to is _OMIT else to
+    return out
+
+
 # --------------------------------------------------------------------------- grouping
 
 
-@dataclass
-class _App:
-    namespace: str
-    host: str  # FQDN
-    dr: IstioObject | None = None
-    vs: IstioObject | None = None
-    name: str = ""
+def _meta(obj: IstioObject) -> Place:
+    return obj.doc.place(*obj.at, "metadata", "name")
 
 
-def _key_error(obj: IstioObject, message: str, place: Place | None = None, hint: str | None = None) -> SpecError:
-    return SpecError(message, place=place or obj.doc.place(*obj.at, "metadata", "name"), hint=hint)
+def _gateway_key(ref: str, namespace: str) -> tuple[str, str]:
+    ns, _, name = ref.rpartition("/")
+    return (ns or namespace, name)
 
 
 def convert(objects: list[IstioObject], existing: dict[str, tuple[str, str]] | None = None) -> Result:
@@ -306,163 +386,278 @@ def convert(objects: list[IstioObject], existing: dict[str, tuple[str, str]] | N
     result.outcomes = [outcomes[id(o)] for o in objects]
     apps: dict[tuple[str, str], _App] = {}
 
-    def fail(obj: IstioObject, error: SpecError) -> None:
-        outcomes[id(obj)].error = error
+    def fail(obj: IstioObject, message: str, place: Place | None = None, hint: str | None = None) -> None:
+        outcomes[id(obj)].error = SpecError(message, place=place or _meta(obj), hint=hint)
 
+    def app_of(ns: str, host: str, written: str) -> _App:
+        app = apps.get((ns, host))
+        if app is None:
+            app = apps[(ns, host)] = _App(ns, host, written)
+        return app
+
+    gateways = {(o.namespace, o.name): o for o in objects if o.kind == "Gateway"}
     for obj in objects:
-        if obj.kind == "DestinationRule":
-            host = obj.spec.get("host")
-            if not isinstance(host, str) or not host:
-                fail(obj, _key_error(obj, "DestinationRule without spec.host", obj.place()))
-                continue
-            app = apps.setdefault((obj.namespace, fqdn(host, obj.namespace)), _App(obj.namespace, fqdn(host, obj.namespace)))
-            if app.dr is not None:
-                fail(obj, _key_error(obj, f"a second DestinationRule for host {host} in namespace {obj.namespace} "
-                                          f"(the first: {app.dr.doc.path}); Istio would use only the oldest",
-                                     obj.place("host"), hint="import one of them"))
-                continue
-            app.dr = obj
+        if obj.kind != "VirtualService":
+            continue
+        dests = _destinations(obj.spec)
+        hosts = obj.spec.get("hosts") or []
+        if dests and isinstance(dests[0].get("host"), str):
+            written = dests[0]["host"]
+        elif hosts and isinstance(hosts[0], str) and not hosts[0].startswith("*"):
+            written = hosts[0]
+        else:
+            fail(obj, "a VirtualService without destinations and without a host to name its app by",
+                 obj.place("hosts"), hint="import it with a route to its service")
+            continue
+        app = app_of(obj.namespace, fqdn(written, obj.namespace), written)
+        if app.vs is not None:
+            fail(obj, f"a second VirtualService sending to {written} (the first: {app.vs.ref} in {app.vs.doc.path}); "
+                      "an app renders one VirtualService", obj.place("hosts"),
+                 hint="merge their routes into one VirtualService, or import them separately")
+            continue
+        app.vs = obj
     for obj in objects:
-        if obj.kind == "VirtualService":
-            hosts = obj.spec.get("hosts") or []
-            gateways = obj.spec.get("gateways") or []
-            if obj.spec.get("exportTo") is not None:
-                fail(obj, SpecError("exportTo has no counterpart in a spec: every rendered object is visible "
-                                    "to the whole mesh", place=obj.key_place("exportTo")))
-                continue
-            if [g for g in gateways if g != "mesh"]:
-                fail(obj, SpecError("a VirtualService bound to a Gateway other than an app's own exposed "
-                                    "gateway cannot be expressed", place=obj.place("gateways"),
-                                    hint="expose the app (spec.expose) instead"))
-                continue
-            if len(hosts) != 1 or not isinstance(hosts[0], str):
-                fail(obj, SpecError("an app's VirtualService has exactly one host, its Service",
-                                    place=obj.place("hosts")))
-                continue
-            if obj.spec.get("tcp") or obj.spec.get("tls"):
-                kind = "tcp" if obj.spec.get("tcp") else "tls"
-                fail(obj, SpecError(f"{kind} routes have no counterpart in a spec (HTTP routes only)",
-                                    place=obj.key_place(kind)))
-                continue
-            host = fqdn(hosts[0], obj.namespace)
-            app = apps.setdefault((obj.namespace, host), _App(obj.namespace, host))
-            if app.vs is not None:
-                fail(obj, SpecError(f"a second VirtualService for host {hosts[0]} (the first: {app.vs.ref} in "
-                                    f"{app.vs.doc.path}); Istio merges them in no defined order",
-                                    place=obj.place("hosts", 0), hint="import one of them"))
-                continue
-            app.vs = obj
+        if obj.kind != "DestinationRule":
+            continue
+        host = obj.spec.get("host")
+        if not isinstance(host, str) or not host:
+            fail(obj, "DestinationRule without spec.host", obj.place())
+            continue
+        app = app_of(obj.namespace, fqdn(host, obj.namespace), host)
+        if app.dr is not None:
+            fail(obj, f"a second DestinationRule for host {host} in namespace {obj.namespace} (the first: "
+                      f"{app.dr.ref} in {app.dr.doc.path}); Istio uses only one", obj.place("host"),
+                 hint="import one of them")
+            continue
+        app.dr = obj
     for obj in objects:
-        if obj.kind in ("Gateway", "ServiceEntry"):
-            fail(obj, SpecError(f"a {obj.kind} has no counterpart in a spec: meshgen renders the Gateway of "
-                                "an exposed app (spec.expose) from the environment's ingress",
-                                place=obj.doc.place(*obj.at, "kind")))
+        if obj.kind != "ServiceEntry":
+            continue
+        hosts = [h for h in obj.spec.get("hosts") or [] if isinstance(h, str)]
+        if not hosts:
+            fail(obj, "a ServiceEntry without hosts", obj.place())
+            continue
+        app = next((apps[(obj.namespace, fqdn(h, obj.namespace))] for h in hosts
+                    if (obj.namespace, fqdn(h, obj.namespace)) in apps
+                    and apps[(obj.namespace, fqdn(h, obj.namespace))].se is None), None)
+        if app is None:
+            app = app_of(obj.namespace, fqdn(hosts[0], obj.namespace), hosts[0])
+        if app.se is not None:
+            fail(obj, f"a second ServiceEntry for host {hosts[0]} (the first: {app.se.ref})", obj.place("hosts"))
+            continue
+        app.se = obj
+    bound: set[tuple[str, str]] = set()
+    for app in apps.values():
+        if app.vs is None:
+            continue
+        for ref in app.vs.spec.get("gateways") or []:
+            if ref == "mesh" or not isinstance(ref, str):
+                continue
+            key = _gateway_key(ref, app.namespace)
+            bound.add(key)
+            gw = gateways.get(key)
+            if gw is None or app.gateway is not None or any(a.gateway is gw for a in apps.values()):
+                continue
+            if gw.namespace == app.namespace:
+                app.gateway = gw
+    for key, gw in gateways.items():
+        if not any(a.gateway is gw for a in apps.values()):
+            if key in bound:
+                fail(gw, "a Gateway bound only by VirtualServices of other namespaces: an app exposes a Gateway "
+                         "of its own namespace", gw.doc.place(*gw.at, "metadata", "namespace"))
+            else:  # a Gateway on its own (east-west, egress): an app that only exposes it
+                app = app_of(gw.namespace, f"gateway:{gw.name}", gw.name)
+                app.gateway = gw
 
     existing = existing or {}
     known = {identity: name for name, identity in existing.items()}
     used = set(existing)
     for (ns, host), app in sorted(apps.items()):
-        base = re.sub(r"[^a-z0-9-]", "-", host.split(".")[0].lstrip("*").lower()).strip("-")[:63] or "app"
+        base = re.sub(r"[^a-z0-9-]", "-", host.removeprefix("gateway:").split(".")[0].lstrip("*").lower())
+        base = base.strip("-")[:63] or "app"
         if (ns, host) in known:
             name = known[(ns, host)]
         else:
-            name = base if base not in used else f"{base}-{ns}"[:63]
+            name = base if base not in used else f"{base}-{ns}"[:63].rstrip("-")
         used.add(name)
         app.name = name
-        members = [o for o in (app.dr, app.vs) if o is not None and outcomes[id(o)].error is None]
-        if not members:
-            continue
-        try:
-            doc = _app_spec(app)
-        except Cannot as e:
-            culprit = next(o for o in members if o.doc.path == e.place.path) if any(
-                o.doc.path == e.place.path for o in members) else members[0]
-            fail(culprit, SpecError(e.message, place=e.place, hint=e.hint))
-            for o in members:
-                if o is not culprit:
-                    fail(o, SpecError(f"not imported: {culprit.ref} of the same app cannot be", place=_meta(o)))
-            continue
-        except SpecErrors as e:
-            for o in members:
-                fail(o, SpecError(f"{e.errors[0].message}", place=_meta(o), hint=e.errors[0].hint))
+        doc = None
+        while True:
+            members = [o for o in app.members if outcomes[id(o)].error is None]
+            if not members:
+                break
+            try:
+                doc = _app_spec(app)
+                break
+            except Cannot as e:
+                culprit = _culprit(members, e.place)
+                fail(culprit, e.message, e.place, e.hint)
+            except SpecErrors as e:
+                first = e.errors[0]
+                culprit = _culprit(members, first.place)
+                fail(culprit, first.message, first.place, first.hint)
+            # the app again without the object that cannot be expressed
+            app.vs, app.dr, app.se, app.gateway = (o if o is not None and outcomes[id(o)].error is None else None
+                                                   for o in (app.vs, app.dr, app.se, app.gateway))
+        if doc is None:
             continue
         result.apps[name] = doc
-        for o in members:
+        for o in app.members:
             outcomes[id(o)].app = name
     return result
 
 
-def _meta(obj: IstioObject) -> Place:
-    return obj.doc.place(*obj.at, "metadata", "name")
+def _culprit(members: list[IstioObject], place: Place | None) -> IstioObject:
+    """The object whose text holds ``place`` (the one starting last before it in its file)."""
+    best = members[0]
+    start = None
+    for o in members:
+        begins = o.doc.place(*o.at)
+        if place is not None and o.doc.path == place.path and begins <= place and (start is None or begins > start):
+            best, start = o, begins
+    return best
+
+
+def _source_place(app: _App, keys: tuple[Any, ...]) -> Place:
+    """Where the input holds what the spec has at ``spec.<keys>`` (roughly: the object and
+    field it was taken from)."""
+    keys = keys[1:] if keys[:1] == ("spec",) else keys
+    head, rest = (keys[0], keys[1:]) if keys else (None, ())
+    first = app.members[0]
+    if head in ("hosts", "gateways", "exportTo", "tcp", "tls") and app.vs is not None:
+        return app.vs.place(head, *rest)
+    if head == "routes" and app.vs is not None:
+        return app.vs.place("http", *rest)
+    if head == "expose" and app.gateway is not None:
+        return app.gateway.place(*rest)
+    if head == "serviceEntry" and app.se is not None:
+        return app.se.place(*rest)
+    if head in ("trafficPolicy", "versions") and app.dr is not None:
+        return app.dr.place("trafficPolicy" if head == "trafficPolicy" else "subsets", *rest[:0])
+    return _meta(first)
+
+
+def _exported(app: _App) -> Any:
+    values = {}
+    for o in app.members:
+        if o.kind != "Gateway":
+            values[o.ref] = o.spec.get("exportTo")
+    distinct = {repr(v) for v in values.values()}
+    if len(distinct) > 1:
+        o = next(o for o in app.members if o.kind != "Gateway" and o.spec.get("exportTo") != next(iter(values.values())))
+        raise Cannot("exportTo differs between the objects of one app; a spec gives one exportTo to all of them",
+                     o.key_place("exportTo") if "exportTo" in o.spec else _meta(o))
+    return next(iter(values.values()), None)
 
 
 def _app_spec(app: _App) -> dict[str, Any]:
     """The App document of one grouped app; raises :class:`Cannot` or :class:`SpecErrors`."""
-    if app.dr is None:
-        raise Cannot(f"a VirtualService for {app.host} without its DestinationRule: the spec's versions are "
-                     "the DestinationRule's subsets", _meta(app.vs), hint="import the DestinationRule with it")
-    if app.vs is None:
-        raise Cannot(f"a DestinationRule for {app.host} without a VirtualService: a spec always renders its "
-                     "routes", _meta(app.dr), hint="import the VirtualService of the host with it")
-    dr, vs = app.dr, app.vs
-    for key in dr.spec:
-        if key not in ("host", "trafficPolicy", "subsets"):
-            raise Cannot(f"DestinationRule field {key!r} has no counterpart in a spec", dr.key_place(key))
+    spec: dict[str, Any] = {}
+    export = _exported(app)
     versions: dict[str, Any] = {}
-    for i, subset in enumerate(dr.spec.get("subsets") or []):
-        if not isinstance(subset, dict):
-            raise Cannot("a subset is a mapping", dr.place("subsets", i))
-        name = subset.get("name")
-        if not isinstance(name, str) or not _LABEL.match(name):
-            raise Cannot(f"subset name {name!r} is not a DNS-1123 label, which a version name must be",
-                         dr.place("subsets", i, "name"))
-        if not subset.get("labels"):
-            raise Cannot(f"subset {name!r} without labels: a version selects its pods by labels",
-                         dr.place("subsets", i))
-        for key in subset:
-            if key not in ("name", "labels", "trafficPolicy"):
-                raise Cannot(f"subset field {key!r} has no counterpart in a spec version", dr.key_place("subsets", i, key))
-        versions[name] = {"labels": dict(subset["labels"])}
-        if subset.get("trafficPolicy") is not None:
-            versions[name]["trafficPolicy"] = copy.deepcopy(subset["trafficPolicy"])
-    if not versions:
-        raise Cannot("a DestinationRule without subsets: a spec names at least one version", dr.place())
-    ports = set()
-    for r in vs.spec.get("http") or []:
-        for d in (r or {}).get("route") or []:
-            p = ((d or {}).get("destination") or {}).get("port")
-            ports.add(p.get("number") if isinstance(p, dict) else p)
-    svc = _Service(app.host, next(iter(ports)) if len(ports) == 1 else None, set(versions))
-    for key in vs.spec:
-        if key not in ("hosts", "gateways", "http"):
-            raise Cannot(f"VirtualService field {key!r} has no counterpart in a spec", vs.key_place(key))
-    names: set[str] = set()
-    http = vs.spec.get("http") or []
-    if not http:
-        raise Cannot("a VirtualService without http routes", vs.place())
-    routes = [_route(r, i, vs, svc, names) for i, r in enumerate(http)]
-    for i, r in enumerate(routes[:-1]):
-        if "when" not in r:
-            raise Cannot("a route that takes every request before the last: the routes after it are never "
-                         "reached, and a spec puts its catch-all last", vs.place("http", i),
-                         hint="remove the routes after it")
-    # what the renderer will compile: refuse here what it would refuse
-    compile_http([SpecRoute(r["name"], r.get("when"), {}) for r in routes])
-    host_value = _short(app.host, app.namespace)
-    service: dict[str, Any] = {"host": host_value}
-    if svc.port:
-        service["port"] = svc.port
-    spec: dict[str, Any] = {"service": service, "versions": versions}
-    if dr.spec.get("trafficPolicy") is not None:
+    dr, vs, se, gw = app.dr, app.vs, app.se, app.gateway
+    if dr is not None:
+        for key in dr.spec:
+            if key not in ("host", "trafficPolicy", "subsets", "exportTo"):
+                raise Cannot(f"DestinationRule field {key!r} has no counterpart in a spec", dr.key_place(key))
+        for i, subset in enumerate(dr.spec.get("subsets") or []):
+            if not isinstance(subset, dict):
+                raise Cannot("a subset is a mapping", dr.place("subsets", i))
+            name = subset.get("name")
+            if not isinstance(name, str) or not _LABEL.match(name):
+                raise Cannot(f"subset name {name!r} is not a DNS-1123 label, which a version name must be",
+                             dr.place("subsets", i, "name"))
+            for key in subset:
+                if key not in ("name", "labels", "trafficPolicy"):
+                    raise Cannot(f"subset field {key!r} has no counterpart in a spec version",
+                                 dr.key_place("subsets", i, key))
+            versions[name] = {}
+            if subset.get("labels"):
+                versions[name]["labels"] = dict(subset["labels"])
+            if subset.get("trafficPolicy") is not None:
+                versions[name]["trafficPolicy"] = copy.deepcopy(subset["trafficPolicy"])
+    app.versions = set(versions)
+    if vs is not None:
+        own = [d for d in _destinations(vs.spec) if isinstance(d.get("host"), str)
+               and fqdn(d["host"], vs.namespace) == app.host]
+        ports = [_port_of(d) for d in own]
+        if ports and None not in ports:
+            app.port = max(set(ports), key=ports.count)
+    service: dict[str, Any] = {"host": app.host_written}
+    if app.port:
+        service["port"] = app.port
+    spec["service"] = service
+    if versions:
+        spec["versions"] = versions
+    if dr is not None and dr.spec.get("trafficPolicy") is not None:
         spec["trafficPolicy"] = copy.deepcopy(dr.spec["trafficPolicy"])
-    spec["routes"] = routes
+    if se is not None:
+        entry = {k: copy.deepcopy(v) for k, v in se.spec.items() if k != "exportTo"}
+        if entry.get("hosts") == [app.host_written]:
+            del entry["hosts"]
+        spec["serviceEntry"] = entry
+    if gw is not None:
+        for key in gw.spec:
+            if key not in ("selector", "servers"):
+                raise Cannot(f"Gateway field {key!r} has no counterpart in a spec's expose", gw.key_place(key))
+        if not _LABEL.match(gw.name):
+            raise Cannot(f"Gateway name {gw.name!r} is not a DNS-1123 label", _meta(gw))
+        servers = gw.spec.get("servers") or []
+        for i, server in enumerate(servers):
+            if not isinstance(server, dict) or not server.get("hosts"):
+                raise Cannot("a Gateway server without hosts", gw.place("servers", i))
+        expose: dict[str, Any] = {"name": gw.name}
+        if gw.spec.get("selector"):
+            expose["selector"] = dict(gw.spec["selector"])
+        expose["servers"] = copy.deepcopy(servers)
+        spec["expose"] = expose
+    if vs is not None:
+        for key in vs.spec:
+            if key not in ("hosts", "gateways", "http", "tcp", "tls", "exportTo"):
+                raise Cannot(f"VirtualService field {key!r} has no counterpart in a spec", vs.key_place(key))
+        hosts = vs.spec.get("hosts")
+        for i, h in enumerate(hosts or []):
+            if not isinstance(h, str) or not _HOST.match(h):
+                raise Cannot(f"host {h!r} is not a lowercase DNS name, a wildcard (*.domain) or *, which a spec's "
+                             "hosts are", vs.place("hosts", i))
+        if not hosts:
+            spec["delegate"] = True
+        elif [fqdn(h, vs.namespace) for h in hosts] != [app.host] or gw is not None:
+            spec["hosts"] = list(hosts)
+        refs = [g for g in vs.spec.get("gateways") or [] if isinstance(g, str)]
+        if gw is not None:
+            refs = [g for g in refs if _gateway_key(g, vs.namespace) != (gw.namespace, gw.name)]
+            spec["gateways"] = refs
+        elif refs and refs != ["mesh"]:
+            spec["gateways"] = refs
+        names: set[str] = set()
+        http = vs.spec.get("http") or []
+        routes = [_route(r, i, vs, app, names) for i, r in enumerate(http)]
+        for i, r in enumerate(routes[:-1]):
+            if "when" not in r:
+                raise Cannot("a route that takes every request before the last: the routes after it are never "
+                             "reached, and a spec puts its catch-all last", vs.place("http", i),
+                             hint="remove the routes after it")
+        if routes:
+            # what the renderer will compile: refuse here what it would refuse
+            compile_http([SpecRoute(r["name"], r.get("when"), {}) for r in routes])
+            spec["routes"] = routes
+        for section in ("tcp", "tls"):
+            l4 = [_l4_route(r, section, i, vs, app, names) for i, r in enumerate(vs.spec.get(section) or [])]
+            if l4:
+                spec[section] = l4
+        if not (routes or spec.get("tcp") or spec.get("tls")):
+            raise Cannot("a VirtualService without routes", vs.place())
+    if export is not None:
+        spec["exportTo"] = copy.deepcopy(export)
     doc = {"apiVersion": API_VERSION, "kind": "App",
            "metadata": {"name": app.name, "namespace": app.namespace}, "spec": spec}
-    errors = schema.validate(doc, "app.schema.json", lambda *k: _meta(vs), lambda *k: _meta(vs))
+    errors = schema.validate(doc, "app.schema.json", lambda *k: _source_place(app, k),
+                             lambda *k: _source_place(app, k))
     if errors:
-        raise SpecErrors(errors)
+        raise SpecErrors([SpecError(f"the spec it makes is not valid: {e.message}", place=e.place, hint=e.hint)
+                          for e in errors])
     return doc
-
 
 # --------------------------------------------------------------------------- environment overrides
 
