@@ -1,0 +1,248 @@
+"""``meshgen import``: Istio YAML in, specs out; each object reported on one line; the round
+trip (import, then render) gives back every object it imported, as a property over
+Hypothesis-drawn VirtualServices and DestinationRules within what a spec can express."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from generator.importer import write
+from generator.render.render import render_repo
+from tests import import_roundtrip as rt
+from tests.conftest import build_file_tree, run_meshgen
+
+SAMPLES = rt.SAMPLES / "samples" / "bookinfo" / "networking"
+
+
+def repo(tmp_path: Path) -> Path:
+    return rt.make_repo(tmp_path / "repo", [])
+
+
+def test_import_writes_a_spec_per_service_and_reports_each_object(tmp_path):
+    root = repo(tmp_path)
+    proc = run_meshgen("import", str(SAMPLES / "destination-rule-reviews.yaml"),
+                       str(SAMPLES / "virtual-service-reviews-jason-v2-v3.yaml"), cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        "imported DestinationRule default/reviews into apps/reviews.yaml",
+        "imported VirtualService default/reviews into apps/reviews.yaml"]
+    text = (root / "apps" / "reviews.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=../schemas/app.schema.json\n")
+    spec = yaml.safe_load(text)
+    assert spec["metadata"] == {"name": "reviews", "namespace": "default"}
+    assert spec["spec"]["routes"][0]["when"] == 'header "end-user" exact "jason"'
+    assert spec["spec"]["routes"][0]["to"] == "v2"
+
+
+def test_an_object_that_cannot_be_expressed_is_placed_and_the_others_written(tmp_path):
+    root = repo(tmp_path)
+    src = build_file_tree(tmp_path / "in", {"vs.yaml": """
+        apiVersion: networking.istio.io/v1alpha3
+        kind: VirtualService
+        metadata: {name: shop, namespace: web}
+        spec:
+          hosts: [shop]
+          http:
+          - match:
+            - uri: {prefix: /api}
+              ignoreUriCase: true
+            route:
+            - destination: {host: shop}
+        ---
+        apiVersion: networking.istio.io/v1beta1
+        kind: DestinationRule
+        metadata: {name: cart, namespace: web}
+        spec:
+          host: cart
+          trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+        """})
+    proc = run_meshgen("import", str(src / "vs.yaml"), cwd=root)
+    assert proc.returncode == 1
+    assert f"{src / 'vs.yaml'}:9:22: error: ignoreUriCase" in proc.stderr
+    assert "imported DestinationRule web/cart into apps/cart.yaml" in proc.stdout
+    assert not (root / "apps" / "shop.yaml").exists()
+
+
+def test_kubectl_list_output_with_status_and_managed_fields(tmp_path):
+    root = repo(tmp_path)
+    src = build_file_tree(tmp_path / "in", {"list.yaml": """
+        apiVersion: v1
+        kind: List
+        metadata: {resourceVersion: ""}
+        items:
+        - apiVersion: networking.istio.io/v1
+          kind: DestinationRule
+          metadata:
+            name: ratings
+            namespace: mesh
+            resourceVersion: "4711"
+            uid: 6f1c
+            managedFields:
+            - manager: kubectl
+              operation: Update
+              fieldsV1: {f:spec: {f:host: {}}}
+          spec:
+            host: ratings
+            subsets:
+            - {name: v1, labels: {version: v1}}
+          status: {observedGeneration: 1}
+        - apiVersion: networking.istio.io/v1
+          kind: VirtualService
+          metadata: {name: ratings, namespace: mesh, generation: 3}
+          spec:
+            hosts: [ratings]
+            http:
+            - route:
+              - destination: {host: ratings, subset: v1}
+          status: {}
+        """})
+    proc = run_meshgen("import", str(src), cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "imported VirtualService mesh/ratings into apps/ratings.yaml" in proc.stdout
+    spec = yaml.safe_load((root / "apps" / "ratings.yaml").read_text())["spec"]
+    assert spec["routes"] == [{"name": "route-1", "to": "v1"}]
+
+
+def test_an_existing_spec_is_kept_without_force(tmp_path):
+    root = repo(tmp_path)
+    files = [str(SAMPLES / "destination-rule-reviews.yaml"), str(SAMPLES / "virtual-service-reviews-v3.yaml")]
+    assert run_meshgen("import", *files, cwd=root).returncode == 0
+    before = (root / "apps" / "reviews.yaml").read_bytes()
+    again = [str(SAMPLES / "destination-rule-reviews.yaml"), str(SAMPLES / "virtual-service-reviews-80-20.yaml")]
+    proc = run_meshgen("import", *again, cwd=root)
+    assert proc.returncode == 1
+    assert "apps/reviews.yaml exists; an existing spec is never overwritten (hint: pass --force" in proc.stderr
+    assert (root / "apps" / "reviews.yaml").read_bytes() == before
+    proc = run_meshgen("import", "--force", *again, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((root / "apps" / "reviews.yaml").read_text())["spec"]["routes"][0]["to"] == {"v1": 80, "v2": 20}
+
+
+def test_a_second_import_with_env_writes_what_differs_as_the_override(tmp_path):
+    root = repo(tmp_path)
+    base = [str(SAMPLES / "destination-rule-reviews.yaml"), str(SAMPLES / "virtual-service-reviews-v3.yaml")]
+    assert run_meshgen("import", *base, cwd=root).returncode == 0
+    other = [str(SAMPLES / "destination-rule-reviews.yaml"), str(SAMPLES / "virtual-service-reviews-50-v3.yaml")]
+    proc = run_meshgen("import", "--env", "dev", *other, cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "imported VirtualService default/reviews into environments/dev.yaml (spec.apps.reviews)" in proc.stdout
+    env = yaml.safe_load((root / "environments" / "dev.yaml").read_text())
+    assert env["spec"]["apps"]["reviews"] == {"spec": {"routes": [{"name": "route-1", "to": {"v1": 50, "v3": 50}}]}}
+    assert env["spec"]["ingress"] == {"selector": {"istio": "ingressgateway"}}  # the rest kept
+    rendering = render_repo(root, cache=False)
+    vs = next(o.obj for o in rendering.objects if o.kind == "VirtualService")
+    original = next(yaml.safe_load_all((SAMPLES / "virtual-service-reviews-50-v3.yaml").read_text()))
+    assert rt.normalise(vs) == rt.normalise(original)
+    # the same import again: nothing differs from the environment's spec any more
+    proc = run_meshgen("import", "--env", "dev", *other, cwd=root)
+    assert proc.returncode == 1 and "has an override of app 'reviews' already" in proc.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    root = repo(tmp_path)
+    assert run_meshgen("import", cwd=root).returncode == 2
+    proc = run_meshgen("import", str(tmp_path / "missing.yaml"), cwd=root)
+    assert proc.returncode == 2 and "no such file or directory" in proc.stderr
+    proc = run_meshgen("import", str(SAMPLES / "virtual-service-reviews-v3.yaml"), cwd=tmp_path)
+    assert proc.returncode == 2 and "not a config repository" in proc.stderr
+
+
+def test_invalid_yaml_is_an_error_with_its_place(tmp_path):
+    root = repo(tmp_path)
+    src = build_file_tree(tmp_path / "in", {"bad.yaml": "kind: VirtualService\nspec: [a, b\n"})
+    proc = run_meshgen("import", str(src / "bad.yaml"), cwd=root)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"{src / 'bad.yaml'}:3:1: error: invalid YAML")
+
+
+# --------------------------------------------------------------------------- the round trip as a property
+
+_WORDS = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
+_HEADER = st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=8).filter(lambda s: s[0] != "-")
+
+
+def _string_match() -> st.SearchStrategy[dict[str, str]]:
+    return st.one_of(st.builds(lambda v: {"exact": v}, _WORDS), st.builds(lambda v: {"prefix": v}, _WORDS),
+                     st.builds(lambda v: {"regex": f"{v}.*"}, _WORDS))
+
+
+@st.composite
+def _block(draw: Any, uri: str) -> dict[str, Any]:
+    block: dict[str, Any] = {"uri": {"exact": uri}}  # distinct exact paths: no block holds another
+    if draw(st.booleans()):
+        block["headers"] = draw(st.dictionaries(_HEADER, _string_match(), min_size=1, max_size=2))
+    if draw(st.booleans()):
+        block["queryParams"] = draw(st.dictionaries(_WORDS, st.one_of(_string_match(), st.just({})), max_size=1))
+    if draw(st.booleans()):
+        block["method"] = {"exact": draw(st.sampled_from(["GET", "POST", "PUT"]))}
+    if draw(st.booleans()):
+        block["withoutHeaders"] = {draw(_HEADER): {"exact": draw(_WORDS)}}
+    return {k: v for k, v in block.items() if v}
+
+
+@st.composite
+def istio_objects(draw: Any) -> list[dict[str, Any]]:
+    """A DestinationRule and a VirtualService of one Service that a spec can express."""
+    n = draw(st.integers(1, 3))
+    versions = [f"v{i + 1}" for i in range(n)]
+    port = draw(st.sampled_from([None, 9080]))
+    host = draw(st.sampled_from(["shop", "shop.web.svc.cluster.local"]))
+    dr: dict[str, Any] = {"host": host, "subsets": [{"name": v, "labels": {"version": v}} for v in versions]}
+    if draw(st.booleans()):
+        dr["trafficPolicy"] = draw(st.sampled_from([{"tls": {"mode": "ISTIO_MUTUAL"}},
+                                                    {"connectionPool": {"tcp": {"maxConnections": 10}}}]))
+    paths = itertools.count()
+    http = []
+    for i in range(draw(st.integers(1, 4))):
+        route: dict[str, Any] = {}
+        if draw(st.booleans()):
+            route["name"] = f"r{i}"
+        last = i == 0 and draw(st.booleans())
+        if not last:
+            route["match"] = [draw(_block(f"/p{next(paths)}")) for _ in range(draw(st.integers(1, 3)))]
+        chosen = draw(st.lists(st.sampled_from(versions), min_size=1, max_size=n, unique=True))
+        dests = [{"destination": {"host": host, "subset": v, **({"port": {"number": port}} if port else {})}}
+                 for v in chosen]
+        if len(dests) > 1:
+            cuts = sorted(draw(st.lists(st.integers(0, 100), min_size=len(dests) - 1, max_size=len(dests) - 1)))
+            bounds = [0, *cuts, 100]
+            for d, lo, hi in zip(dests, bounds, bounds[1:]):
+                d["weight"] = hi - lo
+        route["route"] = dests
+        if draw(st.booleans()):
+            route["timeout"] = f"{draw(st.integers(1, 30))}s"
+        if draw(st.booleans()):
+            route["retries"] = {"attempts": draw(st.integers(1, 5)), "perTryTimeout": "2s"}
+        http.append(route)
+        if last:
+            break
+    http.sort(key=lambda r: "match" not in r)  # the catch-all, if any, last
+    meta = {"namespace": "web"}
+    return [{"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "shop-dr", **meta},
+             "spec": dr},
+            {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "shop-vs", **meta},
+             "spec": {"hosts": [host], "http": http}}]
+
+
+_COUNTER = itertools.count()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(objects=istio_objects())
+def test_import_then_render_gives_back_each_object(tmp_path, objects):
+    root = rt.make_repo(tmp_path / f"r{next(_COUNTER)}", objects)
+    source = root / "in.yaml"
+    source.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    report = write.import_paths(root, [source])
+    assert report.ok, [line.format() for line in report.lines]
+    rendering = render_repo(root, cache=False)
+    rendered = {o.kind: o.obj for o in rendering.objects}
+    for original in objects:
+        assert rt.normalise(rendered[original["kind"]]) == rt.normalise(original)
