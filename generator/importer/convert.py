@@ -550,7 +550,7 @@ def _exported(app: _App) -> Any:
     return next(iter(values.values()), None)
 
 
-def _app_spec(app: _App) -> dict[str, Any]:
+def _app_spec(app: _App, validate: bool = False) -> dict[str, Any]:
     """The App document of one grouped app; raises :class:`Cannot` or :class:`SpecErrors`."""
     spec: dict[str, Any] = {}
     export = _exported(app)
@@ -653,7 +653,7 @@ def _app_spec(app: _App) -> dict[str, Any]:
     doc = {"apiVersion": API_VERSION, "kind": "App",
            "metadata": {"name": app.name, "namespace": app.namespace}, "spec": spec}
     errors = schema.validate(doc, "app.schema.json", lambda *k: _source_place(app, k),
-                             lambda *k: _source_place(app, k))
+                             lambda *k: _source_place(app, k)) if validate else []
     if errors:
         raise SpecErrors([SpecError(f"the spec it makes is not valid: {e.message}", place=e.place, hint=e.hint)
                           for e in errors])

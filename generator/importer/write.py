@@ -73,7 +73,8 @@ def input_files(paths: list[Path]) -> list[Path]:
 
 
 def _dump(header: str, doc: dict[str, Any]) -> bytes:
-    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
+    text = yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
+                     width=100)
     return (header + "\n" + text).encode()
 
 
