@@ -32,6 +32,8 @@ def import_(ctx: Context, paths: tuple[Path, ...], env: str | None, force: bool,
             click.echo(line.format())
         else:
             click.echo(errors.redact(line.format()), err=True)
+    for note in report.notes:
+        click.echo(f"note: {note}")
     done = sum(1 for line in report.lines if line.error is None)
     failed = len(report.lines) - done
     summary = f"{done} imported, {failed} not imported; wrote {len(report.written)} file{'s' if len(report.written) != 1 else ''}"

@@ -473,8 +473,10 @@ def convert(objects: list[IstioObject], existing: dict[str, tuple[str, str]] | N
     known = {identity: name for name, identity in existing.items()}
     used = set(existing)
     for (ns, host), app in sorted(apps.items()):
-        base = re.sub(r"[^a-z0-9-]", "-", host.removeprefix("gateway:").split(".")[0].lstrip("*").lower())
-        base = base.strip("-")[:63] or "app"
+        short = host.removeprefix("gateway:")
+        if "." not in short or short.endswith(".svc.cluster.local"):
+            short = short.split(".")[0]  # a Service: its name
+        base = re.sub(r"[^a-z0-9-]+", "-", short.lstrip("*.").lower()).strip("-")[:63].rstrip("-") or "app"
         if (ns, host) in known:
             name = known[(ns, host)]
         else:

@@ -46,6 +46,7 @@ class Report:
 
     lines: list[Line] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -74,7 +75,7 @@ def input_files(paths: list[Path]) -> list[Path]:
 
 def _dump(header: str, doc: dict[str, Any]) -> bytes:
     text = yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
-                     width=100)
+                     width=1_000_000)  # a condition stays on one line
     return (header + "\n" + text).encode()
 
 
@@ -163,6 +164,7 @@ def import_paths(root: Path, paths: list[Path], *, env: str | None = None, force
     if env_doc is not None and env_path is not None:
         atomic_write(env_path, _dump(ENV_SCHEMA_LINE, env_doc))
         report.written.append(f"environments/{env}.yaml")
+    report.notes = _outside(existing, {n: d for n, d in result.apps.items() if n in into})
     for outcome in result.outcomes:
         if outcome.error is not None:
             report.lines.append(Line(outcome.obj, error=outcome.error))
@@ -188,3 +190,40 @@ def _load_env(path: Path | None, env: str | None) -> dict[str, Any]:
     if path.exists():
         return loader.load_document(path, f"environments/{env}.yaml").data
     return {"apiVersion": conv.API_VERSION, "kind": "Environment", "metadata": {"name": env}, "spec": {}}
+
+
+def _outside(existing: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:
+    """Notes on the hosts and gateways the imported specs name that no app of the repository
+    serves or renders: an environment must declare them (``spec.externalHosts``,
+    ``spec.externalGateways``) before ``meshgen render`` accepts the specs."""
+    apps = {**existing, **new}
+    hosts: set[str] = set()
+    gateways: set[str] = set()
+    for name, doc in apps.items():
+        ns = str((doc.get("metadata") or {}).get("namespace", ""))
+        spec = doc.get("spec") or {}
+        host = str((spec.get("service") or {}).get("host", ""))
+        hosts.add(conv.fqdn(host, ns))
+        hosts.update(conv.fqdn(str(h), ns) for h in (spec.get("serviceEntry") or {}).get("hosts") or [])
+        if spec.get("expose") is not None:
+            gateways.add(f"{ns}/{(spec.get('expose') or {}).get('name') or name + '-gateway'}")
+    notes = []
+    for name, doc in sorted(new.items()):
+        ns = doc["metadata"]["namespace"]
+        spec = doc["spec"]
+        wanted: set[str] = set()
+        for section in ("routes", "tcp", "tls"):
+            for route in spec.get(section) or []:
+                to = route.get("to")
+                for d in (to if isinstance(to, list) else [to] if isinstance(to, dict) else []):
+                    if isinstance(d, dict) and isinstance(d.get("host"), str):
+                        wanted.add(conv.fqdn(d["host"], ns))
+        for host in sorted(h for h in wanted if h not in hosts):
+            notes.append(f"apps/{name}.yaml routes to {host}, which no app of the repository serves: list it in "
+                         "spec.externalHosts of the environments (environments/*.yaml)")
+        for ref in spec.get("gateways") or []:
+            full = ref if ref == "mesh" or "/" in ref else f"{ns}/{ref}"
+            if full != "mesh" and full not in gateways:
+                notes.append(f"apps/{name}.yaml binds the Gateway {full}, which no app of the repository renders: "
+                             "list it in spec.externalGateways of the environments (environments/*.yaml)")
+    return notes
