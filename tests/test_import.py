@@ -247,3 +247,33 @@ def test_import_then_render_gives_back_each_object(tmp_path, objects):
     rendered = {o.kind: o.obj for o in rendering.objects}
     for original in objects:
         assert rt.normalise(rendered[original["kind"]]) == rt.normalise(original)
+
+
+def test_without_headers_that_accept_empty_keep_istios_meaning_in_envoy(tmp_path):
+    """Istio matches a missing header as "" in withoutHeaders (route.go translateHeaderMatch:
+    treat_missing_header_as_empty), so ``withoutHeaders: {x-env: {exact: ""}}`` rejects a request
+    without x-env; the import says so in its condition, and Envoy answers both alike."""
+    from tests import envoy
+
+    binary, why = envoy.envoy_binary()
+    if binary is None:
+        import pytest
+        pytest.skip(why)
+    objects = [
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "a", "namespace": "web"},
+         "spec": {"host": "shop", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                              {"name": "v2", "labels": {"version": "v2"}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "b", "namespace": "web"},
+         "spec": {"hosts": ["shop"], "http": [
+             {"match": [{"withoutHeaders": {"x-env": {"exact": ""}}}, {"withoutHeaders": {"x-beta": {"regex": "a*"}}}],
+              "route": [{"destination": {"host": "shop", "subset": "v2"}}]},
+             {"route": [{"destination": {"host": "shop", "subset": "v1"}}]}]}}]
+    root = rt.make_repo(tmp_path / "repo", objects)
+    (root / "in.yaml").write_text(yaml.safe_dump_all(objects))
+    assert write.import_paths(root, [root / "in.yaml"]).ok
+    spec = yaml.safe_load((root / "apps" / "shop.yaml").read_text())["spec"]
+    assert spec["routes"][0]["when"] == ('(header "x-env" present and not header "x-env" exact "") or '
+                                         '(header "x-beta" present and not header "x-beta" regex "a*")')
+    rendered = next(o.obj for o in render_repo(root, cache=False).objects if o.kind == "VirtualService")
+    diffs = rt.envoy_differences(binary, [("shop", objects[1], rendered, [])])
+    assert diffs == {"shop": []}
