@@ -113,9 +113,15 @@ def test_mg101_mirror_to_undefined_subset() -> None:
 
 
 def test_mg101_passes_when_subset_is_defined_under_another_spelling_of_the_host() -> None:
-    objects = consistent()  # reviews' DestinationRule uses the FQDN, its VirtualService the short name
-    objects[3].obj["spec"]["http"][0]["route"] = [dest("reviews.mesh", "v1")]
+    objects = consistent()  # ratings' DestinationRule uses the short name, its route the FQDN
+    objects[0].obj["spec"]["http"][0]["route"] = [dest("ratings.mesh.svc.cluster.local", "v1")]
     assert codes(objects) == []
+
+
+def test_mg101_a_name_with_a_dot_is_not_completed() -> None:
+    objects = consistent()  # istiod keeps reviews.mesh as it is: not the host of reviews' DestinationRule
+    objects[3].obj["spec"]["http"][0]["route"] = [dest("reviews.mesh", "v1")]
+    assert codes(objects) == ["MG101"]
 
 
 def test_mg102_two_virtual_services_for_one_host() -> None:
@@ -255,8 +261,10 @@ def test_place_of_refines_the_place() -> None:
 
 @pytest.mark.parametrize("host,ns,expected", [
     ("ratings", "mesh", "ratings.mesh.svc.cluster.local"),
-    ("ratings.mesh", "x", "ratings.mesh.svc.cluster.local"),
-    ("ratings.mesh.svc", "x", "ratings.mesh.svc.cluster.local"),
+    ("ratings.mesh", "x", "ratings.mesh"),          # istiod completes no name with a dot
+    ("ratings.mesh.svc", "x", "ratings.mesh.svc"),
+    ("example.com", "x", "example.com"),
+    ("*", "x", "*"),
     ("ratings.example.com", "x", "ratings.example.com"),
     ("*.example.com", "x", "*.example.com"),
 ])

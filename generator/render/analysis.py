@@ -111,19 +111,15 @@ class Finding(SpecError):
 def fqdn(host: str, namespace: str) -> str:
     """The fully qualified form of a service host as Istio resolves it in ``namespace``.
 
-    A name without dots is a Kubernetes Service of that namespace; ``name.ns`` and
-    ``name.ns.svc`` are completed to ``.svc.cluster.local``; anything else is kept.
+    A name without dots is a Kubernetes Service of that namespace
+    (``<name>.<namespace>.svc.cluster.local``); a name with a dot is already fully qualified and
+    is kept, as is ``*`` (istiod: ``ResolveShortnameToFQDN`` in ``pilot/pkg/model/config.go``;
+    the analyzers: ``ConvertHostToFQDN`` in ``pkg/config/analysis/analyzers/util/hosts.go``). So
+    ``example.com`` stays ``example.com`` and ``ratings.mesh`` is not completed either.
     """
-    parts = host.split(".")
-    if host == "*" or host.startswith("*."):
+    if host == "*" or "." in host:
         return host
-    if len(parts) == 1:
-        return f"{host}.{namespace}.svc.cluster.local"
-    if len(parts) == 2:
-        return f"{host}.svc.cluster.local"
-    if len(parts) == 3 and parts[2] == "svc":
-        return f"{host}.cluster.local"
-    return host
+    return f"{host}.{namespace}.svc.cluster.local"
 
 
 def gateway_ref(ref: str, namespace: str) -> str:

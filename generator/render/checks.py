@@ -348,6 +348,15 @@ def _check_fault(app: EffectiveApp, fault: dict[str, Any], at: tuple, name: str)
         if kind not in fault:
             continue
         block = fault[kind]
+        if kind == "delay" and "percentage" not in block and "percent" in block:
+            # the deprecated integer percent: istiod reads it when percentage is absent
+            # (pilot/pkg/networking/core/route/route.go, TranslateFault); passed through verbatim
+            if not 0 < block["percent"] <= 100:
+                yield SpecError(f"route {name!r}: fault.delay.percent must be between 1 and 100 "
+                                "(0 injects the delay into no request)",
+                                place=app.place(*at, "fault", kind, "percent"),
+                                hint="use `percentage: {value: N}`, Istio's current field")
+            continue
         if "percentage" not in block:
             yield SpecError(f"route {name!r}: fault.{kind} has no percentage, so Istio injects it into no request",
                             place=app.key_place(*at, "fault", kind),
