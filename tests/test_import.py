@@ -277,3 +277,83 @@ def test_without_headers_that_accept_empty_keep_istios_meaning_in_envoy(tmp_path
     rendered = next(o.obj for o in render_repo(root, cache=False).objects if o.kind == "VirtualService")
     diffs = rt.envoy_differences(binary, [("shop", objects[1], rendered, [])])
     assert diffs == {"shop": []}
+
+
+def _convert(text: str) -> tuple[dict[str, Any], list[str]]:
+    from generator.importer import convert, read
+
+    objects, errors = read.read(rt.dedent(text), "in.yaml")
+    assert not errors
+    result = convert.convert(objects)
+    return result.apps, [o.error.format() for o in result.outcomes if o.error]
+
+
+def test_a_gateway_and_the_virtual_service_bound_to_it_make_one_exposed_app():
+    apps, errors = _convert("""
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: shop-gw, namespace: web}
+        spec:
+          selector: {istio: ingressgateway}
+          servers:
+          - port: {number: 443, name: https, protocol: HTTPS}
+            hosts: [shop.example.com]
+            tls: {mode: SIMPLE, credentialName: shop-cert}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: shop, namespace: web}
+        spec:
+          hosts: [shop.example.com]
+          gateways: [shop-gw, mesh]
+          http:
+          - match: [{uri: {prefix: /cart}, gateways: [shop-gw]}]
+            route: [{destination: {host: cart, port: {number: 8080}}}]
+          - route: [{destination: {host: frontend}}]
+        """)
+    assert not errors
+    spec = apps["cart"]["spec"]
+    assert spec["expose"] == {"name": "shop-gw", "selector": {"istio": "ingressgateway"}, "servers": [
+        {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["shop.example.com"],
+         "tls": {"mode": "SIMPLE", "credentialName": "shop-cert"}}]}
+    assert spec["hosts"] == ["shop.example.com"] and spec["gateways"] == ["mesh"]
+    assert spec["routes"] == [
+        {"name": "route-1", "when": 'uri prefix "/cart" and gateway "web/shop-gw"'},
+        {"name": "route-2", "to": {"host": "frontend"}}]
+    assert spec["service"] == {"host": "cart", "port": 8080}
+
+
+def test_a_service_entry_with_its_routes_and_tls_origination_is_one_app():
+    apps, errors = _convert((rt.SAMPLES / "samples/bookinfo/networking/egress-rule-google-apis.yaml").read_text())
+    assert not errors
+    spec = apps["www-googleapis-com"]["spec"]
+    assert spec["service"] == {"host": "www.googleapis.com", "port": 443}
+    assert spec["serviceEntry"]["resolution"] == "DNS" and "hosts" not in spec["serviceEntry"]
+    assert spec["trafficPolicy"]["portLevelSettings"][0]["tls"] == {"mode": "SIMPLE"}
+    assert spec["routes"] == [{"name": "route-1", "when": "port 80"}]
+
+
+def test_exportto_must_be_one_for_the_objects_of_an_app():
+    apps, errors = _convert("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: a, namespace: web}
+        spec: {host: shop, exportTo: ["."], trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: b, namespace: web}
+        spec:
+          hosts: [shop]
+          exportTo: ["*"]
+          http: [{route: [{destination: {host: shop}}]}]
+        """)
+    assert errors and "exportTo differs between the objects of one app" in errors[0]
+
+
+def test_tcp_routes_keep_their_match_blocks_and_weights():
+    apps, errors = _convert((rt.SAMPLES / "samples/tcp-echo/tcp-echo-all-v1.yaml").read_text())
+    assert not errors, errors
+    spec = apps["tcp-echo"]["spec"]
+    assert spec["tcp"] == [{"name": "tcp-1", "match": [{"port": 31400}], "to": "v1"}]
+    assert spec["expose"]["name"] == "tcp-echo-gateway" and spec["gateways"] == []
