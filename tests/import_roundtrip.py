@@ -183,7 +183,10 @@ def run_case(name: str, files: list[Path], own: Path, root: Path) -> CaseResult:
         rendering = render_repo(root, cache=False)
         rendered = {(o.app, o.kind): o.obj for o in rendering.objects if o.env == ENV}
     except SpecErrors as e:
-        case.error = "; ".join(x.format() for x in e.errors)
+        case.error = "; ".join(x.format().replace(str(root) + "/", "") for x in e.errors)
+        rendered = {}
+    except Exception as e:  # a crash of render is a failed round trip too, reported as such
+        case.error = f"render crashed: {type(e).__name__}: {e}"
         rendered = {}
     objects, _ = read(own.read_text(), str(own))
     by_place = {}
@@ -203,7 +206,6 @@ def run_case(name: str, files: list[Path], own: Path, root: Path) -> CaseResult:
             app = (line.into or "").removeprefix("apps/").removesuffix(".yaml")
             result.rendered = rendered.get((app, obj.kind))
             if result.rendered is None:
-                result.imported = False
                 result.reason = f"imported, but the render failed: {case.error}" if case.error else \
                     "imported, but nothing was rendered for it"
         case.objects.append(result)
@@ -447,7 +449,9 @@ def sample_rows(binary: str | None, tmp: Path) -> list[SampleRow]:
     for c in cases:
         for o in c.objects:
             row = SampleRow(c.name.removeprefix("samples/"), o.kind, o.name, o.line, NOT_IMPORTED, o.reason)
-            if o.imported and o.rendered is not None:
+            if o.imported and o.rendered is None:
+                row.status = DIFFERS
+            elif o.imported and o.rendered is not None:
                 key = f"{c.name}|{o.name}|{o.line}"
                 envoy_diff = diffs.get(key, [])
                 if envoy_diff:
