@@ -357,3 +357,19 @@ def test_tcp_routes_keep_their_match_blocks_and_weights():
     spec = apps["tcp-echo"]["spec"]
     assert spec["tcp"] == [{"name": "tcp-1", "match": [{"port": 31400}], "to": "v1"}]
     assert spec["expose"]["name"] == "tcp-echo-gateway" and spec["gateways"] == []
+
+
+def test_standard_input_is_read_as_kubectl_prints_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    root = repo(tmp_path)
+    text = (SAMPLES / "destination-rule-reviews.yaml").read_text() + "---\n" + \
+        (SAMPLES / "virtual-service-reviews-v3.yaml").read_text()
+    proc = subprocess.run([sys.executable, "-m", "generator", "import", "-"], cwd=root, input=text, text=True,
+                          capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert "imported VirtualService default/reviews into apps/reviews.yaml" in proc.stdout

@@ -21,7 +21,8 @@ from generator.cli.base import Context, pass_ctx, run
 @pass_ctx
 def import_(ctx: Context, paths: tuple[Path, ...], env: str | None, force: bool, namespace: str) -> None:
     """Import Istio VirtualService, DestinationRule, Gateway and ServiceEntry objects (files or
-    directories of YAML; several documents, kind: List and kubectl get -o yaml output) as app
+    directories of YAML, or - for standard input; several documents, kind: List and kubectl get
+    -o yaml output) as app
     specs. One line per object: where it went, or why it cannot be expressed. Exit 1 when
     some object was not imported (the others are written all the same)."""
     from generator.importer import write

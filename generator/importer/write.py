@@ -9,6 +9,7 @@ file is written atomically (:func:`generator.render.output.atomic_write`).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,9 @@ def input_files(paths: list[Path]) -> list[Path]:
     """
     files: list[Path] = []
     for p in paths:
-        if p.is_dir():
+        if str(p) == "-":
+            files.append(p)
+        elif p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.suffix in _SUFFIXES and f.is_file())
             if not found:
                 raise UsageError(f"{p}: no .yaml or .yml file in this directory")
@@ -96,7 +99,7 @@ def import_paths(root: Path, paths: list[Path], *, env: str | None = None, force
 
     Args:
         root: the config repository (it has ``apps/``).
-        paths: files or directories of Istio YAML.
+        paths: files or directories of Istio YAML; ``-`` reads standard input.
         env: an environment: an app that has a spec already gets the difference as this
             environment's override rather than a new spec.
         force: overwrite an existing spec (or override of the app in ``env``).
@@ -115,9 +118,9 @@ def import_paths(root: Path, paths: list[Path], *, env: str | None = None, force
     report = Report()
     objects: list[IstioObject] = []
     for f in input_files(paths):
-        shown = str(f)
+        shown = "<stdin>" if str(f) == "-" else str(f)
         try:
-            text = f.read_text(encoding="utf-8")
+            text = sys.stdin.read() if str(f) == "-" else f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             report.lines.append(Line(None, error=SpecError(f"cannot read: {e}", place=Place(shown, 1, 1))))
             continue
