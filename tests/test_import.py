@@ -373,3 +373,80 @@ def test_standard_input_is_read_as_kubectl_prints_it(tmp_path):
                           capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert "imported VirtualService default/reviews into apps/reviews.yaml" in proc.stdout
+
+
+@st.composite
+def everyday_istio(draw: Any) -> list[dict[str, Any]]:
+    """A VirtualService as teams write them without subsets: other hosts and ports, weighted
+    lists, a Gateway it is bound to (with its hosts), TCP routes; with a DestinationRule of
+    traffic policy only, or none."""
+    host = "front"
+    others = ["api.backend.svc.cluster.local", "legacy", "www.example.com"]
+    objects: list[dict[str, Any]] = []
+    meta = {"namespace": "web"}
+    gateway = draw(st.booleans())
+    spec: dict[str, Any] = {"hosts": [host]}
+    if gateway:
+        gw_hosts = draw(st.sampled_from([["*"], ["shop.example.com"], ["*.example.com"]]))
+        objects.append({"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "gw", **meta},
+                        "spec": {"selector": {"istio": "ingressgateway"}, "servers": [
+                            {"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": gw_hosts}]}})
+        spec = {"hosts": gw_hosts, "gateways": draw(st.sampled_from([["gw"], ["gw", "mesh"]]))}
+    port = draw(st.sampled_from([None, 8080]))
+
+    def destination() -> dict[str, Any]:
+        target = draw(st.sampled_from([host, *others]))
+        d: dict[str, Any] = {"host": target}
+        if target == host:
+            if port:
+                d["port"] = {"number": port}
+        elif draw(st.booleans()):
+            d["port"] = {"number": draw(st.sampled_from([80, 9090]))}
+        return d
+
+    http = []
+    paths = itertools.count()
+    n = draw(st.integers(1, 3))
+    for i in range(n):
+        route: dict[str, Any] = {}
+        if i < n - 1 or draw(st.booleans()):
+            route["match"] = [draw(_block(f"/q{next(paths)}")) for _ in range(draw(st.integers(1, 2)))]
+        dests = [{"destination": destination()}]
+        if draw(st.booleans()):
+            second = destination()
+            if second != dests[0]["destination"]:
+                w = draw(st.integers(0, 100))
+                dests = [{**dests[0], "weight": w}, {"destination": second, "weight": 100 - w}]
+        route["route"] = dests
+        if draw(st.booleans()):
+            route["timeout"] = "3s"
+        http.append(route)
+    spec["http"] = http
+    if draw(st.booleans()):
+        spec["tcp"] = [{"match": [{"port": 5432}], "route": [{"destination": {"host": host, **(
+            {"port": {"number": port}} if port else {})}}]}]
+    objects.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                    "metadata": {"name": "front-vs", **meta}, "spec": spec})
+    if draw(st.booleans()):
+        objects.append({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                        "metadata": {"name": "front-dr", **meta},
+                        "spec": {"host": host, "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 5}}}}})
+    return objects
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(objects=everyday_istio())
+def test_import_then_render_gives_back_everyday_istio(tmp_path, objects):
+    root = rt.make_repo(tmp_path / f"e{next(_COUNTER)}", objects)
+    source = root / "in.yaml"
+    source.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    report = write.import_paths(root, [source])
+    assert report.ok, [line.format() for line in report.lines]
+    rendering = render_repo(root, cache=False)
+    rendered = {o.kind: o.obj for o in rendering.objects}
+    for original in objects:
+        if original["kind"] == "Gateway":
+            assert rendered["Gateway"]["spec"] == original["spec"]
+        else:
+            assert rt.normalise(rendered[original["kind"]]) == rt.normalise(original)
