@@ -388,20 +388,22 @@ class Envoy:
     """A real Envoy serving ``hosts`` to each proxy in ``proxies`` (one listener each).
 
     ``subsets`` are ``{(host, port): [subset, ...]}``: a cluster per subset plus one for the
-    Service (all subsets' upstreams), each endpoint a tiny upstream. ``hosts`` as a mapping
-    gives each proxy its own virtual hosts (several configurations side by side in one Envoy).
+    Service (all subsets' upstreams), each endpoint a tiny upstream. A host without subsets (a
+    Service without versions, another app's host) has the Service's cluster alone, one upstream
+    that answers with the host's name, as ``explain`` names such a destination. ``hosts`` as a
+    mapping gives each proxy its own virtual hosts (several configurations side by side in one Envoy).
     """
 
     def __init__(self, binary: str, hosts: list[VirtualHost] | dict[Proxy, list[VirtualHost]],
                  proxies: list[Proxy], subsets: dict[tuple[str, int], list[str]]) -> None:
         self.proxies = proxies
         self.dir = Path(tempfile.mkdtemp(prefix="meshgen-envoy-"))
-        names = {s for ss in subsets.values() for s in ss}
+        names = {s for ss in subsets.values() for s in ss} | {host for (host, _), ss in subsets.items() if not ss}
         self.upstreams = Upstreams(names)
         clusters = []
         for (host, port), ss in sorted(subsets.items()):
             for subset in [*ss, SERVICE]:
-                members = ss if subset == SERVICE else [subset]
+                members = (ss or [host]) if subset == SERVICE else [subset]
                 clusters.append({
                     "name": cluster_name(port, subset, host), "type": "STATIC", "connect_timeout": "1s",
                     "load_assignment": {"cluster_name": cluster_name(port, subset, host), "endpoints": [{

@@ -170,12 +170,67 @@ def test_mg104_passes_with_wildcard_gateway_host() -> None:
 
 
 def test_mg105_virtual_service_binds_gateway_not_rendered() -> None:
-    objects = consistent()
+    objects = consistent()  # the Gateway is rendered in staging, not in prod
     objects[3].obj["spec"]["gateways"] = ["mesh", "istio-system/shared-gateway"]
-    findings = analysis.analyze_objects(objects, versions=VERSIONS)
+    shared = gw("shared", ["reviews"], ns="istio-system", env="staging")
+    shared.obj["metadata"]["name"] = "shared-gateway"
+    findings = [f for f in analysis.analyze_objects([*objects, shared], versions=VERSIONS) if f.env == "prod"]
     assert [(f.code, f.level) for f in findings] == [("MG105", "warning")]
     assert findings[0].format().startswith("apps/reviews.yaml:1:1: warning: ")
     assert analysis.errors_of(findings) == []
+
+
+def test_mg109_virtual_service_binds_a_gateway_nothing_declares() -> None:
+    objects = consistent()
+    objects[3].obj["spec"]["gateways"] = ["mesh", "istio-system/shared-gateway"]
+    findings = analysis.analyze_objects(objects, versions=VERSIONS)
+    assert [(f.code, f.level) for f in findings] == [("MG109", "error")]
+    assert "spec.externalGateways" in findings[0].format()
+
+
+def test_mg109_passes_for_a_declared_external_gateway() -> None:
+    objects = consistent()
+    objects[3].obj["spec"]["gateways"] = ["mesh", "istio-system/shared-gateway"]
+    external = {"prod": {"gateways": ["istio-system/shared-gateway"], "hosts": []}}
+    assert analysis.analyze_objects(objects, versions=VERSIONS, external=external) == []
+
+
+def se(app: str, hosts: list[str], ns: str = "mesh", export_to: list[str] | None = None) -> Obj:
+    spec: dict = {"hosts": hosts, "location": "MESH_EXTERNAL", "resolution": "DNS"}
+    if export_to:
+        spec["exportTo"] = export_to
+    return Obj("prod", app, ns, "ServiceEntry", {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                                                 "metadata": {"name": app, "namespace": ns}, "spec": spec})
+
+
+def test_mg110_two_service_entries_for_one_host() -> None:
+    objects = [*consistent(), se("stripe", ["api.stripe.com"]), se("payments", ["api.stripe.com"], ns="pay")]
+    assert codes(objects) == ["MG110", "MG110"]
+
+
+def test_mg110_passes_when_no_namespace_sees_both() -> None:
+    objects = [*consistent(), se("stripe", ["api.stripe.com"], export_to=["."]),
+               se("payments", ["api.stripe.com"], ns="pay", export_to=["."])]
+    assert codes(objects) == []
+
+
+def test_mg111_destination_rule_for_a_host_nothing_routes_to() -> None:
+    objects = [*consistent(), dr("stripe", "api.stripe.com", {}, tls="SIMPLE", ns="pay")]
+    assert codes(objects) == ["MG111"]
+    objects.append(se("stripe", ["api.stripe.com"], ns="pay"))
+    assert codes(objects) == []
+    external = {"prod": {"gateways": [], "hosts": ["*.stripe.com"]}}
+    assert analysis.analyze_objects(objects[:-1], versions=VERSIONS, external=external) == []
+
+
+def test_mg112_tls_route_on_a_port_its_gateway_does_not_serve() -> None:
+    objects = consistent()
+    objects[0].obj["spec"]["tls"] = [{"match": [{"port": 443, "sniHosts": ["ratings.example.com"]}],
+                                      "route": [{"destination": {"host": "ratings", "subset": "v1"}}]}]
+    assert codes(objects) == ["MG112"]  # the Gateway serves HTTP on 80 only
+    objects[2].obj["spec"]["servers"].append({"port": {"number": 443, "name": "tls", "protocol": "TLS"},
+                                              "hosts": ["ratings.example.com"], "tls": {"mode": "PASSTHROUGH"}})
+    assert codes(objects) == []
 
 
 def test_mg105_passes_for_gateway_in_another_namespace_that_is_rendered() -> None:

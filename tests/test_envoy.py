@@ -394,3 +394,74 @@ def test_rewrites_redirects_and_direct_responses_answer_in_envoy_as_explain_says
         assert direct.status == 410
     finally:
         proxy.close()
+
+
+# --------------------------------------------------------------------------- other hosts, no subsets
+
+
+FAN_OUT_APPS = {
+    "apps/productpage.yaml": """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata: {name: productpage, namespace: shop}
+spec:
+  service: {host: productpage, port: 9080}
+  versions:
+    v1: {labels: {version: v1}}
+  routes:
+    - name: reviews
+      when: uri prefix "/reviews"
+      to: {host: reviews, port: 9080}
+    - name: legacy
+      when: uri prefix "/old"
+      to: [{subset: v1, weight: 50}, {host: legacy.web.svc.cluster.local, subset: stable, weight: 50}]
+    - name: default
+      to: v1
+""",
+    "apps/reviews.yaml": """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata: {name: reviews, namespace: shop}
+spec:
+  service: {host: reviews, port: 9080}
+  routes:
+    - name: default
+""",
+    "environments/dev.yaml": """\
+apiVersion: meshgen.io/v1alpha1
+kind: Environment
+metadata: {name: dev}
+spec:
+  externalHosts: [legacy.web.svc.cluster.local]
+""",
+}
+
+
+def test_fan_out_and_services_without_versions_route_in_envoy_as_explain_says(tmp_path: Path) -> None:
+    for rel, text in FAN_OUT_APPS.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    rendering = render_repo(tmp_path, cache=False)
+    vss = {o.app: o for o in rendering.objects if o.kind == "VirtualService"}
+    subsets = {("productpage.shop.svc.cluster.local", 9080): ["v1"], ("reviews.shop.svc.cluster.local", 9080): [],
+               ("legacy.web.svc.cluster.local", 9080): ["stable"]}
+    hosts = [envoy.VirtualHost(f"{app}.test", o.obj["spec"]["http"], 9080, o.obj["spec"]["hosts"][0])
+             for app, o in vss.items()]
+    cases = []
+    for app, uri, spec_may in [("productpage", "/reviews/1", {"reviews.shop.svc.cluster.local"}),
+                               ("productpage", "/", {"v1"}),
+                               ("productpage", "/old/x", {"v1", "stable"}),
+                               ("reviews", "/anything", {"reviews.shop.svc.cluster.local"})]:
+        rendered = explain_mod.Rendered(vss[app].path, vss[app].obj, {}, ["v1"])
+        cases.append((f"{app}.test", rendered.explain(explain_mod.Ask(uri=uri)), spec_may))
+    proxy = start(hosts, envoy.proxies_of(r.request for _, r, _ in cases), subsets)
+    try:
+        seen: set[str] = set()
+        for domain, result, spec_may in cases:
+            for _ in range(1 if len(spec_may) == 1 else 40):
+                got = answered(send(proxy, result.request, domain))
+                assert got in expected_subsets(result) and got in spec_may, (domain, result, got)
+                seen.add(got)
+        assert {"v1", "stable", "reviews.shop.svc.cluster.local"} <= seen
+    finally:
+        proxy.close()

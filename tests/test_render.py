@@ -185,7 +185,7 @@ def test_init_scaffolds_a_repository_that_renders_and_checks(tmp_path: Path) -> 
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=target, capture_output=True, text=True,
                          check=True).stdout.strip()
     assert proc.stdout.splitlines() == [
-        f"initialised {target}: 17 files, a new git repository on branch main with them as its first commit "
+        f"initialised {target}: 18 files, a new git repository on branch main with them as its first commit "
         f"({sha[:7]})",
         "Next:",
         f"  1. cd {target}, then edit apps/hello.yaml (or add apps/<name>.yaml) and environments/*.yaml "
@@ -220,7 +220,7 @@ def test_init_inside_a_git_repository_adds_files_and_leaves_the_commit_to_you(tm
     subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path)], check=True)
     proc = run_meshgen("init", "config", cwd=tmp_path, check=True)
     lines = proc.stdout.splitlines()
-    assert lines[0] == f"initialised config: 17 files, inside the git repository at {tmp_path} (not committed)"
+    assert lines[0] == f"initialised config: 18 files, inside the git repository at {tmp_path} (not committed)"
     assert lines[4].startswith('  3. git add config && git commit -m "..."; push it, and let Argo CD or Flux')
     assert not (tmp_path / "config/.git").exists()
     log = subprocess.run(["git", "log"], cwd=tmp_path, capture_output=True, text=True)

@@ -31,7 +31,7 @@ from generator import errors
 from generator.render import render
 from generator.routing.compiler import spec_route_name
 
-KINDS = ("VirtualService", "DestinationRule", "Gateway")
+KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
 """Istio kinds whose changes are described in words; other files only count as changed."""
 
 POLICY_NAMES = {
@@ -230,13 +230,16 @@ def describe(kind: str, old: Any, new: Any, when_old: Mapping[str, str | None] |
         return _virtual_service(spec_old, spec_new, when_old, when_new)
     if kind == "DestinationRule":
         return _destination_rule(spec_old, spec_new)
+    if kind == "ServiceEntry":
+        return _service_entry(spec_old, spec_new)
     return _gateway(spec_old, spec_new)
 
 
 def _kind_effect(kind: str) -> str:
     return {"VirtualService": "routing rules for its hosts",
             "DestinationRule": "subsets or traffic policy for its host",
-            "Gateway": "ingress for its hosts"}[kind]
+            "Gateway": "ingress for its hosts",
+            "ServiceEntry": "registry entry for its hosts"}[kind]
 
 
 def _describe_new(kind: str, obj: dict, when: Mapping[str, str | None] | None = None) -> list[str]:
@@ -247,7 +250,12 @@ def _describe_new(kind: str, obj: dict, when: Mapping[str, str | None] | None = 
             extras = [s for s in _route_change({}, route) if not s.startswith(("→", "new match", "condition"))]
             lines.append(f"route {_route_name(key)} {_route_text(route)}"
                          + "".join(f"; {e}" for e in extras))
+        for key in ("tcp", "tls"):
+            lines += [f"{key} route {i + 1} {_route_text(r)}" for i, r in enumerate(spec.get(key) or [])]
         return lines
+    if kind == "ServiceEntry":
+        return [f"new ServiceEntry for {', '.join(spec.get('hosts') or [])}: {spec.get('location', 'MESH_EXTERNAL')}, "
+                f"resolution {spec.get('resolution', 'NONE')}, ports {_ports_text(spec)}"]
     if kind == "DestinationRule":
         subsets = ", ".join(s.get("name", "?") for s in spec.get("subsets") or [])
         lines = [f"subsets {subsets}" if subsets else "no subsets"]
@@ -312,6 +320,17 @@ def split(route: dict) -> dict[str, int]:
         name = dest.get("subset") or dest.get("host", "?")
         weight = d.get("weight", 100 if len(dests) == 1 else 0)
         out[name] = out.get(name, 0) + int(weight)
+    return out
+
+
+def _dest_texts(route: dict) -> list[str]:
+    """``host:port/subset`` of each destination of a route."""
+    out = []
+    for d in route.get("route") or []:
+        dest = d.get("destination") or {}
+        port = (dest.get("port") or {}).get("number")
+        out.append(f"{dest.get('host', '?')}{f':{port}' if port else ''}"
+                   f"{'/' + dest['subset'] if dest.get('subset') else ''}")
     return out
 
 
@@ -393,6 +412,32 @@ def _virtual_service(old: dict, new: dict, when_old: Mapping[str, str | None] | 
                      f"{', '.join(k[0] for k in common_old)} → {', '.join(k[0] for k in common_new)}")
     for key in common_new:
         lines += [f"route {_route_name(key)}: {s}" for s in _route_change(r_old[key], r_new[key])]
+    for key in ("tcp", "tls"):  # Istio's TCP and TLS routes have no names: by position
+        l_old, l_new = old.get(key) or [], new.get(key) or []
+        for i in range(max(len(l_old), len(l_new))):
+            if i >= len(l_old):
+                lines.append(f"new {key} route {i + 1} {_route_text(l_new[i])}")
+            elif i >= len(l_new):
+                lines.append(f"{key} route {i + 1} removed")
+            else:
+                lines += [f"{key} route {i + 1}: {s}" for s in _route_change(l_old[i], l_new[i])]
+    lines += _set_change("exportTo", old.get("exportTo") or [], new.get("exportTo") or [])
+    return lines
+
+
+def _ports_text(spec: dict) -> str:
+    return ", ".join(f"{p.get('number')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []) or "none"
+
+
+def _service_entry(old: dict, new: dict) -> list[str]:
+    lines = _set_change("host", old.get("hosts") or [], new.get("hosts") or [])
+    lines += _scalar("location", old.get("location"), new.get("location"))
+    lines += _scalar("resolution", old.get("resolution"), new.get("resolution"))
+    if _ports_text(old) != _ports_text(new):
+        lines.append(f"ports {_ports_text(old)} → {_ports_text(new)}")
+    lines += _field_changes(old, new, skip={"hosts", "location", "resolution", "ports"})
+    if not lines and old != new:
+        lines.append("entry changed")
     return lines
 
 
@@ -400,6 +445,8 @@ def _route_change(old: dict, new: dict) -> list[str]:
     lines: list[str] = []
     if old and split(old) != split(new):  # an empty old route has no split to compare
         lines.append(f"{split_text(split(old))} → {split_text(split(new))}")
+    elif old and _dest_texts(old) != _dest_texts(new):  # same split, other hosts or ports
+        lines.append(f"sends to {', '.join(_dest_texts(old))} → {', '.join(_dest_texts(new))}")
     if _WHEN in old and _WHEN in new:  # the spec's conditions, as written
         if old[_WHEN] != new[_WHEN]:
             lines.append(f"condition `{old[_WHEN]}` → `{new[_WHEN]}`" if old[_WHEN] and new[_WHEN] else

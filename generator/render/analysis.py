@@ -28,6 +28,16 @@ MG107  error   DestinationRules disagree on mutual TLS for one IST0113 MTLSPolic
                host (host level, subset level, or two rules)
 MG108  warning apps of one namespace are reached with          IST0113 MTLSPolicyConflict
                ISTIO_MUTUAL and with plain text or SIMPLE TLS  (namespace-wide PeerAuthentication)
+MG109  error   a VirtualService binds a Gateway that nothing   IST0101 ReferencedResourceNotFound
+               in the repository renders and the environment   (gateway)
+               does not declare in spec.externalGateways
+MG110  error   two ServiceEntries declare one host, both       —
+               visible in one namespace
+MG111  warning a DestinationRule's host is routed to by        IST0101 ReferencedResourceNotFound
+               nothing: no route, ServiceEntry, app Service    (host)
+               or declared external host
+MG112  error   a TLS or TCP route matches a port (or binds a   —
+               Gateway) where its Gateway serves no TLS/TCP
 ====== ======= =============================================== ==================================
 
 The module is pure: :func:`analyze_objects` takes rendered objects (anything with the fields
@@ -64,6 +74,10 @@ CODES: dict[str, tuple[str, str]] = {
     "MG106": ("error", "IST0127 NoMatchingWorkloadsFound"),
     "MG107": ("error", "IST0113 MTLSPolicyConflict"),
     "MG108": ("warning", "IST0113 MTLSPolicyConflict"),
+    "MG109": ("error", "IST0101 ReferencedResourceNotFound"),
+    "MG110": ("error", ""),
+    "MG111": ("warning", "IST0101 ReferencedResourceNotFound"),
+    "MG112": ("error", ""),
 }
 """Finding code -> (level, the Istio analyzer message it mirrors, empty when none)."""
 
@@ -174,11 +188,16 @@ def analyze(rendering: "render.Rendering") -> list[Finding]:
             keys = ("spec", "routes") if index is None else ("spec", "routes", index, *keys[3:])
         return spec_app.place(*keys)
 
-    return analyze_objects(rendering.objects, versions=versions, place_of=place_of)
+    external = {env: (repo.environments[env].data.get("spec") or {}) for env in rendering.envs}
+    return analyze_objects(rendering.objects, versions=versions, place_of=place_of,
+                           external={env: {"gateways": spec.get("externalGateways") or [],
+                                           "hosts": spec.get("externalHosts") or []}
+                                     for env, spec in external.items()})
 
 
 def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions | None = None,
-                    place_of: PlaceOf | None = None) -> list[Finding]:
+                    place_of: PlaceOf | None = None,
+                    external: Mapping[str, Mapping[str, list[str]]] | None = None) -> list[Finding]:
     """Run every analyzer over the rendered objects of one or more environments.
 
     Objects of different environments never see each other. Findings are sorted by place.
@@ -190,17 +209,24 @@ def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions
             is not run.
         place_of: maps ``(app, env, spec key path)`` to a precise spec place; without it a
             finding carries the place of the object's source spec.
+        external: per environment, ``{"gateways": [...], "hosts": [...]}``: the Gateways and
+            destination hosts the environment declares outside the repository
+            (``spec.externalGateways``, ``spec.externalHosts``), for MG101, MG105, MG109, MG111.
 
     Returns:
         All findings, errors and warnings, in a stable order.
     """
     by_env: dict[str, list[RenderedObjectLike]] = defaultdict(list)
     for o in objects:
-        if o.kind in ("VirtualService", "DestinationRule", "Gateway"):
+        if o.kind in ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry"):
             by_env[o.env].append(o)
+    # a Gateway some environment renders is declared by the repository (MG105, not MG109, elsewhere)
+    declared = {f"{_ns(o)}/{(o.obj.get('metadata') or {}).get('name')}"
+                for env_objects in by_env.values() for o in env_objects if o.kind == "Gateway"}
     findings: list[Finding] = []
     for env in sorted(by_env):
-        findings.extend(_Environment(env, by_env[env], versions or {}, place_of).findings())
+        findings.extend(_Environment(env, by_env[env], versions or {}, place_of,
+                                     (external or {}).get(env) or {}, declared).findings())
     return sorted(findings, key=lambda f: (f.env, f.sort_key(), f.code))
 
 
@@ -230,12 +256,17 @@ class _Environment:
     """The analyzers over one environment's objects; each method yields findings."""
 
     def __init__(self, env: str, objects: list[RenderedObjectLike], versions: Versions,
-                 place_of: PlaceOf | None) -> None:
+                 place_of: PlaceOf | None, external: Mapping[str, list[str]] | None = None,
+                 declared: set[str] | None = None) -> None:
         self.env = env
         self.versions = versions
         self.place_of = place_of
+        self.external_gateways = set((external or {}).get("gateways") or [])
+        self.external_hosts = list((external or {}).get("hosts") or [])
+        self.declared = declared or set()
         self.vss = [o for o in objects if o.kind == "VirtualService"]
         self.drs = [o for o in objects if o.kind == "DestinationRule"]
+        self.entries = [o for o in objects if o.kind == "ServiceEntry"]
         self.gateways = {f"{_ns(o)}/{(o.obj.get('metadata') or {}).get('name')}": o
                          for o in objects if o.kind == "Gateway"}
 
@@ -243,7 +274,8 @@ class _Environment:
         out: list[Finding] = []
         for analyzer in (self.undefined_subsets, self.conflicting_hosts, self.unrouted_gateway_hosts,
                          self.hosts_not_on_gateway, self.missing_gateways, self.unselected_subsets,
-                         self.mtls_host_conflicts, self.mtls_namespace_mix):
+                         self.mtls_host_conflicts, self.mtls_namespace_mix, self.duplicate_service_entries,
+                         self.unrouted_destination_rules, self.l4_routes_off_gateway):
             out.extend(analyzer())
         return out
 
@@ -267,7 +299,10 @@ class _Environment:
         subsets = self.subsets_by_host()
         for vs in self.vss:
             seen: set[tuple[str, str]] = set()
-            for http in _spec(vs).get("http") or []:
+            spec = _spec(vs)
+            blocks = [(http, ("spec", "routes", http.get("name") or "")) for http in spec.get("http") or []]
+            blocks += [(r, ("spec", key, i)) for key in ("tcp", "tls") for i, r in enumerate(spec.get(key) or [])]
+            for http, at in blocks:
                 dests = [(r.get("destination") or {}, ("to", (r.get("destination") or {}).get("subset")))
                          for r in http.get("route") or []]
                 if http.get("mirror"):
@@ -275,13 +310,15 @@ class _Environment:
                 for dest, field in dests:
                     subset = dest.get("subset")
                     host = fqdn(dest.get("host", ""), _ns(vs))
+                    if host not in subsets and _declared_external(self.external_hosts, host):
+                        continue  # a host outside the repository: its subsets are not known here
                     if subset and subset not in subsets.get(host, set()) and (host, subset) not in seen:
                         seen.add((host, subset))
                         yield self.finding(
                             "MG101", vs,
                             f"VirtualService {_name(vs)} routes to subset '{subset}' of host "
                             f"{dest.get('host')}, but no DestinationRule for that host defines it",
-                            ("spec", "routes", http.get("name") or "", *field),
+                            (*at, *field),
                             hint="add the version to the app's versions, or route to an existing one")
 
     def bindings(self) -> dict[tuple[str, str], list[RenderedObjectLike]]:
@@ -354,12 +391,84 @@ class _Environment:
         for vs in self.vss:
             for gw in _spec(vs).get("gateways") or []:
                 ref = gateway_ref(gw, _ns(vs))
-                if ref != MESH and ref not in self.gateways:
+                if ref != MESH and ref not in self.gateways and ref not in self.external_gateways:
+                    if ref not in self.declared:
+                        yield self.finding(
+                            "MG109", vs,
+                            f"VirtualService {_name(vs)} binds Gateway {ref}, which nothing in the repository "
+                            f"renders and environment {self.env} does not declare", ("spec", "gateways"),
+                            hint=f"check the name, or list it in environments/{self.env}.yaml under "
+                                 "spec.externalGateways")
+                        continue
                     yield self.finding(
                         "MG105", vs,
                         f"VirtualService {_name(vs)} binds Gateway {ref}, which is not rendered "
                         f"in this environment", ("spec", "expose"),
                         hint="make sure the cluster has it, or expose the app through meshgen")
+
+
+    def duplicate_service_entries(self) -> Iterable[Finding]:
+        """MG110: one host declared by two ServiceEntries that one namespace sees."""
+        owners: dict[str, list[RenderedObjectLike]] = defaultdict(list)
+        for se in self.entries:
+            for host in _spec(se).get("hosts") or []:
+                owners[fqdn(host, _ns(se))].append(se)
+        for host, entries in sorted(owners.items()):
+            if len(entries) < 2:
+                continue
+            # exportTo ["."] in different namespaces: no namespace sees both
+            visible = [e for e in entries if (_spec(e).get("exportTo") or ["*"]) != ["."]]
+            namespaces = {_ns(e) for e in entries}
+            if not visible and len(namespaces) == len(entries):
+                continue
+            names = ", ".join(sorted(_name(e) for e in entries))
+            for se in entries:
+                yield self.finding("MG110", se, f"ServiceEntries {names} all declare host {host}; Istio keeps one "
+                                                f"of them, by creation time", ("spec", "serviceEntry"),
+                                   hint="declare each host in one ServiceEntry")
+
+    def unrouted_destination_rules(self) -> Iterable[Finding]:
+        """MG111: a DestinationRule whose host nothing routes to."""
+        routed = {fqdn(d.get("host", ""), _ns(vs)) for vs in self.vss for d in _destinations_of(vs)}
+        entry_hosts = [fqdn(h, _ns(se)) for se in self.entries for h in _spec(se).get("hosts") or []]
+        for dr in self.drs:
+            host = fqdn(_spec(dr).get("host", ""), _ns(dr))
+            if (host in routed or host.endswith(".svc.cluster.local")
+                    or _declared_external(entry_hosts, host) or _declared_external(self.external_hosts, host)):
+                continue
+            yield self.finding(
+                "MG111", dr, f"DestinationRule {_name(dr)} is for host {host}, which no route sends to, no "
+                             "ServiceEntry declares and the environment does not list in spec.externalHosts; its "
+                             "policy applies to nothing", ("spec", "service", "host"),
+                hint="add a serviceEntry for the host, or route to it")
+
+    def l4_routes_off_gateway(self) -> Iterable[Finding]:
+        """MG112: a TLS or TCP route on a Gateway port that serves no TLS or TCP."""
+        wanted = {"tls": {"TLS"}, "tcp": {"TCP", "TLS", "MONGO", "MYSQL", "REDIS"}}
+        for vs in self.vss:
+            spec = _spec(vs)
+            for key in ("tls", "tcp"):
+                for i, route in enumerate(spec.get(key) or []):
+                    for block in route.get("match") or [{}]:
+                        refs = [gateway_ref(g, _ns(vs)) for g in block.get("gateways") or spec.get("gateways") or []]
+                        for ref in refs:
+                            gw = self.gateways.get(ref)
+                            if gw is None:
+                                continue
+                            ports = [(s.get("port") or {}) for s in _spec(gw).get("servers") or []]
+                            fits = [p for p in ports if str(p.get("protocol", "")).upper() in wanted[key]]
+                            if "port" in block:
+                                fits = [p for p in fits if p.get("number") == block["port"]]
+                            if fits:
+                                continue
+                            on = f"port {block['port']}" if "port" in block else "any port"
+                            yield self.finding(
+                                "MG112", vs,
+                                f"{key} route {i + 1} of VirtualService {_name(vs)} is bound to Gateway {ref}, "
+                                f"which serves no {key.upper()} on {on}; the route never sees a connection",
+                                ("spec", key, i),
+                                hint=f"add a {'TLS' if key == 'tls' else 'TCP'} server on that port to the Gateway "
+                                     "(expose.servers), or fix the match port")
 
     def unselected_subsets(self) -> Iterable[Finding]:
         """MG106: a subset whose label selector matches none of the app's versions."""
@@ -433,3 +542,18 @@ class _Environment:
                     f"DestinationRule {_name(o)} uses tls mode {mode} in namespace {ns}, where "
                     f"{names} use ISTIO_MUTUAL; one namespace-wide PeerAuthentication cannot "
                     f"suit both", ("spec", "trafficPolicy", "tls", "mode"))
+
+
+def _declared_external(patterns: Iterable[str], host: str) -> bool:
+    return any(p == "*" or p == host or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)
+
+
+def _destinations_of(vs: RenderedObjectLike) -> Iterable[dict]:
+    """Every ``destination`` of a VirtualService's http, tcp and tls routes (mirrors included)."""
+    spec = _spec(vs)
+    for key in ("http", "tcp", "tls"):
+        for route in spec.get(key) or []:
+            for r in route.get("route") or []:
+                yield r.get("destination") or {}
+            if key == "http" and route.get("mirror"):
+                yield route["mirror"]

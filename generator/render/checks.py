@@ -73,10 +73,40 @@ def check_duration(value: Any, place: Place, what: str) -> list[SpecError]:
 
 
 def weights(to: Any) -> dict[str, int]:
-    """A route's ``to`` as ``{version: weight}``; the shorthand ``to: v1`` means ``{v1: 100}``."""
+    """A route's ``to`` in its version forms as ``{version: weight}``; the shorthand ``to: v1``
+    means ``{v1: 100}``. (The destination forms: :func:`destinations`.)"""
     if isinstance(to, str):
         return {to: 100}
     return dict(to)
+
+
+def is_version_form(to: Any) -> bool:
+    """``to: v1`` or ``{v1: 90, v2: 10}``: versions of the app itself."""
+    return isinstance(to, str) or (isinstance(to, dict) and not isinstance(to.get("host"), str))
+
+
+def destinations(to: Any) -> list[dict[str, Any]]:
+    """Every form of a route's ``to`` as a list of ``{host?, subset?, port?, weight?}``.
+
+    ``to: v1`` is ``[{subset: v1, weight: 100}]``; ``{v1: 90, v2: 10}`` one item per version
+    (by version name, as rendered); ``{host: ...}`` one item without weight unless given; a list
+    stays as written. No ``host``: the app's own service. ``None`` (no ``to``) is the app's own
+    service as a whole.
+    """
+    if to is None:
+        return [{}]
+    if is_version_form(to):
+        return [{"subset": v, "weight": w} for v, w in sorted(weights(to).items())]
+    if isinstance(to, dict):
+        return [dict(to)]
+    return [dict(item) for item in to]
+
+
+def all_routes(spec: dict[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """``(list key, index, route)`` of every route of an App spec: ``routes`` (HTTP), ``tcp``, ``tls``."""
+    for key in ("routes", "tcp", "tls"):
+        for i, route in enumerate(spec.get(key) or []):
+            yield key, i, route
 
 
 def check_app(app: EffectiveApp) -> list[SpecError]:
@@ -85,15 +115,19 @@ def check_app(app: EffectiveApp) -> list[SpecError]:
     if errors:
         return errors
     spec = app.spec
-    versions = spec["versions"]
+    versions = spec.get("versions") or {}
     errors.extend(_check_host_names(app, spec))
-    errors.extend(_check_routes(app, spec["routes"], versions))
+    errors.extend(_check_routes(app, spec.get("routes") or [], versions))
+    errors.extend(_check_l4_routes(app, spec, versions))
+    errors.extend(_check_shape(app, spec))
+    if "serviceEntry" in spec:
+        errors.extend(_check_service_entry(app, spec))
     errors.extend(_istio_durations(app, spec.get("trafficPolicy"), ("spec", "trafficPolicy"), "istio.TrafficPolicy"))
     for name, version in versions.items():
         errors.extend(_istio_durations(app, version.get("trafficPolicy"),
                                        ("spec", "versions", name, "trafficPolicy"), "istio.TrafficPolicy"))
     if "rollout" in spec:
-        errors.extend(_check_rollout(app, spec["rollout"], versions, spec["routes"]))
+        errors.extend(_check_rollout(app, spec["rollout"], versions, spec))
     return errors
 
 
@@ -121,7 +155,11 @@ def check_host_name(host: str, place: Place, what: str) -> list[SpecError]:
 def _check_host_names(app: EffectiveApp, spec: dict[str, Any]) -> Iterator[SpecError]:
     yield from check_host_name(spec["service"]["host"], app.text_place("spec", "service", "host"), "service.host")
     for i, host in enumerate((spec.get("expose") or {}).get("hosts") or []):
-        yield from check_host_name(host, app.text_place("spec", "expose", "hosts", i), "expose host")
+        if host != "*":
+            yield from check_host_name(host, app.text_place("spec", "expose", "hosts", i), "expose host")
+    for i, host in enumerate(spec.get("hosts") or []):
+        if host != "*":
+            yield from check_host_name(host, app.text_place("spec", "hosts", i), "host")
 
 
 def _missing_version(app: EffectiveApp, version: str, versions: dict[str, Any], place: Place, what: str) -> SpecError:
@@ -156,17 +194,9 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
                 conditions.parse(route["when"], app.text_place(*at, "when"))
             except SpecError as e:
                 yield e
-        yield from _check_action(app, route, at, name)
-        to = route.get("to", {})
-        split = weights(to) if "to" in route else {}
-        for version, weight in split.items():
-            if version not in versions:
-                where = app.place(*at, "to") if isinstance(to, str) else app.key_place(*at, "to", version)
-                yield _missing_version(app, version, versions, where, f"route {name!r}")
-        total = sum(split.values())
-        if "to" in route and total != 100:
-            yield SpecError(f"weights of route {name!r} sum to {total}, not 100 (Istio would normalise them silently)",
-                            place=app.place(*at, "to"), hint="make the integer weights add up to exactly 100")
+        yield from _check_action(app, route, at, name, versions)
+        if "to" in route:
+            yield from _check_to(app, route["to"], at, name, versions)
         if "timeout" in route:
             yield from check_duration(route["timeout"], app.place(*at, "timeout"), f"route {name!r} timeout")
         if "retries" in route:
@@ -197,10 +227,289 @@ _CORS_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "CO
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP token (RFC 9110)
 
 
-def _check_action(app: EffectiveApp, route: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
-    """``to``, ``redirect`` and ``directResponse``: exactly one; what Envoy answers itself has no
-    use for forwarding fields (Istio: virtualservice.go ``validateHTTPRoute``, silent on some)."""
-    actions = [k for k in ("to", "redirect", "directResponse") if k in route]
+def _check_to(app: EffectiveApp, to: Any, at: tuple, name: str, versions: dict[str, Any]) -> Iterator[SpecError]:
+    """A route's ``to`` in any form: versions exist, weights are integers summing to exactly 100."""
+    if is_version_form(to):
+        split = weights(to)
+        for version in split:
+            if version not in versions:
+                where = app.place(*at, "to") if isinstance(to, str) else app.key_place(*at, "to", version)
+                yield _missing_version(app, version, versions, where, f"route {name!r}")
+        total = sum(split.values())
+        if total != 100:
+            yield SpecError(f"weights of route {name!r} sum to {total}, not 100 (Istio would normalise them silently)",
+                            place=app.place(*at, "to"), hint="make the integer weights add up to exactly 100")
+        return
+    items = destinations(to)
+    for j, item in enumerate(items):
+        where = (*at, "to") if isinstance(to, dict) else (*at, "to", j)
+        if "host" not in item and "subset" in item and item["subset"] not in versions:
+            yield _missing_version(app, item["subset"], versions, app.place(*where, "subset"), f"route {name!r}")
+        if "host" in item:
+            yield from check_host_name(item["host"], app.text_place(*where, "host"), f"route {name!r}: host")
+    given = [item.get("weight") for item in items]
+    if len(items) > 1 and None in given:
+        j = given.index(None)
+        yield SpecError(f"route {name!r} sends to {len(items)} destinations, but destination {j + 1} has no weight",
+                        place=app.place(*at, "to", j), hint="give every destination an integer `weight`; they add up to 100")
+    elif len(items) > 1 or given != [None]:
+        total = sum(w or 0 for w in given)
+        if total != 100:
+            yield SpecError(f"weights of route {name!r} sum to {total}, not 100 (Istio would normalise them silently)",
+                            place=app.place(*at, "to"), hint="make the integer weights add up to exactly 100")
+    seen = set()
+    for j, item in enumerate(items):
+        key = (item.get("host"), item.get("subset"), item.get("port"))
+        if key in seen:
+            yield SpecError(f"route {name!r} lists one destination twice", place=app.place(*at, "to", j),
+                            hint="merge their weights into one entry")
+        seen.add(key)
+
+
+def _check_l4_routes(app: EffectiveApp, spec: dict[str, Any], versions: dict[str, Any]) -> Iterator[SpecError]:
+    """``tcp`` and ``tls`` routes: names unique among all routes of the app, ``to`` as for HTTP,
+    a route without ``match`` only last (it takes every connection), SNI hosts present."""
+    seen: dict[str, str] = {r["name"]: "routes" for r in spec.get("routes") or []}
+    for key in ("tcp", "tls"):
+        routes = spec.get(key) or []
+        for i, route in enumerate(routes):
+            at = ("spec", key, i)
+            name = route["name"]
+            if name in seen:
+                yield SpecError(f"route name {name!r} is used twice (also in {seen[name]})",
+                                place=app.place(*at, "name"), hint="give every route its own name")
+            seen.setdefault(name, key)
+            if "match" not in route and i < len(routes) - 1:
+                yield SpecError(f"{key} route {name!r} has no match and so takes every connection: the "
+                                f"{key} routes after it can never be reached", place=app.place(*at, "name"),
+                                hint="move it to the end, or give it a match")
+            for j, block in enumerate(route.get("match") or []):
+                if key == "tls" and not block.get("sniHosts"):
+                    yield SpecError(f"tls route {name!r}: match {j + 1} has no sniHosts (Istio requires at least one)",
+                                    place=app.key_place(*at, "match", j), hint="add sniHosts: [<host>]")
+                for k, subnet in enumerate(block.get("destinationSubnets") or []):
+                    if not _is_ip_or_cidr(subnet):
+                        yield SpecError(f"{key} route {name!r}: destinationSubnets entry {subnet!r} is not an IP "
+                                        "address or CIDR block", place=app.place(*at, "match", j, "destinationSubnets", k))
+            yield from _check_to(app, route["to"], at, name, versions)
+
+
+def _is_ip_or_cidr(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_shape(app: EffectiveApp, spec: dict[str, Any]) -> Iterator[SpecError]:
+    """What an app renders must be something, and the new fields must fit together:
+    a delegate has no hosts, gateways, expose or L4 routes (Istio: delegate VirtualServices
+    carry HTTP routes only); an exposed app has routes; Gateway servers and their hosts."""
+    renders = [k for k in ("routes", "tcp", "tls", "versions", "trafficPolicy", "serviceEntry") if spec.get(k)]
+    if not renders:
+        yield SpecError(f"app {app.name!r} renders nothing: it has no routes, tcp or tls routes, versions, "
+                        "trafficPolicy or serviceEntry", place=app.key_place("spec"),
+                        hint="add `routes` (a VirtualService), `trafficPolicy` or `versions` (a DestinationRule) "
+                             "or `serviceEntry`")
+    expose = spec.get("expose")
+    if spec.get("delegate"):
+        for key in ("hosts", "gateways", "expose", "tcp", "tls"):
+            if key in spec:
+                yield SpecError(f"a delegate VirtualService has no {key} (Istio: its routes are reached through "
+                                "the route of another VirtualService that delegates to it)",
+                                place=app.key_place("spec", key), hint=f"remove {key!r} or `delegate: true`")
+        if not spec.get("routes"):
+            yield SpecError("a delegate app needs routes", place=app.key_place("spec", "delegate"))
+    if expose and not any(spec.get(k) for k in ("routes", "tcp", "tls")):
+        yield SpecError(f"app {app.name!r} is exposed but has no routes, so its Gateway would lead nowhere",
+                        place=app.key_place("spec", "expose"), hint="add `routes` (or `tcp` / `tls` routes)")
+    if not expose:
+        return
+    servers = expose.get("servers")
+    if servers and "tls" in expose:
+        yield SpecError("expose.tls and expose.servers: the servers replace the default 80/443 ones",
+                        place=app.key_place("spec", "expose", "tls"),
+                        hint="put `tls: {mode: SIMPLE, credentialName: ...}` into the HTTPS server")
+    if "httpsRedirect" in expose and "tls" not in expose:
+        yield SpecError("expose.httpsRedirect needs expose.tls (without TLS there is nothing to redirect to)",
+                        place=app.key_place("spec", "expose", "httpsRedirect"))
+    numbers: dict[int, int] = {}
+    for i, server in enumerate(servers or []):
+        if not server.get("hosts") and not expose.get("hosts"):
+            yield SpecError(f"expose.servers[{i}] has no hosts and expose.hosts is not set",
+                            place=app.key_place("spec", "expose", "servers", i),
+                            hint="add hosts to the server or expose.hosts")
+        port = server.get("port") or {}
+        number = port.get("number")
+        if number in numbers:
+            other = servers[numbers[number]]
+            if (other.get("port") or {}).get("protocol", "").upper() != str(port.get("protocol", "")).upper():
+                yield SpecError(f"expose.servers: port {number} is served with two protocols",
+                                place=app.place("spec", "expose", "servers", i, "port", "number"))
+        numbers.setdefault(number, i)
+        if number is not None and not 1 <= number <= 65535:
+            yield SpecError(f"expose.servers[{i}]: port {number} is not between 1 and 65535",
+                            place=app.place("spec", "expose", "servers", i, "port", "number"))
+        protocol = str(port.get("protocol", "")).upper()
+        if protocol and protocol not in _GATEWAY_PROTOCOLS:
+            yield SpecError(f"expose.servers[{i}]: protocol {port.get('protocol')!r} is not one Istio knows",
+                            place=app.place("spec", "expose", "servers", i, "port", "protocol"),
+                            hint=f"use one of {', '.join(_GATEWAY_PROTOCOLS)}")
+        tls = server.get("tls") or {}
+        mode = tls.get("mode")
+        if protocol in ("HTTPS",) and not tls:
+            yield SpecError(f"expose.servers[{i}]: an HTTPS server needs tls (Istio refuses it without)",
+                            place=app.key_place("spec", "expose", "servers", i), hint="add tls: {mode: SIMPLE, credentialName: ...}")
+        if mode in ("SIMPLE", "MUTUAL") and not (tls.get("credentialName") or tls.get("credentialNames")
+                                                or tls.get("serverCertificate") or tls.get("tlsCertificates")):
+            yield SpecError(f"expose.servers[{i}]: tls mode {mode} needs credentialName (or a certificate)",
+                            place=app.key_place("spec", "expose", "servers", i, "tls"))
+        if mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH") and protocol not in ("TLS", "HTTPS", ""):
+            yield SpecError(f"expose.servers[{i}]: tls mode {mode} needs protocol TLS (the gateway does not "
+                            "terminate the connection)", place=app.place("spec", "expose", "servers", i, "port", "protocol"))
+
+
+#: Server protocols of Istio's Gateway (protocol.Parse in pkg/config/protocol).
+_GATEWAY_PROTOCOLS = ("HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "REDIS", "MYSQL", "TCP", "TLS", "UDP")
+#: ServiceEntry port protocols istiod's ValidateProtocol accepts (case-insensitive).
+_SERVICE_PROTOCOLS = _GATEWAY_PROTOCOLS
+
+
+def _check_service_entry(app: EffectiveApp, spec: dict[str, Any]) -> Iterator[SpecError]:
+    """A ServiceEntry as istiod validates it (``ValidateServiceEntry`` in
+    ``pkg/config/validation/validation.go``): hosts, addresses, ports, resolution against
+    endpoints, addresses and hosts, location, endpoints against ports."""
+    import ipaddress
+
+    entry = spec["serviceEntry"]
+    at = ("spec", "serviceEntry")
+    hosts = entry.get("hosts") or [spec["service"]["host"]]
+    resolution = entry.get("resolution", "NONE")
+    location = entry.get("location", "MESH_EXTERNAL")
+    endpoints = entry.get("endpoints") or []
+    addresses = entry.get("addresses") or []
+    where_hosts = app.key_place(*at, "hosts") if "hosts" in entry else app.place("spec", "service", "host")
+    for i, host in enumerate(hosts):
+        place = app.place(*at, "hosts", i) if "hosts" in entry else where_hosts
+        if host == "*":
+            yield SpecError("a ServiceEntry host cannot be `*` (istiod refuses it)", place=place,
+                            hint="name the external domain, or `*.domain`")
+            continue
+        if not _DOMAIN.fullmatch(host.removeprefix("*.")):
+            yield SpecError(f"ServiceEntry host {host!r} is not a valid domain name (a wildcard only as `*.` in front)",
+                            place=place)
+            continue
+        yield from check_host_name(host, place, "ServiceEntry host")
+        if "." not in host and location != "MESH_INTERNAL":
+            yield SpecError(f"ServiceEntry host {host!r} is a short name; outside the mesh a host is a domain "
+                            "name", place=place, hint="write the full domain name (or location: MESH_INTERNAL)")
+        if resolution in ("DNS", "DNS_ROUND_ROBIN") and not endpoints and host.startswith("*."):
+            yield SpecError(f"resolution {resolution} without endpoints resolves each host by DNS, so host "
+                            f"{host!r} cannot be a wildcard", place=place,
+                            hint="use resolution: NONE (or DYNAMIC_DNS) for a wildcard host, or add endpoints")
+        if resolution == "DYNAMIC_DNS" and not host.startswith("*."):
+            yield SpecError(f"resolution DYNAMIC_DNS needs wildcard hosts; {host!r} is not one", place=place)
+    cidr = False
+    for i, address in enumerate(addresses):
+        cidr = cidr or "/" in address
+        try:
+            ipaddress.ip_network(address, strict=False) if "/" in address else ipaddress.ip_address(address)
+        except ValueError:
+            yield SpecError(f"ServiceEntry address {address!r} is not an IP address or CIDR block",
+                            place=app.place(*at, "addresses", i))
+    if cidr and resolution not in ("NONE", "STATIC"):
+        yield SpecError(f"CIDR addresses are allowed only with resolution NONE or STATIC, not {resolution}",
+                        place=app.place(*at, "resolution") if "resolution" in entry else app.key_place(*at, "addresses"))
+    names: set[str] = set()
+    numbers: set[int] = set()
+    for i, port in enumerate(entry.get("ports") or []):
+        pat = (*at, "ports", i)
+        name, number = port.get("name"), port.get("number")
+        if name in names:
+            yield SpecError(f"ServiceEntry port name {name!r} is used twice", place=app.place(*pat, "name"))
+        if number in numbers:
+            yield SpecError(f"ServiceEntry port {number} is listed twice", place=app.place(*pat, "number"))
+        names.add(name)
+        numbers.add(number)
+        if name is not None and not schema.is_dns1123_label(str(name)):
+            yield SpecError(f"ServiceEntry port name {name!r} is not a DNS-1123 label", place=app.place(*pat, "name"),
+                            hint="lower-case letters, digits and '-', e.g. https or tcp-db")
+        for key in ("number", "targetPort"):
+            if key in port and not 1 <= port[key] <= 65535:
+                yield SpecError(f"ServiceEntry port {key} {port[key]} is not between 1 and 65535",
+                                place=app.place(*pat, key))
+        if str(port.get("protocol", "")).upper() not in _SERVICE_PROTOCOLS:
+            yield SpecError(f"ServiceEntry port protocol {port.get('protocol')!r} is not one Istio knows",
+                            place=app.place(*pat, "protocol") if "protocol" in port else app.key_place(*pat),
+                            hint=f"use one of {', '.join(_SERVICE_PROTOCOLS)}")
+        if resolution == "DYNAMIC_DNS" and str(port.get("protocol", "")).upper() not in ("HTTP", "TLS", "GRPC", "HTTP2"):
+            yield SpecError("resolution DYNAMIC_DNS supports only HTTP, TLS, GRPC and HTTP2 ports",
+                            place=app.place(*pat, "protocol") if "protocol" in port else app.key_place(*pat))
+    if "workloadSelector" in entry and endpoints:
+        yield SpecError("a ServiceEntry has endpoints or a workloadSelector, not both",
+                        place=app.key_place(*at, "workloadSelector"))
+    if resolution == "NONE" and endpoints:
+        yield SpecError("resolution NONE takes no endpoints (the caller's destination address is used)",
+                        place=app.key_place(*at, "endpoints"), hint="use resolution: STATIC or DNS with endpoints")
+    if resolution == "DNS_ROUND_ROBIN" and len(endpoints) > 1:
+        yield SpecError("resolution DNS_ROUND_ROBIN takes at most one endpoint", place=app.key_place(*at, "endpoints"))
+    if resolution == "DYNAMIC_DNS":
+        for key in ("addresses", "endpoints"):
+            if entry.get(key):
+                yield SpecError(f"resolution DYNAMIC_DNS takes no {key}", place=app.key_place(*at, key))
+        if location not in ("MESH_EXTERNAL", "MESH_INTERNAL"):
+            yield SpecError("resolution DYNAMIC_DNS needs location MESH_EXTERNAL or MESH_INTERNAL",
+                            place=app.key_place(*at, "location"))
+    for i, endpoint in enumerate(endpoints):
+        ept = (*at, "endpoints", i)
+        address = str(endpoint.get("address", ""))
+        if resolution == "STATIC":
+            if not (address.startswith("unix://") or _is_ip(address)):
+                yield SpecError(f"resolution STATIC needs endpoint addresses that are IPs (or unix:// sockets), "
+                                f"not {address!r}", place=app.place(*ept, "address") if "address" in endpoint
+                                else app.key_place(*ept), hint="use resolution: DNS for a domain name")
+        elif resolution in ("DNS", "DNS_ROUND_ROBIN") and not (_is_ip(address) or _DOMAIN.fullmatch(address)):
+            yield SpecError(f"endpoint address {address!r} is not a valid domain name or IP address",
+                            place=app.place(*ept, "address") if "address" in endpoint else app.key_place(*ept))
+        for pname in endpoint.get("ports") or {}:
+            if pname not in names:
+                yield SpecError(f"endpoint port {pname!r} is not a port name of the ServiceEntry",
+                                place=app.key_place(*ept, "ports", pname),
+                                hint=f"ports of the entry: {', '.join(sorted(str(n) for n in names)) or 'none'}")
+    if resolution != "NONE" and len(hosts) > 1:
+        for port in entry.get("ports") or []:
+            protocol = str(port.get("protocol", "")).upper()
+            if protocol not in ("HTTP", "HTTPS", "HTTP2", "GRPC", "GRPC-WEB", "TLS"):
+                yield SpecError("several hosts with a port that is neither HTTP nor TLS: the proxy cannot tell the "
+                                "hosts apart", place=app.key_place(*at, "ports"),
+                                hint="one ServiceEntry per host, or resolution: NONE")
+                break
+
+
+_DOMAIN = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*\.?")
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_action(app: EffectiveApp, route: dict[str, Any], at: tuple, name: str,
+                  versions: dict[str, Any] | None = None) -> Iterator[SpecError]:
+    """``to``, ``redirect``, ``directResponse`` and ``delegate``: exactly one (none, in an app
+    without versions: the app's own service); what Envoy answers itself or hands to a delegate
+    has no use for forwarding fields (Istio: virtualservice.go ``validateHTTPRoute``, silent on some)."""
+    actions = [k for k in ("to", "redirect", "directResponse", "delegate") if k in route]
+    if not actions and not versions:
+        return  # an app without versions: forward to its own service as a whole
     if not actions:
         yield SpecError(f"route {name!r} has no destination", place=app.key_place(*at, "name"),
                         hint="add `to: <version>` (or `redirect` / `directResponse` to answer without a backend)")
@@ -371,20 +680,40 @@ def _check_fault(app: EffectiveApp, fault: dict[str, Any], at: tuple, name: str)
     yield from _istio_durations(app, fault, (*at, "fault"), "istio.HTTPFaultInjection")
 
 
+def rollout_route(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The route (HTTP, TCP or TLS) a spec's rollout names, if any."""
+    name = (spec.get("rollout") or {}).get("route")
+    return next((r for _, _, r in all_routes(spec) if r.get("name") == name), None)
+
+
 def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[str, Any],
-                   routes: list[dict[str, Any]]) -> Iterator[SpecError]:
+                   spec: dict[str, Any]) -> Iterator[SpecError]:
     at = ("spec", "rollout")
-    for key in ("stable", "canary"):
-        if rollout[key] not in versions:
-            yield _missing_version(app, rollout[key], versions, app.place(*at, key), f"rollout.{key}")
+    route = rollout_route(spec)
+    to = (route or {}).get("to")
+    if to is not None and not is_version_form(to):  # subsets named in the route's destinations
+        items = destinations(to)
+        subsets = [i.get("subset") for i in items]
+        for key in ("stable", "canary"):
+            if rollout[key] not in subsets:
+                yield SpecError(f"rollout.{key} {rollout[key]!r} is not a subset the route {route['name']!r} sends to "
+                                f"({', '.join(str(s) for s in subsets)})", place=app.place(*at, key),
+                                hint="list both the stable and the canary subset in the route's `to`")
+        if len(items) != 2 or len({(i.get("host"), i.get("port")) for i in items}) != 1:
+            yield SpecError(f"rollout.route {route['name']!r} must send to exactly the stable and the canary subset "
+                            "of one host, so the bot can move the weight between them", place=app.place(*at, "route"))
+    else:
+        for key in ("stable", "canary"):
+            if rollout[key] not in versions:
+                yield _missing_version(app, rollout[key], versions, app.place(*at, key), f"rollout.{key}")
     if rollout["stable"] == rollout["canary"]:
         yield SpecError("rollout.stable and rollout.canary are the same version", place=app.place(*at, "canary"),
                         hint="when the rollout is done, remove the rollout block or name the next canary")
-    names = [r["name"] for r in routes]
-    if rollout["route"] not in names:
+    names = [r["name"] for _, _, r in all_routes(spec)]
+    if route is None:
         yield SpecError(f"rollout.route {rollout['route']!r} is not a route of this app ({', '.join(names)})",
                         place=app.place(*at, "route"))
-    elif not any(r["name"] == rollout["route"] and "to" in r for r in routes):
+    elif "to" not in route:
         yield SpecError(f"rollout.route {rollout['route']!r} does not forward (`to`), so it has no weights to move",
                         place=app.place(*at, "route"), hint="name a route with `to`")
     steps = rollout.get("steps", [])
@@ -492,7 +821,13 @@ def check_hosts(apps: list[EffectiveApp], service_host: dict[str, str]) -> list[
     owner: dict[str, tuple[EffectiveApp, Place]] = {}
     errors: list[SpecError] = []
     for app in apps:
-        claims = [(service_host[app.name], app.place("spec", "service", "host"))]
+        spec = app.spec
+        claims = []
+        # the service host is claimed by the app's DestinationRule, and by its VirtualService
+        # unless `hosts` names other hosts (a VirtualService of aliases, or a delegate)
+        if spec.get("versions") or spec.get("trafficPolicy") or (
+                any(spec.get(k) for k in ("routes", "tcp", "tls")) and "hosts" not in spec and not spec.get("delegate")):
+            claims.append((service_host[app.name], app.place("spec", "service", "host")))
         for i, host in enumerate((app.spec.get("expose") or {}).get("hosts", [])):
             claims.append((host, app.place("spec", "expose", "hosts", i)))
         for host, place in claims:
@@ -504,4 +839,52 @@ def check_hosts(apps: list[EffectiveApp], service_host: dict[str, str]) -> list[
                     hint="each host may belong to one app per environment"))
             else:
                 owner.setdefault(host, (app, place))
+    return errors
+
+
+def host_covers(pattern: str, host: str) -> bool:
+    """Whether a declared host (``*``, ``*.example.com`` or a name) covers ``host``."""
+    if pattern in ("*", host):
+        return True
+    return pattern.startswith("*.") and host.endswith(pattern[1:])
+
+
+def check_destinations(apps: list[EffectiveApp], service_host: dict[str, str],
+                       external_hosts: list[str]) -> list[SpecError]:
+    """Every destination host of a route (HTTP, TCP, TLS) must be known: the service of an app of
+    the environment, a host of one of its ServiceEntries, or one of the environment's
+    ``spec.externalHosts``. Istio accepts any host and black-holes what it cannot find.
+
+    Args:
+        apps: the merged App specs of one environment (each already valid).
+        service_host: ``{app name: FQDN of its service}``.
+        external_hosts: the environment's ``spec.externalHosts``.
+
+    Returns:
+        One error per unknown host, at the host in the spec.
+    """
+    known = set(service_host.values())
+    patterns = list(external_hosts)
+    for app in apps:
+        entry = app.spec.get("serviceEntry")
+        if entry is not None:
+            patterns.extend(entry.get("hosts") or [app.spec["service"]["host"]])
+    errors: list[SpecError] = []
+    for app in apps:
+        for key, i, route in all_routes(app.spec):
+            to = route.get("to")
+            if to is None or is_version_form(to):
+                continue
+            for j, item in enumerate(destinations(to)):
+                if "host" not in item:
+                    continue
+                host = item["host"] if "." in item["host"] else f"{item['host']}.{app.namespace}.svc.cluster.local"
+                if host in known or any(host_covers(p, host) for p in patterns):
+                    continue
+                at = ("spec", key, i, "to") if isinstance(to, dict) else ("spec", key, i, "to", j)
+                errors.append(SpecError(
+                    f"route {route['name']!r} sends to host {host}, which is no app's service, no ServiceEntry host "
+                    f"and not in spec.externalHosts of environment {app.env!r}",
+                    place=app.text_place(*at, "host"),
+                    hint=f"check the name, or declare it in environments/{app.env}.yaml under spec.externalHosts"))
     return errors

@@ -38,7 +38,7 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "meshgen"}
 MAX_OBJECT_TEXT = 1_000_000
 
 TEMPLATES = {"DestinationRule": "destinationrule.yaml.j2", "VirtualService": "virtualservice.yaml.j2",
-             "Gateway": "gateway.yaml.j2"}
+             "Gateway": "gateway.yaml.j2", "ServiceEntry": "serviceentry.yaml.j2"}
 KUSTOMIZATION_TEMPLATE = "kustomization.yaml.j2"
 ISTIO_API = "networking.istio.io/v1"
 
@@ -106,8 +106,50 @@ def service_fqdn(app: EffectiveApp) -> str:
 
 
 def gateway_name(app: EffectiveApp) -> str:
-    """Name of an exposed app's Gateway (in the app's namespace)."""
-    return f"{app.name}-gateway"
+    """Name of an exposed app's Gateway (in the app's namespace): ``expose.name``, by default ``<app>-gateway``."""
+    return (app.spec.get("expose") or {}).get("name") or f"{app.name}-gateway"
+
+
+def resolve_host(host: str, namespace: str) -> str:
+    """A destination host as istiod resolves it from a VirtualService in ``namespace``: a name
+    without dots is a Service of that namespace, anything else is kept (``ResolveShortnameToFQDN``,
+    ``pilot/pkg/model/config.go``)."""
+    return host if host == "*" or "." in host else f"{host}.{namespace}.svc.cluster.local"
+
+
+def vs_hosts(app: EffectiveApp) -> list[str]:
+    """The hosts of an app's VirtualService: ``spec.hosts`` when given, else the service host and
+    the exposed hosts (a server's ``namespace/`` prefix dropped); none for a delegate."""
+    spec = app.spec
+    if spec.get("delegate"):
+        return []
+    if "hosts" in spec:
+        return list(spec["hosts"])
+    fqdn = service_fqdn(app)
+    if vs_gateways(app) and "mesh" not in vs_gateways(app):  # bound to gateways only: no mesh-internal host
+        fqdn = None
+    expose = spec.get("expose") or {}
+    exposed = list(expose.get("hosts") or [])
+    if not exposed:
+        for server in expose.get("servers") or []:
+            exposed += [h.split("/", 1)[-1] for h in server.get("hosts") or []]
+    if not exposed:
+        return [service_fqdn(app)]
+    return ([fqdn] if fqdn else []) + [h for h in dict.fromkeys(exposed) if h != fqdn]
+
+
+def vs_gateways(app: EffectiveApp) -> list[str]:
+    """The gateways of an app's VirtualService: ``spec.gateways`` (default ``[mesh]`` when the app is
+    exposed, none otherwise: Istio's default is the mesh) plus the app's own Gateway when exposed."""
+    spec = app.spec
+    if spec.get("delegate"):
+        return []
+    own = f"{app.namespace}/{gateway_name(app)}" if spec.get("expose") else None
+    if "gateways" not in spec:
+        return ["mesh", own] if own else []
+    listed = list(spec["gateways"])
+    refs = {g if "/" in g or g == "mesh" else f"{app.namespace}/{g}" for g in listed}
+    return listed + ([own] if own and own not in refs else [])
 
 
 class _RepoTemplateLoader(jinja2.FileSystemLoader):
@@ -235,8 +277,10 @@ class _Renderer:
                   "app.kubernetes.io/name": app.name, "meshgen.io/environment": app.env}
         common = {"name": app.name, "namespace": app.namespace, "labels": labels,
                   "annotations": app.data["metadata"].get("annotations") or {}}
+        export_to = spec.get("exportTo")
         sources = list(app.sources)
-        routes = [dict(r) for r in spec["routes"]]
+        routes = [dict(r) for r in spec.get("routes") or []]
+        l4 = {key: [dict(r) for r in spec.get(key) or []] for key in ("tcp", "tls")}
         rollout = spec.get("rollout")
         if rollout:
             rel = status.status_path(self.repo.rel("status"), app.env, app.name)
@@ -247,28 +291,44 @@ class _Renderer:
                 weight = current["canaryWeight"]
                 self.applied[(app.env, app.name)] = (current["stable"], current["canary"], weight)
                 split = {rollout["stable"]: 100 - weight, rollout["canary"]: weight}
-                for route in routes:
+                for route in [*routes, *l4["tcp"], *l4["tls"]]:
                     if route["name"] == rollout["route"]:
-                        route["to"] = {v: w for v, w in split.items() if w}
+                        route["to"] = _apply_split(route["to"], split)
                 sources.append(rel)
 
         port = spec["service"].get("port")
 
-        def destination(version: str) -> dict[str, Any]:
-            dest: dict[str, Any] = {"host": fqdn, "subset": version}
-            if port:
-                dest["port"] = {"number": port}
+        def destination(version: str | None, host: str | None = None, dest_port: int | None = None) -> dict[str, Any]:
+            own = host is None or resolve_host(host, app.namespace) == fqdn
+            dest: dict[str, Any] = {"host": fqdn if host is None else resolve_host(host, app.namespace)}
+            if version:
+                dest["subset"] = version
+            number = dest_port or (port if own else None)
+            if number:
+                dest["port"] = {"number": number}
             return dest
+
+        def route_to(to: Any) -> list[dict[str, Any]]:
+            if to is not None and checks.is_version_form(to):  # by version name, weights always written
+                return [{"destination": destination(v), "weight": w} for v, w in sorted(checks.weights(to).items())]
+            out_: list[dict[str, Any]] = []
+            for item in checks.destinations(to):
+                entry: dict[str, Any] = {"destination": destination(item.get("subset"), item.get("host"), item.get("port"))}
+                if "weight" in item:
+                    entry["weight"] = item["weight"]
+                out_.append(entry)
+            return out_
 
         expose = spec.get("expose")
         gateway_ref = f"{app.namespace}/{gateway_name(app)}" if expose else None
         spec_routes = []
         for i, route in enumerate(routes):
             body: dict[str, Any] = {}
-            if "to" in route:  # else a redirect or a direct response: Envoy answers itself
-                body["route"] = [{"destination": destination(v), "weight": w}  # by version name
-                                 for v, w in sorted(checks.weights(route["to"]).items())]
-            for key in ("rewrite", "redirect", "directResponse", "timeout", "retries", "fault"):
+            if "to" in route:  # else a redirect, a direct response or a delegate: Envoy answers itself
+                body["route"] = route_to(route["to"])
+            elif not any(k in route for k in ("redirect", "directResponse", "delegate")):
+                body["route"] = route_to(None)  # an app without versions: its own service
+            for key in ("rewrite", "redirect", "directResponse", "delegate", "timeout", "retries", "fault"):
                 if key in route:
                     body[key] = route[key]
             if "mirror" in route:
@@ -284,37 +344,57 @@ class _Renderer:
         if expose and expose.get("paths"):
             paths = " or ".join(f"uri prefix {_cond_str(p)}" for p in expose["paths"])
             scope = f'gateway "mesh" or (gateway {_cond_str(gateway_ref)} and ({paths}))'
-        try:
-            http = routing.compile_http(spec_routes, scope=scope)
-        except SpecErrors as e:
-            self.errors.extend(e.errors)
-            return
-        except SpecError as e:
-            self.errors.append(e)
-            return
+        http: list[dict[str, Any]] = []
+        if spec_routes:
+            try:
+                http = routing.compile_http(spec_routes, scope=scope)
+            except SpecErrors as e:
+                self.errors.extend(e.errors)
+                return
+            except SpecError as e:
+                self.errors.append(e)
+                return
+        tcp_tls = {key: [{**({"match": r["match"]} if r.get("match") else {}), "route": route_to(r["to"])}
+                         for r in l4[key]] for key in ("tcp", "tls")}
 
         base = f"{self.rendered}/{app.env}/{app.namespace}/{app.name}"
         meta_place = app.place("metadata", "name")
-        subsets = []
-        for version, v in sorted(spec["versions"].items()):  # subsets by version name
-            subsets.append({"name": version, "labels": v["labels"], "trafficPolicy": v.get("trafficPolicy")})
-        self.emit(out, app, "DestinationRule", f"{base}/destinationrule.yaml", meta_place, sources,
-                  {**common, "host": fqdn, "traffic_policy": spec.get("trafficPolicy"), "subsets": subsets})
-        hosts = [fqdn] + [h for h in (expose or {}).get("hosts", []) if h != fqdn]
-        gateways = ["mesh", gateway_ref] if expose else []
-        self.emit(out, app, "VirtualService", f"{base}/virtualservice.yaml", meta_place, sources,
-                  {**common, "hosts": hosts, "gateways": gateways, "http": http})
+        versions = spec.get("versions") or {}
+        if "serviceEntry" in spec:
+            entry = dict(spec["serviceEntry"])
+            entry.setdefault("hosts", [spec["service"]["host"]])
+            if export_to and "exportTo" not in entry:
+                entry["exportTo"] = export_to
+            self.emit(out, app, "ServiceEntry", f"{base}/serviceentry.yaml", app.key_place("spec", "serviceEntry"),
+                      sources, {**common, "entry": entry})
+        if versions or spec.get("trafficPolicy"):
+            subsets = []
+            for version, v in sorted(versions.items()):  # subsets by version name
+                subsets.append({"name": version, "labels": v.get("labels"), "trafficPolicy": v.get("trafficPolicy")})
+            self.emit(out, app, "DestinationRule", f"{base}/destinationrule.yaml", meta_place, sources,
+                      {**common, "host": fqdn, "traffic_policy": spec.get("trafficPolicy"), "subsets": subsets,
+                       "export_to": export_to})
+        if routes or l4["tcp"] or l4["tls"]:
+            self.emit(out, app, "VirtualService", f"{base}/virtualservice.yaml", meta_place, sources,
+                      {**common, "hosts": vs_hosts(app), "gateways": vs_gateways(app), "http": http,
+                       "tcp": tcp_tls["tcp"], "tls": tcp_tls["tls"], "export_to": export_to})
         if expose:
-            ingress = (env_spec.get("ingress") or {}).get("selector")
+            ingress = expose.get("selector") or (env_spec.get("ingress") or {}).get("selector")
             if not ingress:
                 self.errors.append(SpecError(
                     f"app {app.name!r} is exposed but environment {app.env!r} has no spec.ingress.selector",
                     place=app.key_place("spec", "expose"),
-                    hint=f"add spec.ingress.selector (e.g. {{istio: ingressgateway}}) to environments/{app.env}.yaml"))
+                    hint=f"add spec.ingress.selector (e.g. {{istio: ingressgateway}}) to environments/{app.env}.yaml, "
+                         "or expose.selector to the app"))
                 return
+            servers = None
+            if expose.get("servers"):
+                servers = [{**server, "hosts": server.get("hosts") or list(expose["hosts"])}
+                           for server in expose["servers"]]
             self.emit(out, app, "Gateway", f"{base}/gateway.yaml", app.key_place("spec", "expose"), sources,
                       {**common, "gateway_name": gateway_name(app), "selector": ingress,
-                       "expose_hosts": expose["hosts"], "tls": expose.get("tls")})
+                       "expose_hosts": expose.get("hosts"), "tls": expose.get("tls"), "servers": servers,
+                       "https_redirect": expose.get("httpsRedirect", True)})
 
     def emit(self, out: list[RenderedObject], app: EffectiveApp, kind: str, path: str, place: Place,
              sources: list[str], context: dict[str, Any]) -> None:
@@ -373,6 +453,17 @@ class _Renderer:
             return
         header = f"{HEADER} from {self.repo.rel('apps')}/ and {env_file}; do not edit.\n"
         files[f"{prefix}kustomization.yaml"] = (header + dump(obj)).encode()
+
+
+def _apply_split(to: Any, split: dict[str, int]) -> Any:
+    """A route's ``to`` with a rollout's ``{stable: w, canary: w}`` applied: the version form
+    becomes the split (versions at 0 % left out, as before); in the destination-list form the
+    stable and canary subsets get the weights (one at 0 % left out)."""
+    if checks.is_version_form(to):
+        return {v: w for v, w in split.items() if w}
+    items = [dict(item, weight=split[item["subset"]]) for item in checks.destinations(to)
+             if item.get("subset") in split and split[item["subset"]]]
+    return items
 
 
 def _cond_str(text: str) -> str:
@@ -452,8 +543,9 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
         env_spec = repo.environments[env].data.get("spec") or {}
         effective = [repo.effective_app(a, env) for a in repo.apps]
         valid = [a for a in effective if renderer.check(a)]
-        host_errors = checks.check_hosts(valid, {a.name: service_fqdn(a) for a in valid})
-        renderer.errors.extend(host_errors)
+        service_hosts = {a.name: service_fqdn(a) for a in valid}
+        renderer.errors.extend(checks.check_hosts(valid, service_hosts))
+        renderer.errors.extend(checks.check_destinations(valid, service_hosts, env_spec.get("externalHosts") or []))
         env_objects: list[RenderedObject] = []
         for app in valid:
             renderer.render_app(app, env_spec, env_objects)

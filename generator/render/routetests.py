@@ -125,9 +125,9 @@ def check(rendering: Any) -> list[SpecError]:
         if "Gateway" in objs:
             meta = objs["Gateway"].obj["metadata"]
             gateways[f"{meta['namespace']}/{meta['name']}"] = objs["Gateway"].obj
-        versions = list(app.spec["versions"])
+        versions = list(app.spec.get("versions") or {})
         rendered = explain_mod.Rendered(vs.path, vs.obj, gateways, versions)
-        routes = [r["name"] for r in app.spec["routes"]]
+        routes = [r["name"] for r in app.spec.get("routes") or []]
         rollout_route = (app.spec.get("rollout") or {}).get("route")
         for i, test in enumerate(tests):
             label = f"route test {test['name']!r}" if test.get("name") else f"route test {i + 1}"

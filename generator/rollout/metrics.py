@@ -107,10 +107,20 @@ class Target(NamedTuple):
 
 
 def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout) -> Target:
-    """The :class:`Target` of an effective App document (``metadata`` and ``spec``)."""
+    """The :class:`Target` of an effective App document (``metadata`` and ``spec``).
+
+    The service is the app's own, or, when the rollout's route sends to subsets of another host
+    (the destination-list form of ``to``), that host: its ``destination_service_name`` is what
+    Istio's telemetry labels the canary's requests with."""
     metadata = spec.get("metadata") or {}
     body = spec.get("spec") or {}
     host = str((body.get("service") or {}).get("host") or app)
+    # a route to the subsets of another host (a list of destinations): that host's telemetry
+    route = next((r for key in ("routes", "tcp", "tls") for r in body.get(key) or []
+                  if isinstance(r, dict) and r.get("name") == rollout.route), None) or {}
+    if isinstance(route.get("to"), list):
+        host = next((str(d["host"]) for d in route["to"] if isinstance(d, dict) and d.get("host")
+                     and d.get("subset") in (rollout.stable, rollout.canary)), host)
     labels = host.split(".")
     namespace = labels[1] if len(labels) > 1 and labels[1] != "svc" else str(metadata.get("namespace") or "default")
     versions = body.get("versions") or {}
