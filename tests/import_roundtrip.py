@@ -170,13 +170,21 @@ def make_repo(root: Path, objects: Iterable[dict[str, Any]]) -> Path:
     return root
 
 
-def run_case(name: str, files: list[Path], own: Path, root: Path) -> CaseResult:
-    """Import ``files`` into a fresh repository at ``root``, render it, and pair each object of
-    ``own`` (one of the files) with what meshgen rendered for it."""
+def run_case(name: str, files: list[Path], own: Path, root: Path,
+             companions: dict[Path, set[str]] | None = None) -> CaseResult:
+    """Import ``files`` (and the objects of the kinds named of each companion file) into a
+    fresh repository at ``root``, render it, and pair each object of ``own`` (one of the
+    files) with what meshgen rendered for it."""
     import yaml
 
-    plain = [o for f in files for o in yaml.safe_load_all(f.read_text()) if isinstance(o, dict)]
+    extra = [o for f, kinds in (companions or {}).items() for o in yaml.safe_load_all(f.read_text())
+             if isinstance(o, dict) and o.get("kind") in kinds]
+    plain = [o for f in files for o in yaml.safe_load_all(f.read_text()) if isinstance(o, dict)] + extra
     make_repo(root, plain)
+    if extra:
+        (root / "companions").mkdir()
+        (root / "companions" / "objects.yaml").write_text(yaml.safe_dump_all(extra, sort_keys=False))
+        files = [root / "companions" / "objects.yaml", *files]
     report = write.import_paths(root, files)
     case = CaseResult(name)
     try:
@@ -212,8 +220,15 @@ def run_case(name: str, files: list[Path], own: Path, root: Path) -> CaseResult:
     return case
 
 
-def sample_cases() -> list[tuple[str, list[Path], Path]]:
-    """``(name, files to import, the file whose objects are judged)`` per vendored sample file."""
+#: A sample that replaces another's VirtualService is imported with that one's other objects,
+#: as Istio's docs apply them one after the other.
+COMPANIONS = {"samples/tcp-echo/tcp-echo-20-v2.yaml": ("samples/tcp-echo/tcp-echo-all-v1.yaml",
+                                                        {"DestinationRule", "Gateway"})}
+
+
+def sample_cases() -> list[tuple[str, list[Path], Path, dict[Path, set[str]]]]:
+    """``(name, files to import, the file whose objects are judged, companions)`` per vendored
+    sample file; companions are ``{file: kinds}`` of objects imported with it."""
     out = []
     for f in sorted((SAMPLES / "samples").rglob("*.yaml")):
         rel = f.relative_to(SAMPLES).as_posix()
@@ -221,7 +236,11 @@ def sample_cases() -> list[tuple[str, list[Path], Path]]:
         text = f.read_text()
         if rel.startswith("samples/bookinfo/networking/virtual-service") and "subset:" in text:
             files = [SAMPLES / BOOKINFO_DR, f]
-        out.append((rel, files, f))
+        companions = {}
+        if rel in COMPANIONS:
+            other, kinds = COMPANIONS[rel]
+            companions[SAMPLES / other] = kinds
+        out.append((rel, files, f, companions))
     return out
 
 
@@ -353,7 +372,8 @@ def envoy_differences(binary: str, pairs: list[tuple[str, dict[str, Any], dict[s
         seen = set()
         for method, target, headers, pf in reqs:
             for gw in sorted(gws):
-                for port in sorted({pf.get("port", 80), *([p for p in ports] if gw != "mesh" else [])}):
+                # the port a block names (else 80), the Gateway's server ports, and a port no block names
+                for port in sorted({pf.get("port", 80), 8081, *(ports if gw != "mesh" else [])}):
                     proxy_fields = (gw, port, pf.get("labels", ()), pf.get("namespace", "default"))
                     for domain, authority in domains:
                         ident = (proxy_fields, method, target, json.dumps(headers, sort_keys=True), authority)
@@ -436,8 +456,8 @@ def sample_rows(binary: str | None, tmp: Path) -> list[SampleRow]:
     same answers in Envoy to the generated requests (VirtualServices whose form differs; all
     VirtualServices are sent the requests when ``binary`` is given), or not imported and why."""
     cases = []
-    for i, (name, files, own) in enumerate(sample_cases()):
-        cases.append(run_case(name, files, own, tmp / f"case{i}"))
+    for i, (name, files, own, companions) in enumerate(sample_cases()):
+        cases.append(run_case(name, files, own, tmp / f"case{i}", companions))
     pairs = []
     for c in cases:
         ports = gateway_ports(o.original for o in c.objects if o.original)
@@ -481,7 +501,8 @@ def table(rows: list[SampleRow]) -> str:
         "Every VirtualService, DestinationRule, Gateway and ServiceEntry of Istio's `samples/`",
         "(vendored in `tests/istio-samples/`, see its `SOURCE.md`), imported with `meshgen import`",
         "and rendered again with `meshgen render`. Each bookinfo VirtualService that names subsets",
-        "is imported together with `destination-rule-all.yaml`, as Istio's docs apply them.",
+        "is imported together with `destination-rule-all.yaml`, and `tcp-echo-20-v2.yaml` with the",
+        "Gateway and DestinationRule of `tcp-echo-all-v1.yaml`, as Istio's docs apply them.",
         "",
         f"- **{SAME_FORM}**: the rendered object is the original, up to names, labels, key order",
         "  and short or fully qualified hosts (`normalise()` in `tests/import_roundtrip.py`); a",

@@ -324,13 +324,27 @@ def test_a_gateway_and_the_virtual_service_bound_to_it_make_one_exposed_app():
 
 
 def test_a_service_entry_with_its_routes_and_tls_origination_is_one_app():
-    apps, errors = _convert((rt.SAMPLES / "samples/bookinfo/networking/egress-rule-google-apis.yaml").read_text())
+    text = (rt.SAMPLES / "samples/bookinfo/networking/egress-rule-google-apis.yaml").read_text()
+    catch_all = "  - route:\n    - destination:\n        host: www.googleapis.com\n"
+    text = text.replace("---\napiVersion: networking.istio.io/v1\nkind: DestinationRule",
+                        catch_all + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule")
+    apps, errors = _convert(text)
     assert not errors
     spec = apps["www-googleapis-com"]["spec"]
-    assert spec["service"] == {"host": "www.googleapis.com", "port": 443}
+    assert spec["service"] == {"host": "www.googleapis.com"}
     assert spec["serviceEntry"]["resolution"] == "DNS" and "hosts" not in spec["serviceEntry"]
     assert spec["trafficPolicy"]["portLevelSettings"][0]["tls"] == {"mode": "SIMPLE"}
-    assert spec["routes"] == [{"name": "route-1", "when": "port 80"}]
+    assert spec["routes"] == [{"name": "route-1", "when": "port 80", "to": {"host": "www.googleapis.com", "port": 443}},
+                              {"name": "route-2"}]
+
+
+def test_routes_that_apply_only_on_some_ports_are_refused_with_the_reason():
+    """istiod leaves such a VirtualService out of other ports' configuration (route.go
+    BuildHTTPRoutesForVirtualService), where a spec's rendering answers 404."""
+    apps, errors = _convert((rt.SAMPLES / "samples/bookinfo/networking/egress-rule-google-apis.yaml").read_text())
+    assert len(errors) == 1 and "in.yaml:25:3: error: no match block of it applies to every caller on every port" in errors[0]
+    spec = apps["www-googleapis-com"]["spec"]  # the ServiceEntry and DestinationRule all the same
+    assert "routes" not in spec and spec["serviceEntry"] and spec["trafficPolicy"]
 
 
 def test_exportto_must_be_one_for_the_objects_of_an_app():

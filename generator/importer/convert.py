@@ -31,7 +31,7 @@ from typing import Any
 from generator.errors import Place, SpecError, SpecErrors
 from generator.importer.read import IstioObject
 from generator.routing import conditions as cond
-from generator.routing.compiler import SpecRoute, compile_http
+from generator.routing.compiler import NO_ROUTE, SpecRoute, compile_http
 from generator.spec import schema
 from generator.spec.config import ATOMIC_KEYS
 
@@ -260,6 +260,11 @@ def _to(dests: Any, obj: IstioObject, at: tuple[Any, ...], app: _App) -> Any:
             item["host"] = dest["host"]
         if dest.get("subset"):
             item["subset"] = dest["subset"]
+            if own and dest["subset"] not in app.versions:
+                raise Cannot(f"subset {dest['subset']!r} of {dest['host']} is defined by no DestinationRule of this "
+                             "import: a spec's versions are its DestinationRule's subsets",
+                             obj.place(*at, j, "destination", "subset"),
+                             hint="import the DestinationRule of the host with it")
         if own and port != app.port:
             if port is None:
                 raise Cannot(f"a destination of {app.host} without port, where the app's other routes name "
@@ -465,15 +470,16 @@ def convert(objects: list[IstioObject], existing: dict[str, tuple[str, str]] | N
             if key in bound:
                 fail(gw, "a Gateway bound only by VirtualServices of other namespaces: an app exposes a Gateway "
                          "of its own namespace", gw.doc.place(*gw.at, "metadata", "namespace"))
-            else:  # a Gateway on its own (east-west, egress): an app that only exposes it
-                app = app_of(gw.namespace, f"gateway:{gw.name}", gw.name)
-                app.gateway = gw
+            else:
+                fail(gw, "a Gateway that no VirtualService of this import binds: a spec exposes a Gateway together "
+                         "with the routes bound to it (a Gateway without routes leads nowhere)",
+                     hint="import it with the VirtualServices bound to it")
 
     existing = existing or {}
     known = {identity: name for name, identity in existing.items()}
     used = set(existing)
     for (ns, host), app in sorted(apps.items()):
-        short = host.removeprefix("gateway:")
+        short = host
         if "." not in short or short.endswith(".svc.cluster.local"):
             short = short.split(".")[0]  # a Service: its name
         base = re.sub(r"[^a-z0-9-]+", "-", short.lstrip("*.").lower()).strip("-")[:63].rstrip("-") or "app"
@@ -598,6 +604,9 @@ def _app_spec(app: _App, validate: bool = False) -> dict[str, Any]:
         if entry.get("hosts") == [app.host_written]:
             del entry["hosts"]
         spec["serviceEntry"] = entry
+    if gw is not None and vs is None:
+        raise Cannot("the VirtualService bound to this Gateway cannot be imported, and a spec exposes a "
+                     "Gateway together with its routes", _meta(gw))
     if gw is not None:
         for key in gw.spec:
             if key not in ("selector", "servers"):
@@ -642,7 +651,12 @@ def _app_spec(app: _App, validate: bool = False) -> dict[str, Any]:
                              hint="remove the routes after it")
         if routes:
             # what the renderer will compile: refuse here what it would refuse
-            compile_http([SpecRoute(r["name"], r.get("when"), {}) for r in routes])
+            compiled = compile_http([SpecRoute(r["name"], r.get("when"), {}) for r in routes])
+            if compiled[-1].get("name") == NO_ROUTE:
+                raise Cannot("no match block of it applies to every caller on every port: there istiod leaves the "
+                             "VirtualService out and sends requests to the Service as a whole, where a spec means "
+                             "404 (meshgen renders a last route answering 404)", vs.place("http"),
+                             hint="add a last route without match to the host, if that is what is meant")
             spec["routes"] = routes
         for section in ("tcp", "tls"):
             l4 = [_l4_route(r, section, i, vs, app, names) for i, r in enumerate(vs.spec.get(section) or [])]
