@@ -464,3 +464,24 @@ def test_import_then_render_gives_back_everyday_istio(tmp_path, objects):
             assert rendered["Gateway"]["spec"] == original["spec"]
         else:
             assert rt.normalise(rendered[original["kind"]]) == rt.normalise(original)
+
+
+def test_a_delegate_keeps_the_name_its_parent_routes_to(tmp_path):
+    objects = [
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "front", "namespace": "shop"},
+         "spec": {"hosts": ["front"], "http": [
+             {"match": [{"uri": {"prefix": "/reviews"}}], "delegate": {"name": "reviews-routes", "namespace": "shop"}},
+             {"route": [{"destination": {"host": "front"}}]}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+         "metadata": {"name": "reviews-routes", "namespace": "shop"},
+         "spec": {"http": [{"match": [{"uri": {"prefix": "/reviews"}}],
+                            "route": [{"destination": {"host": "reviews", "port": {"number": 9080}}}]}]}}]
+    root = rt.make_repo(tmp_path / "repo", objects)
+    (root / "in.yaml").write_text(yaml.safe_dump_all(objects))
+    report = write.import_paths(root, [root / "in.yaml"])
+    assert [line.format() for line in report.lines] == [
+        "imported VirtualService shop/front into apps/front.yaml",
+        "imported VirtualService shop/reviews-routes into apps/reviews-routes.yaml"]
+    rendered = {o.obj["metadata"]["name"]: o.obj for o in render_repo(root, cache=False).objects}
+    assert rt.normalise(rendered["front"]) == rt.normalise(objects[0])
+    assert rt.normalise(rendered["reviews-routes"]) == rt.normalise(objects[1])

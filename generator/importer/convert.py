@@ -483,7 +483,9 @@ def convert(objects: list[IstioObject], existing: dict[str, tuple[str, str]] | N
         if "." not in short or short.endswith(".svc.cluster.local"):
             short = short.split(".")[0]  # a Service: its name
         base = re.sub(r"[^a-z0-9-]+", "-", short.lstrip("*.").lower()).strip("-")[:63].rstrip("-") or "app"
-        if (ns, host) in known:
+        if app.vs is not None and not app.vs.spec.get("hosts") and _LABEL.match(app.vs.name):
+            name = app.vs.name  # a delegate: other VirtualServices name it (delegate.name)
+        elif (ns, host) in known:
             name = known[(ns, host)]
         else:
             name = base if base not in used else f"{base}-{ns}"[:63].rstrip("-")
