@@ -1,21 +1,25 @@
 """Istio objects -> App specs, pure: group what belongs together, convert it, or say why not.
 
-Grouping (one app per Service host and namespace):
+Grouping (one app per Service host and namespace; the host of a VirtualService's app is that of
+its first destination, else its first host):
 
-- a ``DestinationRule`` for host H in namespace N, and a ``VirtualService`` of N whose one
-  host is H and whose every destination is H, make the app of H (named after H's first label;
-  ``-<namespace>`` is added when two namespaces have a Service of one name);
-- a ``VirtualService`` bound to ``Gateway`` objects is converted with those Gateways when the
-  spec format can express them (see :func:`convert`).
+- the ``VirtualService``, ``DestinationRule`` and ``ServiceEntry`` of one host in one namespace
+  make one app, named after the Service (``reviews``), or after the whole host for an outside
+  one (``www-googleapis-com``); ``-<namespace>`` is added when the name is taken; a delegate
+  VirtualService's app keeps its name, which its parent's ``delegate`` names;
+- a ``Gateway`` goes to the app of the first VirtualService of its namespace bound to it, as
+  that app's ``expose`` (selector and servers verbatim); other apps bind it by name.
 
 Conversion follows what the renderer writes back (``generator/render/render.py`` and the
 route compiler, ``generator/routing/compiler.py``): an Istio ``HTTPRoute``'s match blocks become
 one ``when`` condition (blocks OR-ed, fields AND-ed, istio/api ``virtual_service.proto``
-``HTTPMatchRequest``), its destinations a ``to`` of versions (the DestinationRule's subsets),
-and its other fields (``timeout``, ``retries``, ``fault``, ``rewrite``, ``redirect``,
+``HTTPMatchRequest``), its destinations a ``to`` (versions, which are the DestinationRule's
+subsets, or destinations with host, port and weight; none for the app's own Service), ``tcp``
+and ``tls`` routes keep their match blocks, and an HTTPRoute's other fields (``timeout``, ``retries``, ``fault``, ``rewrite``, ``redirect``,
 ``directResponse``, ``headers``, ``corsPolicy``, ``mirror``) pass through under Istio's names.
 Each converted route list is compiled by :func:`generator.routing.compiler.compile_http`, so
-a condition the compiler would refuse is refused here, with its reason.
+a condition the compiler would refuse is refused here, with its reason; the spec's other checks
+(its schema, Istio's fields) are ``meshgen render``'s, which places them in the written spec.
 
 What the format cannot say is an :class:`Outcome` with an error placed at the value of the
 input object (``path:line:col``) and the reason; the objects that can be said still are.
@@ -32,7 +36,6 @@ from generator.errors import Place, SpecError, SpecErrors
 from generator.importer.read import IstioObject
 from generator.routing import conditions as cond
 from generator.routing.compiler import NO_ROUTE, SpecRoute, compile_http
-from generator.spec import schema
 from generator.spec.config import ATOMIC_KEYS
 
 API_VERSION = "meshgen.io/v1alpha1"
@@ -528,25 +531,6 @@ def _culprit(members: list[IstioObject], place: Place | None) -> IstioObject:
     return best
 
 
-def _source_place(app: _App, keys: tuple[Any, ...]) -> Place:
-    """Where the input holds what the spec has at ``spec.<keys>`` (roughly: the object and
-    field it was taken from)."""
-    keys = keys[1:] if keys[:1] == ("spec",) else keys
-    head, rest = (keys[0], keys[1:]) if keys else (None, ())
-    first = app.members[0]
-    if head in ("hosts", "gateways", "exportTo", "tcp", "tls") and app.vs is not None:
-        return app.vs.place(head, *rest)
-    if head == "routes" and app.vs is not None:
-        return app.vs.place("http", *rest)
-    if head == "expose" and app.gateway is not None:
-        return app.gateway.place(*rest)
-    if head == "serviceEntry" and app.se is not None:
-        return app.se.place(*rest)
-    if head in ("trafficPolicy", "versions") and app.dr is not None:
-        return app.dr.place("trafficPolicy" if head == "trafficPolicy" else "subsets", *rest[:0])
-    return _meta(first)
-
-
 def _exported(app: _App) -> Any:
     values = {}
     for o in app.members:
@@ -560,7 +544,7 @@ def _exported(app: _App) -> Any:
     return next(iter(values.values()), None)
 
 
-def _app_spec(app: _App, validate: bool = False) -> dict[str, Any]:
+def _app_spec(app: _App) -> dict[str, Any]:
     """The App document of one grouped app; raises :class:`Cannot` or :class:`SpecErrors`."""
     spec: dict[str, Any] = {}
     export = _exported(app)
@@ -670,11 +654,6 @@ def _app_spec(app: _App, validate: bool = False) -> dict[str, Any]:
         spec["exportTo"] = copy.deepcopy(export)
     doc = {"apiVersion": API_VERSION, "kind": "App",
            "metadata": {"name": app.name, "namespace": app.namespace}, "spec": spec}
-    errors = schema.validate(doc, "app.schema.json", lambda *k: _source_place(app, k),
-                             lambda *k: _source_place(app, k)) if validate else []
-    if errors:
-        raise SpecErrors([SpecError(f"the spec it makes is not valid: {e.message}", place=e.place, hint=e.hint)
-                          for e in errors])
     return doc
 
 # --------------------------------------------------------------------------- environment overrides

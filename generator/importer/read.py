@@ -90,6 +90,7 @@ def read(text: str, shown: str, namespace: str = "default") -> tuple[list[IstioO
     for node in nodes:
         if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null")):
             continue  # an empty document (a trailing ---)
+        _prune(node)
         walker = loader._Walker(shown)
         try:
             data = walker.value(node, ())
@@ -138,3 +139,28 @@ def _one(doc: loader.Document, at: tuple[Any, ...], data: Any, namespace: str,
         return
     ns = meta.get("namespace") if isinstance(meta.get("namespace"), str) and meta.get("namespace") else namespace
     objects.append(IstioObject(kind, meta["name"], ns, spec, doc, at, data))
+
+
+#: What ``kubectl get -o yaml`` adds that an import never reads: left out before the nodes
+#: are turned into values (managedFields alone is often most of an object's text).
+_IGNORED = {"status"}
+_IGNORED_META = {"managedFields", "resourceVersion", "uid", "generation", "creationTimestamp"}
+
+
+def _prune(node: yaml.Node) -> None:
+    """Drop the ignored keys of an object, and of each item of a List, in place."""
+    if not isinstance(node, yaml.MappingNode):
+        return
+    keep = []
+    for key, value in node.value:
+        name = key.value if isinstance(key, yaml.ScalarNode) else None
+        if name in _IGNORED:
+            continue
+        if name == "metadata" and isinstance(value, yaml.MappingNode):
+            value.value = [(k, v) for k, v in value.value
+                           if not (isinstance(k, yaml.ScalarNode) and k.value in _IGNORED_META)]
+        if name == "items" and isinstance(value, yaml.SequenceNode):
+            for item in value.value:
+                _prune(item)
+        keep.append((key, value))
+    node.value = keep
