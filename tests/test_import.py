@@ -485,3 +485,30 @@ def test_a_delegate_keeps_the_name_its_parent_routes_to(tmp_path):
     rendered = {o.obj["metadata"]["name"]: o.obj for o in render_repo(root, cache=False).objects}
     assert rt.normalise(rendered["front"]) == rt.normalise(objects[0])
     assert rt.normalise(rendered["reviews-routes"]) == rt.normalise(objects[1])
+
+
+def test_a_shared_gateway_of_another_namespace_stays_outside_with_a_note(tmp_path):
+    root = repo(tmp_path)
+    src = build_file_tree(tmp_path / "in", {"shop.yaml": """
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: public, namespace: istio-system}
+        spec:
+          selector: {istio: ingressgateway}
+          servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*/shop.example.com"]}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: shop, namespace: web}
+        spec:
+          hosts: [shop.example.com]
+          gateways: [istio-system/public]
+          http: [{route: [{destination: {host: shop}}]}]
+        """})
+    proc = run_meshgen("import", str(src), cwd=root)
+    assert proc.returncode == 1
+    assert "imported VirtualService web/shop into apps/shop.yaml" in proc.stdout
+    assert ("a Gateway shared by VirtualServices of other namespaces (VirtualService web/shop): a spec exposes "
+            "a Gateway in its app's own namespace (hint: leave it outside the repository") in proc.stderr
+    assert ("note: apps/shop.yaml binds the Gateway istio-system/public, which no app of the repository renders"
+            in proc.stdout)

@@ -454,7 +454,7 @@ def convert(objects: list[IstioObject], existing: dict[str, tuple[str, str]] | N
             fail(obj, f"a second ServiceEntry for host {hosts[0]} (the first: {app.se.ref})", obj.place("hosts"))
             continue
         app.se = obj
-    bound: set[tuple[str, str]] = set()
+    bound: dict[tuple[str, str], list[IstioObject]] = {}
     for app in apps.values():
         if app.vs is None:
             continue
@@ -462,21 +462,26 @@ def convert(objects: list[IstioObject], existing: dict[str, tuple[str, str]] | N
             if ref == "mesh" or not isinstance(ref, str):
                 continue
             key = _gateway_key(ref, app.namespace)
-            bound.add(key)
+            bound.setdefault(key, []).append(app.vs)
             gw = gateways.get(key)
             if gw is None or app.gateway is not None or any(a.gateway is gw for a in apps.values()):
                 continue
             if gw.namespace == app.namespace:
                 app.gateway = gw
+    outside = "leave it outside the repository and list it in the environments' spec.externalGateways"
     for key, gw in gateways.items():
-        if not any(a.gateway is gw for a in apps.values()):
-            if key in bound:
-                fail(gw, "a Gateway bound only by VirtualServices of other namespaces: an app exposes a Gateway "
-                         "of its own namespace", gw.doc.place(*gw.at, "metadata", "namespace"))
-            else:
-                fail(gw, "a Gateway that no VirtualService of this import binds: a spec exposes a Gateway together "
-                         "with the routes bound to it (a Gateway without routes leads nowhere)",
-                     hint="import it with the VirtualServices bound to it")
+        if any(a.gateway is gw for a in apps.values()):
+            continue
+        binders = bound.get(key, [])
+        if not binders:
+            fail(gw, "a Gateway that no VirtualService of this import binds: a spec exposes a Gateway together "
+                     "with the routes bound to it (a Gateway without routes leads nowhere)",
+                 hint="import it with the VirtualServices bound to it")
+        elif all(vs.namespace != gw.namespace for vs in binders):
+            fail(gw, f"a Gateway shared by VirtualServices of other namespaces ({binders[0].ref}): a spec exposes "
+                     "a Gateway in its app's own namespace", hint=outside)
+        else:
+            fail(gw, f"a second Gateway bound by {binders[0].ref}: an app exposes one Gateway", hint=outside)
 
     existing = existing or {}
     known = {identity: name for name, identity in existing.items()}
