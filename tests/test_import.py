@@ -392,14 +392,17 @@ def test_standard_input_is_read_as_kubectl_prints_it(tmp_path):
 @st.composite
 def everyday_istio(draw: Any) -> list[dict[str, Any]]:
     """A VirtualService as teams write them without subsets: other hosts and ports, weighted
-    lists, a Gateway it is bound to (with its hosts), TCP routes; with a DestinationRule of
-    traffic policy only, or none."""
+    lists, a Gateway it is bound to (with its hosts) or a shared one outside the repository,
+    TCP routes, exportTo; with a DestinationRule of traffic policy only, or none."""
     host = "front"
     others = ["api.backend.svc.cluster.local", "legacy", "www.example.com"]
     objects: list[dict[str, Any]] = []
     meta = {"namespace": "web"}
     gateway = draw(st.booleans())
     spec: dict[str, Any] = {"hosts": [host]}
+    if not gateway and draw(st.booleans()):  # a shared Gateway kept outside the repository
+        spec = {"hosts": ["shop.example.com"], "gateways": draw(st.sampled_from(
+            [["istio-system/public"], ["istio-system/public", "mesh"]]))}
     if gateway:
         gw_hosts = draw(st.sampled_from([["*"], ["shop.example.com"], ["*.example.com"]]))
         objects.append({"apiVersion": "networking.istio.io/v1", "kind": "Gateway", "metadata": {"name": "gw", **meta},
@@ -439,12 +442,17 @@ def everyday_istio(draw: Any) -> list[dict[str, Any]]:
     if draw(st.booleans()):
         spec["tcp"] = [{"match": [{"port": 5432}], "route": [{"destination": {"host": host, **(
             {"port": {"number": port}} if port else {})}}]}]
+    export = draw(st.sampled_from([None, ["."], ["*"], ["web", "payments"]]))
+    if export:
+        spec["exportTo"] = export
     objects.append({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
                     "metadata": {"name": "front-vs", **meta}, "spec": spec})
     if draw(st.booleans()):
+        dr = {"host": host, "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 5}}}}
+        if export:
+            dr["exportTo"] = export
         objects.append({"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
-                        "metadata": {"name": "front-dr", **meta},
-                        "spec": {"host": host, "trafficPolicy": {"connectionPool": {"tcp": {"maxConnections": 5}}}}})
+                        "metadata": {"name": "front-dr", **meta}, "spec": dr})
     return objects
 
 
