@@ -19,6 +19,7 @@ from generator.errors import SpecErrors
 from generator.importer import write
 from generator.importer.convert import fqdn
 from generator.importer.read import read
+from generator.render import analysis
 from generator.render.render import render_repo
 from generator.routing import compiler
 from tests import envoy
@@ -188,7 +189,10 @@ def run_case(name: str, files: list[Path], own: Path, root: Path,
     report = write.import_paths(root, files)
     case = CaseResult(name)
     try:
-        rendering = render_repo(root, cache=False)
+        rendering = render_repo(root, cache=False, strict=True)  # Istio's schemas too, as validate does
+        failed = analysis.errors_of(analysis.analyze(rendering))  # and the cross-object analysis
+        if failed:
+            raise SpecErrors(failed)
         rendered = {(o.app, o.kind): o.obj for o in rendering.objects if o.env == ENV}
     except SpecErrors as e:
         case.error = "; ".join(x.format().replace(str(root) + "/", "") for x in e.errors)
@@ -499,8 +503,9 @@ def table(rows: list[SampleRow]) -> str:
         "# Istio's samples through `meshgen import`",
         "",
         "Every VirtualService, DestinationRule, Gateway and ServiceEntry of Istio's `samples/`",
-        "(vendored in `tests/istio-samples/`, see its `SOURCE.md`), imported with `meshgen import`",
-        "and rendered again with `meshgen render`. Each bookinfo VirtualService that names subsets",
+        "(vendored in `tests/istio-samples/`, see its `SOURCE.md`), imported with `meshgen import`,",
+        "rendered again and checked as `meshgen validate` checks (Istio's schemas, the cross-object",
+        "analysis). Each bookinfo VirtualService that names subsets",
         "is imported together with `destination-rule-all.yaml`, and `tcp-echo-20-v2.yaml` with the",
         "Gateway and DestinationRule of `tcp-echo-all-v1.yaml`, as Istio's docs apply them.",
         "",
