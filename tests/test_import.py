@@ -135,7 +135,7 @@ def test_a_second_import_with_env_writes_what_differs_as_the_override(tmp_path):
     env = yaml.safe_load((root / "environments" / "dev.yaml").read_text())
     assert env["spec"]["apps"]["reviews"] == {"spec": {"routes": [{"name": "route-1", "to": {"v1": 50, "v3": 50}}]}}
     assert env["spec"]["ingress"] == {"selector": {"istio": "ingressgateway"}}  # the rest kept
-    rendering = render_repo(root, cache=False)
+    rendering = render_repo(root, cache=False, strict=True)
     vs = next(o.obj for o in rendering.objects if o.kind == "VirtualService")
     original = next(yaml.safe_load_all((SAMPLES / "virtual-service-reviews-50-v3.yaml").read_text()))
     assert rt.normalise(vs) == rt.normalise(original)
@@ -243,7 +243,7 @@ def test_import_then_render_gives_back_each_object(tmp_path, objects):
     source.write_text(yaml.safe_dump_all(objects, sort_keys=False))
     report = write.import_paths(root, [source])
     assert report.ok, [line.format() for line in report.lines]
-    rendering = render_repo(root, cache=False)
+    rendering = render_repo(root, cache=False, strict=True)
     rendered = {o.kind: o.obj for o in rendering.objects}
     for original in objects:
         assert rt.normalise(rendered[original["kind"]]) == rt.normalise(original)
@@ -465,7 +465,7 @@ def test_import_then_render_gives_back_everyday_istio(tmp_path, objects):
     source.write_text(yaml.safe_dump_all(objects, sort_keys=False))
     report = write.import_paths(root, [source])
     assert report.ok, [line.format() for line in report.lines]
-    rendering = render_repo(root, cache=False)
+    rendering = render_repo(root, cache=False, strict=True)
     rendered = {o.kind: o.obj for o in rendering.objects}
     for original in objects:
         if original["kind"] == "Gateway":
