@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator.errors import SpecErrors
-from generator.render import analysis, render
+from generator.render import analysis, checks, render
 from tests import istio_crds
 from tests.conftest import build_file_tree, run_meshgen
 
@@ -382,3 +383,194 @@ def test_diff_tells_tcp_weights_service_entries_and_ports_in_words() -> None:
         "new ServiceEntry for api.stripe.com: MESH_EXTERNAL, resolution DNS, ports 443/TLS"]
     static = {"kind": "ServiceEntry", "spec": {**entry["spec"], "resolution": "STATIC"}}
     assert diff.describe("ServiceEntry", entry, static) == ["resolution DNS → STATIC"]
+
+
+def test_explain_shows_the_tcp_routes_of_a_virtualservice_without_http(tmp_path: Path) -> None:
+    root = repo(tmp_path, {"postgres": """\
+        service: {host: postgres, port: 5432}
+        versions:
+          v1: {labels: {version: v1}}
+          v2: {labels: {version: v2}}
+        tcp:
+          - name: default
+            match: [{port: 5432}]
+            to: {v1: 90, v2: 10}
+        """})
+    assert run_meshgen("render", cwd=root).returncode == 0
+    proc = run_meshgen("explain", "postgres", "--env", "dev", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "tcp #1 on port 5432 -> v1 90%, v2 10%" in proc.stdout
+
+
+def test_report_draws_tcp_routes_and_destinations_without_subsets(tmp_path: Path) -> None:
+    from generator.report import site
+
+    root = repo(tmp_path, {"postgres": """\
+        service: {host: postgres, port: 5432}
+        versions:
+          v1: {labels: {version: v1}}
+          v2: {labels: {version: v2}}
+        tcp:
+          - name: default
+            to: {v1: 90, v2: 10}
+        """, "web": """\
+        service: {host: web, port: 80}
+        routes:
+          - name: default
+        """})
+    routes = {a["app"]: a["routes"] for a in site._routes(render.render_repo(root, cache=False))["dev"]}
+    assert routes["postgres"] == [{"name": "tcp #1", "matches": 0, "mirror": None, "mirrorPercent": None,
+                                   "split": [{"version": "v1", "weight": 90}, {"version": "v2", "weight": 10}]}]
+    assert routes["web"][0]["split"] == [{"version": "web.shop.svc.cluster.local", "weight": 100}]
+
+
+# -- properties of `to` -----------------------------------------------------------------------------
+
+_weights = st.lists(st.integers(0, 100), min_size=1, max_size=5)
+
+
+@given(_weights, st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_every_form_of_to_reads_as_weighted_destinations(weights: list[int], as_versions: bool) -> None:
+    if as_versions:
+        to: Any = {f"v{i}": w for i, w in enumerate(weights)}
+        items = checks.destinations(to)
+        assert [(d["subset"], d["weight"]) for d in items] == sorted(to.items())
+    else:
+        to = [{"host": f"h{i}.example.com", "weight": w} for i, w in enumerate(weights)]
+        items = checks.destinations(to)
+        assert [d["weight"] for d in items] == weights and [d["host"] for d in items] == [t["host"] for t in to]
+    assert sum(d["weight"] for d in items) == sum(weights)
+
+
+@given(st.integers(0, 100), st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_a_rollout_split_keeps_100_percent_on_stable_and_canary(canary: int, as_list: bool) -> None:
+    to: Any = ([{"host": "ratings", "subset": "v1", "weight": 100}, {"host": "ratings", "subset": "v2", "weight": 0}]
+               if as_list else "v1")
+    out = render._apply_split(to, {"v1": 100 - canary, "v2": canary})
+    got = {d["subset"]: d["weight"] for d in checks.destinations(out)}
+    assert sum(got.values()) == 100
+    assert got == {k: w for k, w in {"v1": 100 - canary, "v2": canary}.items() if w}
+    if as_list:
+        assert all(d["host"] == "ratings" for d in out)
+
+
+@given(st.lists(st.integers(0, 100), min_size=2, max_size=4))
+@settings(max_examples=25, deadline=None)
+def test_destination_weights_must_sum_to_100(tmp_path_factory: pytest.TempPathFactory, weights: list[int]) -> None:
+    to = ", ".join(f"{{subset: v{i}, weight: {w}}}" for i, w in enumerate(weights))
+    versions = ", ".join(f"v{i}: {{labels: {{version: v{i}}}}}" for i in range(len(weights)))
+    root = repo(tmp_path_factory.mktemp("w"), {"web": f"service: {{host: web}}\nversions: {{{versions}}}\n"
+                                                      f"routes:\n  - name: default\n    to: [{to}]\n"})
+    if sum(weights) == 100:
+        render.render_repo(root, cache=False)
+    else:
+        assert any(f"sum to {sum(weights)}, not 100" in e for e in errors(root))
+
+
+def test_explain_follows_a_delegate_and_explains_the_delegate_itself(tmp_path: Path) -> None:
+    root = repo(tmp_path, {
+        "frontend": """\
+            service: {host: frontend, port: 80}
+            routes:
+              - name: reviews
+                when: uri prefix "/reviews"
+                delegate: {name: reviews, namespace: shop}
+              - name: default
+            """,
+        "reviews": """\
+            service: {host: reviews, port: 9080}
+            delegate: true
+            versions:
+              v1: {labels: {version: v1}}
+            routes:
+              - name: default
+                when: uri prefix "/reviews"
+                to: v1
+            """})
+    assert run_meshgen("render", cwd=root).returncode == 0
+    root_vs = run_meshgen("explain", "frontend", "--env", "dev", "--uri", "/reviews/1", cwd=root)
+    assert 'delegate: {"name": "reviews", "namespace": "shop"}' in root_vs.stdout, root_vs.stdout
+    delegate = run_meshgen("explain", "reviews", "--env", "dev", "--uri", "/reviews/1", cwd=root)
+    assert "spec route:  default" in delegate.stdout and "v1" in delegate.stdout, delegate.stdout
+
+
+def test_kubectl_kustomize_builds_the_new_objects(tmp_path: Path) -> None:
+    import subprocess
+
+    import yaml
+
+    apps = {**FANOUT, "stripe": STRIPE, "postgres": """\
+        service: {host: postgres, port: 5432}
+        versions: {v1: {labels: {version: v1}}}
+        tcp:
+          - name: default
+            to: v1
+        """}
+    root = repo(tmp_path, apps, EXTERNAL_ENV)
+    assert run_meshgen("render", cwd=root).returncode == 0
+    proc = subprocess.run(["kubectl", "kustomize", str(root / "rendered" / "dev")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    kinds = sorted(d["kind"] for d in yaml.safe_load_all(proc.stdout) if d)
+    assert kinds == ["DestinationRule"] * 3 + ["Gateway", "ServiceEntry"] + ["VirtualService"] * 3
+
+
+def test_egress_gateway_tls_passthrough_as_in_istios_task(tmp_path: Path) -> None:
+    """Istio's "Egress Gateways" task, TLS passthrough to edition.cnn.com: a ServiceEntry, a
+    Gateway on the egress gateway, TLS routes mesh -> gateway -> out, and the gateway's
+    DestinationRule with a subset without labels."""
+    files = {
+        "environments/dev.yaml": ENV,
+        "apps/cnn.yaml": app_text("cnn", """\
+            service: {host: edition.cnn.com, port: 443}
+            serviceEntry:
+              location: MESH_EXTERNAL
+              resolution: DNS
+              ports: [{number: 443, name: tls, protocol: TLS}]
+            expose:
+              selector: {istio: egressgateway}
+              hosts: [edition.cnn.com]
+              servers:
+                - port: {number: 443, name: tls, protocol: TLS}
+                  tls: {mode: PASSTHROUGH}
+            tls:
+              - name: to-egress
+                match: [{gateways: [mesh], port: 443, sniHosts: [edition.cnn.com]}]
+                to: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: cnn, port: 443}
+              - name: out
+                match: [{gateways: [cnn-gateway], port: 443, sniHosts: [edition.cnn.com]}]
+                to: {host: edition.cnn.com, port: 443}
+            """),
+        "apps/egressgateway.yaml": app_text("egressgateway", """\
+            service: {host: istio-egressgateway.istio-system.svc.cluster.local}
+            versions:
+              cnn: {}
+            """, namespace="istio-system"),
+    }
+    objects, findings = rendered(build_file_tree(tmp_path, files))
+    assert findings == []
+    assert objects[("cnn", "Gateway")]["selector"] == {"istio": "egressgateway"}
+    vs = objects[("cnn", "VirtualService")]
+    assert vs["hosts"] == ["edition.cnn.com"] and vs["gateways"] == ["mesh", "shop/cnn-gateway"]
+    assert [r["route"][0]["destination"]["host"] for r in vs["tls"]] == [
+        "istio-egressgateway.istio-system.svc.cluster.local", "edition.cnn.com"]
+    assert objects[("egressgateway", "DestinationRule")]["subsets"] == [{"name": "cnn"}]
+    # the same route on a port the egress Gateway does not serve is refused by the analysis
+    files["apps/cnn.yaml"] = files["apps/cnn.yaml"].replace("gateways: [cnn-gateway], port: 443",
+                                                            "gateways: [cnn-gateway], port: 8443")
+    _, findings = rendered(build_file_tree(tmp_path / "off", files))
+    assert [f.code for f in findings] == ["MG112"]
+
+
+def test_a_gateway_server_without_port_is_refused_at_its_place(tmp_path: Path) -> None:
+    found = errors(repo(tmp_path, {"web": """\
+        service: {host: web, port: 80}
+        expose:
+          hosts: [shop.example.com]
+          servers:
+            - tls: {mode: PASSTHROUGH}
+        routes:
+          - name: default
+        """}))
+    assert found and found[0].startswith("apps/web.yaml:9:") and "port" in found[0], found

@@ -81,10 +81,12 @@ def build(bundle: Path) -> dict[Path, str]:
     app["$defs"]["istio.TLSMatchAttributes"] = vs["tls"]["items"]["properties"]["match"]["items"]
     # a spec may leave out a server's and a ServiceEntry's hosts (they default to the app's, see
     # docs/writing-specs.md); the rendered object is still validated against Istio's full schema
-    server = schemas["Gateway"]["properties"]["spec"]["properties"]["servers"]["items"]
-    app["$defs"]["istio.Server"] = {k: v for k, v in server.items() if k != "required"}
-    entry = schemas["ServiceEntry"]["properties"]["spec"]
-    app["$defs"]["istio.ServiceEntry"] = {k: v for k, v in entry.items() if k != "required"}
+    for name, spec in (("istio.Server", schemas["Gateway"]["properties"]["spec"]["properties"]["servers"]["items"]),
+                       ("istio.ServiceEntry", schemas["ServiceEntry"]["properties"]["spec"])):
+        required = [r for r in spec.get("required") or [] if r != "hosts"]
+        app["$defs"][name] = {k: v for k, v in spec.items() if k != "required"}
+        if required:
+            app["$defs"][name]["required"] = required
     files[app_path] = json.dumps(app, indent=2) + "\n"
     return files
 

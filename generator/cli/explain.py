@@ -83,6 +83,16 @@ def explain(ctx: Context, app: str, env: str, headers: tuple[str, ...], query: t
     authority, scheme, port, sourceNamespace, sourceLabels, gateway.
     """
     rendered = run(explain_mod.load, ctx.root, app, env)
+    if not (rendered.vs.get("spec") or {}).get("http"):  # TCP and TLS routes only: no HTTP request to follow
+        lines = explain_mod.l4_routes(rendered.vs)
+        if output == "json":
+            click.echo(json.dumps({"path": rendered.path, "l4Routes": lines}))
+        else:
+            out_console.print(f"[bold]{rendered.path}[/bold]")
+            out_console.print("no HTTP routes; its TCP and TLS routes, first match wins:", markup=False)
+            for line in lines:
+                out_console.print(f"  {line}", markup=False)
+        return
     if requests_file is not None:
         asks = run(_load_asks, requests_file)
     else:

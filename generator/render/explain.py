@@ -29,7 +29,7 @@ from generator.spec import config, paths
 NOT_SERVED = "not-served"
 #: HTTPRoute fields shown with the route taken, in this order (Istio's names).
 ROUTE_DETAILS = ("timeout", "retries", "fault", "mirror", "mirrorPercentage", "rewrite", "redirect",
-                 "directResponse", "headers", "corsPolicy")
+                 "directResponse", "delegate", "headers", "corsPolicy")
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,10 @@ class Rendered:
         return servers[0] if servers else None
 
     def serves(self, authority: str, port: int) -> bool:
-        """Whether ``authority`` (``host`` or ``host:port``) names one of the VirtualService's hosts."""
+        """Whether ``authority`` (``host`` or ``host:port``) names one of the VirtualService's hosts
+        (a delegate VirtualService has none: it serves what its root hands to it)."""
+        if not self.hosts:
+            return True
         host, sep, given = authority.rpartition(":")
         if not sep or not given.isdigit():
             host = authority
@@ -402,6 +405,27 @@ def _read(path: Path, rel: str) -> Any:
         return yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
     except (OSError, yaml.YAMLError) as e:
         raise OutsideError(f"{rel}: cannot read it: {e}") from e
+
+
+def l4_routes(vs: dict[str, Any]) -> list[str]:
+    """One line per TCP and TLS route of a rendered VirtualService, in Istio's order (first
+    match wins): ``tcp #1 on port 5432 -> v1 90%, v2 10%``. ``explain`` follows HTTP requests;
+    these routes are shown as they are (Istio: ``TCPRoute``, ``TLSRoute`` of virtual_service.proto)."""
+    lines = []
+    spec = vs.get("spec") or {}
+    for key in ("tcp", "tls"):
+        for i, route in enumerate(spec.get(key) or []):
+            matches = []
+            for block in route.get("match") or []:
+                parts = [f"port {block['port']}"] if "port" in block else []
+                parts += [f"SNI {', '.join(block['sniHosts'])}"] if block.get("sniHosts") else []
+                parts += [f"{k} {block[k]}" for k in ("destinationSubnets", "sourceLabels", "sourceNamespace",
+                                                        "gateways") if k in block]
+                matches.append(" and ".join(parts) or "every connection")
+            where = " or ".join(matches) or "every connection"
+            dests = ", ".join(f"{name} {weight}%" for name, weight in simulate.destinations(route).items())
+            lines.append(f"{key} #{i + 1} on {where} -> {dests}")
+    return lines
 
 
 def load(root: Path, app: str, env: str) -> Rendered:

@@ -85,7 +85,8 @@ def _head(root: Path) -> tuple[str, str]:
 
 
 def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
-    """Per environment, each app's HTTP routes as rendered: name, match count, the split."""
+    """Per environment, each app's routes as rendered: name, match count, the split; HTTP routes
+    by name, then TCP and TLS routes (which Istio does not name) as ``tcp #1``, ``tls #1``."""
     envs: dict[str, list[dict[str, Any]]] = {env: [] for env in rendering.envs}
     for obj in rendering.objects:
         if obj.kind != "VirtualService":
@@ -98,6 +99,12 @@ def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
             routes.append({"name": http.get("name") or f"route {index}", "matches": len(http.get("match") or []),
                            "split": split, "mirror": (mirror or {}).get("subset"),
                            "mirrorPercent": (http.get("mirrorPercentage") or {}).get("value")})
+        for key in ("tcp", "tls"):
+            for index, l4 in enumerate((obj.obj.get("spec") or {}).get(key) or []):
+                split = [{"version": (d.get("destination") or {}).get("subset") or (d.get("destination") or {}).get("host"),
+                          "weight": int(d.get("weight", 100))} for d in l4.get("route") or []]
+                routes.append({"name": f"{key} #{index + 1}", "matches": len(l4.get("match") or []),
+                               "split": split, "mirror": None, "mirrorPercent": None})
         envs[obj.env].append({"app": obj.app, "namespace": obj.namespace,
                               "hosts": (obj.obj.get("spec") or {}).get("hosts") or [], "routes": routes})
     for apps in envs.values():
