@@ -36,6 +36,7 @@ fuzz: venv
 
 bench: venv prometheus
 	$(BIN)/python bench/render.py 1000
+	$(BIN)/python bench/import.py 1000
 	$(BIN)/python bench/conditions.py
 	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/rollout.py 500

@@ -395,11 +395,12 @@ class Envoy:
     ``subsets`` are ``{(host, port): [subset, ...]}``: a cluster per subset plus one for the
     Service (all subsets' upstreams), each endpoint a tiny upstream. A host without subsets (a
     Service without versions, another app's host) has the Service's cluster alone, one upstream
-    that answers with the host's name, as ``explain`` names such a destination.
+    that answers with the host's name, as ``explain`` names such a destination. ``hosts`` as a
+    mapping gives each proxy its own virtual hosts (several configurations side by side in one Envoy).
     """
 
-    def __init__(self, binary: str, hosts: list[VirtualHost], proxies: list[Proxy],
-                 subsets: dict[tuple[str, int], list[str]]) -> None:
+    def __init__(self, binary: str, hosts: list[VirtualHost] | dict[Proxy, list[VirtualHost]],
+                 proxies: list[Proxy], subsets: dict[tuple[str, int], list[str]]) -> None:
         self.proxies = proxies
         self.dir = Path(tempfile.mkdtemp(prefix="meshgen-envoy-"))
         names = {s for ss in subsets.values() for s in ss} | {host for (host, _), ss in subsets.items() if not ss}
@@ -417,7 +418,7 @@ class Envoy:
         listeners = []
         for i, proxy in enumerate(proxies):
             vhosts = []
-            for j, vh in enumerate(hosts):
+            for j, vh in enumerate(hosts[proxy] if isinstance(hosts, dict) else hosts):
                 routes = translate_routes(vh.http, proxy, vh.host_port)
                 if routes is None:
                     if proxy.gateway != "mesh" or not vh.service:

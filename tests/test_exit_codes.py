@@ -24,6 +24,9 @@ from generator import cli
 from tests.conftest import ROOT, run_meshgen
 from tests.example import copy_example
 
+SAMPLE = ROOT / "tests" / "istio-samples" / "samples" / "bookinfo" / "networking"
+"""Istio's bookinfo samples (vendored), input of ``meshgen import``."""
+
 APPROVAL = "promotion: {order: [dev, prod], approval: [dev]}\n"
 """meshgen.yaml of a pipeline in which dev needs approval."""
 
@@ -214,6 +217,10 @@ SCENARIOS: dict[str, dict[int, Callable[[Path], subprocess.CompletedProcess[str]
                2: mg("report"),
                3: lambda tmp: run_meshgen("report", "--out", str(tmp / "site"), cwd=example(tmp),
                                           env=failing_git(tmp, "log"))},
+    "import": {0: mg("import", str(SAMPLE / "destination-rule-reviews.yaml"),
+                     str(SAMPLE / "virtual-service-reviews-v3.yaml")),
+               1: mg("import", str(SAMPLE / "fault-injection-details-v1.yaml")),
+               2: mg("import", "no-such-file.yaml")},
     "init": {0: lambda tmp: run_meshgen("init", "config", cwd=tmp),
              2: lambda tmp: run_meshgen("init", str(example(tmp)), cwd=tmp),
              3: lambda tmp: run_meshgen("init", "config", cwd=tmp, env=failing_git(tmp, "commit"))},

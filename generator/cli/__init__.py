@@ -3,7 +3,8 @@ function, and :func:`generator.cli.base.run` maps meshgen's errors to messages a
 
 ``meshgen = generator.cli:main`` is the entry point. The commands live by concern:
 :mod:`generator.cli.render` (render, check, validate, init), :mod:`generator.cli.explain`,
-:mod:`generator.cli.gitops` (diff, publish) and :mod:`generator.cli.rollout`.
+:mod:`generator.cli.gitops` (diff, publish), :mod:`generator.cli.rollout` and
+:mod:`generator.cli.importer` (import).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import click
 
 from generator import __version__
-from generator.cli import explain, gitops, render, report, rollout
+from generator.cli import explain, gitops, importer, render, report, rollout
 from generator.cli.base import Context, setup_logging
 
 
@@ -30,5 +31,5 @@ def main(ctx: click.Context, root: Path, verbose: bool) -> None:
 
 
 for command in (render.render, render.check, render.validate, render.init, explain.explain,
-                gitops.diff, gitops.publish, rollout.rollout, report.report):
+                gitops.diff, gitops.publish, rollout.rollout, report.report, importer.import_):
     main.add_command(command)
