@@ -550,13 +550,15 @@ def test_rewrite_uri_under_exposed_paths_replaces_what_each_proxy_matched(tmp_pa
 
     repo = build_file_tree(tmp_path, {"environments/dev.yaml": ENV,
                                       "apps/shop.yaml": EXPOSED_APP.format(name="shop", path="/shop", rewrite="/beta"),
-                                      "apps/strip.yaml": EXPOSED_APP.format(name="strip", path="/strip/", rewrite="/")})
+                                      "apps/strip.yaml": EXPOSED_APP.format(name="strip", path="/strip/", rewrite="/"),
+                                      "apps/slash.yaml": EXPOSED_APP.format(name="slash", path="/slash", rewrite="/")})
     hosts, subsets, rendered = serve_rendered(render_repo(repo, cache=False))
     cases = [("shop", "mesh", "/shop/a", "/betashop/a"), ("shop", "web/shop-gateway", "/shop/a", "/beta/a"),
              ("shop", "mesh", "/shop/api/x", "/api/x"), ("shop", "web/shop-gateway", "/shop/api/x", "/api/x"),
              ("shop", "mesh", "/a", "/betaa"),
              ("strip", "mesh", "/strip/a", "/strip/a"), ("strip", "web/strip-gateway", "/strip/a", "/a"),
-             ("strip", "web/strip-gateway", "/strip/api/x", "/api/x")]
+             ("strip", "web/strip-gateway", "/strip/api/x", "/api/x"),
+             ("slash", "web/slash-gateway", "/slash/a", "//a"), ("slash", "mesh", "/slash/a", "/slash/a")]
     results = []
     for app, gateway, uri, forwarded in cases:
         result = rendered[app].explain(explain_mod.Ask(uri=uri, gateway=gateway, source_namespace="web"))

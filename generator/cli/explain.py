@@ -61,7 +61,8 @@ def read_asks(stream: TextIO, name: str) -> list[explain_mod.Ask]:
 @click.option("--uri", default="/", show_default=True, help="Request target; a ?query is split off. Normalised as Envoy does.")
 @click.option("--method", default="GET", show_default=True)
 @click.option("--authority", default=None,
-              help="Host/authority (default: the VirtualService's first host, or at a gateway its first host the Gateway serves).")
+              help="Host/authority (default: the VirtualService's first host by the name the caller's namespace "
+                   "resolves, e.g. reviews beside it, reviews.mesh elsewhere; at a gateway its first host the Gateway serves).")
 @click.option("--scheme", default=None, help="http or https (default: https on a Gateway's HTTPS server, else http).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port the request is sent to (default: the service port; through a gateway, the Gateway server's port).")

@@ -4,7 +4,7 @@
 applies -- not the spec, so it answers for what the cluster runs. The matching itself is
 :mod:`generator.routing.simulate`; this module finds the files, reads them once
 (:func:`load`), settles what istiod settles per proxy (the gateway, the port it listens on,
-whether the authority is one of the VirtualService's hosts) and names the spec route behind
+whether the proxy serves the VirtualService by the request's authority) and names the spec route behind
 the Istio route (:func:`generator.routing.compiler.spec_route_name`). :meth:`Rendered.explain`
 is pure, so many requests cost one read (``meshgen explain --requests``, route tests).
 """
@@ -42,7 +42,8 @@ class Ask:
         headers: header name -> value.
         query: more query parameters, after those of ``uri``.
         authority: ``:authority``; ``None``: the VirtualService's first host (at a gateway, its
-            first host the Gateway serves), by its short name for a cluster-local host.
+            first host the Gateway serves), for a Service host by the name the caller's
+            namespace resolves (``reviews`` in the Service's namespace, ``reviews.mesh`` elsewhere).
         scheme: ``:scheme``; ``None``: ``https`` on a Gateway server of protocol HTTPS, else ``http``.
         port: port the request is sent to; ``None``: the service port from the mesh, the
             Gateway server's port through a gateway.
