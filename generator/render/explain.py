@@ -291,6 +291,7 @@ class Rendered:
     vs: dict[str, Any]
     gateways: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: list[str] = field(default_factory=list)
+    _domains: dict[tuple[str, int | None, str], list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def namespace(self) -> str:
@@ -364,6 +365,12 @@ class Rendered:
         when ``None``; :func:`gateway_domains`). For a Gateway that is not rendered beside the
         VirtualService, its servers are unknown and the VirtualService's hosts are taken as
         they are."""
+        key = (gateway, port, source_namespace)
+        if key not in self._domains:
+            self._domains[key] = self._domains_of(gateway, port, source_namespace)
+        return self._domains[key]
+
+    def _domains_of(self, gateway: str, port: int | None, source_namespace: str) -> list[str]:
         if gateway == "mesh":
             return list(dict.fromkeys(d for h in self.hosts for d in sidecar_domains(h.lower(), source_namespace)))
         if gateway not in self.gateways:
