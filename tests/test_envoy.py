@@ -293,9 +293,11 @@ def test_a_virtual_service_left_out_of_a_proxy_reaches_every_version_and_the_com
     compiled = routing.compile_http([routing.SpecRoute("alt-port", "port 8080", {
         "route": [{"destination": {"host": "app", "subset": "v2"}}]})])
     assert compiled[-1]["name"] == routing.NO_ROUTE
-    proxies = [envoy.Proxy(port=80), envoy.Proxy(port=8080)]
-    proxy = start([envoy.VirtualHost("old.test", left_out, 80, "app"), envoy.VirtualHost("new.test", compiled, 80, "app")],
-                  proxies, {("app", 80): ["v1", "v2"]})
+    proxies = [envoy.Proxy(port=80), envoy.Proxy(port=8080), envoy.Proxy(port=80, namespace="ns")]
+    proxy = start([envoy.VirtualHost("old.test", left_out, 80, "app"), envoy.VirtualHost("new.test", compiled, 80, "app"),
+                   envoy.VirtualHost("", left_out, 80, "app.ns.svc.cluster.local",
+                                     ("app.ns.svc.cluster.local", "app.example.com"))],
+                  proxies, {("app", 80): ["v1", "v2"], ("app.ns.svc.cluster.local", 80): ["v1", "v2"]})
     try:
         seen = Counter(answered(proxy.send(proxies[0], "GET", "/", "old.test")) for _ in range(40))
         assert set(seen) == {"v1", "v2"}  # the Service's default route: every version
@@ -303,6 +305,14 @@ def test_a_virtual_service_left_out_of_a_proxy_reaches_every_version_and_the_com
             explain_mod.Ask(authority="old.test", port=80))
         assert result.outcome == simulate.OMITTED
         assert answered(proxy.send(proxies[0], "GET", "/", "new.test")) == "404"
+        # with its hosts as istiod serves them: the Service keeps its own names, an exposed host is gone
+        hosts = ("app.ns.svc.cluster.local", "app.example.com")
+        rendered = explain_mod.Rendered("ex", virtual_service("ex", list(hosts), left_out), {}, ["v1", "v2"])
+        results = [rendered.explain(explain_mod.Ask(authority=a, port=80, source_namespace="ns")) for a in hosts]
+        assert [r.outcome for r in results] == [simulate.OMITTED, explain_mod.NOT_SERVED]
+        for result in results:
+            got = {answered(send(proxy, result.request, result.request.authority)) for _ in range(20)}
+            assert got == expected_subsets(result), result.request
         assert answered(proxy.send(proxies[1], "GET", "/", "new.test")) == "v2"
         assert answered(proxy.send(proxies[1], "GET", "/", "old.test")) == "v2"
     finally:

@@ -427,6 +427,14 @@ class Rendered:
             outcome = simulate.evaluate(http, request)
         except simulate.UnmodelledMatch as e:
             raise OutsideError(f"{self.path}: cannot evaluate this VirtualService: {e}") from e
+        if outcome.kind == simulate.OMITTED and request.gateway == "mesh":
+            # route.go BuildSidecarVirtualHostWrapper: without the VirtualService the Service keeps
+            # a virtual host of its own names (buildSidecarVirtualHostForService); its other hosts
+            # (an exposed host) go. A VirtualService without a Service host is taken as a registry host.
+            own = [d for h in self.hosts if _kube_service(h.lower())
+                   for d in sidecar_domains(h.lower(), request.source_namespace)]
+            if own and not any(domain_matches(host_of(request.authority), d) for d in own):
+                return Explanation(outcome=NOT_SERVED, domains=own, **base)
         if outcome.route is None:
             return Explanation(outcome=outcome.kind, versions=self.versions, **base)
         route, index = outcome.route, outcome.index
