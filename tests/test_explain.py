@@ -316,3 +316,16 @@ def test_bad_json_lines_are_errors_with_their_place(tmp_path: Path) -> None:
     assert "r.jsonl:2:" in proc.stderr and "error: not JSON" in proc.stderr
     assert "r.jsonl:3:3: error: unknown request field 'url'" in proc.stderr
     assert "r.jsonl:4:1: error: request field 'port' must be a port number, not \"80\"" in proc.stderr
+
+
+def test_a_hand_edited_uri_regex_rewrite_that_is_not_re2_is_an_outside_error(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path)
+    vs = repo / "rendered/dev/mesh/ratings/virtualservice.yaml"
+    text = vs.read_text()
+    assert "    retries:\n" in text
+    vs.write_text(text.replace("    retries:\n", "    rewrite:\n      uriRegexRewrite: {match: '(', rewrite: x}\n"
+                                                 "    retries:\n", 1))
+    proc = run_meshgen("explain", "ratings", "--env", "dev", cwd=repo)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert ("rendered/dev/mesh/ratings/virtualservice.yaml: cannot evaluate this VirtualService: "
+            "rewrite.uriRegexRewrite.match '(' is not RE2") in proc.stderr

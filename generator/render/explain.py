@@ -445,7 +445,10 @@ class Rendered:
         if "redirect" in route:
             details["location"] = redirect_location(route["redirect"], request, query)
         elif "rewrite" in route and "route" in route:
-            forwarded = simulate.rewritten_path(route, outcome.block, request.uri)
+            try:
+                forwarded = simulate.rewritten_path(route, outcome.block, request.uri)
+            except simulate.UnmodelledMatch as e:
+                raise OutsideError(f"{self.path}: cannot evaluate this VirtualService: {e}") from e
             authority = route["rewrite"].get("authority")
             if forwarded != request.uri:
                 details["forwardedPath"] = forwarded + (f"?{query}" if query else "")

@@ -44,6 +44,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import re2
+
 from generator.routing.conditions import compiled
 from generator.routing.request import Request  # noqa: F401  (re-exported: simulate.Request)
 
@@ -186,11 +188,17 @@ def rewritten_path(route: dict[str, Any], block: dict[str, Any] | None, path: st
     ``uri``. ``rewrite.uriRegexRewrite`` is Envoy's ``regex_rewrite``, ``match`` and ``rewrite``
     passed verbatim: every match of the RE2 regex is replaced (:func:`regex_replace`).
     ``path`` is the normalised path, without the query string (Envoy keeps the query as it is).
+
+    Raises:
+        UnmodelledMatch: ``uriRegexRewrite.match`` is not an RE2 regex (Envoy would refuse it).
     """
     rewrite = route.get("rewrite") or {}
     regex = rewrite.get("uriRegexRewrite")
     if regex and regex.get("match"):
-        return regex_replace(regex["match"], str(regex.get("rewrite", "")), path)
+        try:
+            return regex_replace(str(regex["match"]), str(regex.get("rewrite", "")), path)
+        except re2.error as e:
+            raise UnmodelledMatch(f"rewrite.uriRegexRewrite.match {regex['match']!r} is not RE2: {e}") from e
     uri = rewrite.get("uri")
     if not uri:
         return path
