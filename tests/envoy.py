@@ -226,7 +226,10 @@ def _route_action(http: dict[str, Any], port: int, host_port: int) -> dict[str, 
         action["weighted_clusters"] = {"clusters": [{"name": cluster(d), "weight": d["weight"]}
                                                     for d in dests if d.get("weight", 0)]}
     rewrite = http.get("rewrite") or {}
-    if rewrite.get("uri"):
+    if rewrite.get("uriRegexRewrite"):  # Match and Rewrite verbatim
+        action["regex_rewrite"] = {"pattern": {"regex": rewrite["uriRegexRewrite"]["match"]},
+                                   "substitution": rewrite["uriRegexRewrite"]["rewrite"]}
+    elif rewrite.get("uri"):
         action["prefix_rewrite"] = rewrite["uri"]
     authority = rewrite.get("authority") or _authority_of((http.get("headers") or {}).get("request"))
     if authority:
@@ -364,12 +367,97 @@ class Upstreams:
 
 @dataclass
 class VirtualHost:
-    """One VirtualService as a proxy sees it: its ``spec.http`` and the authority it is asked by."""
+    """One VirtualService as a proxy sees it: its ``spec.http`` and the authority it is asked by.
+
+    With ``hosts`` (the VirtualService's ``spec.hosts``), each proxy gets the domains istiod
+    builds for it (:func:`domains_for`) instead of ``domain``; ``servers`` are the servers of
+    the Gateways it binds, ``{"<namespace>/<name>": [server, ...]}``, and ``namespace`` is its own.
+    """
 
     domain: str
     http: list[dict[str, Any]]
     host_port: int = 80  # the Service port destinations name
     service: str = ""  # the Service's host, for istiod's default route when the VS is omitted
+    hosts: tuple[str, ...] = ()
+    namespace: str = "ns"
+    servers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+#: istiod's cluster for requests no virtual host takes on a sidecar (outboundTrafficPolicy
+#: ALLOW_ANY, the default): here a static cluster whose upstream answers as this "subset".
+PASSTHROUGH = "PassthroughCluster"
+
+
+def _alt_kube_hosts(hostname: str, proxy_domain: str) -> list[str]:
+    """httproute.go ``generateAltVirtualHostsForKubernetesService`` with
+    ``portNoAppendPortSuffix`` (sidecars: ``SidecarIgnorePort``)."""
+    before = proxy_domain.split(".svc.", 1)[0]
+    ih = hostname.find(".svc.")
+    if ih <= 0:
+        return []
+    ns = hostname.find(".")
+    if ns + 1 >= len(hostname) or ns + 1 > ih:
+        return []
+    if hostname[ns + 1:ih] == before:  # same namespace
+        return [hostname[:ns], hostname[:ih] + ".svc", hostname[:ih]]
+    return [hostname[:ih], hostname[:ih] + ".svc"]
+
+
+def sidecar_domains(vs_hosts: tuple[str, ...], namespace: str) -> list[str]:
+    """httproute.go ``BuildSidecarOutboundVirtualHosts`` for a proxy in ``namespace`` (DNS
+    domain ``<namespace>.svc.cluster.local``): a host of the registry (here: a Kubernetes
+    Service host) gets ``generateVirtualHostDomains`` -- itself, then ``GenerateAltVirtualHosts``
+    (the absolute ``host.``, PILOT_ENABLE_ABSOLUTE_FQDN_VHOST_DOMAIN on by default, and the
+    Kubernetes short forms) -- any other host itself only; no ``:port`` forms, as the route
+    config ignores ports (``SidecarIgnorePort``)."""
+    proxy_domain = f"{namespace}.svc.cluster.local"
+    out: list[str] = []
+    for h in (h.lower() for h in vs_hosts):
+        if ".svc." in h and not h.startswith("*"):
+            alt = [h + "."]
+            if h.endswith(proxy_domain[proxy_domain.index(".svc."):]):
+                alt += _alt_kube_hosts(h, proxy_domain)
+            out += [h, *alt]
+        else:
+            out.append(h)
+    return out
+
+
+def _subset_of(n: str, o: str) -> bool:
+    """pkg/config/host ``Name.SubsetOf``."""
+    if n.startswith("*"):
+        return o.startswith("*") and len(n) >= len(o) and n[1:].endswith(o[1:])
+    return n.endswith(o[1:]) if o.startswith("*") else n == o
+
+
+def gateway_domains(vs_hosts: tuple[str, ...], servers: list[dict[str, Any]], vs_namespace: str) -> list[str]:
+    """gateway.go ``buildGatewayHTTPRouteConfig``: per server,
+    ``host.NamesForNamespace(server.Hosts, vs.Namespace).Intersection(vs.Hosts)``."""
+    out: list[str] = []
+    for server in servers:
+        names = []
+        for h in server.get("hosts") or []:
+            ns, sep, name = h.partition("/")
+            if not sep:
+                names.append(h)
+            elif ns in (vs_namespace, "*"):
+                names.append(name)
+        for s_host in names:
+            for v_host in vs_hosts:
+                hit = s_host if _subset_of(s_host, v_host) else v_host if _subset_of(v_host, s_host) else None
+                if hit is not None and hit.lower() not in out:
+                    out.append(hit.lower())
+    return out
+
+
+def domains_for(vh: "VirtualHost", proxy: "Proxy") -> list[str]:
+    """The domains of ``vh``'s virtual host in ``proxy``'s route config."""
+    if not vh.hosts:
+        return [vh.domain]
+    if proxy.gateway == "mesh":
+        return sidecar_domains(vh.hosts, proxy.namespace)
+    servers = [s for s in vh.servers.get(proxy.gateway, []) if s["port"]["number"] == proxy.port]
+    return gateway_domains(vh.hosts, servers, vh.namespace)
 
 
 @dataclass
@@ -403,9 +491,12 @@ class Envoy:
                  proxies: list[Proxy], subsets: dict[tuple[str, int], list[str]]) -> None:
         self.proxies = proxies
         self.dir = Path(tempfile.mkdtemp(prefix="meshgen-envoy-"))
-        names = {s for ss in subsets.values() for s in ss} | {host for (host, _), ss in subsets.items() if not ss}
+        names = ({s for ss in subsets.values() for s in ss} | {host for (host, _), ss in subsets.items() if not ss}
+                 | {PASSTHROUGH})
         self.upstreams = Upstreams(names)
-        clusters = []
+        clusters = [{"name": PASSTHROUGH, "type": "STATIC", "connect_timeout": "1s", "load_assignment": {
+            "cluster_name": PASSTHROUGH, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": self.upstreams.port(PASSTHROUGH)}}}}]}]}}]
         for (host, port), ss in sorted(subsets.items()):
             for subset in [*ss, SERVICE]:
                 members = (ss or [host]) if subset == SERVICE else [subset]
@@ -417,20 +508,30 @@ class Envoy:
                             for m in members]}]}})
         listeners = []
         for i, proxy in enumerate(proxies):
-            vhosts = []
+            vhosts, taken = [], set()
             for j, vh in enumerate(hosts[proxy] if isinstance(hosts, dict) else hosts):
                 routes = translate_routes(vh.http, proxy, vh.host_port)
+                domains = domains_for(vh, proxy)
                 if routes is None:
                     if proxy.gateway != "mesh" or not vh.service:
                         continue  # a gateway without routes for the host: not served
                     routes = [_service_route(vh.service, vh.host_port)]
-                vhosts.append({"name": f"vh{j}", "domains": [vh.domain], "routes": routes})
+                    if vh.hosts:  # buildSidecarVirtualHostForService: the Service's own names only
+                        domains = sidecar_domains((vh.service,), proxy.namespace)
+                domains = [d for d in domains if d not in taken]  # httproute.go dedupeDomains
+                taken.update(domains)
+                if domains:
+                    vhosts.append({"name": f"vh{j}", "domains": domains, "routes": routes})
+            if proxy.gateway == "mesh":  # httproute.go buildCatchAllVirtualHost (ALLOW_ANY)
+                vhosts.append({"name": "allow_any", "domains": ["*"], "routes": [
+                    {"name": "allow_any", "match": {"prefix": "/"}, "route": {"cluster": PASSTHROUGH, "timeout": "0s"}}]})
             hcm = {
                 "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                 "stat_prefix": f"p{i}", "codec_type": "AUTO",
                 # listener_builder.go: meshConfig.pathNormalization BASE (the default)
                 "normalize_path": True, "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
-                "route_config": {"name": f"p{i}", "virtual_hosts": vhosts},
+                # httproute.go / gateway.go: IgnorePortInHostMatching on sidecars and gateways
+                "route_config": {"name": f"p{i}", "virtual_hosts": vhosts, "ignore_port_in_host_matching": True},
                 "http_filters": [
                     {"name": "envoy.filters.http.cors", "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}},

@@ -79,9 +79,12 @@ def answered(answer: envoy.Answer) -> str | None:
 
 
 def expected_subsets(result: explain_mod.Explanation) -> set[str]:
-    """What may answer according to ``explain``: a subset of positive weight, or a status."""
+    """What may answer according to ``explain``: a subset of positive weight, or a status;
+    the sidecar's catch-all (``PassthroughCluster``) for an authority the proxy does not serve."""
     if result.outcome == simulate.OMITTED and result.request.gateway == "mesh":
         return set(result.versions)
+    if result.outcome == explain_mod.NOT_SERVED and result.request.gateway == "mesh":
+        return {envoy.PASSTHROUGH}
     if result.status is not None:
         return {str(result.status)}
     return {v for v, w in result.destinations.items() if w > 0}
@@ -290,9 +293,11 @@ def test_a_virtual_service_left_out_of_a_proxy_reaches_every_version_and_the_com
     compiled = routing.compile_http([routing.SpecRoute("alt-port", "port 8080", {
         "route": [{"destination": {"host": "app", "subset": "v2"}}]})])
     assert compiled[-1]["name"] == routing.NO_ROUTE
-    proxies = [envoy.Proxy(port=80), envoy.Proxy(port=8080)]
-    proxy = start([envoy.VirtualHost("old.test", left_out, 80, "app"), envoy.VirtualHost("new.test", compiled, 80, "app")],
-                  proxies, {("app", 80): ["v1", "v2"]})
+    proxies = [envoy.Proxy(port=80), envoy.Proxy(port=8080), envoy.Proxy(port=80, namespace="ns")]
+    proxy = start([envoy.VirtualHost("old.test", left_out, 80, "app"), envoy.VirtualHost("new.test", compiled, 80, "app"),
+                   envoy.VirtualHost("", left_out, 80, "app.ns.svc.cluster.local",
+                                     ("app.ns.svc.cluster.local", "app.example.com"))],
+                  proxies, {("app", 80): ["v1", "v2"], ("app.ns.svc.cluster.local", 80): ["v1", "v2"]})
     try:
         seen = Counter(answered(proxy.send(proxies[0], "GET", "/", "old.test")) for _ in range(40))
         assert set(seen) == {"v1", "v2"}  # the Service's default route: every version
@@ -300,6 +305,14 @@ def test_a_virtual_service_left_out_of_a_proxy_reaches_every_version_and_the_com
             explain_mod.Ask(authority="old.test", port=80))
         assert result.outcome == simulate.OMITTED
         assert answered(proxy.send(proxies[0], "GET", "/", "new.test")) == "404"
+        # with its hosts as istiod serves them: the Service keeps its own names, an exposed host is gone
+        hosts = ("app.ns.svc.cluster.local", "app.example.com")
+        rendered = explain_mod.Rendered("ex", virtual_service("ex", list(hosts), left_out), {}, ["v1", "v2"])
+        results = [rendered.explain(explain_mod.Ask(authority=a, port=80, source_namespace="ns")) for a in hosts]
+        assert [r.outcome for r in results] == [simulate.OMITTED, explain_mod.NOT_SERVED]
+        for result in results:
+            got = {answered(send(proxy, result.request, result.request.authority)) for _ in range(20)}
+            assert got == expected_subsets(result), result.request
         assert answered(proxy.send(proxies[1], "GET", "/", "new.test")) == "v2"
         assert answered(proxy.send(proxies[1], "GET", "/", "old.test")) == "v2"
     finally:
@@ -373,12 +386,14 @@ def test_rewrites_redirects_and_direct_responses_answer_in_envoy_as_explain_says
     rendered = explain_mod.Rendered(vs.path, vs.obj, {}, ["v1", "v2"])
     http = vs.obj["spec"]["http"]
     host = vs.obj["spec"]["hosts"][0]
-    proxy = start([envoy.VirtualHost("shop", http, 80, host)], [envoy.Proxy()], {(host, 80): ["v1", "v2"]})
+    beside = envoy.Proxy(namespace="web")  # the app's namespace, where explain's caller is by default
+    proxy = start([envoy.VirtualHost("shop", http, 80, host, tuple(vs.obj["spec"]["hosts"]), "web")], [beside],
+                  {(host, 80): ["v1", "v2"]})
     try:
         for uri in ("/v1/cart?id=7", "/v1/", "/moved/x?a=1", "/legacy", "/api/cart?x=1", "/api/", "/x/../api/a%2Fb",
                     "/other"):
             result = rendered.explain(explain_mod.Ask(uri=uri))
-            answer = proxy.send(envoy.Proxy(), "GET", uri, "shop", {"x-debug": "1"})
+            answer = proxy.send(beside, "GET", uri, result.request.authority, {"x-debug": "1"})
             if result.status is not None:
                 assert (answer.status, answer.subset) == (result.status, None), uri
                 assert answer.headers.get("location") == result.details.get("location"), uri
@@ -386,11 +401,12 @@ def test_rewrites_redirects_and_direct_responses_answer_in_envoy_as_explain_says
             assert answer.subset in {v for v, w in result.destinations.items() if w}, uri
             forwarded = result.details.get("forwardedPath", target(result.request))
             assert answer.path == forwarded, uri
-            assert answer.upstream_headers["host"] == result.details.get("forwardedAuthority", "shop"), uri
+            assert answer.upstream_headers["host"] == result.details.get("forwardedAuthority",
+                                                                         result.request.authority), uri
             if result.spec_route == "api":
                 assert answer.upstream_headers.get("x-api") == "1" and "x-debug" not in answer.upstream_headers
                 assert answer.headers.get("x-served-by") == "shop"
-        direct = proxy.send(envoy.Proxy(), "GET", "/legacy", "shop")
+        direct = proxy.send(beside, "GET", "/legacy", "shop")
         assert direct.status == 410
     finally:
         proxy.close()
@@ -465,3 +481,171 @@ def test_fan_out_and_services_without_versions_route_in_envoy_as_explain_says(tm
         assert {"v1", "stable", "reviews.shop.svc.cluster.local"} <= seen
     finally:
         proxy.close()
+# --------------------------------------------------------------------------- hosts, rewrites under exposed paths
+
+
+def serve_rendered(rendering: Any) -> tuple[list[envoy.VirtualHost], dict[tuple[str, int], list[str]],
+                                            dict[str, explain_mod.Rendered]]:
+    """Each rendered VirtualService as istiod serves it (its own hosts, its Gateways' servers),
+    its subsets, and ``explain``'s view of it by app."""
+    hosts, subsets, rendered = [], {}, {}
+    for obj in rendering.objects:
+        if obj.kind != "VirtualService":
+            continue
+        gateways = {o.obj["metadata"]["namespace"] + "/" + o.obj["metadata"]["name"]: o.obj
+                    for o in rendering.objects if o.kind == "Gateway" and (o.env, o.app) == (obj.env, obj.app)}
+        dr = next(o.obj for o in rendering.objects if o.kind == "DestinationRule" and (o.env, o.app) == (obj.env, obj.app))
+        versions = [s["name"] for s in dr["spec"]["subsets"]]
+        r = explain_mod.Rendered(obj.path, obj.obj, gateways, versions)
+        spec = obj.obj["spec"]
+        hosts.append(envoy.VirtualHost(spec["hosts"][0], spec["http"], r.service_port(), spec["hosts"][0],
+                                       tuple(spec["hosts"]), r.namespace,
+                                       {g: gw["spec"]["servers"] for g, gw in gateways.items()}))
+        subsets[(dr["spec"]["host"], r.service_port())] = versions
+        rendered[obj.app] = r
+    return hosts, subsets, rendered
+
+
+def compare(proxy: envoy.Envoy, results: list[explain_mod.Explanation]) -> list[envoy.Answer]:
+    """Send each request ``explain`` answered; Envoy's subset or status must be what it says."""
+    answers = []
+    for result in results:
+        answer = send(proxy, result.request, result.request.authority)
+        assert answered(answer) in expected_subsets(result), (result.request, result.outcome, answered(answer))
+        if answer.subset is not None and answer.subset != envoy.PASSTHROUGH:
+            assert answer.path == result.details.get("forwardedPath", target(result.request)), result.request
+        answers.append(answer)
+    return answers
+
+
+SIDECAR_AUTHORITIES = ["reviews", "reviews:8080", "REVIEWS.mesh", "reviews.mesh:9080", "reviews.mesh.svc",
+                       "reviews.mesh.svc.cluster.local", "reviews.mesh.svc.cluster.local.", "bookinfo.example.com",
+                       "bookinfo.example.com:80", "reviews.other", "shop.example.com"]
+
+
+def test_a_services_bare_name_is_served_only_to_sidecars_in_its_namespace_in_envoy_and_explain() -> None:
+    """istiod gives a sidecar the Service's bare name only in the Service's namespace; elsewhere
+    ``reviews`` reaches the catch-all virtual host, not the app's routes."""
+    hosts, subsets, rendered = serve_rendered(render_repo(ROOT, ["prod"], cache=False))
+    reviews = rendered["reviews"]
+    results = [reviews.explain(explain_mod.Ask(uri="/reviews/1", authority=a, source_namespace=ns))
+               for ns in ("mesh", "other") for a in SIDECAR_AUTHORITIES]
+    results += [reviews.explain(explain_mod.Ask(uri="/reviews/1", source_namespace=ns)) for ns in ("mesh", "other")]
+    outcome = {(r.request.source_namespace, r.request.authority): r.outcome for r in results}
+    assert outcome["mesh", "reviews"] == outcome["mesh", "reviews:8080"] == simulate.ROUTE
+    assert outcome["other", "reviews"] == outcome["other", "reviews:8080"] == explain_mod.NOT_SERVED
+    assert outcome["other", "reviews.mesh"] == outcome["other", "reviews.mesh.svc.cluster.local."] == simulate.ROUTE
+    assert outcome["other", "bookinfo.example.com"] == simulate.ROUTE
+    assert outcome["mesh", "reviews.other"] == outcome["mesh", "shop.example.com"] == explain_mod.NOT_SERVED
+    proxy = start(hosts, envoy.proxies_of(r.request for r in results), subsets)
+    try:
+        answers = compare(proxy, results)
+    finally:
+        proxy.close()
+    by = {(r.request.source_namespace, r.request.authority): a for r, a in zip(results, answers)}
+    assert by["other", "reviews"].subset == envoy.PASSTHROUGH and by["mesh", "reviews"].subset in {"v1", "v2"}
+
+
+def test_a_gateway_serves_only_the_hosts_its_server_and_the_virtual_service_share_in_envoy_and_explain() -> None:
+    hosts, subsets, rendered = serve_rendered(render_repo(ROOT, ["prod"], cache=False))
+    reviews = rendered["reviews"]
+    results = [reviews.explain(explain_mod.Ask(uri="/reviews/1", authority=a, gateway="mesh/reviews-gateway"))
+               for a in SIDECAR_AUTHORITIES]
+    served = {r.request.authority for r in results if r.outcome == simulate.ROUTE}
+    assert served == {"bookinfo.example.com", "bookinfo.example.com:80"}
+    assert next(r for r in results if r.request.authority == "reviews").status == 404
+    # wildcards, server namespaces and several servers, as istiod intersects them
+    vs = virtual_service("w", ["reviews.mesh.svc.cluster.local", "a.example.com", "*.shop.example.com"],
+                         [{"name": "all", "route": [{"destination": {"host": "reviews.mesh.svc.cluster.local",
+                                                                     "subset": "v1"}}]}], ["ns/gw"])
+    servers = [{"port": {"number": 80, "name": "http", "protocol": "HTTP"},
+                "hosts": ["ns/*.example.com", "other/c.example.com"]},
+               {"port": {"number": 80, "name": "http2", "protocol": "HTTP"}, "hosts": ["*/reviews.mesh.svc.cluster.local"]}]
+    gw = {"kind": "Gateway", "metadata": {"name": "gw", "namespace": "ns"}, "spec": {"servers": servers}}
+    wild = explain_mod.Rendered("w", vs, {"ns/gw": gw}, ["v1"])
+    asks = ["a.example.com", "b.example.com", "x.shop.example.com", "shop.example.com", "c.example.com",
+            "reviews.mesh.svc.cluster.local", "reviews.mesh", "reviews"]
+    results_w = [wild.explain(explain_mod.Ask(authority=a, gateway="ns/gw")) for a in asks]
+    assert [r.outcome == simulate.ROUTE for r in results_w] == [True, False, True, False, False, True, False, False]
+    wild_host = envoy.VirtualHost("w", vs["spec"]["http"], 80, "", tuple(vs["spec"]["hosts"]), "ns", {"ns/gw": servers})
+    proxy = start([*hosts, wild_host], envoy.proxies_of(r.request for r in results + results_w),
+                  {**subsets, ("reviews.mesh.svc.cluster.local", 80): ["v1"]})
+    try:
+        compare(proxy, results + results_w)
+    finally:
+        proxy.close()
+
+
+def test_a_uri_regex_rewrite_forwards_the_path_envoy_forwards() -> None:
+    """``rewrite.uriRegexRewrite`` is Envoy's ``regex_rewrite``: RE2, every match replaced,
+    ``\\1`` a group; the query string is kept."""
+    def route(name: str, prefix: str, match: str, rewrite: str) -> dict[str, Any]:
+        return {"name": name, "match": [{"uri": {"prefix": prefix}}], "rewrite": {"uriRegexRewrite": {
+            "match": match, "rewrite": rewrite}}, "route": [{"destination": {"host": "app", "subset": "v1"}}]}
+    http = [route("items", "/r/", r"^/r/(\d+)", r"/items/\1"), route("every", "/g", "a*", "-"),
+            route("whole", "/n", r"[0-9]+", r"n\0n"), route("none", "/x", "zz", "y")]
+    rendered = explain_mod.Rendered("rx", virtual_service("rx", ["rx.test"], http))
+    uris = ["/r/12", "/r/12?x=1&y=2", "/r/ab", "/gbaaac", "/n12/3", "/x/a"]
+    results = [rendered.explain(explain_mod.Ask(uri=u)) for u in uris]
+    assert results[0].details["forwardedPath"] == "/items/12"
+    assert results[1].details["forwardedPath"] == "/items/12?x=1&y=2"
+    assert "forwardedPath" not in results[2].details and "forwardedPath" not in results[5].details
+    assert results[3].details["forwardedPath"] == "-/-g-b-c-"
+    proxy = start([envoy.VirtualHost("rx.test", http, 80, "app", ("rx.test",))],
+                  envoy.proxies_of(r.request for r in results), {("app", 80): ["v1"]})
+    try:
+        compare(proxy, results)
+    finally:
+        proxy.close()
+
+
+EXPOSED_APP = """\
+    apiVersion: meshgen.io/v1alpha1
+    kind: App
+    metadata: {{name: {name}, namespace: web}}
+    spec:
+      service: {{host: {name}, port: 80}}
+      versions:
+        v1: {{labels: {{version: v1}}}}
+        v2: {{labels: {{version: v2}}}}
+      expose: {{hosts: [{name}.example.com], paths: ["{path}"]}}
+      routes:
+        - name: api
+          when: uri prefix "/{name}/api"
+          to: v2
+          rewrite: {{uri: /api}}
+        - name: default
+          to: v1
+          rewrite: {{uri: {rewrite}}}
+    """
+
+
+def test_rewrite_uri_under_exposed_paths_replaces_what_each_proxy_matched(tmp_path: Path) -> None:
+    """docs/writing-specs.md: at the gateway a route's match carries the exposed path, so
+    ``rewrite.uri`` replaces it there; in the mesh it replaces what the route's own ``uri``
+    matched, ``/`` without one."""
+    from tests.conftest import build_file_tree
+    from tests.test_route_features import ENV
+
+    repo = build_file_tree(tmp_path, {"environments/dev.yaml": ENV,
+                                      "apps/shop.yaml": EXPOSED_APP.format(name="shop", path="/shop", rewrite="/beta"),
+                                      "apps/strip.yaml": EXPOSED_APP.format(name="strip", path="/strip/", rewrite="/"),
+                                      "apps/slash.yaml": EXPOSED_APP.format(name="slash", path="/slash", rewrite="/")})
+    hosts, subsets, rendered = serve_rendered(render_repo(repo, cache=False))
+    cases = [("shop", "mesh", "/shop/a", "/betashop/a"), ("shop", "web/shop-gateway", "/shop/a", "/beta/a"),
+             ("shop", "mesh", "/shop/api/x", "/api/x"), ("shop", "web/shop-gateway", "/shop/api/x", "/api/x"),
+             ("shop", "mesh", "/a", "/betaa"),
+             ("strip", "mesh", "/strip/a", "/strip/a"), ("strip", "web/strip-gateway", "/strip/a", "/a"),
+             ("strip", "web/strip-gateway", "/strip/api/x", "/api/x"),
+             ("slash", "web/slash-gateway", "/slash/a", "//a"), ("slash", "mesh", "/slash/a", "/slash/a")]
+    results = []
+    for app, gateway, uri, forwarded in cases:
+        result = rendered[app].explain(explain_mod.Ask(uri=uri, gateway=gateway, source_namespace="web"))
+        assert result.details.get("forwardedPath", uri) == forwarded, (app, gateway, uri)
+        results.append(result)
+    proxy = start(hosts, envoy.proxies_of(r.request for r in results), subsets)
+    try:
+        answers = compare(proxy, results)
+    finally:
+        proxy.close()
+    assert [a.path for a in answers] == [c[3] for c in cases]

@@ -136,10 +136,51 @@ def test_an_authority_the_virtual_service_does_not_serve_says_so() -> None:
     proc = run_meshgen("explain", "reviews", "--env", "prod", "--authority", "shop.example.com", cwd=ROOT, check=True)
     assert ("authority 'shop.example.com' is not served by this VirtualService (hosts: "
             "reviews.mesh.svc.cluster.local, bookinfo.example.com)") in proc.stdout
-    for served in ("reviews", "reviews.mesh", "reviews.mesh.svc.cluster.local", "reviews:9080", "bookinfo.example.com"):
+    for served in ("reviews", "reviews.mesh", "reviews.mesh.svc.cluster.local", "reviews:9080", "bookinfo.example.com",
+                   "reviews:8080"):  # Istio's proxies match the host without its port
         assert explain_json(ROOT, "reviews", "--env", "prod", "--authority", served, full=True)["outcome"] == "route"
-    assert explain_json(ROOT, "reviews", "--env", "prod", "--authority", "reviews:8080", full=True)["outcome"] == \
-        "not-served"
+
+
+@pytest.mark.parametrize(("authority", "namespace", "outcome"), [
+    ("reviews", "mesh", "route"), ("reviews", "other", "not-served"), ("reviews:9080", "other", "not-served"),
+    ("reviews.mesh", "other", "route"), ("reviews.mesh.svc", "other", "route"),
+    ("reviews.mesh.svc.cluster.local", "other", "route"), ("reviews.mesh.svc.cluster.local.", "other", "route"),
+    ("bookinfo.example.com", "other", "route"), ("reviews.other", "other", "not-served"),
+])
+def test_a_services_bare_name_is_served_only_in_its_own_namespace(authority: str, namespace: str, outcome: str) -> None:
+    """istiod gives a sidecar ``reviews`` only in the Service's namespace (httproute.go
+    ``generateAltVirtualHostsForKubernetesService``); tests/test_envoy.py checks it on Envoy."""
+    out = explain_json(ROOT, "reviews", "--env", "prod", "--authority", authority, "--source-namespace", namespace,
+                       full=True)
+    assert out["outcome"] == outcome
+    assert (out["route"] == "default") == (outcome == "route")
+
+
+def test_the_default_authority_is_the_name_the_callers_namespace_resolves() -> None:
+    proc = run_meshgen("explain", "reviews", "--env", "prod", cwd=ROOT, check=True)
+    assert "GET http://reviews:9080/" in proc.stdout and "namespace mesh" in proc.stdout
+    proc = run_meshgen("explain", "reviews", "--env", "prod", "--source-namespace", "other", cwd=ROOT, check=True)
+    assert "GET http://reviews.mesh:9080/" in proc.stdout and "spec route:  default" in proc.stdout
+    proc = run_meshgen("explain", "reviews", "--env", "prod", "--authority", "reviews", "--source-namespace", "other",
+                       cwd=ROOT, check=True)
+    assert ("a sidecar in namespace other serves it as reviews.mesh.svc.cluster.local, "
+            "reviews.mesh.svc.cluster.local., reviews.mesh, reviews.mesh.svc, bookinfo.example.com; the sidecar's "
+            "catch-all virtual host passes the request through") in proc.stdout
+
+
+def test_a_gateway_serves_only_the_hosts_it_shares_with_the_virtual_service() -> None:
+    """gateway.go ``buildGatewayHTTPRouteConfig``: the server's hosts intersected with the
+    VirtualService's; no short names."""
+    for authority in ("reviews", "reviews.mesh", "reviews.mesh.svc.cluster.local"):
+        out = explain_json(ROOT, "reviews", "--env", "prod", "--uri", "/reviews/1", "--authority", authority,
+                           "--gateway", "reviews-gateway", full=True)
+        assert out == {"route": None, "destinations": {}, "outcome": "not-served"}, authority
+    assert explain_json(ROOT, "reviews", "--env", "prod", "--uri", "/reviews/1", "--authority", "bookinfo.example.com:80",
+                        "--gateway", "reviews-gateway") == {"route": "default", "destinations": {"v1": 50, "v2": 50}}
+    proc = run_meshgen("explain", "reviews", "--env", "prod", "--uri", "/reviews/1", "--authority", "reviews",
+                       "--gateway", "reviews-gateway", cwd=ROOT, check=True)
+    assert "gateway mesh/reviews-gateway on port 80 serves it as bookinfo.example.com; the gateway answers 404" \
+        in proc.stdout
 
 
 def test_a_request_through_a_gateway_is_shown_on_the_gateways_server_port(tmp_path: Path) -> None:
@@ -275,3 +316,16 @@ def test_bad_json_lines_are_errors_with_their_place(tmp_path: Path) -> None:
     assert "r.jsonl:2:" in proc.stderr and "error: not JSON" in proc.stderr
     assert "r.jsonl:3:3: error: unknown request field 'url'" in proc.stderr
     assert "r.jsonl:4:1: error: request field 'port' must be a port number, not \"80\"" in proc.stderr
+
+
+def test_a_hand_edited_uri_regex_rewrite_that_is_not_re2_is_an_outside_error(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path)
+    vs = repo / "rendered/dev/mesh/ratings/virtualservice.yaml"
+    text = vs.read_text()
+    assert "    retries:\n" in text
+    vs.write_text(text.replace("    retries:\n", "    rewrite:\n      uriRegexRewrite: {match: '(', rewrite: x}\n"
+                                                 "    retries:\n", 1))
+    proc = run_meshgen("explain", "ratings", "--env", "dev", cwd=repo)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert ("rendered/dev/mesh/ratings/virtualservice.yaml: cannot evaluate this VirtualService: "
+            "rewrite.uriRegexRewrite.match '(' is not RE2") in proc.stderr

@@ -163,3 +163,23 @@ def test_a_broken_route_in_the_example_is_caught_by_its_own_test(tmp_path: Path)
     proc = run_meshgen("check", cwd=repo)
     assert proc.returncode == 1
     assert "route test 'jason-sees-v2'" in proc.stderr and "takes route 'jason' {v3: 100}" in proc.stderr
+
+
+def test_a_test_by_the_services_bare_name_from_another_namespace_reaches_no_route(tmp_path: Path) -> None:
+    """The bare name is served only beside the Service; through the gateway only the exposed host."""
+    repo = shop(tmp_path, APP.replace(
+        "        - request: {uri: /other, gateway: web/shop-gateway}\n",
+        "        - name: bare-name-elsewhere\n"
+        "          request: {uri: /api/cart, authority: shop, sourceNamespace: other}\n"
+        "          expect: {route: default}\n"
+        "        - name: short-name-at-the-gateway\n"
+        "          request: {uri: /api/cart, authority: shop.web, gateway: shop-gateway}\n"
+        "          expect: {route: null, status: 404}\n"
+        "        - request: {uri: /other, gateway: web/shop-gateway}\n"))
+    proc = run_meshgen("check", cwd=repo)
+    assert proc.returncode == 1
+    assert ("route test 'bare-name-elsewhere': GET /api/cart, authority shop, from namespace other, through the "
+            "mesh: reaches no route: its authority is not served by the VirtualService here "
+            "(shop.web.svc.cluster.local, shop.web.svc.cluster.local., shop.web, shop.web.svc, shop.example.com); "
+            "the sidecar passes it through (PassthroughCluster); expected route 'default'") in proc.stderr
+    assert "short-name-at-the-gateway" not in proc.stderr  # a 404 there, as expected

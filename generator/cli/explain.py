@@ -61,11 +61,13 @@ def read_asks(stream: TextIO, name: str) -> list[explain_mod.Ask]:
 @click.option("--uri", default="/", show_default=True, help="Request target; a ?query is split off. Normalised as Envoy does.")
 @click.option("--method", default="GET", show_default=True)
 @click.option("--authority", default=None,
-              help="Host/authority (default: the VirtualService's first host, or at a gateway its first host the Gateway serves).")
+              help="Host/authority (default: the VirtualService's first host by the name the caller's namespace "
+                   "resolves, e.g. reviews beside it, reviews.mesh elsewhere; at a gateway its first host the Gateway serves).")
 @click.option("--scheme", default=None, help="http or https (default: https on a Gateway's HTTPS server, else http).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Port the request is sent to (default: the service port; through a gateway, the Gateway server's port).")
-@click.option("--source-namespace", default="default", show_default=True, help="Namespace of the caller.")
+@click.option("--source-namespace", default=None,
+              help="Namespace of the caller (default: the app's own; only there is the Service's bare name served).")
 @click.option("--source-label", "source_labels", multiple=True, metavar="K=V",
               help="A label of the calling workload (repeatable).")
 @click.option("--gateway", default="mesh", show_default=True,
@@ -75,7 +77,7 @@ def read_asks(stream: TextIO, name: str) -> list[explain_mod.Ask]:
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @pass_ctx
 def explain(ctx: Context, app: str, env: str, headers: tuple[str, ...], query: tuple[str, ...], uri: str,
-            method: str, authority: str | None, scheme: str | None, port: int | None, source_namespace: str,
+            method: str, authority: str | None, scheme: str | None, port: int | None, source_namespace: str | None,
             source_labels: tuple[str, ...], gateway: str, requests_file: str | None, output: str) -> None:
     """Which route of APP's rendered VirtualService a request takes, and where it goes.
 
@@ -143,8 +145,17 @@ def _print(result: explain_mod.Explanation) -> None:
     for line in details:
         out_console.print(f"  {line}", markup=False)
     if result.outcome == explain_mod.NOT_SERVED:
+        if r.gateway == "mesh":
+            proxy = f"a sidecar in namespace {r.source_namespace}"
+            fate = ("the sidecar's catch-all virtual host passes the request through to the address it was "
+                    "sent to (PassthroughCluster), not to this app's routes")
+        else:
+            proxy = f"gateway {r.gateway} on port {r.port}"
+            fate = "the gateway answers 404"
+        names = ", ".join(result.domains) or "none"
         out_console.print(f"authority {r.authority!r} is not served by this VirtualService "
-                          f"(hosts: {', '.join(result.hosts)}): its routes do not apply", markup=False)
+                          f"(hosts: {', '.join(result.hosts)}): {proxy} serves it as {names}; {fate}",
+                          markup=False)
         return
     if result.outcome == simulate.OMITTED:
         if r.gateway == "mesh":

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 from generator import resources
 from generator.errors import Place, SpecError, as_yaml
-from generator.routing import conditions
+from generator.routing import conditions, simulate
 from generator.spec import schema
 from generator.spec.config import EffectiveApp
 
@@ -619,6 +619,13 @@ def _check_rewrite(app: EffectiveApp, route: dict[str, Any], at: tuple, name: st
                 yield SpecError(f"route {as_yaml(name)}: rewrite.uriRegexRewrite.match is not an RE2 regex",
                                 place=app.place(*here, "uriRegexRewrite", "match"),
                                 hint="Envoy's regex_rewrite uses RE2 (https://github.com/google/re2/wiki/Syntax)")
+            else:
+                problem = simulate.rewrite_problem(regex["match"], str(regex["rewrite"]))
+                if problem:  # RE2 GlobalReplace refuses it, and Envoy forwards the path unchanged
+                    yield SpecError(f"route {name!r}: rewrite.uriRegexRewrite.rewrite: {problem}",
+                                    place=app.place(*here, "uriRegexRewrite", "rewrite"),
+                                    hint=r"Envoy substitutes \1 .. \9 (groups), \0 (the whole match) and \\ "
+                                         "(a backslash); with anything else it leaves the path as it is")
     authority = {k for k in ((route.get("headers") or {}).get("request") or {}).get("set") or {}
                  if k.lower() in ("host", ":authority")}
     if rewrite.get("authority") and authority:

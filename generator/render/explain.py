@@ -4,14 +4,13 @@
 applies -- not the spec, so it answers for what the cluster runs. The matching itself is
 :mod:`generator.routing.simulate`; this module finds the files, reads them once
 (:func:`load`), settles what istiod settles per proxy (the gateway, the port it listens on,
-whether the authority is one of the VirtualService's hosts) and names the spec route behind
+whether the proxy serves the VirtualService by the request's authority) and names the spec route behind
 the Istio route (:func:`generator.routing.compiler.spec_route_name`). :meth:`Rendered.explain`
 is pure, so many requests cost one read (``meshgen explain --requests``, route tests).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +42,13 @@ class Ask:
         headers: header name -> value.
         query: more query parameters, after those of ``uri``.
         authority: ``:authority``; ``None``: the VirtualService's first host (at a gateway, its
-            first host the Gateway serves), by its short name for a cluster-local host.
+            first host the Gateway serves), for a Service host by the name the caller's
+            namespace resolves (``reviews`` in the Service's namespace, ``reviews.mesh`` elsewhere).
         scheme: ``:scheme``; ``None``: ``https`` on a Gateway server of protocol HTTPS, else ``http``.
         port: port the request is sent to; ``None``: the service port from the mesh, the
             Gateway server's port through a gateway.
-        source_namespace: namespace of the calling workload.
+        source_namespace: namespace of the calling workload; ``None``: the VirtualService's own
+            (a caller beside the app, which may call it by its bare name).
         source_labels: labels of the calling workload.
         gateway: ``"mesh"``, ``"<namespace>/<name>"`` or a Gateway name in the
             VirtualService's namespace.
@@ -60,7 +61,7 @@ class Ask:
     authority: str | None = None
     scheme: str | None = None
     port: int | None = None
-    source_namespace: str = "default"
+    source_namespace: str | None = None
     source_labels: dict[str, str] = field(default_factory=dict)
     gateway: str = "mesh"
 
@@ -112,8 +113,11 @@ class Explanation:
         outcome: :data:`generator.routing.simulate.ROUTE` (a route takes it),
             ``NO_MATCH`` (Envoy answers 404), ``OMITTED`` (no block applies to this proxy:
             istiod leaves the VirtualService out; a sidecar sends the request to every version
-            of the Service, a gateway answers 404) or :data:`NOT_SERVED` (the authority is not
-            one of the VirtualService's hosts).
+            of the Service, a gateway answers 404) or :data:`NOT_SERVED` (the authority is none
+            of the names this proxy serves the VirtualService by: a sidecar's catch-all virtual
+            host passes the request through to the address it was sent to, istiod's
+            ``PassthroughCluster`` with the default ``outboundTrafficPolicy`` ``ALLOW_ANY``
+            (httproute.go ``buildCatchAllVirtualHost``); a gateway answers 404).
         istio_index: index of the Istio HTTP route taken in ``spec.http``, or ``None``.
         istio_route: its ``name``, or ``None``.
         spec_route: the spec route whose destination that Istio route carries, or ``None``
@@ -127,6 +131,8 @@ class Explanation:
         versions: the versions (DestinationRule subsets) an omitted VirtualService leaves the
             Service's default route to.
         hosts: the VirtualService's hosts (for the not-served message).
+        domains: for :data:`NOT_SERVED`, the names this proxy serves the VirtualService by
+            (:meth:`Rendered.domains`).
     """
 
     path: str
@@ -139,6 +145,7 @@ class Explanation:
     details: dict[str, Any] = field(default_factory=dict)
     versions: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         """DESIGN §4: ``{"route": NAME or None, "destinations": {VERSION: WEIGHT}}``, plus
@@ -154,7 +161,7 @@ class Explanation:
     def status(self) -> int | None:
         """The status Envoy answers by itself (404, a redirect's or a direct response's code),
         or ``None`` when the request is forwarded."""
-        if self.outcome == simulate.OMITTED:
+        if self.outcome in (simulate.OMITTED, NOT_SERVED):
             return None if self.request.gateway == "mesh" else 404
         if self.outcome != simulate.ROUTE:
             return 404
@@ -185,24 +192,88 @@ def virtual_service_path(root: Path, app: str, env: str) -> Path:
     return found[0]
 
 
-def _short_host(host: str) -> str:
-    return host.split(".svc.", 1)[0].split(".")[0] if ".svc." in host else host
+def _kube_service(host: str) -> tuple[str, str] | None:
+    """``(name, namespace)`` of a Kubernetes Service host ``name.namespace.svc.<domain>``."""
+    base, sep, _ = host.partition(".svc.")
+    name, dot, namespace = base.partition(".")
+    if not sep or not dot or not name or not namespace or "." in namespace:
+        return None
+    return name, namespace
 
 
-def _host_names(host: str) -> set[str]:
-    """The names a sidecar's virtual host answers for a VirtualService host (istiod adds the
-    short forms of a cluster-local name: ``reviews``, ``reviews.mesh``, ``reviews.mesh.svc``)."""
-    names = {host}
-    if ".svc." in host:
-        base = host.split(".svc.", 1)[0]
-        names |= {base, f"{base}.svc", base.split(".")[0]}
-    return names
+def sidecar_domains(host: str, source_namespace: str) -> list[str]:
+    """The domains of a sidecar's virtual host for a VirtualService host, for a proxy in
+    ``source_namespace``, as istiod builds them (httproute.go ``generateVirtualHostDomains``,
+    ``GenerateAltVirtualHosts``, ``generateAltVirtualHostsForKubernetesService``; the proxy's
+    DNS domain is ``<namespace>.svc.<cluster domain>``).
+
+    A Kubernetes Service host ``reviews.mesh.svc.cluster.local`` is served by that name, by its
+    absolute form ``reviews.mesh.svc.cluster.local.``, by ``reviews.mesh`` and
+    ``reviews.mesh.svc``, and by the bare ``reviews`` only to a proxy in ``mesh``. Any other
+    host is served by its own name (a wildcard as Envoy matches it). Sidecars match hosts
+    without the port (istiod sets ``ignore_port_in_host_matching``), so no ``:port`` forms.
+    """
+    service = _kube_service(host)
+    if service is None:
+        return [host]
+    name, namespace = service
+    base = host.partition(".svc.")[0]
+    alt = [name, f"{base}.svc", base] if namespace == source_namespace else [base, f"{base}.svc"]
+    return [host, f"{host}.", *alt]
 
 
-def _host_matches(authority: str, host: str) -> bool:
-    if host.startswith("*"):
-        return authority.endswith(host[1:])
-    return authority == host
+def gateway_domains(vs_hosts: list[str], server_hosts: list[str], vs_namespace: str) -> list[str]:
+    """The domains a gateway serves a VirtualService by: the hosts its server and the
+    VirtualService share (gateway.go ``buildGatewayHTTPRouteConfig``:
+    ``host.NamesForNamespace(server.Hosts, vs.Namespace).Intersection(vs.Hosts)``; pkg/config/host
+    ``Names.Intersection``, ``Name.SubsetOf``): for each pair, the narrower of the two, the
+    server's ``ns/`` prefix dropped when ``ns`` is the VirtualService's namespace or ``*``.
+    No short names: a gateway knows only these."""
+    server_names = []
+    for h in server_hosts:
+        ns, sep, name = h.partition("/")
+        if sep and ns not in (vs_namespace, "*"):
+            continue
+        server_names.append((name if sep else h).lower())
+    out: list[str] = []
+    for s_host in server_names:
+        for v_host in (h.lower() for h in vs_hosts):
+            narrower = s_host if _subset_of(s_host, v_host) else v_host if _subset_of(v_host, s_host) else None
+            if narrower is not None and narrower not in out:
+                out.append(narrower)
+    return out
+
+
+def _subset_of(n: str, o: str) -> bool:
+    """pkg/config/host ``Name.SubsetOf``: ``n`` is covered by ``o``."""
+    if n.startswith("*"):
+        return o.startswith("*") and len(n) >= len(o) and n[1:].endswith(o[1:])
+    if o.startswith("*"):
+        return n.endswith(o[1:])
+    return n == o
+
+
+def domain_matches(host: str, domain: str) -> bool:
+    """Envoy's virtual host ``domains`` match of a lower-case ``host`` (port removed): exact,
+    ``*``, a suffix wildcard ``*.example.com`` or a prefix wildcard ``example.*``; a
+    wildcard stands for at least one character."""
+    if domain == "*":
+        return True
+    if domain.startswith("*"):
+        return len(host) > len(domain) - 1 and host.endswith(domain[1:])
+    if domain.endswith("*"):
+        return len(host) > len(domain) - 1 and host.startswith(domain[:-1])
+    return host == domain
+
+
+def host_of(authority: str) -> str:
+    """``authority`` lower-cased, without its port, as Envoy matches it with
+    ``ignore_port_in_host_matching`` (Envoy ``HeaderUtility::getPortStart``: after the last
+    ``:`` unless that is inside an IPv6 ``[...]``)."""
+    colon = authority.rfind(":")
+    if colon != -1 and authority.rfind("]") < colon:
+        authority = authority[:colon]
+    return authority.lower()
 
 
 @dataclass
@@ -220,6 +291,7 @@ class Rendered:
     vs: dict[str, Any]
     gateways: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: list[str] = field(default_factory=list)
+    _domains: dict[tuple[str, int | None, str], list[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def namespace(self) -> str:
@@ -261,47 +333,59 @@ class Rendered:
     def _servers(self, gateway: str) -> list[dict[str, Any]]:
         return list(((self.gateways.get(gateway) or {}).get("spec") or {}).get("servers") or [])
 
-    def default_authority(self, gateway: str) -> str:
+    def default_authority(self, gateway: str, source_namespace: str | None = None) -> str:
+        """The authority a caller would use: through the mesh, the first host by the shortest
+        name the caller's namespace resolves (``reviews`` beside the Service, ``reviews.mesh``
+        from elsewhere); through a gateway, the first host the Gateway serves."""
         hosts = self.hosts
+        source_namespace = source_namespace or self.namespace
         if gateway == "mesh":
-            return _short_host(hosts[0]) if hosts else "example"
-        served = [h for s in self._servers(gateway) for h in s.get("hosts") or []]
-        for host in hosts:
-            if any(_host_matches(host, h.split("/")[-1]) or h.split("/")[-1] == "*" for h in served):
-                if not host.startswith("*"):
-                    return host
-        outside = [h for h in hosts if ".svc." not in h and not h.startswith("*")]
-        return outside[0] if outside else (hosts[0] if hosts else "example")
+            if not hosts:
+                return "example"
+            service = _kube_service(hosts[0].lower())
+            if service is None:
+                return hosts[0]
+            name, namespace = service
+            return name if namespace == source_namespace else f"{name}.{namespace}"
+        served = [d for d in self.domains(gateway, None, source_namespace) if "*" not in d]
+        outside = [d for d in served if ".svc." not in d]
+        return (outside or served or hosts or ["example"])[0]
 
     def server(self, gateway: str, authority: str, port: int | None) -> dict[str, Any] | None:
         """The Gateway server a request for ``authority`` reaches (on ``port`` if given)."""
         servers = [s for s in self._servers(gateway) if port is None or s["port"]["number"] == port]
         for server in servers:
-            if any(_host_matches(authority, h.split("/")[-1]) or h.split("/")[-1] == "*"
-                   for h in server.get("hosts") or []):
+            if any(domain_matches(host_of(authority), h.split("/")[-1].lower()) for h in server.get("hosts") or []):
                 return server
         return servers[0] if servers else None
 
-    def serves(self, authority: str, port: int) -> bool:
-        """Whether ``authority`` (``host`` or ``host:port``) names one of the VirtualService's hosts
-        (a delegate VirtualService has none: it serves what its root hands to it)."""
+    def domains(self, gateway: str, port: int | None, source_namespace: str) -> list[str]:
+        """The names the proxy serves this VirtualService by: a sidecar in ``source_namespace``
+        (:func:`sidecar_domains`), or the Gateway ``gateway``'s servers on ``port`` (every port
+        when ``None``; :func:`gateway_domains`). For a Gateway that is not rendered beside the
+        VirtualService, its servers are unknown and the VirtualService's hosts are taken as
+        they are."""
+        key = (gateway, port, source_namespace)
+        if key not in self._domains:
+            self._domains[key] = self._domains_of(gateway, port, source_namespace)
+        return self._domains[key]
+
+    def _domains_of(self, gateway: str, port: int | None, source_namespace: str) -> list[str]:
+        if gateway == "mesh":
+            return list(dict.fromkeys(d for h in self.hosts for d in sidecar_domains(h.lower(), source_namespace)))
+        if gateway not in self.gateways:
+            return [h.lower() for h in self.hosts]
+        servers = [s for s in self._servers(gateway) if port is None or s["port"]["number"] == port]
+        return gateway_domains(self.hosts, [h for s in servers for h in s.get("hosts") or []], self.namespace)
+
+    def serves(self, request: simulate.Request) -> bool:
+        """Whether the proxy ``request`` goes through routes its authority by this
+        VirtualService (:meth:`domains`); Istio's proxies match the host without its port. A
+        delegate VirtualService has no hosts: it serves what its root hands to it."""
         if not self.hosts:
             return True
-        host, sep, given = authority.rpartition(":")
-        if not sep or not given.isdigit():
-            host = authority
-        elif int(given) != port:
-            return False
-        host = host.lower()
-        return host in self._names or any(_host_matches(host, name) for name in self._wildcards)
-
-    @functools.cached_property
-    def _names(self) -> frozenset[str]:
-        return frozenset(n for h in self.hosts for n in _host_names(h.lower()) if not n.startswith("*"))
-
-    @functools.cached_property
-    def _wildcards(self) -> tuple[str, ...]:
-        return tuple(h.lower() for h in self.hosts if h.startswith("*"))
+        host = host_of(request.authority)
+        return any(domain_matches(host, d) for d in self.domains(request.gateway, request.port, request.source_namespace))
 
     def request(self, ask: Ask) -> simulate.Request:
         """The request ``ask`` describes, everything settled.
@@ -310,7 +394,8 @@ class Rendered:
             UsageError: ``ask.gateway`` is not bound by the VirtualService.
         """
         gateway = self.gateway(ask.gateway)
-        authority = ask.authority or self.default_authority(gateway)
+        source_namespace = ask.source_namespace or self.namespace
+        authority = ask.authority or self.default_authority(gateway, source_namespace)
         path, params = split_target(ask.uri)
         for key, value in ask.query.items():
             params.setdefault(key, value)
@@ -326,7 +411,7 @@ class Rendered:
         return simulate.Request(
             headers=dict(ask.headers), query=params, uri=path, method=ask.method, authority=authority,
             scheme=scheme or "http", port=80 if port is None else port,
-            source_labels=dict(ask.source_labels), source_namespace=ask.source_namespace, gateway=gateway)
+            source_labels=dict(ask.source_labels), source_namespace=source_namespace, gateway=gateway)
 
     def explain(self, ask: Ask) -> Explanation:
         """Where ``ask`` goes.
@@ -337,13 +422,22 @@ class Rendered:
         """
         request = self.request(ask)
         base = {"path": self.path, "request": request, "hosts": self.hosts}
-        if not self.serves(request.authority, request.port):
-            return Explanation(outcome=NOT_SERVED, **base)
+        if not self.serves(request):
+            return Explanation(outcome=NOT_SERVED, domains=self.domains(
+                request.gateway, request.port, request.source_namespace), **base)
         http = (self.vs.get("spec") or {}).get("http") or []
         try:
             outcome = simulate.evaluate(http, request)
         except simulate.UnmodelledMatch as e:
             raise OutsideError(f"{self.path}: cannot evaluate this VirtualService: {e}") from e
+        if outcome.kind == simulate.OMITTED and request.gateway == "mesh":
+            # route.go BuildSidecarVirtualHostWrapper: without the VirtualService the Service keeps
+            # a virtual host of its own names (buildSidecarVirtualHostForService); its other hosts
+            # (an exposed host) go. A VirtualService without a Service host is taken as a registry host.
+            own = [d for h in self.hosts if _kube_service(h.lower())
+                   for d in sidecar_domains(h.lower(), request.source_namespace)]
+            if own and not any(domain_matches(host_of(request.authority), d) for d in own):
+                return Explanation(outcome=NOT_SERVED, domains=own, **base)
         if outcome.route is None:
             return Explanation(outcome=outcome.kind, versions=self.versions, **base)
         route, index = outcome.route, outcome.index
@@ -354,7 +448,10 @@ class Rendered:
         if "redirect" in route:
             details["location"] = redirect_location(route["redirect"], request, query)
         elif "rewrite" in route and "route" in route:
-            forwarded = simulate.rewritten_path(route, outcome.block, request.uri)
+            try:
+                forwarded = simulate.rewritten_path(route, outcome.block, request.uri)
+            except simulate.UnmodelledMatch as e:
+                raise OutsideError(f"{self.path}: cannot evaluate this VirtualService: {e}") from e
             authority = route["rewrite"].get("authority")
             if forwarded != request.uri:
                 details["forwardedPath"] = forwarded + (f"?{query}" if query else "")

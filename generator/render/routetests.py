@@ -36,7 +36,7 @@ def _describe(ask: explain_mod.Ask, result: explain_mod.Explanation) -> str:
         parts.append(f"authority {ask.authority}")
     if ask.port is not None:
         parts.append(f"port {ask.port}")
-    if ask.source_namespace != "default":
+    if ask.source_namespace is not None:
         parts.append(f"from namespace {ask.source_namespace}")
     parts += [f"source label {k}={v}" for k, v in ask.source_labels.items()]
     parts.append("through the mesh" if r.gateway == "mesh" else f"through gateway {r.gateway}")
@@ -49,7 +49,10 @@ def _weights(versions: dict[str, int]) -> str:
 
 def _outcome(result: explain_mod.Explanation) -> str:
     if result.outcome == explain_mod.NOT_SERVED:
-        return "reaches no route: its authority is not served by the VirtualService"
+        names = ", ".join(result.domains) or "no name"
+        fate = ("the sidecar passes it through (PassthroughCluster)" if result.request.gateway == "mesh"
+                else "answered 404")
+        return f"reaches no route: its authority is not served by the VirtualService here ({names}); {fate}"
     if result.outcome == simulate.OMITTED and result.request.gateway == "mesh":
         return "reaches every version through the Service's default route (no route applies to this proxy)"
     text = f"takes route {as_yaml(result.spec_route)}" if result.spec_route else "takes no route"

@@ -44,6 +44,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import re2
+
 from generator.routing.conditions import compiled
 from generator.routing.request import Request  # noqa: F401  (re-exported: simulate.Request)
 
@@ -179,11 +181,25 @@ def evaluate(http: list[dict[str, Any]], request: Request) -> Outcome:
 
 
 def rewritten_path(route: dict[str, Any], block: dict[str, Any] | None, path: str) -> str:
-    """The path Envoy forwards after the route's ``rewrite.uri`` (Envoy ``prefix_rewrite``,
-    route.go ``applyHTTPRouteDestination``): it replaces the part the block's ``uri`` matched --
-    the prefix, or the whole path for an ``exact`` or ``regex`` match; ``/`` without ``uri``.
-    ``path`` is the normalised path, without the query string."""
-    uri = (route.get("rewrite") or {}).get("uri")
+    """The path Envoy forwards after the route's ``rewrite`` (route.go ``applyHTTPRouteDestination``).
+
+    ``rewrite.uri`` is Envoy's ``prefix_rewrite``: it replaces the part the block's ``uri``
+    matched -- the prefix, or the whole path for an ``exact`` or ``regex`` match; ``/`` without
+    ``uri``. ``rewrite.uriRegexRewrite`` is Envoy's ``regex_rewrite``, ``match`` and ``rewrite``
+    passed verbatim: every match of the RE2 regex is replaced (:func:`regex_replace`).
+    ``path`` is the normalised path, without the query string (Envoy keeps the query as it is).
+
+    Raises:
+        UnmodelledMatch: ``uriRegexRewrite.match`` is not an RE2 regex (Envoy would refuse it).
+    """
+    rewrite = route.get("rewrite") or {}
+    regex = rewrite.get("uriRegexRewrite")
+    if regex and regex.get("match"):
+        try:
+            return regex_replace(str(regex["match"]), str(regex.get("rewrite", "")), path)
+        except re2.error as e:
+            raise UnmodelledMatch(f"rewrite.uriRegexRewrite.match {regex['match']!r} is not RE2: {e}") from e
+    uri = rewrite.get("uri")
     if not uri:
         return path
     sm = (block or {}).get("uri") or {}
@@ -192,6 +208,74 @@ def rewritten_path(route: dict[str, Any], block: dict[str, Any] | None, path: st
     if "exact" in sm or "regex" in sm:
         return uri
     return uri + path[1:]
+
+
+def rewrite_problem(pattern: str, rewrite: str) -> str | None:
+    """Why RE2 cannot use ``rewrite`` as the substitution for ``pattern``, or ``None``.
+
+    RE2 ``Rewrite``/``MaxSubmatch`` (re2/re2.cc): ``\\0``..``\\9`` name the whole match and the
+    capture groups, ``\\\\`` is a backslash; any other backslash, or a group the regex does not
+    have, makes ``GlobalReplace`` leave the path unchanged.
+    """
+    groups = compiled(pattern).groups
+    i = 0
+    while i < len(rewrite):
+        if rewrite[i] == "\\":
+            nxt = rewrite[i + 1:i + 2]
+            if nxt.isdigit() and nxt.isascii():
+                if int(nxt) > groups:
+                    return f"\\{nxt} names group {nxt}, but the regex has {groups} capture group(s)"
+            elif nxt != "\\":
+                return ("a backslash must be followed by a digit (\\1 is group 1) or another backslash"
+                        + (f", not {nxt!r}" if nxt else ""))
+            i += 2
+            continue
+        i += 1
+    return None
+
+
+def regex_replace(pattern: str, rewrite: str, text: str) -> str:
+    """``text`` after RE2 ``GlobalReplace(text, pattern, rewrite)``, as Envoy's ``regex_rewrite``
+    applies it (Envoy ``CompiledGoogleReMatcher::replaceAll``): every non-overlapping match,
+    left to right, is replaced by ``rewrite`` with ``\\N`` its N-th group (``\\0`` the match) and
+    ``\\\\`` a backslash; an empty match right after the previous match is skipped. A
+    ``rewrite`` RE2 cannot use (:func:`rewrite_problem`) leaves ``text`` unchanged.
+    """
+    if rewrite_problem(pattern, rewrite) is not None:
+        return text
+    regex = compiled(pattern)
+    out: list[str] = []
+    pos, last_end, count = 0, -1, 0
+    while pos <= len(text):
+        m = regex.search(text, pos)
+        if m is None:
+            break
+        start, end = m.span()
+        out.append(text[pos:start])
+        if start == end == last_end:  # no empty match where the last one ended: skip a character
+            out.append(text[start:start + 1])
+            pos = start + 1
+            continue
+        out.append(_expand(rewrite, m))
+        pos = last_end = end
+        count += 1
+    if count == 0:
+        return text
+    return "".join(out) + text[pos:]
+
+
+def _expand(rewrite: str, m: Any) -> str:
+    out, i = [], 0
+    while i < len(rewrite):
+        c = rewrite[i]
+        if c == "\\":
+            nxt = rewrite[i + 1]
+            out.append("\\" if nxt == "\\" else (m.group(int(nxt)) or ""))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def match_http(http: list[dict[str, Any]], request: Request) -> tuple[int, dict[str, Any]] | None:
