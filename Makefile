@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test venv bench clean prometheus fuzz
+.PHONY: demo test test-fast venv bench clean prometheus fuzz
 
 $(BIN)/meshgen: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,18 @@ $(BIN)/meshgen: pyproject.toml
 
 venv: $(BIN)/meshgen
 
+# The suite in parallel worker processes (pytest-xdist): most tests wait on git, Prometheus,
+# Envoy or Chromium rather than compute, so more workers than cores finish sooner.
+TEST_WORKERS ?= 4
 test: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The pure core alone (spec, routing, rollout decision, analysis: no IO), property tests capped
+# at MESHGEN_FAST_EXAMPLES examples each; `make test` runs them in full.
+CORE_TESTS := tests/test_analysis.py tests/test_conditions.py tests/test_decision.py tests/test_routing.py \
+              tests/test_routing_properties.py tests/test_schema.py tests/test_yamlq.py
+test-fast: venv
+	MESHGEN_FAST_EXAMPLES=$${MESHGEN_FAST_EXAMPLES:-100} $(BIN)/python -m pytest -n 2 $(CORE_TESTS)
 
 demo: venv prometheus
 	$(BIN)/meshgen render --verbose

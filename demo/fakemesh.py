@@ -131,8 +131,13 @@ class MetricsEndpoint:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # a scrape that timed out hangs up mid-answer: nothing to print
+
+        self._server = Server(("127.0.0.1", port), Handler)
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="metrics-endpoint", daemon=True)
@@ -173,19 +178,26 @@ class LocalPrometheus:
                           "scrape_configs:\n"
                           "  - job_name: istio-mesh\n"
                           f"    static_configs: [{{targets: [{quoted}]}}]\n")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(self.workdir / "prometheus.log", "wb")
-        self.process = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
-             f"--storage.tsdb.retention.time={retention}"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            self._wait_ready(30.0)
-        except BaseException:
-            self.stop()
-            raise
+        # The free port is chosen before Prometheus binds it, so another process (a parallel
+        # test worker) may take it in between: then Prometheus exits at once, and a new port
+        # is tried.
+        for attempt in range(5):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self._log = open(self.workdir / "prometheus.log", "wb")
+            self.process = subprocess.Popen(
+                [binary, f"--config.file={config}", f"--storage.tsdb.path={self.workdir / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
+                 f"--storage.tsdb.retention.time={retention}"],
+                stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            try:
+                self._wait_ready(30.0)
+                return
+            except BaseException as e:
+                retry = attempt < 4 and "address already in use" in str(e)
+                self.stop(remove=not retry)
+                if not retry:
+                    raise
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -194,9 +206,13 @@ class LocalPrometheus:
                 raise RuntimeError(f"prometheus exited with {self.process.returncode}: "
                                    f"{(self.workdir / 'prometheus.log').read_text(errors='replace')[-2000:]}")
             try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200:
+                # ready, and this process's: the storage path tells it from another Prometheus
+                # that took the port first
+                flags = httpx.get(f"{self.url}/api/v1/status/flags", timeout=1.0)
+                if (flags.status_code == 200 and httpx.get(f"{self.url}/-/ready", timeout=1.0).status_code == 200
+                        and flags.json()["data"]["storage.tsdb.path"] == str(self.workdir / "data")):
                     return
-            except httpx.HTTPError:
+            except (httpx.HTTPError, KeyError, ValueError):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"prometheus at {self.url} was not ready after {timeout:.0f} s")
@@ -215,8 +231,8 @@ class LocalPrometheus:
             time.sleep(0.2)
         raise RuntimeError(f"prometheus at {self.url} scraped nothing in {timeout:.0f} s")
 
-    def stop(self) -> None:
-        """Stop Prometheus and remove its temporary folder."""
+    def stop(self, remove: bool = True) -> None:
+        """Stop Prometheus and remove its temporary folder (unless ``remove`` is false)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -225,7 +241,7 @@ class LocalPrometheus:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
-        if self._own_dir:
+        if self._own_dir and remove:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 

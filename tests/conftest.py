@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,3 +116,24 @@ def _system_temp_left_clean(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 pytest_plugins = ("tests.promfixtures",)
+
+# No example database: ``make test`` runs in several worker processes at once, and a shared
+# ``.hypothesis/`` folder would let one worker's failures steer another's examples (the
+# property tests are derandomized, the fuzz suite seeded, so a failure reproduces without
+# it). No deadline either: on a busy machine an example's duration says nothing about meshgen.
+settings.register_profile("meshgen", database=None, deadline=None)
+settings.load_profile("meshgen")
+
+#: ``make test-fast`` caps every property test at this many examples (unset: as each test says).
+FAST_EXAMPLES = int(os.environ.get("MESHGEN_FAST_EXAMPLES") or 0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``MESHGEN_FAST_EXAMPLES``, lower each Hypothesis test's ``max_examples`` to it."""
+    if not FAST_EXAMPLES:
+        return
+    for item in items:
+        test = getattr(item, "obj", None)
+        current = getattr(test, "_hypothesis_internal_use_settings", None)  # what @settings gave
+        if current is not None and current.max_examples > FAST_EXAMPLES:
+            test._hypothesis_internal_use_settings = settings(current, max_examples=FAST_EXAMPLES)

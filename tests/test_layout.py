@@ -166,3 +166,13 @@ def test_the_entry_point_still_resolves():
 
     assert callable(cli.main)
     assert {"render", "check", "validate", "init", "explain", "diff", "publish", "rollout"} <= set(cli.main.commands)
+
+
+def test_a_command_imports_only_its_own_module():
+    """``meshgen check`` does not pay for the rollout bot's, the report's or explain's imports."""
+    import subprocess
+
+    code = ("import sys; from generator.cli import main; main.get_command(None, 'check'); "
+            "print(sorted(m for m in sys.modules if m.startswith('generator.cli.')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "['generator.cli.base', 'generator.cli.render']"

@@ -141,3 +141,19 @@ def test_service_host_label_length_is_checked_in_the_app(bundled):
     assert proc.returncode == 1
     assert "error: service.host " in proc.stderr and "a DNS label has at most 63" in proc.stderr
     assert proc.stderr.startswith("apps/ratings.yaml:")
+
+
+def test_the_template_time_limit_counts_cpu_time_not_a_busy_machines_waiting():
+    """A template is stopped by the CPU it burns, not by the time it waits for a busy CPU
+    (here: sleeping 0.6 s under a 0.3 s limit is allowed; a loop of 0.3 s CPU is stopped)."""
+    import time
+
+    from generator.render.timelimit import time_limit
+    from generator.spec.templating import TemplateLimit
+
+    with time_limit(0.3, what="waiting"):
+        time.sleep(0.6)
+    with pytest.raises(TemplateLimit, match="looping took longer than 0.3 s"):
+        with time_limit(0.3, what="looping"):
+            while True:
+                pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -238,8 +239,13 @@ def test_validate_runs_istio_schemas_on_overridden_templates(tmp_path: Path) -> 
 
 
 def test_wheel_carries_templates_and_schemas(tmp_path: Path) -> None:
+    # built from a copy: setuptools writes build/ and *.egg-info beside the sources, which other
+    # tests running in parallel read from this checkout
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                ".hypothesis", ".pytest_cache"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     wheel = next(tmp_path.glob("meshgen-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -49,6 +49,9 @@ spec:
 STEPS = [20, 50, 100]
 INTERVAL = 3  # seconds: the analysis window holds at least two 1 s scrapes even when scrapes run late
 WAIT = INTERVAL + 0.2
+#: For tests where a second tick must come within the interval after another bot's step: long
+#: enough for a tick on a machine busy with parallel test workers.
+SLOW_INTERVAL = 10
 
 
 def rollout_block(**extra):
@@ -190,9 +193,9 @@ def _start_and_wait(work: Path, seconds: float = WAIT) -> None:
 @pytest.mark.prometheus
 def test_two_bots_ticking_at_the_same_moment_never_double_step(config, mesh_traffic, tmp_path):
     healthy(mesh_traffic, "e2e-twobots")
-    remote, work = config("e2e-twobots")
+    remote, work = config("e2e-twobots", interval=f"{SLOW_INTERVAL}s")
     other = clone(remote, tmp_path / "other")
-    _start_and_wait(work)
+    _start_and_wait(work, SLOW_INTERVAL + 0.2)
     git(other, "pull", "-q")
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
 
@@ -214,9 +217,9 @@ def test_a_push_rejected_mid_tick_is_decided_again(config, mesh_traffic, tmp_pat
     hook): this bot's push is rejected, it moves onto the new head, decides again -- the
     interval has not passed since the other bot's step -- and commits nothing."""
     healthy(mesh_traffic, "e2e-race")
-    remote, work = config("e2e-race")
+    remote, work = config("e2e-race", interval=f"{SLOW_INTERVAL}s")
     other = clone(remote, tmp_path / "other")
-    _start_and_wait(work)
+    _start_and_wait(work, SLOW_INTERVAL + 0.2)
     hook = work / ".git" / "hooks" / "pre-push"
     hook.write_text(f"""#!/bin/sh
 if [ ! -e "{tmp_path}/hook-ran" ]; then

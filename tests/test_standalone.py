@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,7 +66,12 @@ def test_prometheus_tests_skip_with_the_reason_when_prometheus_is_missing(tmp_pa
 def test_building_the_package_prints_no_warning_about_its_metadata(tmp_path: Path) -> None:
     """The licence is an SPDX string and every package-data entry names a package: setuptools has
     nothing to warn about (a warning would show as ``...Warning:`` even under ``pip -q``)."""
+    # built from a copy: setuptools writes build/ and *.egg-info beside the sources, which other
+    # tests running in parallel read from this checkout
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                                ".hypothesis", ".pytest_cache"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=300)
+                           "-w", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert not re.findall(r"\w+Warning\b.*", proc.stdout + proc.stderr)

@@ -1,6 +1,7 @@
-"""A wall-clock bound for work that cannot bound itself: a user's template rendering.
+"""A CPU-time bound for work that cannot bound itself: a user's template rendering.
 
-:func:`time_limit` arms ``SIGALRM`` (``setitimer``) for the block and raises
+:func:`time_limit` arms ``SIGPROF`` (``setitimer(ITIMER_PROF)``: the process's user and system
+CPU time, so a busy machine does not make a slow but finite template fail) for the block and raises
 :class:`~generator.spec.templating.TemplateLimit` in it when the time is up, so a repository
 template or a custom query that loops for ever becomes a placed error. Python delivers the
 signal between bytecodes, which is why :mod:`generator.spec.templating` also refuses huge
@@ -17,13 +18,13 @@ from typing import Iterator
 
 from generator.spec.templating import TemplateLimit
 
-#: Seconds one repository template or custom query template may take to render.
+#: CPU seconds one repository template or custom query template may take to render.
 TEMPLATE_SECONDS = 2.0
 
 
 @contextmanager
 def time_limit(seconds: float = TEMPLATE_SECONDS, what: str = "rendering the template") -> Iterator[None]:
-    """Raise :class:`TemplateLimit` inside the block once ``seconds`` have passed."""
+    """Raise :class:`TemplateLimit` inside the block once it has used ``seconds`` of CPU time."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return
@@ -31,10 +32,10 @@ def time_limit(seconds: float = TEMPLATE_SECONDS, what: str = "rendering the tem
     def on_alarm(signum: int, frame: object) -> None:
         raise TemplateLimit(f"{what} took longer than {seconds:g} s")
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
