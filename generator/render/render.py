@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
@@ -97,6 +98,15 @@ class Rendering:
     def repo(self) -> Repo:
         """The loaded repository (loaded again on first use when the rendering came from the cache)."""
         return load_repo(self.root)
+
+
+class CachedRendering(Rendering):
+    """A :class:`Rendering` from the render cache: its files are at hand, its objects are
+    unpickled when first asked for (a no-op ``meshgen render`` writes files only)."""
+
+    @functools.cached_property
+    def objects(self) -> list[RenderedObject]:  # type: ignore[override]
+        return pickle.loads(self.__dict__.pop("_objects"))
 
 
 def service_fqdn(app: EffectiveApp) -> str:
