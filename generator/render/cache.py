@@ -210,16 +210,16 @@ class RenderCache:
             return None
         return rendering if key == self.key else None
 
-    def put(self, rendering: "Rendering") -> None:
-        """Store ``rendering`` (atomically; failures to write the cache are ignored)."""
+    def put(self, rendering: "Rendering", cached: type) -> None:
+        """Store ``rendering`` (atomically; failures to write the cache are ignored), to be
+        read back as a ``cached`` (a :class:`~generator.render.render.CachedRendering`: its
+        objects pickled apart, unpickled when first asked for)."""
         from generator.render.output import atomic_write
-
-        from generator.render.render import CachedRendering
 
         state = dict(rendering.__dict__)
         state.pop("repo", None)
         state["_objects"] = pickle.dumps(state.pop("objects"), protocol=pickle.HIGHEST_PROTOCOL)
-        clone = CachedRendering.__new__(CachedRendering)
+        clone = cached.__new__(cached)
         clone.__dict__.update(state)
         try:
             atomic_write(self.path, pickle.dumps((self.key, clone), protocol=pickle.HIGHEST_PROTOCOL))

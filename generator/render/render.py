@@ -452,7 +452,7 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         if collecting:
             gc.enable()
     if store is not None:
-        store.put(rendering)
+        store.put(rendering, CachedRendering)
     return rendering
 
 
