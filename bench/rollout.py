@@ -112,6 +112,8 @@ def commit_floor(root: Path) -> float:
                            text=True, check=True).stdout.split()[0]
     changed = subprocess.run(["git", "diff", "--name-only", first, "HEAD"], cwd=root, capture_output=True,
                              text=True, check=True).stdout.split()
+    if not changed:
+        return 0.0
     started = time.perf_counter()
     subprocess.run(["git", "hash-object", "-w", "--stdin-paths", "--no-filters"], cwd=root,
                    input="\n".join(changed) + "\n", capture_output=True, text=True, check=True)
