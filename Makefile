@@ -49,7 +49,7 @@ bench: venv prometheus
 	$(BIN)/python bench/import.py 1000
 	$(BIN)/python bench/conditions.py
 	$(BIN)/python bench/explain.py
-	$(BIN)/python bench/rollout.py 500
+	$(BIN)/python bench/rollout.py 5000
 	$(BIN)/python bench/promotion.py 500
 	$(BIN)/python bench/history.py 10000
 	$(BIN)/python bench/backtest.py 24

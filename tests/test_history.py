@@ -261,3 +261,22 @@ def test_empty_history_and_unknown_names(repo):
     assert proc.returncode == 2 and "--since: 'last tuesday' is not a time" in proc.stderr
     with pytest.raises(UsageError, match="not in a git repository"):
         bot_history.read_history(build_file_tree(repo.parent / "plain", {"environments/dev.yaml": ENV}))
+
+
+def test_history_parses_each_status_blob_once_across_runs(repo, monkeypatch):
+    """Parsed status blobs are kept by blob id in .git/meshgen: a later run parses only the new
+    ones and tells the same history; a damaged store is parsed afresh."""
+    b = Bot(repo)
+    b.tick(None)
+    b.tick(PASS)
+    first = bot_history.read_history(repo)
+    assert (repo / ".git/meshgen/status-blobs.pickle").is_file()
+    parsed = []
+    real = bot_history._status
+    monkeypatch.setattr(bot_history, "_status", lambda data: parsed.append(data) or real(data))
+    assert bot_history.read_history(repo) == first and parsed == []
+    b.tick(PASS)
+    again = bot_history.read_history(repo)
+    assert len(parsed) == 1 and again[0].events[:2] == first[0].events
+    (repo / ".git/meshgen/status-blobs.pickle").write_bytes(b"damaged")
+    assert bot_history.read_history(repo) == again and len(parsed) == 4

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -323,3 +324,34 @@ def test_render_cache_key_covers_the_code_of_every_package(monkeypatch: pytest.M
                    "generator/render/render.py", "generator/errors.py"):
         assert module in code
     assert not [p for p in code if "__pycache__" in p]
+
+
+def test_render_cache_key_reads_only_files_whose_stat_changed(tmp_path: Path) -> None:
+    """The key is computed from the stat index: an unchanged file is not read again; a file
+    whose bytes changed is always seen, its size and mtime kept (the ctime moves), and a file
+    modified just now (racily clean) is read every time."""
+    from generator.render import cache
+
+    repo = copy_example(tmp_path, ("apps", "environments"))
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    old = time.time_ns() - 3600 * 10**9
+    inputs = [p for p in repo.rglob("*.yaml") if ".git" not in p.parts]
+    for path in inputs:
+        os.utime(path, ns=(old, old))
+    first = render.render_repo(repo)
+    store = cache.RenderCache.for_repo(repo, None, False)
+    assert store.reads == 0 and store.get() is not None
+    spec = repo / "apps/reviews.yaml"
+    spec.write_text(spec.read_text().replace("timeout: 10s", "timeout: 11s"))  # same size
+    os.utime(spec, ns=(old, old))  # and the same mtime
+    changed = cache.RenderCache.for_repo(repo, None, False)
+    assert changed.reads == 1 and changed.key != store.key and changed.get() is None
+    rendering = render.render_repo(repo)
+    assert b"timeout: 11s" in rendering.files["rendered/prod/mesh/reviews/virtualservice.yaml"]
+    assert rendering.files != first.files
+    spec.write_text(spec.read_text().replace("timeout: 11s", "timeout: 12s"))  # now: racily clean
+    racy = cache.RenderCache.for_repo(repo, None, False)
+    assert racy.reads == 1 and racy.key != changed.key
+    spec.write_text(spec.read_text().replace("timeout: 12s", "timeout: 13s"))  # within the same tick, maybe
+    assert cache.RenderCache.for_repo(repo, None, False).reads == 1
+    assert b"timeout: 13s" in render.render_repo(repo).files["rendered/prod/mesh/reviews/virtualservice.yaml"]

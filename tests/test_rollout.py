@@ -373,6 +373,34 @@ def test_status_table_keeps_phase_and_weights_whole_on_80_columns(config):
     assert max(len(line) for line in table.splitlines()) <= 80
 
 
+def test_a_tick_renders_only_the_apps_it_changes(config, monkeypatch):
+    """The tick re-renders the apps whose status it commits, not the whole repository, and
+    what it writes is what a full render gives."""
+    remote, work = config("e2e-only", url=NO_PROMETHEUS, policy="time", interval="1h")
+    (work / "apps" / "reviews.yaml").write_text(APP.split("  rollout:")[0].replace("ratings", "reviews")
+                                                .format(namespace="e2e-only"))
+    output.write_rendering(work, render.render_repo(work))
+    git(work, "add", "-A")
+    git(work, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "reviews")
+    rendered = []
+    real = render._Renderer.render_app
+
+    def recording(self, app, env_spec, out):
+        rendered.append((app.env, app.name))
+        return real(self, app, env_spec, out)
+
+    monkeypatch.setattr(render._Renderer, "render_app", recording)
+    report = bot.tick(work)
+    assert [(o.env, o.app) for o in report.commits] == [("dev", "ratings")]
+    assert rendered == [("dev", "ratings")]
+    assert git(work, "show", "--format=", "--name-only", "HEAD").split() == [
+        "rendered/dev/e2e-only/ratings/destinationrule.yaml", "rendered/dev/e2e-only/ratings/virtualservice.yaml",
+        "status/dev/ratings.yaml"]
+    monkeypatch.undo()
+    run_meshgen("check", cwd=work, check=True)  # rendered/ is what a full render gives
+    assert git(work, "status", "--porcelain") == ""
+
+
 def test_status_without_rollouts_says_so(tmp_path):
     run_meshgen("init", str(tmp_path / "repo"), cwd=tmp_path, check=True)
     proc = run_meshgen("rollout", "status", cwd=tmp_path / "repo", check=True)

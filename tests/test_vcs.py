@@ -162,8 +162,11 @@ def test_unreachable_remote_is_a_git_error(repos, tmp_path):
 
 def test_a_process_killed_mid_commit_leaves_nothing_in_the_system_temp_dir(repos, tmp_path):
     """A commit's fast-import stream lives in the git directory: a kill -9 while fast-import
-    runs leaves nothing in $TMPDIR, and the next commit removes what it left."""
-    _, first, _ = repos
+    runs leaves nothing in $TMPDIR, and the next commit removes what it left. (A repository's
+    first commit goes through fast-import; later ones are written as a pack.)"""
+    first = tmp_path / "fresh"
+    first.mkdir()
+    git(first, "init", "-q", "-b", "main")
     system_tmp = tmp_path / "system-tmp"
     system_tmp.mkdir()
     wrapper = tmp_path / "git-killing-its-caller"  # git, except that fast-import kills the caller first
@@ -180,3 +183,42 @@ def test_a_process_killed_mid_commit_leaves_nothing_in_the_system_temp_dir(repos
     workspace(first).commit(["status/dev/a.yaml"], "start", BOT)
     assert not list((first / ".git").glob("meshgen-commit-*"))
     assert log(first)[0] == "start <bot@example.com>"
+def test_many_commits_in_wide_directories_are_what_git_itself_would_commit(repos):
+    """One commit per app across directories of hundreds of entries (the pack is written by
+    meshgen: tree deltas, chains cut at their depth limit): every commit holds exactly its
+    paths, git fsck finds nothing wrong, the last tree is what ``git add`` of the working
+    tree gives, and one app's commit reverts alone."""
+    _, first, _ = repos
+    apps = [f"app-{i:03d}" for i in range(240)]
+    for app in apps:
+        write(first, f"status/dev/{app}.yaml", f"phase: Progressing\napp: {app}\nweight: 10\n")
+        write(first, f"rendered/dev/mesh/{app}/virtualservice.yaml", f"weight: 10 # {app}\n")
+    write(first, "rendered/dev/mesh/old.yaml", "a file that becomes a directory\n")
+    git(first, "add", "-A")
+    git(first, "commit", "-qm", "apps")
+    ws = workspace(first)
+    commits = []
+    for app in apps[:-2]:  # more commits than a delta chain may be long
+        write(first, f"status/dev/{app}.yaml", f"phase: Progressing\napp: {app}\nweight: 25\n")
+        write(first, f"rendered/dev/mesh/{app}/virtualservice.yaml", f"weight: 25 # {app}\n")
+        commits.append((f"rollout {app} (dev): step\n", [f"status/dev/{app}.yaml",
+                                                           f"rendered/dev/mesh/{app}/virtualservice.yaml"]))
+    (first / "status/dev/app-238.yaml").unlink()
+    write(first, "status/dev/zz-new.yaml", "new\n")
+    commits.append(("drop one, add one\n", ["status/dev/app-238.yaml", "status/dev/zz-new.yaml"]))
+    (first / "rendered/dev/mesh/old.yaml").unlink()
+    write(first, "rendered/dev/mesh/old.yaml/virtualservice.yaml", "now a directory\n")
+    commits.append(("file to directory\n", ["rendered/dev/mesh/old.yaml", "rendered/dev/mesh/old.yaml/virtualservice.yaml"]))
+    made = ws.commit_all(commits, BOT)
+    assert git(first, "rev-parse", "HEAD").strip() == made[-1]
+    assert git(first, "rev-list", "--count", "HEAD").strip() == str(len(commits) + 2)
+    for sha, (message, paths) in zip(made, commits, strict=True):
+        assert git(first, "log", "-1", "--format=%B", sha) == message + "\n"
+        assert git(first, "diff-tree", "-r", "--no-commit-id", "--name-only", sha).split() == sorted(paths)
+    git(first, "fsck", "--strict", "--no-dangling")
+    assert git(first, "status", "--porcelain") == ""
+    git(first, "add", "-A")
+    assert git(first, "write-tree").strip() == git(first, "rev-parse", "HEAD^{tree}").strip()
+    git(first, "-c", "user.name=t", "-c", "user.email=t@example.com", "revert", "--no-edit", made[100])
+    assert (first / "status/dev/app-100.yaml").read_text().endswith("weight: 10\n")
+    assert (first / "status/dev/app-101.yaml").read_text().endswith("weight: 25\n")

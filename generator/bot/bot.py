@@ -436,12 +436,17 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     # write nothing through a link or over an odd file (status/ and rendered/ are the bot's)
     SpecErrors.collect(repo_paths.output_problems(repo.root, status_dir)
                        + repo_paths.output_problems(repo.root, repo.rel("rendered")))
+    written: dict[str, bytes] = {}
     for outcome in changed:
         rel = status.status_path(status_dir, outcome.env, outcome.app)
-        output.atomic_write(repo.root / rel, status.dump_status(outcome.env, outcome.app, outcome.decision.status))
+        written[rel] = status.dump_status(outcome.env, outcome.app, outcome.decision.status)
+        output.atomic_write(repo.root / rel, written[rel])
     started = time.perf_counter()
-    try:
-        rendering = render.render_repo(repo.root, sorted({o.env for o in changed}))
+    try:  # only the changed apps, each with the status it is about to commit
+        rendering = render.render_repo(repo.root, sorted({o.env for o in changed}),
+                                       apps=[(o.env, o.app) for o in changed], repo=repo,
+                                       statuses={status.status_path(status_dir, o.env, o.app): o.decision.status
+                                                 for o in changed})
     except MeshgenError:
         ws.restore()
         raise
@@ -454,12 +459,16 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     for outcome in changed:
         status_rel = status.status_path(status_dir, outcome.env, outcome.app)
         _assert_consistent(ws, repo, outcome, rendering)
-        contents[status_rel] = status.dump_status(outcome.env, outcome.app, outcome.decision.status)
+        contents[status_rel] = written[status_rel]
         paths = [status_rel]
         for rel in files_of.get((outcome.env, outcome.app), []):
             data = rendering.files[rel]
             path = repo.root / rel
-            if not path.exists() or path.read_bytes() != data:
+            try:
+                same = path.stat().st_size == len(data) and path.read_bytes() == data
+            except OSError:
+                same = False
+            if not same:
                 output.atomic_write(path, data)
             contents[rel] = data
             paths.append(rel)  # every file of the app: the commit holds exactly what was rendered

@@ -9,6 +9,8 @@ lists every commit with the blob of each status file it changed, and one ``git c
 
 from __future__ import annotations
 
+import os
+import pickle
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +20,7 @@ import git
 import yaml
 
 from generator.errors import GitError, UsageError
+from generator.render import output
 from generator.rollout import history
 from generator.rollout.history import Revision, Timeline
 from generator.spec.config import load_repo
@@ -74,12 +77,44 @@ def revisions(root: Path, status_dir: str = "status") -> Iterator[Revision]:
             if len(parts) != 2:
                 continue
             found.append((sha, author, email, moment, subject, parts[0], parts[1], meta.split()[3]))
-    contents = _read_blobs(repo, {blob for *_, blob in found if blob != _NULL})
-    parsed: dict[str, Any] = {}
+    store = _ParsedBlobs(Path(repo.git_dir))
+    parsed = store.load()
+    contents = _read_blobs(repo, {blob for *_, blob in found if blob != _NULL and blob not in parsed})
+    for blob, data in contents.items():
+        parsed[blob] = _status(data)
+    if contents:
+        store.save(parsed)
     for sha, author, email, moment, subject, env, app, blob in found:
-        if blob not in parsed:
-            parsed[blob] = _status(contents[blob]) if blob != _NULL else None
-        yield Revision(sha, author, email, moment, subject, env, app, parsed[blob])
+        yield Revision(sha, author, email, moment, subject, env, app, parsed[blob] if blob != _NULL else None)
+
+
+class _ParsedBlobs:
+    """Status blobs parsed by an earlier run, by blob id (``.git/meshgen/status-blobs.pickle``).
+
+    A blob id names its bytes, so an entry is never stale: a later run reads and parses only
+    the blobs new since (``MESHGEN_NO_CACHE=1``: none kept)."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.path = git_dir / "meshgen" / "status-blobs.pickle"
+        self.off = bool(os.environ.get("MESHGEN_NO_CACHE"))
+
+    def load(self) -> dict[str, Any]:
+        if self.off:
+            return {}
+        try:
+            with self.path.open("rb") as f:
+                found = pickle.load(f)
+            return found if isinstance(found, dict) else {}
+        except Exception:  # missing, damaged or from another version: parse afresh
+            return {}
+
+    def save(self, parsed: dict[str, Any]) -> None:
+        if self.off:
+            return
+        try:
+            output.atomic_write(self.path, pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            pass
 
 
 def _read_blobs(repo: git.Repo, blobs: set[str]) -> dict[str, bytes]:

@@ -29,6 +29,7 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import git
 
+from generator.bot import pack
 from generator.errors import GitError, UsageError
 from generator.gitops import remote
 
@@ -263,12 +264,11 @@ class Workspace:
         """Make one commit per ``(message, paths)``, in order, on top of the checked-out branch.
 
         The files' bytes are taken from the working tree (a path that no longer exists is
-        removed). All commits go through one ``git fast-import`` run, so a tick that moves
-        500 rollouts costs one git process rather than 500 index rewrites; fast-import
-        refuses to move the branch other than forward. The index is then reset to the new
-        ``HEAD``, which the working tree already matches. The stream goes through a folder
-        ``meshgen-commit-*`` in the git directory (removed after; one left by a killed process
-        is removed by the next commit, which runs under the same tick lock).
+        removed). All commits are written as one pack (:mod:`generator.bot.pack`: each
+        commit costs what it changes, however many apps a directory holds), and the branch
+        moves from the old ``HEAD`` to the last one only if it has not moved meanwhile; a
+        first commit, or a repository not named by SHA-1, goes through ``git fast-import``.
+        The index is then reset to the new ``HEAD``, which the working tree already matches.
 
         Args:
             commits: ``(message, repo-relative paths)`` per commit.
@@ -296,43 +296,61 @@ class Workspace:
             author, committer = git.Actor.author(reader), git.Actor.committer(reader)
         when = f"{int(time.time())} +0000"
         head = self.head()
+        changes: list[tuple[bytes, dict[str, bytes | None]]] = []
+        for message, paths in commits:
+            files: dict[str, bytes | None] = {}
+            for path in sorted(set(paths)):
+                file = self.root / path
+                if contents is not None and path in contents:
+                    files[path] = contents[path]
+                elif file.is_file() and not file.is_symlink():
+                    files[path] = file.read_bytes()
+                else:
+                    files[path] = None
+            changes.append((message.encode(), files))
+        try:
+            if head and pack.sha1_repository(self.root):
+                made = pack.write_commits(self.root, branch, head, changes,
+                                          f"{author.name} <{author.email}> {when}".encode(),
+                                          f"{committer.name} <{committer.email}> {when}".encode())
+            else:
+                made = self._fast_import(branch, head, changes, author, committer, when)
+            self.repo.git.reset("-q")
+        except (git.GitError, OSError, pack.PackError) as e:
+            raise GitError(f"git commit failed in {self.root}: {_stderr(e)}") from e
+        return made
+
+    def _fast_import(self, branch: str, head: str, changes: Sequence[tuple[bytes, Mapping[str, bytes | None]]],
+                     author: git.Actor, committer: git.Actor, when: str) -> list[str]:
+        """The commits through one ``git fast-import`` run (a first commit, or a repository
+        whose objects are not named by SHA-1)."""
         chunks: list[bytes] = []
-        for number, (message, paths) in enumerate(commits, 1):
-            text = message.encode()
+        for number, (text, files) in enumerate(changes, 1):
             chunks.append(f"commit refs/heads/{branch}\nmark :{number}\n"
                           f"author {author.name} <{author.email}> {when}\n"
                           f"committer {committer.name} <{committer.email}> {when}\n"
                           f"data {len(text)}\n".encode() + text + b"\n")
             if number == 1 and head:
                 chunks.append(f"from {head}\n".encode())
-            for path in sorted(set(paths)):
-                file = self.root / path
-                if contents is not None and path in contents:
-                    data = contents[path]
-                    chunks.append(f"M 100644 inline {_quote(path)}\ndata {len(data)}\n".encode() + data + b"\n")
-                elif file.is_file() and not file.is_symlink():
-                    data = file.read_bytes()
-                    chunks.append(f"M 100644 inline {_quote(path)}\ndata {len(data)}\n".encode() + data + b"\n")
-                else:
+            for path, data in files.items():
+                if data is None:
                     chunks.append(f"D {_quote(path)}\n".encode())
+                else:
+                    chunks.append(f"M 100644 inline {_quote(path)}\ndata {len(data)}\n".encode() + data + b"\n")
             chunks.append(b"\n")
         chunks.append(b"done\n")
         git_dir = Path(self.repo.git_dir)
         for stale in git_dir.glob(f"{COMMIT_TEMP_PREFIX}*"):  # left by a process killed mid-commit
             shutil.rmtree(stale, ignore_errors=True)
-        try:
-            # under the git directory, not the system's temporary one: a process killed while
-            # fast-import runs leaves its stream here, where the next commit removes it
-            with tempfile.TemporaryDirectory(prefix=COMMIT_TEMP_PREFIX, dir=git_dir) as tmp:
-                stream, marks = Path(tmp) / "stream", Path(tmp) / "marks"
-                stream.write_bytes(b"".join(chunks))
-                with stream.open("rb") as istream:
-                    self.repo.git.fast_import("--quiet", "--done", f"--export-marks={marks}", istream=istream)
-                by_mark = dict(line.split() for line in marks.read_text().splitlines() if line)
-            self.repo.git.reset("-q")
-        except (git.GitError, OSError) as e:
-            raise GitError(f"git commit failed in {self.root}: {_stderr(e)}") from e
-        return [by_mark[f":{number}"] for number in range(1, len(commits) + 1)]
+        # under the git directory, not the system's temporary one: a process killed while
+        # fast-import runs leaves its stream here, where the next commit removes it
+        with tempfile.TemporaryDirectory(prefix=COMMIT_TEMP_PREFIX, dir=git_dir) as tmp:
+            stream, marks = Path(tmp) / "stream", Path(tmp) / "marks"
+            stream.write_bytes(b"".join(chunks))
+            with stream.open("rb") as istream:
+                self.repo.git.fast_import("--quiet", "--done", f"--export-marks={marks}", istream=istream)
+            by_mark = dict(line.split() for line in marks.read_text().splitlines() if line)
+        return [by_mark[f":{number}"] for number in range(1, len(changes) + 1)]
 
     def author(self) -> Identity:
         """The author of commits made without an identity: git's configured user

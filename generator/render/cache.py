@@ -8,6 +8,14 @@ and the strictness. A hit returns the stored :class:`~generator.render.render.Re
 else renders afresh. The cache lives in the repository's git directory
 (``.git/meshgen/render-cache.pickle``; a worktree's own git directory), so it is never
 committed, and only there: a directory that is not a git checkout is rendered afresh every time. ``MESHGEN_NO_CACHE=1`` turns it off.
+
+Computing the key does not read a file whose size, modification time (nanoseconds), inode
+and change time are those recorded beside its digest the last time (``.git/meshgen/stat-index.pickle``),
+as git's index does for ``git status``. A file modified within :data:`RACY_SECONDS` of the
+moment its digest was recorded is "racily clean" (git's term): it could have changed again
+within the file system's timestamp granularity without its times showing it, so its
+digest is never reused and it is read again every time until it is older. Symbolic links
+and odd files are always looked at afresh.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import functools
 import hashlib
 import os
 import pickle
+import stat
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,34 +35,99 @@ from generator.errors import DiskFull
 if TYPE_CHECKING:
     from generator.render.render import Rendering
 
-_FORMAT = 1
+_FORMAT = 2
+#: A file modified this close to (or after) the moment its digest was recorded is read again.
+RACY_SECONDS = 2.0
 
 
-def _digest_tree(h: "hashlib._Hash", base: Path, label: str, root: Path | None = None) -> None:
+class _Stats:
+    """Digests of files by path, each with the ``stat`` it was taken at (the stat index)."""
+
+    def __init__(self, entries: dict[str, tuple[tuple[int, int, int, int], bytes]] | None = None) -> None:
+        self.old = entries or {}
+        self.new: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self.started = time.time_ns()
+        self.reads = 0
+
+    def digest(self, path: str, st: os.stat_result) -> bytes:
+        """The BLAKE2 digest of the regular file ``path`` whose ``lstat`` is ``st``."""
+        key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        known = self.old.get(path)
+        if known is not None and known[0] == key:
+            digest = known[1]
+        else:
+            with open(path, "rb") as f:
+                digest = hashlib.blake2b(f.read(), digest_size=20).digest()
+            self.reads += 1
+        # A write within the same timestamp tick as the recording would leave the times as
+        # recorded: racily clean. (Setting the times back with utime changes the ctime.)
+        racy = st.st_mtime_ns >= self.started - int(RACY_SECONDS * 1e9)
+        if not racy:
+            self.new[path] = (key, digest)
+        return digest
+
+    @property
+    def changed(self) -> bool:
+        return self.new != self.old
+
+
+def _digest_tree(h: "hashlib._Hash", base: Path, label: str, root: Path | None = None,
+                 stats: _Stats | None = None) -> None:
     """Hash every file under ``base``. Under a repository ``root``, only regular files inside
     it are read; a link out of it, a dangling link or an odd file is hashed by its name and
-    kind (so the key changes and the real render reports it), never read."""
-    if not (base.exists() or base.is_symlink()):
+    kind (so the key changes and the real render reports it), never read. A regular file
+    is hashed by its digest, from ``stats`` when its ``stat`` shows it unchanged."""
+    stats = stats or _Stats()
+    try:
+        st = os.lstat(base)
+    except OSError:
         return
-    if root is not None and not (base.is_dir() and not base.is_symlink()) and not _readable(root, base):
-        h.update(f"\0{label}\0odd\0{os.path.islink(base) and os.readlink(base)}".encode())
+    if stat.S_ISDIR(st.st_mode) and root is not None and not _readable(root, base, directory=True):
+        h.update(f"\0{label}\0odd directory".encode())  # reached through a link out of the repository
         return
-    paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if not p.is_dir() or p.is_symlink())
-    for path in paths:
-        h.update(f"\0{label}/{path.relative_to(base).as_posix()}\0".encode())
-        if root is None or _readable(root, path):
-            h.update(path.read_bytes())
+    if stat.S_ISDIR(st.st_mode):
+        entries: list[tuple[str, str, os.stat_result | None]] = []
+        _walk(str(base), "", entries)
+        entries.sort()
+    else:
+        entries = [("", str(base), st)]
+    for rel, path, est in entries:
+        h.update(f"\0{label}/{rel}\0".encode())
+        if est is not None and stat.S_ISREG(est.st_mode):  # a regular file, no link on the way
+            h.update(stats.digest(path, est))
+        elif root is None or _readable(root, Path(path)):
+            h.update(Path(path).read_bytes())
         else:
-            h.update(f"odd\0{path.is_symlink() and os.readlink(path)}".encode())
+            h.update(f"odd\0{os.path.islink(path) and os.readlink(path)}".encode())
 
 
-def _readable(root: Path, path: Path) -> bool:
-    import stat
+def _walk(top: str, prefix: str, out: list[tuple[str, str, "os.stat_result | None"]]) -> None:
+    """``(relative path, path, lstat)`` of every file under the directory ``top``, links not
+    followed (a link is listed, with its ``lstat``'s mode kept out: ``None``)."""
+    try:
+        scan = list(os.scandir(top))
+    except OSError:
+        return
+    for entry in scan:
+        rel = f"{prefix}{entry.name}"
+        try:
+            est = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(est.st_mode):
+            _walk(entry.path, rel + "/", out)
+        elif stat.S_ISLNK(est.st_mode):
+            out.append((rel, entry.path, None))
+        else:
+            out.append((rel, entry.path, est))
 
+
+def _readable(root: Path, path: Path, directory: bool = False) -> bool:
     from generator.spec.paths import inside
 
     try:
-        return stat.S_ISREG(os.stat(path).st_mode) and inside(root, path)
+        mode = os.stat(path).st_mode
+        return (stat.S_ISDIR(mode) if directory else stat.S_ISREG(mode)) and inside(root, path)
     except OSError:
         return False
 
@@ -88,9 +163,10 @@ def _git_dir(root: Path) -> Path | None:
 class RenderCache:
     """One repository's cached rendering, keyed by the digest of everything it was made from."""
 
-    def __init__(self, path: Path, key: str) -> None:
+    def __init__(self, path: Path, key: str, reads: int = 0) -> None:
         self.path = path
         self.key = key
+        self.reads = reads  # input files read to compute the key (the others' stat showed them unchanged)
 
     @classmethod
     def for_repo(cls, root: Path, envs: list[str] | None, strict: bool) -> "RenderCache | None":
@@ -105,13 +181,26 @@ class RenderCache:
             paths = load_settings(root).paths
         except MeshgenError:
             return None  # let the real render report it
+        index = git_dir / "meshgen" / "stat-index.pickle"
+        try:
+            with index.open("rb") as f:
+                stats = _Stats(pickle.load(f))
+        except Exception:  # missing, damaged or from another version: every file is read
+            stats = _Stats()
         h = hashlib.blake2b(digest_size=20)
         h.update(_code_digest())
         h.update(repr((sorted(envs or []), strict, sorted(paths.items()))).encode())
-        _digest_tree(h, root / SETTINGS_FILE, "settings", root)
+        _digest_tree(h, root / SETTINGS_FILE, "settings", root, stats)
         for name in ("apps", "environments", "status", "templates"):
-            _digest_tree(h, root / paths[name], name, root)
-        return cls(git_dir / "meshgen" / "render-cache.pickle", h.hexdigest())
+            _digest_tree(h, root / paths[name], name, root, stats)
+        if stats.changed:
+            from generator.render.output import atomic_write
+
+            try:
+                atomic_write(index, pickle.dumps(stats.new, protocol=pickle.HIGHEST_PROTOCOL))
+            except OSError:
+                pass
+        return cls(git_dir / "meshgen" / "render-cache.pickle", h.hexdigest(), stats.reads)
 
     def get(self) -> "Rendering | None":
         """The stored rendering if its key matches, else ``None`` (a damaged cache is a miss)."""
@@ -122,13 +211,16 @@ class RenderCache:
             return None
         return rendering if key == self.key else None
 
-    def put(self, rendering: "Rendering") -> None:
-        """Store ``rendering`` (atomically; failures to write the cache are ignored)."""
+    def put(self, rendering: "Rendering", cached: type) -> None:
+        """Store ``rendering`` (atomically; failures to write the cache are ignored), to be
+        read back as a ``cached`` (a :class:`~generator.render.render.CachedRendering`: its
+        objects pickled apart, unpickled when first asked for)."""
         from generator.render.output import atomic_write
 
         state = dict(rendering.__dict__)
         state.pop("repo", None)
-        clone = type(rendering).__new__(type(rendering))
+        state["_objects"] = pickle.dumps(state.pop("objects"), protocol=pickle.HIGHEST_PROTOCOL)
+        clone = cached.__new__(cached)
         clone.__dict__.update(state)
         try:
             atomic_write(self.path, pickle.dumps((self.key, clone), protocol=pickle.HIGHEST_PROTOCOL))

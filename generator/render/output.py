@@ -194,13 +194,16 @@ def _env_dirs(root: Path, rendering: Rendering) -> list[Path]:
 def orphans(root: Path, rendering: Rendering) -> list[str]:
     """Managed files under the rendered environments that the rendering does not produce."""
     out = []
+    prefix = 0 if str(root) == "." else len(os.path.join(str(root), ""))  # Path(".") / "x" is "x"
     for env_dir in _env_dirs(root, rendering):
         if not env_dir.is_dir():
             continue
-        for path in env_dir.rglob("*"):
-            if path.is_file() and not path.is_symlink() and not TEMPORARY.match(path.name):
-                rel = path.relative_to(root).as_posix()
-                if rel not in rendering.files and is_managed(path):
+        for top, _, files in os.walk(str(env_dir), followlinks=False):  # links are never followed
+            for name in files:
+                full = os.path.join(top, name)
+                rel = full[prefix:].replace(os.sep, "/")
+                if rel not in rendering.files and not TEMPORARY.match(name) and os.path.isfile(full) \
+                        and not os.path.islink(full) and is_managed(Path(full)):
                     out.append(rel)
     return sorted(out)
 
@@ -247,20 +250,21 @@ def write_rendering(root: Path, rendering: Rendering) -> Changes:
     """
     check_output_dir(root, rendering)
     changes = Changes()
+    top = str(root)
     with removing_temporaries_on_signals(f"{rendering.rendered_dir}/"):
         changes.temporaries = remove_stale_temporaries(root, rendering.rendered_dir)
         for rel in changes.temporaries:
             log.warning("removed %s, left by an interrupted write", rel)
         for rel, data in sorted(rendering.files.items()):
-            path = root / rel
             try:
-                same = path.read_bytes() == data
+                with open(os.path.join(top, rel), "rb") as f:  # plain strings: this loop is a no-op's cost
+                    same = f.read(len(data) + 1) == data
             except FileNotFoundError:
                 same = False
             if same:
                 changes.unchanged.append(rel)
             else:
-                atomic_write(path, data)
+                atomic_write(root / rel, data)
                 changes.written.append(rel)
         for rel in orphans(root, rendering):
             path = root / rel

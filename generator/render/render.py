@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import functools
 import gc
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection, Mapping
 
 import jinja2
 import yaml
@@ -97,6 +98,15 @@ class Rendering:
     def repo(self) -> Repo:
         """The loaded repository (loaded again on first use when the rendering came from the cache)."""
         return load_repo(self.root)
+
+
+class CachedRendering(Rendering):
+    """A :class:`Rendering` from the render cache: its files are at hand, its objects are
+    unpickled when first asked for (a no-op ``meshgen render`` writes files only)."""
+
+    @functools.cached_property
+    def objects(self) -> list[RenderedObject]:  # type: ignore[override]
+        return pickle.loads(self.__dict__.pop("_objects"))
 
 
 def service_fqdn(app: EffectiveApp) -> str:
@@ -237,6 +247,7 @@ class _Renderer:
         self.applied: dict[tuple[str, str], tuple[str, str, int] | None] = {}
         self.check_cache: dict[str, list[SpecError]] = {}
         self.rendered = repo.rel("rendered")
+        self.statuses: Mapping[str, Mapping[str, Any] | None] = {}
 
     @staticmethod
     def _fill(template: jinja2.Template, context: dict[str, Any], untrusted: bool) -> str:
@@ -285,7 +296,7 @@ class _Renderer:
         rollout = spec.get("rollout")
         if rollout:
             rel = status.status_path(self.repo.rel("status"), app.env, app.name)
-            current = status.load_status(self.repo.root, rel)
+            current = self.statuses[rel] if rel in self.statuses else status.load_status(self.repo.root, rel)
             self.applied[(app.env, app.name)] = None
             try:
                 found = decision.contradictions(rollout, current, app.name, app.env)
@@ -493,7 +504,9 @@ def istio_schema_problems(obj: dict[str, Any]) -> list[str]:
 
 
 def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = False,
-                progress: Callable[[int, int], None] | None = None, cache: bool = True) -> Rendering:
+                progress: Callable[[int, int], None] | None = None, cache: bool = True,
+                apps: Collection[tuple[str, str]] | None = None, repo: Repo | None = None,
+                statuses: Mapping[str, Mapping[str, Any] | None] | None = None) -> Rendering:
     """Render every (or the named) environment of the config repository at ``root``.
 
     Args:
@@ -503,6 +516,13 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
             objects whose template a repo overrides).
         progress: called as ``progress(done, total)`` after each app.
         cache: reuse the previous rendering when no input changed (see :mod:`generator.render.cache`).
+        apps: render only these ``(env, app)`` pairs (what a rollout tick changed): their
+            object files only (no kustomization or GitOps manifests, whose bytes a changed
+            weight never changes), each checked on its own (not against the other apps'
+            hosts); never cached.
+        repo: the repository, already loaded from ``root`` (with ``apps``).
+        statuses: ``{status file path: status}`` to apply instead of reading those files
+            (the statuses a tick is about to commit).
 
     Returns:
         The :class:`Rendering` (nothing is written).
@@ -514,6 +534,8 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
     from generator.render import cache as cache_mod
 
     root = Path(root)
+    if apps is not None:
+        return _render_apps(repo or load_repo(root), apps, strict, statuses or {})
     store = cache_mod.RenderCache.for_repo(root, envs, strict) if cache else None
     if store is not None:
         hit = store.get()
@@ -529,7 +551,37 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         if collecting:
             gc.enable()
     if store is not None:
-        store.put(rendering)
+        store.put(rendering, CachedRendering)
+    return rendering
+
+
+def _render_apps(repo: Repo, pairs: Collection[tuple[str, str]], strict: bool,
+                 statuses: Mapping[str, Mapping[str, Any] | None]) -> Rendering:
+    """The object files of the named ``(env, app)`` pairs alone."""
+    names = [e for e in repo.environments if any(env == e for env, _ in pairs)]
+    unknown = sorted({e for e, _ in pairs} - set(repo.environments))
+    if unknown:
+        raise UsageError(f"unknown environment {', '.join(unknown)} (known: {', '.join(repo.environments)})")
+    renderer = _Renderer(repo, strict)
+    renderer.statuses = statuses
+    wanted = set(pairs)
+    objects: list[RenderedObject] = []
+    files: dict[str, bytes] = {}
+    for env in names:
+        env_spec = repo.environments[env].data.get("spec") or {}
+        env_objects: list[RenderedObject] = []
+        for name in repo.apps:
+            if (env, name) in wanted:
+                app = repo.effective_app(name, env)
+                if renderer.check(app):
+                    renderer.render_app(app, env_spec, env_objects)
+        for o in env_objects:
+            files[o.path] = (f"{HEADER} from {', '.join(o.sources)}; do not edit.\n" + dump(o.obj)).encode()
+        objects.extend(env_objects)
+    SpecErrors.collect(list({e.format(): e for e in renderer.errors}.values()))
+    rendering = Rendering(files, objects, names, list(repo.environments), repo.rel("rendered"), repo.root,
+                          renderer.applied)
+    rendering.__dict__["repo"] = repo
     return rendering
 
 

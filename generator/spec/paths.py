@@ -96,14 +96,17 @@ def output_problems(root: Path, rel: str) -> list[SpecError]:
         if not stat.S_ISDIR(mode):
             return [SpecError(f"is {_kind(mode)}, where meshgen keeps a directory", place=Place(shown),
                               hint=_HINT_OUTPUT)]
-    for top, dirs, files in os.walk(path, followlinks=False):
+    prefix = 0 if str(root) == "." else len(os.path.join(str(root), ""))  # Path(".") / "x" is "x"
+    for top, dirs, files in os.walk(str(path), followlinks=False):
         for name in sorted(dirs + files):
-            full = Path(top) / name
+            full = os.path.join(top, name)
             try:
                 mode = os.lstat(full).st_mode
             except OSError:
                 continue
-            shown = full.relative_to(root).as_posix()
+            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+                continue
+            shown = full[prefix:].replace(os.sep, "/")
             if stat.S_ISLNK(mode):
                 found.append(SpecError(f"is a symbolic link (to {os.readlink(full)}); meshgen never writes or "
                                        f"deletes through a link", place=Place(shown), hint=_HINT_OUTPUT))
