@@ -28,7 +28,7 @@ from generator.errors import Place, SpecError, SpecErrors, UsageError, as_yaml
 from generator.render import checks, manifests, output, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
-from generator.rollout import decision, promotion
+from generator.rollout import decision, groups, promotion
 from generator.spec import loader, paths, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
 
@@ -453,6 +453,7 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
         env_spec = repo.environments[env].data.get("spec") or {}
         effective = [repo.effective_app(a, env) for a in repo.apps]
         valid = [a for a in effective if renderer.check(a)]
+        renderer.errors.extend(groups.check_environment(valid, env))
         host_errors = checks.check_hosts(valid, {a.name: service_fqdn(a) for a in valid})
         renderer.errors.extend(host_errors)
         env_objects: list[RenderedObject] = []

@@ -18,7 +18,9 @@ the group (``group: NAME``), which ``meshgen rollout history`` and ``meshgen rep
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping, NamedTuple, Sequence
+
+from generator.errors import SpecError
 
 from generator.rollout.decision import (
     Action,
@@ -149,3 +151,34 @@ def of_rollouts(blocks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]
         if isinstance(name, str) and name:
             found.setdefault(name, []).append(app)
     return {name: sorted(apps) for name, apps in found.items()}
+
+
+def check_environment(apps: Sequence[Any], env: str) -> list[SpecError]:
+    """Placed errors of the groups of one environment: members whose ``steps`` or
+    ``interval`` differ (checked by ``meshgen check`` and ``render``).
+
+    Args:
+        apps: the environment's effective apps (:class:`generator.spec.config.EffectiveApp`)
+            that passed their own checks.
+        env: the environment's name (for the message).
+    """
+    blocks: dict[str, Mapping[str, Any]] = {}
+    by_name = {}
+    for app in apps:
+        spec = app.data.get("spec") if isinstance(app.data, Mapping) else None
+        block = spec.get("rollout") if isinstance(spec, Mapping) else None
+        if isinstance(block, Mapping) and block.get("group"):
+            blocks[app.name], by_name[app.name] = block, app
+    errors = []
+    for name, members in of_rollouts(blocks).items():
+        try:
+            rollouts = {app: Rollout.from_spec(blocks[app]) for app in members}
+        except (ValueError, KeyError):
+            continue  # the rollout block's own checks say what is wrong
+        for app, message in check_members(name, rollouts):
+            key = "steps" if " steps " in message else "interval"
+            place = by_name[app].place("spec", "rollout", key) if key in blocks[app] else \
+                by_name[app].place("spec", "rollout", "group")
+            errors.append(SpecError(f"{message} (environment {env})", place=place,
+                                    hint=f"give every app of group {name!r} the same steps and interval"))
+    return errors

@@ -530,9 +530,6 @@ def check_pipelines(repo: Repo) -> list[SpecError]:
     in_settings = _settings_place(repo)
     if isinstance(settings, dict):
         errors.extend(_check(settings, envs, lambda *k: in_settings("promotion"), lambda key: in_settings))
-        if "windows" in settings:
-            errors.extend(windows.check(settings["windows"], envs,
-                                        lambda *keys: in_settings("promotion", "windows", *keys)))
     for name, doc in repo.apps.items():
         spec = doc.data.get("spec") if isinstance(doc.data.get("spec"), dict) else {}
         own = spec.get("promotion")
@@ -549,6 +546,10 @@ def check_pipelines(repo: Repo) -> list[SpecError]:
 
         errors.extend(_check(merged, envs, lambda *k, doc=doc: doc.place("spec", "promotion"), origin))
     for env, doc in repo.environments.items():
+        own_spec = doc.data.get("spec") if isinstance(doc.data.get("spec"), dict) else {}
+        if "promotion" in own_spec:
+            errors.extend(windows.check(own_spec["promotion"], env,
+                                        lambda *keys, doc=doc: doc.place("spec", "promotion", *keys)))
         apps = ((doc.data.get("spec") or {}).get("apps") or {}) if isinstance(doc.data.get("spec"), dict) else {}
         for app, override in apps.items() if isinstance(apps, dict) else ():
             if isinstance(override, dict) and isinstance(override.get("spec"), dict) \
@@ -568,6 +569,16 @@ def pipeline_of(repo: Repo, app: str) -> Pipeline | None:
         SpecErrors: a pipeline of the repository is invalid (see :func:`check_pipelines`).
     """
     return pipelines(repo)[app]
+
+
+def windows_of(repo: Repo) -> dict[str, windows.Windows]:
+    """The promotion windows of each environment that has them (``spec.promotion`` of its file).
+
+    Raises:
+        SpecErrors: a pipeline or a window is invalid (see :func:`check_pipelines`).
+    """
+    SpecErrors.collect(check_pipelines(repo))
+    return windows.of_environments({env: doc.data.get("spec") for env, doc in repo.environments.items()})
 
 
 def pipelines(repo: Repo) -> dict[str, Pipeline | None]:

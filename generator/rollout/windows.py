@@ -1,18 +1,16 @@
 """Promotion windows and freezes: when the bot may move a rollout forward in an environment. Pure.
 
-``meshgen.yaml``'s ``promotion.windows`` gives, per environment, the days and times (in an
-IANA time zone) when rollouts may start, step and be promoted there, and ``freeze`` periods
-when they may not::
+An environment's ``spec.promotion`` (``environments/<env>.yaml``) gives the days and times (in
+an IANA time zone) when rollouts may start, step and be promoted there -- its ``windows`` --
+and ``freeze`` periods when they may not::
 
-    promotion:
-      order: [dev, staging, [prod-eu, prod-us]]
-      windows:
-        prod-eu:
-          timeZone: Europe/Berlin
-          allow: [{days: [Mon, Tue, Wed, Thu], from: "09:00", to: "16:00"}]
-          freeze: [{from: 2026-12-19T00:00:00+01:00, to: 2027-01-04T00:00:00+01:00, reason: year end}]
+    spec:
+      promotion:
+        timeZone: Europe/Berlin
+        windows: [{days: [Mon, Tue, Wed, Thu], from: "09:00", to: "16:00"}]
+        freeze: [{from: 2026-12-19T00:00:00+01:00, to: 2027-01-04T00:00:00+01:00, reason: year end}]
 
-Outside every ``allow`` window (an environment without ``allow`` is always allowed) or inside
+Outside every window (an environment without ``windows`` is always allowed) or inside
 a ``freeze``, an environment is *closed*: :func:`gate` turns a start into a wait and a step or
 a success into a hold, each without a commit, and says when the next window opens. Failed
 checks, rollbacks and steering by hand are never held. Times of day are wall-clock times of
@@ -107,7 +105,7 @@ class Windows:
 
     Attributes:
         zone: the IANA time zone name (``Europe/Berlin``).
-        allow: the allowed windows (empty: always allowed, freezes aside).
+        allow: the allowed windows, ``windows`` in the spec (empty: always allowed, freezes aside).
         freeze: the freeze periods.
     """
 
@@ -230,28 +228,29 @@ def _moment(value: Any, tz: ZoneInfo) -> datetime:
 
 
 def parse(value: Mapping[str, Any]) -> Windows:
-    """One environment's ``windows`` entry as :class:`Windows`.
+    """One environment's ``spec.promotion`` as :class:`Windows`.
 
     Raises:
-        ValueError: with the key path (``allow[0].days``) and what is wrong; see :func:`check`.
+        ValueError: with the key path (``windows.0.days``) and what is wrong; see :func:`check`.
     """
     errors = _errors(value)
     if errors:
         raise ValueError(f"{'.'.join(map(str, errors[0][0]))}: {errors[0][1]}")
-    tz = ZoneInfo(value["timeZone"])
+    zone = value.get("timeZone") or "UTC"
+    tz = ZoneInfo(zone)
     allow = tuple(Allow(frozenset(DAYS.index(d) for d in item.get("days") or DAYS), _clock(item["from"]) or time(),
-                        _clock(item["to"])) for item in value.get("allow") or ())
+                        _clock(item["to"])) for item in value.get("windows") or ())
     freeze = tuple(Freeze(_moment(f["from"], tz), _moment(f["to"], tz), str(f.get("reason") or ""))
                    for f in value.get("freeze") or ())
-    return Windows(value["timeZone"], allow, freeze)
+    return Windows(zone, allow, freeze)
 
 
 def _errors(value: Any) -> list[tuple[tuple[Any, ...], str]]:
-    """``(key path, message)`` of each problem of one environment's ``windows`` entry."""
+    """``(key path, message)`` of each problem of one environment's ``spec.promotion``."""
     if not isinstance(value, Mapping):
-        return [((), "must be a mapping with timeZone, allow and freeze")]
+        return [((), "must be a mapping with timeZone, windows and freeze")]
     found: list[tuple[tuple[Any, ...], str]] = []
-    zone = value.get("timeZone")
+    zone = value.get("timeZone", "UTC")
     tz: ZoneInfo | None = None
     try:
         if not isinstance(zone, str) or not zone:
@@ -259,18 +258,18 @@ def _errors(value: Any) -> list[tuple[tuple[Any, ...], str]]:
         tz = ZoneInfo(zone)
     except (ValueError, OSError, ZoneInfoNotFoundError):  # OSError: a name like a directory
         found.append((("timeZone",), f"{as_yaml(zone)} is not an IANA time zone like Europe/Berlin or UTC"))
-    for i, item in enumerate(value.get("allow") or ()):
+    for i, item in enumerate(value.get("windows") or ()):
         if not isinstance(item, Mapping):
-            found.append((("allow", i), "must be a mapping with days, from and to"))
+            found.append((("windows", i), "must be a mapping with days, from and to"))
             continue
         for j, day in enumerate(item.get("days") or ()):
             if day not in DAYS:
-                found.append((("allow", i, "days", j), f"{as_yaml(day)} is not a day ({', '.join(DAYS)})"))
+                found.append((("windows", i, "days", j), f"{as_yaml(day)} is not a day ({', '.join(DAYS)})"))
         for key in ("from", "to"):
             try:
                 _clock(item.get(key))
             except ValueError as e:
-                found.append((("allow", i, key), str(e)))
+                found.append((("windows", i, key), str(e)))
     for i, item in enumerate(value.get("freeze") or ()):
         if not isinstance(item, Mapping):
             found.append((("freeze", i), "must be a mapping with from, to and reason"))
@@ -287,38 +286,33 @@ def _errors(value: Any) -> list[tuple[tuple[Any, ...], str]]:
     return found
 
 
-def check(value: Any, envs: Sequence[str], place: Callable[..., Place]) -> list[SpecError]:
-    """Every error of ``promotion.windows``: unknown environments, time zones, days, times.
+def check(value: Any, env: str, place: Callable[..., Place]) -> list[SpecError]:
+    """Every error of an environment's ``spec.promotion``: time zone, days, times, freezes.
 
     Args:
-        value: the ``windows`` mapping (environment name -> entry).
-        envs: the repository's environments.
-        place: gives the place of a key path under ``promotion.windows``.
+        value: the ``spec.promotion`` mapping.
+        env: the environment's name (for the message).
+        place: gives the place of a key path under ``spec.promotion``.
     """
-    if not isinstance(value, Mapping):
-        return [SpecError("promotion.windows must map environment names to their windows",
-                          place=place(), hint="e.g. windows: {prod: {timeZone: UTC, allow: "
-                                              "[{days: [Mon, Tue], from: \"09:00\", to: \"17:00\"}]}}")]
     errors = []
-    for env, entry in value.items():
-        if env not in envs:
-            errors.append(SpecError(f"promotion.windows: unknown environment {as_yaml(env)}", place=place(env),
-                                    hint=f"known environments: {', '.join(envs)}"))
-        for keys, message in _errors(entry):
-            where = ".".join(str(k) if not isinstance(k, int) else f"[{k}]" for k in keys).replace(".[", "[")
-            errors.append(SpecError(f"promotion.windows.{env}{'.' + where if where else ''}: {message}",
-                                    place=place(env, *keys)))
+    for keys, message in _errors(value):
+        where = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys)
+        errors.append(SpecError(f"spec.promotion{where}: {message}", place=place(*keys),
+                                hint=f"environment {env}'s promotion windows (docs/rollouts.md)"))
     return errors
 
 
-def of_settings(settings: Mapping[str, Any]) -> dict[str, Windows]:
-    """The windows of each environment from ``meshgen.yaml``'s raw mapping (checked first)."""
-    promotion = settings.get("promotion") if isinstance(settings, Mapping) else None
-    windows = promotion.get("windows") if isinstance(promotion, Mapping) else None
-    return {str(env): parse(entry) for env, entry in (windows or {}).items()}
+def of_environments(specs: Mapping[str, Any]) -> dict[str, Windows]:
+    """The windows of each environment that has a ``spec.promotion``, from each environment's
+    ``spec`` mapping (checked first: see :func:`check`)."""
+    found = {}
+    for env, spec in specs.items():
+        value = spec.get("promotion") if isinstance(spec, Mapping) else None
+        if isinstance(value, Mapping):
+            found[str(env)] = parse(value)
+    return found
 
 
 def states(windows: Mapping[str, Windows], now: datetime) -> dict[str, State]:
     """The :class:`State` of each environment that has windows, at ``now``."""
     return {env: w.state(now) for env, w in windows.items()}
-

@@ -1,0 +1,279 @@
+"""Waves across clusters, apps rolled out as a group, promotion windows and freezes.
+
+The decisions are pure (:mod:`generator.rollout.promotion`, :mod:`generator.rollout.groups`,
+:mod:`generator.rollout.windows`) and tested by table and by Hypothesis: never a group split
+across weights in any commit, never a wave advancing past a failed member, nothing started,
+stepped or promoted in a freeze or outside a window. The bot runs them on real git remotes,
+and a group's checks ask a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from generator.bot import bot
+from generator.render import output, render
+from generator.rollout import decision, groups, promotion, windows
+from generator.rollout.decision import Action, Check, Rollout, Verdict
+from generator.rollout.promotion import Pipeline, Waiting
+from tests.conftest import build_file_tree, run_meshgen
+from tests.promfixtures import git, wait_until
+
+T0 = datetime(2026, 12, 7, 9, 0, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Berlin
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def status(phase="Progressing", weight=50, stable="v1", canary="v2", **extra):
+    found = {"phase": phase, "stable": stable, "canary": canary, "canaryWeight": weight,
+             "stepIndex": 0 if weight else -1, "failedChecks": 0, "lastStepTime": decision.format_time(T0)}
+    found.update(extra)
+    return found
+
+
+# --- windows and freezes (pure) ------------------------------------------------------------
+
+BERLIN = {"timeZone": "Europe/Berlin", "windows": [{"days": ["Mon", "Tue", "Wed", "Thu"], "from": "09:00",
+                                                   "to": "16:00"}],
+          "freeze": [{"from": "2026-12-19", "to": "2027-01-04", "reason": "year end"}]}
+
+
+@pytest.mark.parametrize("moment,open_,reason", [
+    (T0, True, ""),
+    (datetime(2026, 12, 7, 7, 59, tzinfo=timezone.utc), False,
+     "outside the promotion window (Mon,Tue,Wed,Thu 09:00-16:00 Europe/Berlin); next window opens at "
+     "2026-12-07T08:00:00Z"),
+    (datetime(2026, 12, 10, 15, 0, tzinfo=timezone.utc), False,  # Thursday 16:00 in Berlin: `to` is exclusive
+     "outside the promotion window (Mon,Tue,Wed,Thu 09:00-16:00 Europe/Berlin); next window opens at "
+     "2026-12-14T08:00:00Z"),
+    (datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc), False,
+     "frozen until 2027-01-03T23:00:00Z (year end); next window opens at 2027-01-04T08:00:00Z"),
+])
+def test_a_window_says_whether_it_is_open_and_when_it_opens(moment, open_, reason):
+    state = windows.parse(BERLIN).state(moment)
+    assert (state.open, state.reason) == (open_, reason)
+
+
+def test_a_window_past_midnight_and_summer_time():
+    night = windows.parse({"timeZone": "Europe/Berlin", "windows": [{"days": ["Sat"], "from": "22:00", "to": "02:00"}]})
+    # Saturday 23:30 and Sunday 01:30 Berlin (winter: UTC+1) are in it, Sunday 02:00 is not
+    assert night.is_open(datetime(2026, 12, 12, 22, 30, tzinfo=timezone.utc))
+    assert night.is_open(datetime(2026, 12, 13, 0, 30, tzinfo=timezone.utc))
+    assert not night.is_open(datetime(2026, 12, 13, 1, 0, tzinfo=timezone.utc))
+    # in summer the same wall-clock window is an hour earlier in UTC
+    assert night.next_open(datetime(2026, 7, 1, tzinfo=timezone.utc)) == datetime(2026, 7, 4, 20, 0, tzinfo=timezone.utc)
+
+
+def test_a_closed_window_holds_starts_and_steps_never_rollbacks():
+    closed = windows.parse(BERLIN).state(datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc))
+    spec = Rollout("v1", "v2", "default", steps=(50, 100), interval=60, interval_text="1m")
+    started = decision.decide(spec, "prod", None, None, at(0))
+    held = windows.gate(started, None, closed, "prod")
+    assert held.action is Action.WAIT and held.status == {}
+    assert held.reason == ("v1 -> v2 waits: prod is frozen until 2027-01-03T23:00:00Z (year end); next window "
+                           "opens at 2027-01-04T08:00:00Z")
+    old = status(weight=50)
+    passed = decision.decide(spec, "prod", old, Check(Verdict.PASS, {}, "ok"), at(60))
+    assert windows.gate(passed, old, closed, "prod").action is Action.HOLD
+    failed = decision.decide(spec, "prod", dict(old, failedChecks=1), Check(Verdict.FAIL, {}, "errors"), at(60))
+    assert failed.action is Action.ROLLBACK
+    assert windows.gate(failed, old, closed, "prod") is failed
+
+
+window_specs = st.fixed_dictionaries({
+    "timeZone": st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
+    "windows": st.lists(st.fixed_dictionaries({
+        "days": st.lists(st.sampled_from(windows.DAYS), min_size=1, max_size=7, unique=True),
+        "from": st.sampled_from(["00:00", "06:30", "09:00", "17:00", "22:00"]),
+        "to": st.sampled_from(["02:00", "09:00", "12:15", "18:00", "24:00"])}), max_size=3),
+    "freeze": st.lists(st.builds(lambda start, hours: {"from": (T0 + timedelta(hours=start)).isoformat(),
+                                                       "to": (T0 + timedelta(hours=start + hours)).isoformat()},
+                                 st.integers(-48, 24 * 14), st.integers(1, 24 * 10)), max_size=3)})
+verdicts = st.sampled_from(list(Verdict))
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(spec=window_specs, minutes=st.integers(0, 60 * 24 * 21), weight=st.sampled_from([None, 10, 50, 100]),
+       verdict=verdicts, failed=st.integers(0, 1))
+def test_nothing_starts_steps_or_succeeds_while_an_environment_is_closed(spec, minutes, weight, verdict, failed):
+    w = windows.parse(spec)
+    now = T0 + timedelta(minutes=minutes)
+    state = w.state(now)
+    rollout = Rollout("v1", "v2", "default", steps=(10, 50, 100), interval=60, interval_text="1m")
+    old = None if weight is None else status(weight=weight, failedChecks=failed,
+                                             lastStepTime=decision.format_time(now - timedelta(minutes=5)))
+    check = Check(verdict, {}, verdict.value) if decision.check_due(rollout, old, now) else None
+    made = windows.gate(decision.decide(rollout, "prod", old, check, now), old, state, "prod")
+    assert state.open == w.is_open(now)
+    if not state.open:
+        assert made.action not in (Action.START, Action.STEP, Action.SUCCEED)
+        commits = made.action not in (Action.NOTHING, Action.WAIT) and decision.committed_change(old, made.status)
+        assert made.action in (Action.ROLLBACK, Action.FAIL_COUNT) or not commits
+        if state.opens is not None:  # the next window opens then, and not a minute before
+            assert state.opens > now and w.is_open(state.opens)
+            assert not w.is_open(state.opens - timedelta(minutes=1))
+        assert "next window opens at" in state.reason or "no window opens" in state.reason
+    if verdict is Verdict.FAIL and failed and old:  # rollbacks always happen
+        assert made.action is Action.ROLLBACK
+
+
+# --- groups (pure) -------------------------------------------------------------------------
+
+GROUP_ROLLOUT = Rollout("v1", "v2", "default", steps=(10, 50, 100), interval=60, interval_text="1m")
+
+
+def test_group_members_whose_steps_or_interval_differ_are_named():
+    other = Rollout("v1", "v2", "default", steps=(20, 100), interval=120, interval_text="2m")
+    assert groups.check_members("shop", {"books": GROUP_ROLLOUT, "reviews": other}) == [
+        ("reviews", "rollout.group 'shop': steps [20, 100] differ from books's [10, 50, 100]; the members of a "
+                    "group step together"),
+        ("reviews", "rollout.group 'shop': interval 2m differs from books's 1m; the members of a group step together"),
+    ]
+
+
+def test_a_group_steps_only_when_every_member_passes_and_rolls_back_as_one():
+    old = status(weight=10)
+    now = at(60)
+    passed = decision.decide(GROUP_ROLLOUT, "prod", old, Check(Verdict.PASS, {}, "ok"), now)
+    held = decision.decide(GROUP_ROLLOUT, "prod", old, Check(Verdict.INCONCLUSIVE, {}, "no requests to v2"), now)
+    out = groups.combine("shop", {"books": groups.Member(GROUP_ROLLOUT, old, passed),
+                                  "reviews": groups.Member(GROUP_ROLLOUT, old, held)}, now)
+    assert out["books"].action is Action.HOLD and out["books"].status == old
+    assert out["books"].reason == "hold at 10 %: group shop steps together (reviews: hold at 10 %: no requests to v2)"
+    both = groups.combine("shop", {"books": groups.Member(GROUP_ROLLOUT, old, passed),
+                                   "reviews": groups.Member(GROUP_ROLLOUT, old, passed)}, now)
+    assert [d.status["canaryWeight"] for d in both.values()] == [50, 50]
+    assert {d.status["group"] for d in both.values()} == {"shop"}
+    failing = dict(old, failedChecks=1)
+    rolled = decision.decide(GROUP_ROLLOUT, "prod", failing, Check(Verdict.FAIL, {}, "errors"), now)
+    out = groups.combine("shop", {"books": groups.Member(GROUP_ROLLOUT, old, passed),
+                                  "reviews": groups.Member(GROUP_ROLLOUT, failing, rolled)}, now)
+    assert [(d.action, d.status["canaryWeight"]) for d in out.values()] == [(Action.ROLLBACK, 0)] * 2
+    assert out["books"].reason == "rollback v2 from 10 % to 0 % with group shop: reviews rolled back"
+
+
+member_world = st.fixed_dictionaries({
+    "apps": st.integers(2, 4),
+    "rounds": st.lists(st.tuples(st.sampled_from([0, 30, 60, 61, 200]),
+                                 st.lists(verdicts, min_size=4, max_size=4),
+                                 st.sampled_from([None, "abort", "pause", "resume"]), st.integers(0, 3),
+                                 st.booleans()),  # whether each member's start is admitted
+                       min_size=1, max_size=40)})
+
+
+@settings(derandomize=True, max_examples=300, deadline=None)
+@given(world=member_world)
+def test_a_group_is_never_split_across_weights_in_any_commit(world):
+    apps = [f"app{i}" for i in range(world["apps"])]
+    state: dict[str, dict | None] = {app: None for app in apps}
+    now = T0
+    for seconds, results, human, who, admitted in world["rounds"]:
+        now += timedelta(seconds=seconds)
+        members = {}
+        for app, verdict in zip(apps, results):
+            old = state[app]
+            check = Check(verdict, {}, verdict.value) if decision.check_due(GROUP_ROLLOUT, old, now) else None
+            admission = promotion.Admission(admitted or app != apps[0], (), "" if admitted else "held")
+            members[app] = groups.Member(GROUP_ROLLOUT, old,
+                                         decision.decide(GROUP_ROLLOUT, "prod", old, check, now, admission))
+        out = groups.combine("shop", members, now)
+        for app, made in out.items():  # one commit: every member's new status
+            if made.action not in (Action.NOTHING, Action.WAIT, Action.HOLD):
+                state[app] = made.status
+        live = {(s or {}).get("canaryWeight", 0) for s in state.values() if s and s["phase"] in ("Progressing",
+                                                                                               "Paused", "Succeeded")}
+        assert len(live) <= 1, f"group split across weights: {state}"
+        if any(s and s["phase"] == "RolledBack" for s in state.values()):
+            assert all(s is None or s["phase"] in ("RolledBack", "Succeeded") for s in state.values()), state
+        if human:  # a human steers one member: the group follows at the next tick
+            app = apps[who % len(apps)]
+            made = {"abort": decision.abort, "pause": decision.pause,
+                    "resume": decision.resume}[human](GROUP_ROLLOUT, state[app], now)
+            if made.action is not Action.NOTHING and human != "resume":
+                state[app] = made.status
+            if human == "resume" and made.action is Action.RESUME and state[app]["phase"] == "Paused":
+                state[app] = made.status
+
+
+# --- waves (pure) --------------------------------------------------------------------------
+
+WAVES = Pipeline(order=("dev", "prod-eu", "prod-us", "after"), soak=600, soak_text="10m",
+                 waves=(("dev",), ("prod-eu", "prod-us"), ("after",)), on_failure=promotion.ROLLBACK_WAVE)
+
+
+def test_the_next_wave_waits_for_every_member_and_soaks_from_the_last():
+    done = status("Succeeded", 100, lastSucceeded={"stable": "v1", "canary": "v2", "time": "2026-12-07T09:00:00Z"})
+    late = status("Succeeded", 100, lastSucceeded={"stable": "v1", "canary": "v2", "time": "2026-12-07T09:30:00Z"})
+    going = status(weight=50)
+    admission = promotion.admit(WAVES, "books", "after", "v1", "v2", None, None, at(3600),
+                                statuses={"prod-eu": done, "prod-us": going})
+    assert admission.waiting == (Waiting.PREDECESSOR,)
+    assert admission.reason == "prod-us has not succeeded with v1 -> v2 yet (Progressing at 50 %)"
+    soaking = promotion.admit(WAVES, "books", "after", "v1", "v2", None, None, at(1801),
+                              statuses={"prod-eu": done, "prod-us": late})
+    assert soaking.reason == ("v2 succeeded in prod-eu and prod-us at 2026-12-07T09:30:00Z; soak 10m ends at "
+                              "2026-12-07T09:40:00Z")
+    assert promotion.admit(WAVES, "books", "after", "v1", "v2", None, None, at(2400),
+                           statuses={"prod-eu": done, "prod-us": late}).open
+    # both members of a wave start on the same word: the wave before them
+    for env in ("prod-eu", "prod-us"):
+        assert promotion.admit(WAVES, "books", env, "v1", "v2", None, None, at(2400), statuses={"dev": late}).open
+
+
+def test_a_rollback_in_a_wave_stops_the_pipeline_and_rolls_back_its_wave():
+    rolled = status("RolledBack", 0)
+    going = status(weight=50)
+    stopped = promotion.admit(WAVES, "books", "after", "v1", "v2", None, None, at(0),
+                              statuses={"prod-eu": rolled, "prod-us": status("Succeeded", 100)})
+    assert stopped.waiting == (Waiting.STOPPED,)
+    assert stopped.reason == "prod-eu rolled back v1 -> v2: the pipeline stops there"
+    why = promotion.wave_failure(WAVES, "prod-us", "v1", "v2", going, {"prod-eu": rolled, "prod-us": going})
+    assert why == "prod-eu rolled back v1 -> v2 and promotion.onFailure is rollback-wave"
+    made = promotion.roll_back_with_wave(going, at(0), why)
+    assert (made.action, made.status["phase"], made.status["canaryWeight"]) == (Action.ROLLBACK, "RolledBack", 0)
+    stop = Pipeline(WAVES.order, waves=WAVES.waves)  # onFailure: stop leaves the other member alone
+    assert promotion.wave_failure(stop, "prod-us", "v1", "v2", going, {"prod-eu": rolled}) is None
+    # a member that has not started does not start after its sibling rolled back
+    sibling = promotion.admit(WAVES, "books", "prod-us", "v1", "v2", None, None, at(3600),
+                              statuses={"dev": status("Succeeded", 100), "prod-eu": rolled})
+    assert sibling.reason == "prod-eu rolled back v1 -> v2: its wave stops"
+
+
+wave_states = st.sampled_from([None, "Waiting", "Progressing", "Paused", "Succeeded", "RolledBack"])
+
+
+@settings(derandomize=True, max_examples=400, deadline=None)
+@given(members=st.lists(st.tuples(wave_states, st.integers(0, 7200)), min_size=1, max_size=4),
+       seconds=st.integers(0, 9000), soak=st.sampled_from([0, 600]))
+def test_a_wave_never_advances_past_a_failed_or_unfinished_member(members, seconds, soak):
+    names = tuple(f"prod-{i}" for i in range(len(members)))
+    pipeline = Pipeline(("dev",) + names + ("after",), soak=soak, soak_text=f"{soak}s",
+                        waves=(("dev",), names, ("after",)), on_failure=promotion.ROLLBACK_WAVE)
+    statuses = {}
+    for name, (phase, done) in zip(names, members):
+        if phase is None:
+            statuses[name] = None
+            continue
+        extra = {"lastSucceeded": {"stable": "v1", "canary": "v2", "time": decision.format_time(at(done))}} \
+            if phase == "Succeeded" else {}
+        statuses[name] = status(phase, 100 if phase == "Succeeded" else 0 if phase == "RolledBack" else 50, **extra)
+    admission = promotion.admit(pipeline, "books", "after", "v1", "v2", None, None, at(seconds), statuses=statuses)
+    if admission.open:
+        assert all(s and s["phase"] == "Succeeded" for s in statuses.values())
+        assert at(seconds) >= max(at(done) for _, done in members) + timedelta(seconds=soak)
+    if any(s and s["phase"] == "RolledBack" for s in statuses.values()):
+        assert Waiting.STOPPED in admission.waiting
+        for name in names:  # every member still on the canary is rolled back with its wave
+            own = statuses[name]
+            why = promotion.wave_failure(pipeline, name, "v1", "v2", own, statuses)
+            others = any(s and s["phase"] == "RolledBack" for n, s in statuses.items() if n != name)
+            assert (why is not None) == bool(own and own["phase"] in ("Progressing", "Paused") and others)
