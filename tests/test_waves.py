@@ -277,3 +277,197 @@ def test_a_wave_never_advances_past_a_failed_or_unfinished_member(members, secon
             why = promotion.wave_failure(pipeline, name, "v1", "v2", own, statuses)
             others = any(s and s["phase"] == "RolledBack" for n, s in statuses.items() if n != name)
             assert (why is not None) == bool(own and own["phase"] in ("Progressing", "Paused") and others)
+
+
+# --- meshgen check: clear errors -------------------------------------------------------------
+
+APP = """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  service: {{host: {name}, port: 80}}
+  versions:
+    v1: {{labels: {{version: v1}}}}
+    v2: {{labels: {{version: v2}}}}
+  routes:
+    - name: default
+      to: v1
+  rollout: {rollout}
+"""
+TIME_ROLLOUT = {"stable": "v1", "canary": "v2", "route": "default", "steps": [50, 100], "interval": "1h",
+                "policy": "time"}
+
+
+def env_file(name: str, url: str = "http://127.0.0.1:9", extra: str = "") -> str:
+    return (f"apiVersion: meshgen.io/v1alpha1\nkind: Environment\nmetadata: {{name: {name}}}\n"
+            f"spec:\n  cluster: {{name: {name}, server: https://{name}.example.com}}\n"
+            f"  prometheus: {{url: {url}}}\n{extra}")
+
+
+def tree(root: Path, settings_text: str, envs: dict[str, str], apps: dict[str, dict], namespace: str = "mesh"
+         ) -> Path:
+    files = {"meshgen.yaml": settings_text}
+    files.update({f"environments/{name}.yaml": text for name, text in envs.items()})
+    files.update({f"apps/{name}.yaml": APP.format(name=name, namespace=namespace, rollout=json.dumps(block))
+                  for name, block in apps.items()})
+    return build_file_tree(root, files)
+
+
+@pytest.mark.parametrize("settings_text,env_extra,apps,expected", [
+    ("promotion: {order: [dev, [prod-eu, prod-eux]]}\n", "", {"books": TIME_ROLLOUT},
+     "meshgen.yaml:1:36: error: promotion.order: unknown environment 'prod-eux' (hint: did you mean 'prod-eu'?)"),
+    ("promotion: {order: [dev, [prod-eu, prod-us]], onFailure: rollback}\n", "", {"books": TIME_ROLLOUT},
+     "meshgen.yaml:1:58: error: promotion.onFailure: 'rollback' is not one of 'stop', 'rollback-wave'"),
+    ("bot: {name: meshgen-bot}\n", "  promotion: {timeZone: Europe/Berlinn}\n", {"books": TIME_ROLLOUT},
+     "environments/prod-eu.yaml:7:25: error: spec.promotion.timeZone: 'Europe/Berlinn' is not an IANA time zone "
+     "like Europe/Berlin or UTC"),
+    ("bot: {name: meshgen-bot}\n", "  promotion: {freeze: [{from: 2026-12-20, to: 2026-12-19}]}\n",
+     {"books": TIME_ROLLOUT},
+     "error: spec.promotion.freeze[0].to: the freeze ends (2026-12-19T00:00:00Z) before it starts "
+     "(2026-12-20T00:00:00Z)"),
+    ("bot: {name: meshgen-bot}\n", "",
+     {"books": dict(TIME_ROLLOUT, group="shop"), "reviews": dict(TIME_ROLLOUT, group="shop", steps=[20, 100])},
+     "apps/reviews.yaml:12:74: error: rollout.group 'shop': steps [20, 100] differ from books's [50, 100]; the "
+     "members of a group step together (environment dev) (hint: give every app of group 'shop' the same steps "
+     "and interval)"),
+])
+def test_bad_waves_groups_and_windows_are_refused_with_their_place(tmp_path, settings_text, env_extra, apps,
+                                                                    expected):
+    root = tree(tmp_path, settings_text, {"dev": env_file("dev"), "prod-eu": env_file("prod-eu", extra=env_extra),
+                                          "prod-us": env_file("prod-us")}, apps)
+    proc = run_meshgen("check", cwd=root)
+    assert proc.returncode == 1
+    assert expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- the bot on real git ---------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def pushed(tmp_path: Path, git_remote, settings_text: str, envs: dict[str, str], apps: dict[str, dict],
+           namespace: str = "mesh") -> tuple[Path, Path]:
+    root = tree(tmp_path / "bot", settings_text, envs, apps, namespace)
+    output.write_rendering(root, render.render_repo(root))
+    return git_remote(root)
+
+
+def remote_status(remote: Path, env: str, app: str = "books") -> dict | None:
+    try:
+        return yaml.safe_load(git(remote, "show", f"main:status/{env}/{app}.yaml"))["status"]
+    except AssertionError:
+        return None
+
+
+WAVE_ENVS = {name: env_file(name) for name in ("dev", "prod-eu", "prod-us", "after")}
+
+
+def test_a_wave_starts_together_waits_for_every_member_and_rolls_back_as_one(tmp_path, git_remote):
+    remote, work = pushed(tmp_path, git_remote,
+                          "promotion: {order: [dev, [prod-eu, prod-us], after], onFailure: rollback-wave}\n",
+                          WAVE_ENVS, {"books": TIME_ROLLOUT})
+    clock = Clock()
+
+    def tick(seconds: float) -> list[str]:
+        clock.now += timedelta(seconds=seconds)
+        return [o.line() for o in bot.tick(work, push=True, clock=clock).commits]
+
+    assert tick(0) == ["dev/books: new rollout v1 -> v2: canary v2 at 50 %"]
+    assert tick(3600) == ["dev/books: step v2 50 % -> 100 %"]
+    assert tick(3600) == ["dev/books: rollout of v2 succeeded at 100 %"]
+    assert tick(1) == [
+        "prod-eu/books: new rollout v1 -> v2 (v2 succeeded in dev at 2026-12-07T11:00:00Z): canary v2 at 50 %",
+        "prod-us/books: new rollout v1 -> v2 (v2 succeeded in dev at 2026-12-07T11:00:00Z): canary v2 at 50 %"]
+    # one member done early (by hand): the next wave still waits for the other
+    bot.steer(work, "promote", "books", envs=["prod-eu"], push=True, clock=clock)
+    report = bot.tick(work, push=True, clock=clock)
+    assert [o.line() for o in report.outcomes if o.env == "after"] == [
+        "after/books: v1 -> v2 waits: prod-us has not succeeded with v1 -> v2 yet (Progressing at 50 %)"]
+    view = run_meshgen("rollout", "status", cwd=work).stdout
+    assert "books v1 -> v2: dev \u2713 100 % \u2192 [prod-eu \u2713 100 % | prod-us 50 %] \u2192 after waiting for " \
+           "prod-eu and prod-us" in view
+    # a rollback in one member rolls back the rest of its wave (by a commit) and stops the pipeline
+    assert tick(3600) == ["prod-us/books: step v2 50 % -> 100 %"]
+    bot.steer(work, "abort", "books", envs=["prod-us"], push=True, clock=clock)
+    assert "promotion of v2 stops here: after will not start it" in git(remote, "log", "-1", "--format=%B", "main")
+    assert tick(60) == []  # prod-eu succeeded already: nothing of its wave is on the canary
+    assert [o.line() for o in bot.tick(work, push=True, clock=clock).outcomes if o.env == "after"] == [
+        "after/books: v1 -> v2 waits: prod-us rolled back v1 -> v2: the pipeline stops there"]
+
+
+def test_rollback_wave_rolls_back_the_other_members_in_the_same_tick(tmp_path, git_remote):
+    remote, work = pushed(tmp_path, git_remote,
+                          "promotion: {order: [dev, [prod-eu, prod-us], after], onFailure: rollback-wave}\n",
+                          WAVE_ENVS, {"books": dict(TIME_ROLLOUT, steps=[100])})
+    clock = Clock()
+    bot.tick(work, push=True, clock=clock)
+    clock.now += timedelta(hours=1)
+    bot.tick(work, push=True, clock=clock)
+    clock.now += timedelta(seconds=1)
+    assert [o.env for o in bot.tick(work, push=True, clock=clock).commits] == ["prod-eu", "prod-us"]
+    bot.steer(work, "abort", "books", envs=["prod-eu"], push=True, clock=clock)
+    clock.now += timedelta(seconds=10)
+    assert [o.line() for o in bot.tick(work, push=True, clock=clock).commits] == [
+        "prod-us/books: rollback v2 from 100 % to 0 % with its wave: prod-eu rolled back v1 -> v2 and "
+        "promotion.onFailure is rollback-wave; promotion of v2 stops here: after will not start it"]
+    assert git(remote, "log", "-1", "--format=%s", "main").strip() == \
+        "rollout books (prod-us): rollback canary v2, 100 % -> 0 %"
+    assert remote_status(remote, "prod-us")["phase"] == "RolledBack"
+    view = run_meshgen("rollout", "status", cwd=work).stdout
+    assert "[prod-eu \u2717 rolled back | prod-us \u2717 rolled back] \u2192 after stopped (prod-eu and prod-us " \
+           "rolled back)" in view
+
+
+FROZEN = """\
+  promotion:
+    timeZone: Europe/Berlin
+    windows: [{days: [Mon, Tue, Wed, Thu], from: "09:00", to: "16:00"}]
+    freeze: [{from: 2026-12-19, to: 2027-01-04, reason: year end}]
+"""
+
+
+def test_a_closed_environment_starts_and_steps_nothing_and_says_when_it_opens(tmp_path, git_remote):
+    remote, work = pushed(tmp_path, git_remote, "bot: {name: meshgen-bot}\n",
+                          {"prod": env_file("prod", extra=FROZEN)}, {"books": TIME_ROLLOUT})
+    clock = Clock(datetime(2026, 12, 21, 9, 0, tzinfo=timezone.utc))  # in the freeze, on a Monday
+    report = bot.tick(work, push=True, clock=clock)
+    assert not report.commits
+    assert [o.line() for o in report.outcomes] == [
+        "prod/books: v1 -> v2 waits: prod is frozen until 2027-01-03T23:00:00Z (year end); next window opens at "
+        "2027-01-04T08:00:00Z"]
+    assert {env: state.reason for env, state in bot.read_windows(work, clock=clock).items()} == {
+        "prod": "frozen until 2027-01-03T23:00:00Z (year end); next window opens at 2027-01-04T08:00:00Z"}
+    clock.now = datetime(2027, 1, 4, 8, 0, tzinfo=timezone.utc)  # the window opens
+    assert [o.line() for o in bot.tick(work, push=True, clock=clock).commits] == [
+        "prod/books: new rollout v1 -> v2: canary v2 at 50 %"]
+    clock.now = datetime(2027, 1, 4, 15, 30, tzinfo=timezone.utc)  # 16:30 in Berlin: the window has closed
+    report = bot.tick(work, push=True, clock=clock)
+    assert not report.commits
+    assert [o.line() for o in report.outcomes] == [
+        "prod/books: hold at 50 %: prod is outside the promotion window (Mon,Tue,Wed,Thu 09:00-16:00 Europe/Berlin); "
+        "next window opens at 2027-01-05T08:00:00Z (the check passed)"]
+    # rollbacks always happen, by hand too
+    bot.steer(work, "abort", "books", envs=["prod"], push=True, clock=clock)
+    assert remote_status(remote, "prod")["phase"] == "RolledBack"
+
+
+def test_rollout_status_shows_a_frozen_environment_and_its_wave(tmp_path, git_remote):
+    frozen = "  promotion: {freeze: [{from: 2000-01-01, to: 2100-01-01, reason: migration}]}\n"
+    remote, work = pushed(tmp_path, git_remote, "promotion: {order: [dev, [prod-eu, prod-us]]}\n",
+                          {"dev": env_file("dev"), "prod-eu": env_file("prod-eu", extra=frozen),
+                           "prod-us": env_file("prod-us")}, {"books": TIME_ROLLOUT})
+    proc = run_meshgen("rollout", "status", cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert "books v1 -> v2: dev no canary" not in proc.stdout
+    assert "\u2192 [prod-eu waiting for dev (frozen until 2100-01-01T00:00:00Z) | prod-us waiting for dev]" \
+        in proc.stdout, proc.stdout
+    assert "prod-eu: frozen until 2100-01-01T00:00:00Z (migration); next window opens at 2100-01-01T00:00:00Z; " \
+           "nothing starts, steps or is promoted there, rollbacks still happen" in proc.stdout
