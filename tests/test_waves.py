@@ -471,3 +471,78 @@ def test_rollout_status_shows_a_frozen_environment_and_its_wave(tmp_path, git_re
         in proc.stdout, proc.stdout
     assert "prod-eu: frozen until 2100-01-01T00:00:00Z (migration); next window opens at 2100-01-01T00:00:00Z; " \
            "nothing starts, steps or is promoted there, rollbacks still happen" in proc.stdout
+
+
+# --- a group's checks ask a real Prometheus ---------------------------------------------------
+
+INTERVAL = 3  # seconds: the analysis window holds at least two 1 s scrapes
+
+
+def group_repo(tmp_path: Path, git_remote, prometheus, namespace: str) -> tuple[Path, Path]:
+    block = {"stable": "v1", "canary": "v2", "route": "default", "steps": [20, 100], "interval": f"{INTERVAL}s",
+             "group": "shop", "analysis": {"minRequests": 20, "failureLimit": 2}}
+    return pushed(tmp_path, git_remote, "bot: {name: meshgen-bot}\n", {"dev": env_file("dev", prometheus.url)},
+                  {"books": block, "reviews": block}, namespace)
+
+
+def bot_log(remote: Path) -> list[str]:
+    return [s for s in reversed(git(remote, "log", "--format=%s", "main").splitlines()) if s.startswith("rollout ")]
+
+
+def tick_until(work: Path, done, timeout: float = 60.0) -> None:
+    def once():
+        return done(bot.tick(work, push=True))
+    wait_until(once, timeout, interval=0.4, what="the group to move on")
+
+
+def group_weights(remote: Path, namespace: str) -> list[set[int]]:
+    """The canary weights of the group's members in each of the bot's commits."""
+    found = []
+    for sha in git(remote, "log", "--format=%H", "--author=meshgen-bot", "main").split():
+        weights = set()
+        for app in ("books", "reviews"):
+            vs = yaml.safe_load(git(remote, "show", f"{sha}:rendered/dev/{namespace}/{app}/virtualservice.yaml"))
+            weights.add(sum(d.get("weight", 100) for d in vs["spec"]["http"][-1]["route"]
+                            if d["destination"]["subset"] == "v2"))
+        found.append(weights)
+    return found
+
+
+@pytest.mark.prometheus
+def test_a_group_steps_together_in_one_commit_per_tick(tmp_path, git_remote, prometheus, mesh_traffic):
+    for app in ("books", "reviews"):
+        for version in ("v1", "v2"):
+            mesh_traffic.set("grp-ok", app, version, rps=40, error_ratio=0.0, latency_ms=20)
+    remote, work = group_repo(tmp_path, git_remote, prometheus, "grp-ok")
+    tick_until(work, lambda r: any(o.decision.action is Action.SUCCEED for o in r.commits))
+    assert bot_log(remote) == [
+        "rollout group shop (dev): start books v2, reviews v2, 0 % -> 20 %",
+        "rollout group shop (dev): step books v2, reviews v2, 20 % -> 100 %",
+        "rollout group shop (dev): succeeded books v2, reviews v2, 100 % -> 100 %",
+    ]
+    step = git(remote, "log", "-1", "--format=%B", "--name-only", "--grep=20 % -> 100 %", "main")
+    for path in ("status/dev/books.yaml", "status/dev/reviews.yaml", "rendered/dev/grp-ok/books/virtualservice.yaml",
+                 "rendered/dev/grp-ok/reviews/virtualservice.yaml"):
+        assert path in step
+    assert all(len(weights) == 1 for weights in group_weights(remote, "grp-ok"))
+    assert remote_status(remote, "dev", "reviews")["group"] == "shop"
+    timeline = run_meshgen("rollout", "history", "reviews", cwd=work).stdout
+    assert timeline.startswith("reviews (dev, group shop): v1 -> v2, Succeeded at 100 %")
+
+
+@pytest.mark.prometheus
+def test_a_failing_member_holds_the_group_and_rolls_it_back_in_one_commit(tmp_path, git_remote, prometheus,
+                                                                          mesh_traffic):
+    for app, errors in (("books", 0.0), ("reviews", 0.5)):
+        mesh_traffic.set("grp-bad", app, "v1", rps=40, error_ratio=0.0, latency_ms=20)
+        mesh_traffic.set("grp-bad", app, "v2", rps=40, error_ratio=errors, latency_ms=20)
+    remote, work = group_repo(tmp_path, git_remote, prometheus, "grp-bad")
+    tick_until(work, lambda r: any(o.decision.action is Action.ROLLBACK for o in r.commits))
+    log = bot_log(remote)
+    assert log[0] == "rollout group shop (dev): start books v2, reviews v2, 0 % -> 20 %"
+    assert log[1].startswith("rollout reviews (dev): failed check 1 of 2, canary v2 stays at 20 %")
+    assert log[2] == "rollout group shop (dev): rollback books v2, reviews v2, 20 % -> 0 %" and len(log) == 3
+    body = git(remote, "log", "-1", "--format=%B", "main")
+    assert "rollback v2 from 20 % to 0 % with group shop: reviews rolled back" in body
+    assert all(len(weights) == 1 for weights in group_weights(remote, "grp-bad"))
+    assert {remote_status(remote, "dev", app)["phase"] for app in ("books", "reviews")} == {"RolledBack"}
