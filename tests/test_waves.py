@@ -518,7 +518,7 @@ def test_a_group_steps_together_in_one_commit_per_tick(tmp_path, git_remote, pro
     assert bot_log(remote) == [
         "rollout group shop (dev): start books v2, reviews v2, 0 % -> 20 %",
         "rollout group shop (dev): step books v2, reviews v2, 20 % -> 100 %",
-        "rollout group shop (dev): succeeded books v2, reviews v2, 100 % -> 100 %",
+        "rollout group shop (dev): canaries books v2, reviews v2 succeeded at 100 %",
     ]
     step = git(remote, "log", "-1", "--format=%B", "--name-only", "--grep=20 % -> 100 %", "main")
     for path in ("status/dev/books.yaml", "status/dev/reviews.yaml", "rendered/dev/grp-ok/books/virtualservice.yaml",

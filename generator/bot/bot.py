@@ -547,11 +547,12 @@ def group_commit_message(group: str, members: Sequence[Outcome], messages: Seque
     weights = {(int((o.old or {}).get("canaryWeight", 0)) if (o.old or {}).get("canary") ==
                 o.decision.status.get("canary") else 0, int(o.decision.status.get("canaryWeight", 0)))
                for o in members}
-    verbs = {Action.START: "start", Action.STEP: "step", Action.SUCCEED: "succeeded",
-             Action.ROLLBACK: "rollback", Action.ABORT: "rollback"}
-    if len(actions) == 1 and len(weights) == 1 and next(iter(actions)) in verbs:
+    verbs = {Action.START: "start", Action.STEP: "step", Action.ROLLBACK: "rollback", Action.ABORT: "rollback"}
+    canaries = ", ".join(f"{o.app} {o.decision.status.get('canary')}" for o in members)
+    if actions == {Action.SUCCEED}:
+        subject = f"rollout group {group} ({env}): canaries {canaries} succeeded at 100 %"
+    elif len(actions) == 1 and len(weights) == 1 and next(iter(actions)) in verbs:
         (before, after), = weights
-        canaries = ", ".join(f"{o.app} {o.decision.status.get('canary')}" for o in members)
         subject = f"rollout group {group} ({env}): {verbs[next(iter(actions))]} {canaries}, {before} % -> {after} %"
     else:
         subject = f"rollout group {group} ({env}): " + "; ".join(f"{o.app} {part}" for o, part in zip(members, parts))
