@@ -546,3 +546,18 @@ def test_a_failing_member_holds_the_group_and_rolls_it_back_in_one_commit(tmp_pa
     assert "rollback v2 from 20 % to 0 % with group shop: reviews rolled back" in body
     assert all(len(weights) == 1 for weights in group_weights(remote, "grp-bad"))
     assert {remote_status(remote, "dev", app)["phase"] for app in ("books", "reviews")} == {"RolledBack"}
+
+
+def test_by_hand_the_next_wave_reads_every_member(tmp_path, git_remote):
+    remote, work = pushed(tmp_path, git_remote, "promotion: {order: [[prod-eu, prod-us], after], approval: [after]}\n",
+                          WAVE_ENVS, {"books": dict(TIME_ROLLOUT, steps=[100])})
+    clock = Clock()
+    bot.tick(work, push=True, clock=clock)
+    clock.now += timedelta(hours=1)
+    assert [(o.env, o.decision.action) for o in bot.tick(work, push=True, clock=clock).commits
+            if o.env != "dev"] == [("prod-eu", Action.SUCCEED), ("prod-us", Action.SUCCEED)]
+    report = bot.approve(work, "books", "after", push=True, clock=clock)
+    assert "it still waits" not in report.outcomes[0].decision.reason  # both members of the wave succeeded
+    clock.now += timedelta(seconds=1)
+    made = bot.steer(work, "promote", "books", envs=["after"], push=True, clock=clock)
+    assert [o.decision.action for o in made.outcomes] == [Action.PROMOTE]

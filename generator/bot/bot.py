@@ -827,8 +827,10 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
                                         f"{approver.name} <{approver.email}>", now)
             except ValueError as e:
                 raise CheckFailed(f"nothing waits for approval: {app} in {env}: {e}") from e
+            statuses = item.statuses()
             admission = promotion.admit(item.pipeline, app, env, item.rollout.stable, item.rollout.canary,
-                                        item.previous_status, new, now)
+                                        item.previous_status, new, now,
+                                        statuses=None if statuses is None else dict(statuses, **{env: new}))
             note = "" if admission.open else f"; it still waits: {admission.reason}"
             outcome = Outcome(env, app, item.status, Decision(new, Action.APPROVE, new["message"] + note),
                               failure_limit=item.rollout.failure_limit)
@@ -850,7 +852,7 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
 def _steered(command: str, item: _Rollout, now: datetime) -> Decision:
     if command in ("resume", "promote"):  # both may start the pair: the pipeline decides if it may
         admission = promotion.admit(item.pipeline, item.app, item.env, item.rollout.stable, item.rollout.canary,
-                                    item.previous_status, item.status, now, by_hand=True)
+                                    item.previous_status, item.status, now, by_hand=True, statuses=item.statuses())
         made = STEER[command](item.rollout, item.status, now, admission)
     else:
         made = STEER[command](item.rollout, item.status, now)
