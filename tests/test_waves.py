@@ -528,6 +528,10 @@ def test_a_group_steps_together_in_one_commit_per_tick(tmp_path, git_remote, pro
     assert remote_status(remote, "dev", "reviews")["group"] == "shop"
     timeline = run_meshgen("rollout", "history", "reviews", cwd=work).stdout
     assert timeline.startswith("reviews (dev, group shop): v1 -> v2, Succeeded at 100 %")
+    site = tmp_path / "site"
+    proc = run_meshgen("report", "--out", str(site), cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert 'reviews</a> <span class="muted">(group shop)</span>' in (site / "index.html").read_text()
 
 
 @pytest.mark.prometheus

@@ -268,7 +268,8 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
             before = pipeline.previous_wave(env) if pipeline else ()
             group = block.get("group")
             found.append(_Rollout(env, app, effective, rollout, rel, load(rel), pipeline,
-                                  status.status_path(repo.rel("status"), before[0], app) if len(before) == 1 else None,
+                                  status.status_path(repo.rel("status"), before[0], app)
+                                  if len(before) == 1 else None,
                                   load, gated,
                                   lambda e, app=app: load(status.status_path(repo.rel("status"), e, app)),
                                   str(group) if isinstance(group, str) and group else None))
@@ -555,7 +556,8 @@ def group_commit_message(group: str, members: Sequence[Outcome], messages: Seque
         (before, after), = weights
         subject = f"rollout group {group} ({env}): {verbs[next(iter(actions))]} {canaries}, {before} % -> {after} %"
     else:
-        subject = f"rollout group {group} ({env}): " + "; ".join(f"{o.app} {part}" for o, part in zip(members, parts))
+        subject = f"rollout group {group} ({env}): " + "; ".join(f"{o.app} {part}"
+                                                                 for o, part in zip(members, parts))
     body = "\n\n".join(message.rstrip("\n") for message in messages)
     return f"{subject}\n\n{body}\n"
 

@@ -157,7 +157,8 @@ class Timeline:
     def to_json(self) -> dict[str, Any]:
         ended = self.ended
         return {"id": self.id, "env": self.env, "app": self.app, "stable": self.stable, "canary": self.canary,
-                "group": self.group or None, "phase": self.phase, "weight": self.last.weight, "started": format_time(self.started),
+                "group": self.group or None,
+                "phase": self.phase, "weight": self.last.weight, "started": format_time(self.started),
                 "ended": format_time(ended) if ended else None,
                 "seconds": (ended - self.started).total_seconds() if ended else None,
                 "events": [e.to_json() for e in self.events]}

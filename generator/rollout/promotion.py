@@ -509,7 +509,8 @@ def _check(value: Mapping[str, Any], envs: Sequence[str], place: Callable[..., P
         approval = []
     for i, env in enumerate(approval):
         if env not in seen:
-            errors.append(SpecError(f"promotion.approval: {as_yaml(env)} is not in promotion.order ({', '.join(str(e) for e, _ in flat)})",
+            names = ", ".join(str(e) for e, _ in flat)
+            errors.append(SpecError(f"promotion.approval: {as_yaml(env)} is not in promotion.order ({names})",
                                     place=origin("approval")("promotion", "approval", i),
                                     hint="approval names environments of the pipeline; add it to order or remove it"))
     return errors
