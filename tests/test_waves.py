@@ -329,8 +329,7 @@ def tree(root: Path, settings_text: str, envs: dict[str, str], apps: dict[str, d
     ("bot: {name: meshgen-bot}\n", "",
      {"books": dict(TIME_ROLLOUT, group="shop"), "reviews": dict(TIME_ROLLOUT, group="shop", steps=[20, 100])},
      "apps/reviews.yaml:12:74: error: rollout.group 'shop': steps [20, 100] differ from books's [50, 100]; the "
-     "members of a group step together (environment dev) (hint: give every app of group 'shop' the same steps "
-     "and interval)"),
+     "members of a group step together (hint: give every app of group 'shop' the same steps and interval)\n1 error"),
 ])
 def test_bad_waves_groups_and_windows_are_refused_with_their_place(tmp_path, settings_text, env_extra, apps,
                                                                     expected):

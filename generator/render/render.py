@@ -453,7 +453,8 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
         env_spec = repo.environments[env].data.get("spec") or {}
         effective = [repo.effective_app(a, env) for a in repo.apps]
         valid = [a for a in effective if renderer.check(a)]
-        renderer.errors.extend(groups.check_environment(valid, env))
+        renderer.errors.extend(e for e in groups.check_environment(valid, env)
+                               if e.format() not in {known.format() for known in renderer.errors})
         host_errors = checks.check_hosts(valid, {a.name: service_fqdn(a) for a in valid})
         renderer.errors.extend(host_errors)
         env_objects: list[RenderedObject] = []

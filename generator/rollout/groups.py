@@ -155,12 +155,14 @@ def of_rollouts(blocks: Mapping[str, Mapping[str, Any]]) -> dict[str, list[str]]
 
 def check_environment(apps: Sequence[Any], env: str) -> list[SpecError]:
     """Placed errors of the groups of one environment: members whose ``steps`` or
-    ``interval`` differ (checked by ``meshgen check`` and ``render``).
+    ``interval`` differ (checked by ``meshgen check`` and ``render``). The place is the
+    member's key where it is written (the app's file, or an environment's override), so the
+    same error found in several environments is one error (the caller drops repeats).
 
     Args:
         apps: the environment's effective apps (:class:`generator.spec.config.EffectiveApp`)
             that passed their own checks.
-        env: the environment's name (for the message).
+        env: the environment's name.
     """
     blocks: dict[str, Mapping[str, Any]] = {}
     by_name = {}
@@ -179,6 +181,6 @@ def check_environment(apps: Sequence[Any], env: str) -> list[SpecError]:
             key = "steps" if " steps " in message else "interval"
             place = by_name[app].place("spec", "rollout", key) if key in blocks[app] else \
                 by_name[app].place("spec", "rollout", "group")
-            errors.append(SpecError(f"{message} (environment {env})", place=place,
+            errors.append(SpecError(message, place=place,
                                     hint=f"give every app of group {name!r} the same steps and interval"))
     return errors
