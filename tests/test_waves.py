@@ -564,3 +564,26 @@ def test_by_hand_the_next_wave_reads_every_member(tmp_path, git_remote):
     clock.now += timedelta(seconds=1)
     made = bot.steer(work, "promote", "books", envs=["after"], push=True, clock=clock)
     assert [o.decision.action for o in made.outcomes] == [Action.PROMOTE]
+
+
+def test_a_group_is_steered_by_hand_as_one_commit(tmp_path, git_remote):
+    block = dict(TIME_ROLLOUT, group="shop")
+    remote, work = pushed(tmp_path, git_remote, "bot: {name: meshgen-bot}\n", {"dev": env_file("dev")},
+                          {"books": block, "reviews": block, "ratings": TIME_ROLLOUT})
+    clock = Clock()
+    assert [o.line() for o in bot.tick(work, push=True, clock=clock, apps=["books", "reviews"]).commits] == [
+        "dev/books: new rollout v1 -> v2: canary v2 at 50 %", "dev/reviews: new rollout v1 -> v2: canary v2 at 50 %"]
+    made = bot.steer(work, "abort", "books", push=True, clock=clock)
+    assert [(o.app, o.decision.action) for o in made.commits] == [("books", Action.ABORT), ("reviews", Action.ABORT)]
+    assert git(remote, "log", "-1", "--format=%s", "main").strip() == \
+        "rollout group shop (dev): rollback books v2, reviews v2, 50 % -> 0 %"
+    assert git(remote, "diff", "--name-only", "main~1", "main").split() == [
+        "rendered/dev/mesh/books/virtualservice.yaml", "rendered/dev/mesh/reviews/virtualservice.yaml",
+        "status/dev/books.yaml", "status/dev/reviews.yaml"]
+    clock.now += timedelta(minutes=1)
+    made = bot.steer(work, "resume", "reviews", push=True, clock=clock)  # a restart: the whole group again
+    assert [(o.app, o.decision.action) for o in made.commits] == [("reviews", Action.RESUME), ("books", Action.RESUME)]
+    clock.now += timedelta(hours=1)
+    report = bot.tick(work, push=True, clock=clock, apps=["books", "reviews"])
+    assert len({o.committed for o in report.commits}) == 1  # one commit for the group's step
+    assert {remote_status(remote, "dev", app)["canaryWeight"] for app in ("books", "reviews")} == {100}

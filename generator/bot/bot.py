@@ -727,7 +727,9 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
           clock: Callable[[], datetime] = utcnow, attempts: int = PUSH_ATTEMPTS,
           lock_wait: float | None = None) -> TickReport:
     """Pause, resume, abort or promote ``app``'s rollout (in ``envs``, default all), each
-    change a commit by git's configured user, under the tick lock as :func:`tick`.
+    change a commit by git's configured user, under the tick lock as :func:`tick`. Where the
+    app is in a rollout group, every member of its group in that environment is steered with
+    it, in one commit.
 
     Raises:
         UsageError: unknown command, app or environment.
@@ -755,6 +757,7 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
             items = _rollouts(repo, envs, [app])
             if not items:
                 raise UsageError(f"app {app!r} has no rollout block in {', '.join(envs or repo.environments)}")
+            items += _group_members(repo, envs, items)
             now = clock()
             report.outcomes = [Outcome(i.env, i.app, i.status, _steered(command, i, now),
                                        failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env,
@@ -849,6 +852,16 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
         else:
             raise GitError(f"push to {upstream} rejected {attempts} times; the branch keeps moving")
         return report
+
+
+def _group_members(repo: Repo, envs: Sequence[str] | None, items: Sequence[_Rollout]) -> list[_Rollout]:
+    """The other members of the rollout groups of ``items`` (in the same environments): a
+    group is paused, resumed, aborted and promoted by hand as one, in one commit."""
+    groups_of = {(i.env, i.group) for i in items if i.group}
+    if not groups_of:
+        return []
+    named = {(i.env, i.app) for i in items}
+    return [i for i in _rollouts(repo, envs, None) if (i.env, i.group) in groups_of and (i.env, i.app) not in named]
 
 
 def _steered(command: str, item: _Rollout, now: datetime) -> Decision:
