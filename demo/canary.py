@@ -1,4 +1,4 @@
-"""Watch two canaries roll out by git commits, judged by a real Prometheus, in about a minute.
+"""Watch two canaries roll out by git commits, judged by a real Prometheus, in about two minutes.
 
 What happens (nothing leaves this machine; everything lives in a temporary folder):
 
@@ -10,9 +10,13 @@ What happens (nothing leaves this machine; everything lives in a temporary folde
    a load test at every check) served by a local webhook, starts a rollout of ``reviews``
    (v1 -> v3) in ``dev``, and points dev and staging at a local Prometheus.
 3. A local metrics endpoint serves Istio-shaped counters for both versions of each service;
-   a real Prometheus (Debian's ``prometheus``) scrapes it every second.
+   a real Prometheus (Debian's ``prometheus``) scrapes it every second. A fake mesh splits
+   each service's requests by the weight it has applied: it reads each weight from the pushed
+   remote and applies it :data:`APPLY_DELAY` seconds after it first sees it, as Argo CD or
+   Flux would; the bot holds each new weight until Prometheus shows it applied.
 4. The bot -- ``meshgen rollout step --env dev --env staging --push`` in its own clone --
-   ticks every second: books is healthy and steps to 100 % in dev; once reviews v3 has 25 %,
+   ticks every second: each weight waits to be seen applied ("waiting for 10 % to be applied;
+   observed 0 % of ... requests"), then its check; books is healthy and steps to 100 % in dev; once reviews v3 has 25 %,
    its 5xx rate is raised, two checks fail, and the bot commits the rollback (which stops
    reviews' pipeline there). After the soak the bot promotes books to staging, where it
    starts again from the first step; prod waits for a human's approval.
@@ -40,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from demo.fakemesh import (  # noqa: E402
+    FakeMesh,
     LocalPrometheus,
     MeshTraffic,
     MetricsEndpoint,
@@ -49,7 +54,9 @@ from demo.gateserver import GateServer  # noqa: E402
 
 INTERVAL = "10s"
 SOAK = "5s"
-DEADLINE = 240.0  # seconds; the demo normally ends after about one minute
+DEADLINE = 300.0  # seconds; the demo normally ends after about two minutes
+APPLY_DELAY = 3.0  # seconds from a pushed commit to the fake mesh applying its weight
+RPS = 60.0  # requests per second to each service, split by the applied weight
 
 
 def say(text: str) -> None:
@@ -165,22 +172,28 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="meshgen-demo-"))
     traffic = MeshTraffic()
     for version in ("v1", "v2"):
-        traffic.set("mesh", "books", version, rps=30, error_ratio=0.0, latency_ms=40)
+        traffic.set("mesh", "books", version, rps=RPS / 2, error_ratio=0.0, latency_ms=40)
     for version in ("v1", "v3"):
-        traffic.set("mesh", "reviews", version, rps=30, error_ratio=0.0, latency_ms=60)
+        traffic.set("mesh", "reviews", version, rps=RPS / 2, error_ratio=0.0, latency_ms=60)
     endpoint = MetricsEndpoint(traffic)
     gate = GateServer()
     prometheus = None
+    mesh = None
     try:
         say(f"starting Prometheus, scraping Istio-shaped metrics at http://{endpoint.address}/metrics every second")
         prometheus = LocalPrometheus([endpoint.address], workdir=base / "prometheus")
         say(f"a throwaway remote in {base}: the bundled example, rendered and pushed, then a human commit")
         remote, bot = prepare(base, prometheus.url, gate.url)
         print(git(remote, "log", "--format=  %h %an: %s", "main"), end="")
+        mesh = FakeMesh(traffic, remote, delay=APPLY_DELAY)
+        mesh.follow("dev", "books", "mesh", "books", "v1", "v2", RPS)
+        mesh.follow("dev", "reviews", "mesh", "reviews", "v1", "v3", RPS)
+        print(f"  (the fake mesh applies each weight {APPLY_DELAY:g} s after the remote has it, splitting "
+              f"{RPS:g} requests per second by it)")
         prometheus.wait_for_scrape()
         say("the bot ticks every second: meshgen rollout step --env dev --env staging --push")
         print(f"  (books' gates are a local webhook at {gate.url}; it answers 200 and the bot records that)")
-        raised = False
+        raised = moved = False
         shown: dict[str, str] = {}
         started = time.monotonic()
         while time.monotonic() - started < DEADLINE:
@@ -192,7 +205,7 @@ def main() -> int:
                       f"in {asked.get('env')} at {asked.get('weight')} %", flush=True)
             for line in (proc.stdout + proc.stderr).splitlines():
                 where, _, what = line.partition(": ")
-                if " waits: " in what:  # a wait repeats every tick: say it when it changes
+                if " waits: " in what or what.startswith("waiting for "):  # repeats every tick: say it when it changes
                     gist = what.split(";")[0].split(" (")[0]
                     if shown.get(where) == gist:
                         continue
@@ -203,6 +216,10 @@ def main() -> int:
                 traffic.set("mesh", "reviews", "v3", error_ratio=0.3)
                 raised = True
             dev = phases(bot)
+            if dev.get("books") == "Succeeded" and "books" in phases(bot, "staging") and not moved:
+                mesh.unfollow("dev", "books")  # books' requests now follow staging's weight
+                mesh.follow("staging", "books", "mesh", "books", "v1", "v2", RPS)
+                moved = True
             if dev.get("books") == "Succeeded" and dev.get("reviews") == "RolledBack" \
                     and weight(bot, "books", "staging") >= 25:
                 break
@@ -211,6 +228,9 @@ def main() -> int:
             print("the demo ran out of time", file=sys.stderr)
         say("git log of the remote: every weight change is a commit")
         print(git(remote, "log", "--format=  %h %<(12,trunc)%an %s", "main"), end="")
+        say("a weight seen applied: the commit that starts the analysis window of books at 10 % in dev")
+        print(git(remote, "log", "-1", "--grep=books (dev): canary v2 at 10 % seen applied", "--format=%B", "main"),
+              end="")
         say("the rollback commit in full: the pipeline of reviews stops in dev")
         print(git(remote, "log", "-1", "--grep=rollback", "--format=%B", "--stat", "main"), end="")
         say(f"books promoted to staging by the bot, {SOAK} after it succeeded in dev, its smoke test passed")
@@ -224,6 +244,8 @@ def main() -> int:
         print(f"\nreport of the demo's rollouts: {report / 'index.html'}")
         return 0
     finally:
+        if mesh:
+            mesh.close()
         if prometheus:
             prometheus.stop()
         endpoint.close()

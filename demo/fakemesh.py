@@ -146,6 +146,11 @@ class FakeMesh:
             self._apps[(env, app)] = (namespace, service, stable, canary, rps)
         self._apply((env, app), self._weight(env, app) if self.delay == 0 else 0)
 
+    def unfollow(self, env: str, app: str) -> None:
+        """Stop setting the request rates of ``app`` in ``env`` (they stay as last applied)."""
+        with self._lock:
+            self._apps.pop((env, app), None)
+
     def freeze(self, env: str, app: str) -> None:
         """Apply no new weight of ``app`` in ``env`` (a stuck sync)."""
         self._frozen.add((env, app))
@@ -187,6 +192,8 @@ class FakeMesh:
                     continue
                 weight = self._weight(*key)
                 now = time.monotonic()
+                if key not in self._apps:
+                    continue
                 if weight == self.applied.get(key):
                     self._seen.pop(key, None)
                     continue

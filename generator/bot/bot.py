@@ -432,8 +432,8 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
                 commit = _weight_commit(repo.root, item.status_path)
                 pending = applied.Pending(
                     observed.get(item.app) if item.rollout.policy != "time" else None,
-                    bot_sync.ask(env_spec, item.app, commit, lambda a, b: _is_ancestor(repo.root, a, b))
-                    if synced else None,
+                    bot_sync.ask(env_spec, item.app, commit, lambda a, b: _is_ancestor(repo.root, a, b),
+                                 timeout=_sync_budget(limit)) if synced else None,
                     commit, bot_sync.source_of(env_spec, item.app))
             asked = [] if pending else _ask_gates(
                 item, gates.due(item.gates, item.rollout, item.status, now, admission), item.status, dry_run, limit)
@@ -445,6 +445,15 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
             outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit,
                                     webhook_url_env=item.rollout.webhook_url_env, gate_results=asked, item=item))
     return outcomes
+
+
+def _sync_budget(limit: Deadline | None) -> float:
+    """Seconds one question to Argo CD or Flux may take: its own bound, never past the tick's deadline."""
+    if limit is None:
+        return bot_sync.DEFAULT_TIMEOUT
+    if limit.remaining() <= 0:
+        raise limit.exceeded("before asking the environment's Argo CD or Flux whether a weight is applied")
+    return min(bot_sync.DEFAULT_TIMEOUT, limit.remaining())
 
 
 def _weight_commit(root: Path, rel: str) -> str | None:
