@@ -19,7 +19,7 @@ from demo.fakemesh import FakeMesh
 from generator.bot import bot
 from generator.bot import sync as bot_sync
 from generator.render import output, render
-from generator.rollout import applied, decision, gates
+from generator.rollout import applied, decision, gates, history
 from generator.rollout.applied import Observation, Pending, Sync
 from generator.rollout.decision import Action, Check, Rollout, Verdict
 from tests.conftest import build_file_tree
@@ -146,6 +146,19 @@ def test_never_a_step_on_a_weight_not_seen_applied(status, observation, sync, ch
             made.status["applied"]["weight"] == made.status["canaryWeight"]
 
 
+def test_history_tells_when_each_weight_was_seen_applied():
+    seen = {"weight": 10, "time": "2026-12-01T12:00:40Z", "observed": 0.098, "requests": 600}
+    revisions = [progressing(10, stepped=NOW), progressing(10, stepped=NOW, applied=seen),
+                 progressing(25, stepped=NOW + timedelta(minutes=2), lastCheck={
+                     "time": "2026-12-01T12:02:00Z", "verdict": "pass"})]
+    [timeline] = history.timelines(
+        history.Revision(f"{i:040x}", "meshgen-bot", "bot@x", NOW + timedelta(minutes=i), "s", "dev", "ratings", st)
+        for i, st in enumerate(revisions))
+    assert [e.kind for e in timeline.events] == ["start", "applied", "step"]
+    assert timeline.events[1].applied == seen and timeline.events[1].weight == 10
+    assert timeline.to_json()["events"][1]["applied"]["observed"] == 0.098
+
+
 # --- Argo CD and Flux, as a local server serving their JSON ---------------------------------
 
 
@@ -256,19 +269,20 @@ spec:
 def mesh_repo(tmp_path, git_remote, prometheus, mesh_traffic):
     made: list[FakeMesh] = []
 
-    def make(namespace: str, sync: str = "", **analysis):
+    def make(namespace: str, sync: str = "", apps: tuple[str, ...] = ("ratings",), **analysis):
         block = {"stable": "v1", "canary": "v2", "route": "default", "steps": [20, 100], "interval": "2s",
                  "analysis": {"minRequests": 10, **analysis}}
         env = (f"apiVersion: meshgen.io/v1alpha1\nkind: Environment\nmetadata: {{name: dev}}\n"
                f"spec:\n  prometheus: {{url: {prometheus.url}}}\n{sync}")
-        tree = build_file_tree(tmp_path / "bot", {"apps/ratings.yaml": APP.format(namespace=namespace,
-                                                                                  rollout=json.dumps(block)),
-                                                  "environments/dev.yaml": env})
+        files = {f"apps/{app}.yaml": APP.replace("ratings", app).format(namespace=namespace, rollout=json.dumps(block))
+                 for app in apps}
+        tree = build_file_tree(tmp_path / "bot", {**files, "environments/dev.yaml": env})
         output.write_rendering(tree, render.render_repo(tree))
         remote, work = git_remote(tree)
         mesh = FakeMesh(mesh_traffic, remote)
         made.append(mesh)
-        mesh.follow("dev", "ratings", namespace, "ratings", "v1", "v2", 60)
+        for app in apps:
+            mesh.follow("dev", app, namespace, app, "v1", "v2", 60)
         return remote, work, mesh
 
     yield make
@@ -326,3 +340,16 @@ def test_an_argocd_application_behind_the_commit_holds_though_traffic_matches(me
     assert subject == "rollout ratings (dev): canary v2 at 20 % seen applied"
     record = yaml.safe_load(git(remote, "show", "main:status/dev/ratings.yaml"))["status"]["applied"]
     assert record["weight"] == 20 and 0 < record["observed"] < 1 and record["requests"] > 0
+
+
+@pytest.mark.prometheus
+def test_one_query_per_environment_sees_the_split_of_every_app(mesh_repo):
+    apps = ("ratings", "reviews", "details")
+    remote, work, mesh = mesh_repo("applied-many", apps=apps)
+    for app in apps:
+        mesh.freeze("dev", app)
+    assert len(bot.tick(work, push=True).commits) == 3
+    report = bot.tick(work, push=True)
+    assert report.queries == 1
+    assert [o.decision.action.value for o in report.outcomes] == ["hold"] * 3
+    assert all(o.decision.reason.startswith("waiting for 20 % to be applied") for o in report.outcomes)
