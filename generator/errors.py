@@ -15,9 +15,44 @@ columns 1-based -- so the command line can print them as compilers do::
 from __future__ import annotations
 
 import errno
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_./]*")
+
+
+def as_yaml(value: object) -> str:
+    """A value echoed in a message as YAML writes it inline, so a spec's author reads it in
+    the words of the file: ``null``, ``true``/``false``, numbers (``.inf``, ``.nan``), text in
+    single quotes (a ``'`` doubled, YAML 1.2 §7.3.2; text with control characters in double
+    quotes with escapes, §7.3.1), lists as flow sequences ``[a, b]``, mappings as flow
+    mappings ``{key: value}`` (plain keys unquoted).
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value:
+            return ".nan"
+        if value in (float("inf"), float("-inf")):
+            return ".inf" if value > 0 else "-.inf"
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        if any(not c.isprintable() for c in value):
+            return json.dumps(value, ensure_ascii=False)
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(as_yaml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k if isinstance(k, str) and _PLAIN_KEY.fullmatch(k) else as_yaml(k)}: {as_yaml(v)}"
+                               for k, v in value.items()) + "}"
+    return as_yaml(str(value))
 
 
 @dataclass(frozen=True, order=True)

@@ -237,3 +237,27 @@ def test_gateway_scoped_matches_say_where_the_request_comes_from() -> None:
         "route `default`: new match on everything from the mesh",
         "route `default`: new match on uri prefix `/reviews` through gateway bookinfo/reviews-gateway",
     )
+
+
+def test_a_redirect_route_is_described_as_a_redirect() -> None:
+    head = base_objects()
+    head[VS]["spec"]["http"].insert(0, {
+        "name": "old-shop", "match": [{"uri": {"prefix": "/shop"}}],
+        "redirect": {"scheme": "https", "authority": "shop.example.com", "uri": "/", "redirectCode": 308}})
+    head[VS]["spec"]["http"].insert(1, {
+        "name": "legacy", "match": [{"uri": {"prefix": "/legacy"}}], "redirect": {"uri": "/new"}})
+    d = render(head)
+    assert d.changes[0].traffic == (
+        "new route `old-shop` on uri prefix `/shop` → redirect 308 to https://shop.example.com/",
+        "new route `legacy` on uri prefix `/legacy` → redirect 301 to path /new")
+    assert not any("nothing" in line or "redirect added" in line for line in d.changes[0].traffic)
+
+
+def test_a_direct_response_route_is_described_as_one() -> None:
+    head = base_objects()
+    head[VS]["spec"]["http"][0] = {"name": "default", "directResponse": {"status": 503, "body": {"string": "down"}}}
+    d = render(head)
+    assert d.changes[0].traffic[0] == 'route `default`: v1 100 → direct response 503 "down"'
+    assert not any("nothing" in line or "directResponse" in line for line in d.changes[0].traffic)
+    back = render(base_objects(), head)
+    assert back.changes[0].traffic[0] == 'route `default`: direct response 503 "down" → v1 100'

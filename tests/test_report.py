@@ -406,3 +406,49 @@ def test_report_refuses_the_repository_root_rendered_and_git(plain, out, words):
 def test_a_report_folder_inside_the_repository_is_fine(plain):
     run_meshgen("report", "--out", "build/report", cwd=plain, check=True)
     assert (plain / "build" / "report" / "index.html").is_file()
+SHOP = """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata: {name: shop, namespace: mesh}
+spec:
+  service: {host: shop, port: 80}
+  versions: {v1: {labels: {version: v1}}, v2: {labels: {version: v2}}}
+  routes:
+    - {name: old-shop, when: 'uri prefix "/old"', redirect: {scheme: https, authority: shop.example.com, uri: /}}
+    - {name: down, when: 'uri prefix "/down"', directResponse: {status: 503, body: {string: maintenance}}}
+    - {name: beta, when: 'uri prefix "/api" and not method exact "POST"', to: v2}
+    - {name: default, to: v1}
+"""
+PIPELINE = "promotion: {order: [dev, staging, prod], soak: 30m}\n"
+
+
+def test_the_index_shows_spec_routes_with_redirects_labelled_and_environments_in_pipeline_order(browser, tmp_path):
+    envs = {f"environments/{e}.yaml": ENV.replace("name: dev", f"name: {e}").format(url="http://127.0.0.1:9")
+            for e in ("dev", "staging", "prod", "qa", "demo")}
+    work = build_file_tree(tmp_path / "repo", {"apps/shop.yaml": SHOP, "meshgen.yaml": PIPELINE, **envs})
+    output.write_rendering(work, render.render_repo(work))
+    istio = [r["name"] for r in output_vs(work)["spec"]["http"]]
+    assert any("guard" in name for name in istio), istio  # the spec's four routes compile to more
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "shop")
+    run_meshgen("report", "--out", str(tmp_path / "site"), cwd=work, check=True)
+    loaded = Loaded(browser, tmp_path / "site" / "index.html")
+    assert loaded.js("[...document.querySelectorAll('section.env')].map(s => s.id)") == [
+        "env-dev", "env-staging", "env-prod", "env-demo", "env-qa"]
+    routes = loaded.js("""[...document.querySelectorAll('#app-prod-shop .route')].map(r => [
+        r.querySelector('.route-name').textContent.split(' ')[0],
+        r.querySelector('.when') ? r.querySelector('.when').textContent : null,
+        r.querySelector('.action') ? [r.querySelector('.action').dataset.action, r.querySelector('.action').textContent] : null,
+        [...r.querySelectorAll('.share')].map(s => [s.dataset.version, +s.dataset.weight])])""")
+    assert routes == [
+        ["old-shop", 'when uri prefix "/old"', ["redirect", "redirect 301 to https://shop.example.com/"], []],
+        ["down", 'when uri prefix "/down"', ["directResponse", 'direct response 503 "maintenance"'], []],
+        ["beta", 'when uri prefix "/api" and not method exact "POST"', None, [["v2", 100]]],
+        ["default", None, None, [["v1", 100]]]]
+    assert not loaded.problems
+    loaded.page.close()
+
+
+def output_vs(work: Path) -> dict:
+    return YAML(typ="safe").load((work / "rendered/prod/mesh/shop/virtualservice.yaml").read_text())

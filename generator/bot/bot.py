@@ -52,7 +52,7 @@ from generator.errors import (
     UsageError,
 )
 from generator.render import output, timelimit
-from generator.rollout import applied, decision, gates, metrics, promotion
+from generator.rollout import applied, decision, gates, groups, metrics, promotion, windows
 from generator.rollout.decision import Action, Check, Decision, Rollout
 from generator.spec import paths as repo_paths
 from generator.spec import status
@@ -208,6 +208,8 @@ class _Rollout:
     previous_path: str | None = None
     read: Callable[[str], dict[str, Any] | None] | None = None
     gates: tuple[gates.Gate, ...] = ()
+    status_of: Callable[[str], dict[str, Any] | None] | None = None  # this app's status in an environment
+    group: str | None = None  # rollout.group
     apply_timeout: tuple[float, str] = (600.0, applied.DEFAULT_APPLY_TIMEOUT)
 
     @property
@@ -215,12 +217,24 @@ class _Rollout:
         """The status of the environment before this one in the pipeline (read when asked)."""
         return self.read(self.previous_path) if self.read and self.previous_path else None
 
-    def admission(self, now: datetime) -> promotion.Admission | None:
-        """The pipeline's word on starting this pair at ``now``; ``None`` once it has started."""
+    def statuses(self) -> dict[str, dict[str, Any] | None] | None:
+        """This app's status in each environment of its pipeline (``None`` without one)."""
+        if self.pipeline is None or self.status_of is None:
+            return None
+        return {env: (self.status if env == self.env else self.status_of(env)) for env in self.pipeline.order}
+
+    def admission(self, now: datetime, window: windows.State = windows.OPEN) -> promotion.Admission | None:
+        """The pipeline's word on starting this pair at ``now``, closed too while the
+        environment's promotion ``window`` is; ``None`` once it has started."""
         if not promotion.not_started(self.status, self.rollout.stable, self.rollout.canary):
             return None
-        return promotion.admit(self.pipeline, self.app, self.env, self.rollout.stable, self.rollout.canary,
-                               self.previous_status, self.status, now)
+        admitted = promotion.admit(self.pipeline, self.app, self.env, self.rollout.stable, self.rollout.canary,
+                                   self.previous_status, self.status, now, statuses=self.statuses())
+        if window.open:
+            return admitted
+        closed = f"{self.env} is {window.reason}"
+        return admitted._replace(open=False, reason=f"{admitted.reason}; {closed}" if admitted.reason
+                                 and not admitted.open else closed)
 
 
 def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None) -> list[_Rollout]:
@@ -258,10 +272,13 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
                 continue
             rel = status.status_path(repo.rel("status"), env, app)
             pipeline = pipelines.get(app)
-            previous = pipeline.previous(env) if pipeline else None
+            before = pipeline.previous_wave(env) if pipeline else ()
+            group = block.get("group")
             found.append(_Rollout(env, app, effective, rollout, rel, load(rel), pipeline,
-                                  status.status_path(repo.rel("status"), previous, app) if previous else None,
-                                  load, gated, timeout))
+                                  status.status_path(repo.rel("status"), before[0], app) if len(before) == 1 else None,
+                                  load, gated,
+                                  lambda e, app=app: load(status.status_path(repo.rel("status"), e, app)),
+                                  str(group) if isinstance(group, str) and group else None, timeout))
     SpecErrors.collect(errors)
     return found
 
@@ -397,6 +414,7 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
                 url: str | None, report: TickReport, dry_run: bool = False, limit: Deadline | None = None,
                 clock: Callable[[], datetime] = utcnow) -> list[Outcome]:
     items = _rollouts(repo, envs, apps)
+    states = windows.states(promotion.windows_of(repo), now)
     outcomes: list[Outcome] = []
     by_env: dict[str, list[_Rollout]] = {}
     for item in items:
@@ -423,10 +441,12 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
             report.failed_envs[env] = e
             log.error("environment %s skipped: %s", env, e)
             continue
+        window = states.get(env, windows.OPEN)
+        decided: list[tuple[_Rollout, Decision, list[gates.GateResult]]] = []
         for item in group:
             if item.app in future:
                 continue
-            admission = item.admission(now)
+            admission = item.admission(now, window)
             pending = None
             if item.app in waits:
                 commit = _weight_commit(repo.root, item.status_path)
@@ -441,9 +461,13 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
                 item.rollout, item.status, pending, now, *item.apply_timeout,
                 rest=lambda item=item, admission=admission, asked=asked: gates.decide(
                     item.rollout, env, item.status, checks.get(item.app), now, admission, asked))
+            decided.append((item, windows.gate(made, item.status, window, env), asked))
+        decided = _as_groups(decided, now)
+        for item, made, asked in decided:
             made = promotion.with_stop_note(made, item.pipeline, env)
             outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit,
                                     webhook_url_env=item.rollout.webhook_url_env, gate_results=asked, item=item))
+    _with_waves(outcomes, now)
     return outcomes
 
 
@@ -473,6 +497,37 @@ def _is_ancestor(root: Path, older: str, newer: str) -> bool | None:
         return bool(repo.is_ancestor(older, newer))
     except Exception:  # unknown commit
         return None
+
+
+def _as_groups(decided: list[tuple[_Rollout, Decision, list[gates.GateResult]]], now: datetime
+               ) -> list[tuple[_Rollout, Decision, list[gates.GateResult]]]:
+    """The decisions of one environment with its rollout groups' rules applied
+    (:func:`generator.rollout.groups.combine`): members start, step and roll back together."""
+    members: dict[str, dict[str, groups.Member]] = {}
+    for item, made, _ in decided:
+        if item.group:
+            members.setdefault(item.group, {})[item.app] = groups.Member(item.rollout, item.status, made)
+    combined = {(name, app): made for name, found in members.items()
+                for app, made in groups.combine(name, found, now).items()}
+    return [(item, combined.get((item.group or "", item.app), made), asked) for item, made, asked in decided]
+
+
+def _with_waves(outcomes: list[Outcome], now: datetime) -> None:
+    """With ``promotion.onFailure: rollback-wave``, roll back each wave member still on a
+    canary that another member of its wave rolled back (before this tick or in it)."""
+    latest = {(o.env, o.app): (o.decision.status if o.changed else o.old) for o in outcomes}
+    for outcome in outcomes:
+        item = outcome.item
+        if item is None or item.pipeline is None or outcome.decision.action in groups.BACK:
+            continue
+        statuses = {env: latest[(env, outcome.app)] if (env, outcome.app) in latest else
+                    (item.status_of(env) if item.status_of else None) for env in item.pipeline.wave(outcome.env)}
+        current = outcome.decision.status if outcome.changed else (outcome.old or {})
+        why = promotion.wave_failure(item.pipeline, outcome.env, item.rollout.stable, item.rollout.canary,
+                                     current, statuses)
+        if why:
+            outcome.decision = promotion.with_stop_note(promotion.roll_back_with_wave(current, now, why),
+                                                        item.pipeline, outcome.env)
 
 
 def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], identity: vcs.Identity | None,
@@ -523,10 +578,57 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
         message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit,
                                  outcome.gate_results)
         commits.append((message, paths))
+    units, commits = _one_commit_per_group(changed, commits)
     if before_commit:
         before_commit()
-    for outcome, sha in zip(changed, ws.commit_all(commits, identity, contents), strict=True):
-        outcome.committed = sha
+    for unit, sha in zip(units, ws.commit_all(commits, identity, contents), strict=True):
+        for outcome in unit:
+            outcome.committed = sha
+
+
+def _one_commit_per_group(changed: list[Outcome], commits: list[tuple[str, list[str]]]
+                          ) -> tuple[list[list[Outcome]], list[tuple[str, list[str]]]]:
+    """The outcomes and their ``(message, paths)`` merged so that the members of a rollout
+    group in one environment change in one commit (:func:`group_commit_message`)."""
+    units: dict[Any, list[int]] = {}
+    for index, outcome in enumerate(changed):
+        group = outcome.item.group if outcome.item is not None else None
+        units.setdefault((outcome.env, group) if group else index, []).append(index)
+    merged_units, merged = [], []
+    for key, indexes in units.items():
+        members = [changed[i] for i in indexes]
+        paths = [p for i in indexes for p in commits[i][1]]
+        message = commits[indexes[0]][0] if len(indexes) == 1 else \
+            group_commit_message(key[1], members, [commits[i][0] for i in indexes])
+        merged_units.append(members)
+        merged.append((message, paths))
+    return merged_units, merged
+
+
+def group_commit_message(group: str, members: Sequence[Outcome], messages: Sequence[str]) -> str:
+    """The one commit message of a rollout group's change in one environment: a subject
+    naming the group, the environment, what happened to each member and the old -> new
+    canary weight, and each member's own message as the body."""
+    env = members[0].env
+    subjects = [m.split("\n", 1)[0] for m in messages]
+    parts = [subject.split(": ", 1)[1] if ": " in subject else subject for subject in subjects]
+    actions = {o.decision.action for o in members}
+    weights = {(int((o.old or {}).get("canaryWeight", 0)) if (o.old or {}).get("canary") ==
+                o.decision.status.get("canary") else 0, int(o.decision.status.get("canaryWeight", 0)))
+               for o in members}
+    verbs = {Action.START: "start", Action.STEP: "step", Action.ROLLBACK: "rollback", Action.ABORT: "rollback"}
+    canaries = ", ".join(f"{o.app} {o.decision.status.get('canary')}" for o in members)
+    if actions == {Action.SUCCEED}:
+        subject = f"rollout group {group} ({env}): canaries {canaries} succeeded at 100 %"
+    elif actions == {Action.APPLIED} and len(weights) == 1:
+        subject = f"rollout group {group} ({env}): canaries {canaries} at {next(iter(weights))[1]} % seen applied"
+    elif len(actions) == 1 and len(weights) == 1 and next(iter(actions)) in verbs:
+        (before, after), = weights
+        subject = f"rollout group {group} ({env}): {verbs[next(iter(actions))]} {canaries}, {before} % -> {after} %"
+    else:
+        subject = f"rollout group {group} ({env}): " + "; ".join(f"{o.app} {part}" for o, part in zip(members, parts))
+    body = "\n\n".join(message.rstrip("\n") for message in messages)
+    return f"{subject}\n\n{body}\n"
 
 
 def _put_back(ws: vcs.Workspace) -> None:
@@ -796,8 +898,10 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
                                         f"{approver.name} <{approver.email}>", now)
             except ValueError as e:
                 raise CheckFailed(f"nothing waits for approval: {app} in {env}: {e}") from e
+            statuses = item.statuses()
             admission = promotion.admit(item.pipeline, app, env, item.rollout.stable, item.rollout.canary,
-                                        item.previous_status, new, now)
+                                        item.previous_status, new, now,
+                                        statuses=None if statuses is None else dict(statuses, **{env: new}))
             note = "" if admission.open else f"; it still waits: {admission.reason}"
             outcome = Outcome(env, app, item.status, Decision(new, Action.APPROVE, new["message"] + note),
                               failure_limit=item.rollout.failure_limit)
@@ -819,7 +923,7 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
 def _steered(command: str, item: _Rollout, now: datetime) -> Decision:
     if command in ("resume", "promote"):  # both may start the pair: the pipeline decides if it may
         admission = promotion.admit(item.pipeline, item.app, item.env, item.rollout.stable, item.rollout.canary,
-                                    item.previous_status, item.status, now, by_hand=True)
+                                    item.previous_status, item.status, now, by_hand=True, statuses=item.statuses())
         made = STEER[command](item.rollout, item.status, now, admission)
     else:
         made = STEER[command](item.rollout, item.status, now)
@@ -858,6 +962,8 @@ def read_pipelines(root: Path, apps: Sequence[str] | None = None, clock: Callabl
     pipeline, for ``rollout status``."""
     repo = load_repo(Path(root))
     now = clock()
+    closed = {env: _closed_label(state) for env, state in windows.states(promotion.windows_of(repo), now).items()
+              if not state.open}
     found = []
     for app, pipeline in promotion.pipelines(repo).items():
         if pipeline is None or (apps and app not in apps):
@@ -871,5 +977,19 @@ def read_pipelines(root: Path, apps: Sequence[str] | None = None, clock: Callabl
                 and "stable" in block and "canary" in block else None
             statuses[env] = status.load_status(repo.root, status.status_path(repo.rel("status"), env, app))
         if any(pairs.values()):
-            found.append((app, pipeline, promotion.stages(pipeline, app, pairs, statuses, now)))
+            found.append((app, pipeline, promotion.stages(pipeline, app, pairs, statuses, now, closed)))
     return found
+
+
+def _closed_label(state: windows.State) -> str:
+    until = f" until {decision.format_time(state.opens)}" if state.opens else ""
+    return ("frozen" if state.frozen else "outside its promotion window") + until
+
+
+def read_windows(root: Path, envs: Sequence[str] | None = None, clock: Callable[[], datetime] = utcnow
+                 ) -> dict[str, windows.State]:
+    """The :class:`~generator.rollout.windows.State` of each environment (or those named)
+    that its promotion windows close now, for ``rollout status``."""
+    repo = load_repo(Path(root))
+    states = windows.states(promotion.windows_of(repo), clock())
+    return {env: state for env, state in states.items() if not state.open and (not envs or env in envs)}

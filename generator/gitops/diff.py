@@ -295,6 +295,18 @@ def _routes(spec: dict, when: Mapping[str, str | None] | None = None) -> dict[tu
     return out
 
 
+def spec_routes(spec: dict, when: Mapping[str, str | None] | None = None) -> list[tuple[str, str | None, dict]]:
+    """A rendered VirtualService ``spec``'s HTTP routes, one per spec route as :func:`describe`
+    reads them (guard routes folded into the route they carry): ``(name, when, route)``, in
+    first-match order; ``when`` is the spec's condition as written (``None`` without one, or
+    when ``when`` does not know the route), ``route`` the Istio route that stands for it."""
+    out = []
+    for (name, _), route in _routes(spec, when).items():
+        condition = route.get(_WHEN)
+        out.append((name, condition, {k: v for k, v in route.items() if k != _WHEN}))
+    return out
+
+
 def _route_name(key: tuple[str, int]) -> str:
     name, n = key
     return f"`{name}`" if n == 0 else f"`{name}` ({n + 1}. part)"
@@ -319,6 +331,54 @@ def split_text(weights: Mapping[str, int]) -> str:
     """``v1 90 / v2 10`` (zero weights left out, as Istio ignores them)."""
     shown = [f"{k} {v}" for k, v in weights.items() if v]
     return " / ".join(shown) or "nothing"
+
+
+def action_text(route: dict) -> str:
+    """What an HTTP route does with a request it matches, in words: its split (``v1 90 / v2
+    10``), ``redirect 301 to https://example.com/new`` or ``direct response 503 "down"``.
+
+    Istio's ``HTTPRedirect`` keeps what it does not set (scheme, host, port, path) from the
+    request and answers 301 without ``redirectCode``; ``HTTPDirectResponse`` answers
+    ``status`` with an optional body (istio/api ``networking/v1/virtual_service.proto``).
+    """
+    if "redirect" in route and not route.get("route"):
+        return redirect_text(route.get("redirect") or {})
+    if "directResponse" in route and not route.get("route"):
+        return direct_response_text(route.get("directResponse") or {})
+    return split_text(split(route))
+
+
+def redirect_text(redirect: Mapping[str, Any]) -> str:
+    """``redirect 301 to https://example.com/new``; ``redirect 302 to path /new`` when the
+    target keeps the request's scheme and host."""
+    code = redirect.get("redirectCode", 301)
+    scheme, host, port, path = (redirect.get(k) for k in ("scheme", "authority", "port", "uri"))
+    derive = {"FROM_REQUEST_PORT": "the request's port", "FROM_PROTOCOL_DEFAULT": "the scheme's default port"}
+    if scheme and host:
+        target = f"{scheme}://{host}{f':{port}' if port else ''}{path or ''}"
+        extras = [] if path else ["same path"]
+    else:
+        target = ", ".join(part for part in (
+            f"scheme {scheme}" if scheme else "", f"host {host}" if host else "", f"port {port}" if port else "",
+            f"path {path}" if path else "") if part)
+        extras = []
+    if redirect.get("derivePort") in derive:
+        extras.append(f"port: {derive[redirect['derivePort']]}")
+    text = f"redirect {code}" + (f" to {target}" if target else "")
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
+def direct_response_text(direct: Mapping[str, Any]) -> str:
+    """``direct response 503 "maintenance"``: the status and body Envoy answers with itself."""
+    body = direct.get("body") or {}
+    text = body.get("string")
+    shown = ""
+    if isinstance(text, str) and text:
+        one_line = " ".join(text.split())
+        shown = f' "{one_line[:40]}{"…" if len(one_line) > 40 else ""}"'
+    elif body.get("bytes"):
+        shown = " (a binary body)"
+    return f"direct response {direct.get('status', '?')}{shown}"
 
 
 def match_texts(route: dict) -> list[str]:
@@ -368,7 +428,7 @@ def _route_text(route: dict) -> str:
     else:
         matches = match_texts(route)
         when = f"on {' or '.join(matches)} " if matches else ""
-    return f"{when}→ {split_text(split(route))}"
+    return f"{when}→ {action_text(route)}"
 
 
 def _added_removed(old: dict, new: dict, added: Callable[[Any, Any], str],
@@ -398,8 +458,8 @@ def _virtual_service(old: dict, new: dict, when_old: Mapping[str, str | None] | 
 
 def _route_change(old: dict, new: dict) -> list[str]:
     lines: list[str] = []
-    if old and split(old) != split(new):  # an empty old route has no split to compare
-        lines.append(f"{split_text(split(old))} → {split_text(split(new))}")
+    if old and action_text(old) != action_text(new):  # an empty old route has no action to compare
+        lines.append(f"{action_text(old)} → {action_text(new)}")
     if _WHEN in old and _WHEN in new:  # the spec's conditions, as written
         if old[_WHEN] != new[_WHEN]:
             lines.append(f"condition `{old[_WHEN]}` → `{new[_WHEN]}`" if old[_WHEN] and new[_WHEN] else
@@ -420,7 +480,7 @@ def _route_change(old: dict, new: dict) -> list[str]:
     lines += _block("fault injection", old.get("fault"), new.get("fault"), _fault_text)
     lines += _block("mirror", _mirror(old), _mirror(new), _mirror_text)
     known = {"name", "match", "route", "retries", "timeout", "fault", "mirror", "mirrorPercentage",
-             "mirrors", _WHEN}
+             "mirrors", "redirect", "directResponse", _WHEN}
     for key in sorted((set(old) | set(new)) - known):
         if old.get(key) != new.get(key):
             lines += _block(key, old.get(key), new.get(key), _inline)

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any, Iterator
 
 from generator import resources
-from generator.errors import Place, SpecError
+from generator.errors import Place, SpecError, as_yaml
 from generator.routing import conditions
 from generator.spec import schema
 from generator.spec.config import EffectiveApp
@@ -54,7 +54,7 @@ def duration_seconds(text: str) -> float:
     """Seconds of a duration already checked by :func:`check_duration`."""
     ns = parse_duration(text)
     if ns is None:
-        raise ValueError(f"not a duration: {text!r}")
+        raise ValueError(f"not a duration: {as_yaml(text)}")
     return ns / 1e9
 
 
@@ -62,12 +62,12 @@ def check_duration(value: Any, place: Place, what: str) -> list[SpecError]:
     """A duration must parse, be at least 1ms and be whole milliseconds (istiod ValidateDuration)."""
     ns = parse_duration(value) if isinstance(value, str) else None
     if ns is None:
-        return [SpecError(f"{what}: {value!r} is not a duration", place=place,
+        return [SpecError(f"{what}: {as_yaml(value)} is not a duration", place=place,
                           hint="write e.g. 500ms, 2s or 1m30s")]
     if ns < 1_000_000:
-        return [SpecError(f"{what}: {value!r} is shorter than 1ms, which Istio rejects", place=place)]
+        return [SpecError(f"{what}: {as_yaml(value)} is shorter than 1ms, which Istio rejects", place=place)]
     if ns % 1_000_000:
-        return [SpecError(f"{what}: {value!r} is not a whole number of milliseconds, which istiod rejects",
+        return [SpecError(f"{what}: {as_yaml(value)} is not a whole number of milliseconds, which istiod rejects",
                           place=place, hint="round it to milliseconds")]
     return []
 
@@ -80,21 +80,53 @@ def weights(to: Any) -> dict[str, int]:
 
 
 def check_app(app: EffectiveApp) -> list[SpecError]:
-    """Every check of one merged App spec: schema first, then semantics if the shape is right."""
+    """Every check of one merged App spec: the schema, and the checks Istio does not make on
+    every part the schema accepts, so one run shows both.
+
+    A part the schema refuses is not checked further (its errors would follow from the schema
+    error): a route whose own subtree is refused, refused ``versions`` (no version reference
+    is checked then), a refused ``service``, ``expose``, ``trafficPolicy`` or ``rollout``.
+    Unknown fields are set aside before the other checks.
+    """
     errors = schema.validate(app.data, "app.schema.json", app.place, app.key_place)
-    if errors:
+    if not errors:
+        spec = app.spec
+        errors.extend(_semantics(app, spec, set()))
         return errors
-    spec = app.spec
-    versions = spec["versions"]
-    errors.extend(_check_host_names(app, spec))
-    errors.extend(_check_routes(app, spec["routes"], versions))
-    errors.extend(_istio_durations(app, spec.get("trafficPolicy"), ("spec", "trafficPolicy"), "istio.TrafficPolicy"))
-    for name, version in versions.items():
-        errors.extend(_istio_durations(app, version.get("trafficPolicy"),
-                                       ("spec", "versions", name, "trafficPolicy"), "istio.TrafficPolicy"))
-    if "rollout" in spec:
-        errors.extend(_check_rollout(app, spec["rollout"], versions, spec["routes"]))
+    data, refused = schema.accepted(app.data, "app.schema.json")
+    spec = data.get("spec") if isinstance(data, dict) else None
+    if isinstance(spec, dict):
+        errors.extend(_semantics(app, spec, refused))
     return errors
+
+
+def _semantics(app: EffectiveApp, spec: dict[str, Any], refused: set[tuple[Any, ...]]) -> Iterator[SpecError]:
+    """The checks after the schema, on the parts of ``spec`` it accepts (``refused``: the key
+    paths it refuses, empty for a valid spec)."""
+    def ok(*keys: Any) -> bool:
+        return schema.well_formed(refused, "spec", *keys)
+
+    versions = spec.get("versions")
+    known_versions = versions if isinstance(versions, dict) and ok("versions") else None
+    routes = spec.get("routes")
+    if not isinstance(routes, list) or ("spec", "routes") in refused:
+        routes = None  # not a list: no route to check
+    if "service" in spec and ok("service") and (spec.get("expose") is None or ok("expose")):
+        yield from _check_host_names(app, spec)
+    if routes is not None:
+        usable = {i for i in range(len(routes)) if ok("routes", i)}
+        yield from _check_routes(app, routes, known_versions, usable)
+    if ok("trafficPolicy"):
+        yield from _istio_durations(app, spec.get("trafficPolicy"), ("spec", "trafficPolicy"), "istio.TrafficPolicy")
+    for name, version in (versions.items() if isinstance(versions, dict) else ()):
+        if ok("versions", name, "trafficPolicy") and isinstance(version, dict):
+            yield from _istio_durations(app, version.get("trafficPolicy"),
+                                        ("spec", "versions", name, "trafficPolicy"), "istio.TrafficPolicy")
+    metadata = app.data.get("metadata") if isinstance(app.data, dict) else None
+    if "rollout" in spec and ok("rollout") and "service" in spec and ok("service") and isinstance(metadata, dict) \
+            and schema.well_formed(refused, "metadata") and known_versions is not None:
+        whole = routes if routes is not None and ok("routes") else None
+        yield from _check_rollout(app, spec["rollout"], known_versions, whole, spec)
 
 
 #: RFC 1035/1123 limits of a DNS name, as Kubernetes checks them (IsDNS1123Subdomain).
@@ -108,11 +140,11 @@ def check_host_name(host: str, place: Place, what: str) -> list[SpecError]:
     Istio allows it and counted in the length. The characters are the schema's to check."""
     if len(host) > MAX_HOST:
         shown = host if len(host) <= 60 else host[:40] + "..." + host[-12:]
-        return [SpecError(f"{what} {shown!r} is {len(host)} characters; a DNS name has at most {MAX_HOST}",
+        return [SpecError(f"{what} {as_yaml(shown)} is {len(host)} characters; a DNS name has at most {MAX_HOST}",
                           place=place, hint="use a shorter name")]
     for label in host.removeprefix("*.").split("."):
         if len(label) > MAX_LABEL:
-            return [SpecError(f"{what} {host!r}: label {label[:20] + '...'!r} is {len(label)} characters; "
+            return [SpecError(f"{what} {as_yaml(host)}: label {as_yaml(label[:20] + '...')} is {len(label)} characters; "
                               f"a DNS label has at most {MAX_LABEL}", place=place,
                               hint="shorten that part of the name")]
     return []
@@ -126,27 +158,33 @@ def _check_host_names(app: EffectiveApp, spec: dict[str, Any]) -> Iterator[SpecE
 
 def _missing_version(app: EffectiveApp, version: str, versions: dict[str, Any], place: Place, what: str) -> SpecError:
     known = ", ".join(sorted(versions))
-    return SpecError(f"{what} refers to version {version!r}, which is not in spec.versions ({known})",
+    return SpecError(f"{what} refers to version {as_yaml(version)}, which is not in spec.versions ({known})",
                      place=place, hint="add it under spec.versions or use one of the listed versions")
 
 
-def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dict[str, Any]) -> Iterator[SpecError]:
+def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dict[str, Any] | None,
+                  usable: set[int] | None = None) -> Iterator[SpecError]:
+    """The routes' checks; only the routes numbered in ``usable`` (default: all) are checked,
+    and version references only when ``versions`` is known."""
     seen: dict[str, int] = {}
     catch_all: int | None = None
     for i, route in enumerate(routes):
+        if usable is not None and i not in usable:
+            continue
         at = ("spec", "routes", i)
         name = route["name"]
         if name in seen:
-            yield SpecError(f"route name {name!r} is used twice (first at route {seen[name] + 1})",
+            yield SpecError(f"route name {as_yaml(name)} is used twice (first at route {seen[name] + 1})",
                             place=app.place(*at, "name"), hint="give every route its own name")
         seen.setdefault(name, i)
         if catch_all is not None:
-            others = [r["name"] for j, r in enumerate(routes) if j != i]
+            others = [r["name"] for j, r in enumerate(routes)
+                      if j != i and isinstance(r, dict) and isinstance(r.get("name"), str)]
             close = difflib.get_close_matches(name, others, n=1, cutoff=0.75)
-            yield SpecError(f"route {name!r} comes after route {routes[catch_all]['name']!r}, which has no "
+            yield SpecError(f"route {as_yaml(name)} comes after route {as_yaml(routes[catch_all]['name'])}, which has no "
                             "`when` and so matches every request: it can never be reached",
                             place=app.place(*at, "name"),
-                            hint=f"did you mean route {close[0]!r}? An environment override with a new route "
+                            hint=f"did you mean route {as_yaml(close[0])}? An environment override with a new route "
                                  "name adds a route at the end" if close else
                                  "move the route without `when` to the end, or give it a `when`")
         if "when" not in route and catch_all is None:
@@ -160,22 +198,22 @@ def _check_routes(app: EffectiveApp, routes: list[dict[str, Any]], versions: dic
         to = route.get("to", {})
         split = weights(to) if "to" in route else {}
         for version, weight in split.items():
-            if version not in versions:
+            if versions is not None and version not in versions:
                 where = app.place(*at, "to") if isinstance(to, str) else app.key_place(*at, "to", version)
-                yield _missing_version(app, version, versions, where, f"route {name!r}")
+                yield _missing_version(app, version, versions, where, f"route {as_yaml(name)}")
         total = sum(split.values())
         if "to" in route and total != 100:
-            yield SpecError(f"weights of route {name!r} sum to {total}, not 100 (Istio would normalise them silently)",
+            yield SpecError(f"weights of route {as_yaml(name)} sum to {total}, not 100 (Istio would normalise them silently)",
                             place=app.place(*at, "to"), hint="make the integer weights add up to exactly 100")
         if "timeout" in route:
-            yield from check_duration(route["timeout"], app.place(*at, "timeout"), f"route {name!r} timeout")
+            yield from check_duration(route["timeout"], app.place(*at, "timeout"), f"route {as_yaml(name)} timeout")
         if "retries" in route:
             yield from _check_retries(app, route["retries"], at, name)
         if "fault" in route:
             yield from _check_fault(app, route["fault"], at, name)
-        if "mirror" in route and route["mirror"]["version"] not in versions:
+        if "mirror" in route and versions is not None and route["mirror"]["version"] not in versions:
             yield _missing_version(app, route["mirror"]["version"], versions,
-                                   app.place(*at, "mirror", "version"), f"route {name!r} mirror")
+                                   app.place(*at, "mirror", "version"), f"route {as_yaml(name)} mirror")
         if "redirect" in route:
             yield from _check_redirect(app, route["redirect"], at, name)
         if "directResponse" in route:
@@ -202,48 +240,48 @@ def _check_action(app: EffectiveApp, route: dict[str, Any], at: tuple, name: str
     use for forwarding fields (Istio: virtualservice.go ``validateHTTPRoute``, silent on some)."""
     actions = [k for k in ("to", "redirect", "directResponse") if k in route]
     if not actions:
-        yield SpecError(f"route {name!r} has no destination", place=app.key_place(*at, "name"),
+        yield SpecError(f"route {as_yaml(name)} has no destination", place=app.key_place(*at, "name"),
                         hint="add `to: <version>` (or `redirect` / `directResponse` to answer without a backend)")
         return
     if len(actions) > 1:
-        yield SpecError(f"route {name!r} has both {actions[0]!r} and {actions[1]!r}; a route either "
+        yield SpecError(f"route {as_yaml(name)} has both {as_yaml(actions[0])} and {as_yaml(actions[1])}; a route either "
                         "forwards (`to`), redirects or answers directly", place=app.key_place(*at, actions[1]),
                         hint=f"keep one of {', '.join(actions)}")
         return
     if actions[0] != "to":
         for key in _FORWARDING_ONLY:
             if key in route:
-                yield SpecError(f"route {name!r}: {key!r} has no effect with {actions[0]!r} (Envoy answers "
+                yield SpecError(f"route {as_yaml(name)}: {as_yaml(key)} has no effect with {as_yaml(actions[0])} (Envoy answers "
                                 "the request itself and forwards nothing)", place=app.key_place(*at, key),
-                                hint=f"remove {key!r}, or forward with `to`")
+                                hint=f"remove {as_yaml(key)}, or forward with `to`")
 
 
 def _check_redirect(app: EffectiveApp, redirect: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
     here = (*at, "redirect")
     if not {"uri", "authority", "scheme", "port", "derivePort"} & set(redirect):
-        yield SpecError(f"route {name!r}: redirect must set uri, authority, scheme, port or derivePort",
+        yield SpecError(f"route {as_yaml(name)}: redirect must set uri, authority, scheme, port or derivePort",
                         place=app.key_place(*here), hint="e.g. `redirect: {uri: /new, redirectCode: 301}`")
     code = redirect.get("redirectCode")
     if code is not None and code not in _REDIRECT_CODES:
-        yield SpecError(f"route {name!r}: redirectCode {code} is not one Envoy can send "
+        yield SpecError(f"route {as_yaml(name)}: redirectCode {code} is not one Envoy can send "
                         f"({', '.join(map(str, _REDIRECT_CODES))}); Istio would leave the route without an action",
                         place=app.place(*here, "redirectCode"), hint="use 301 (the default), 302, 303, 307 or 308")
     if redirect.get("scheme") not in (None, "http", "https"):
-        yield SpecError(f"route {name!r}: redirect scheme must be \"http\" or \"https\"",
+        yield SpecError(f"route {as_yaml(name)}: redirect scheme must be \"http\" or \"https\"",
                         place=app.place(*here, "scheme"))
     if "port" in redirect and not 1 <= redirect["port"] <= 65535:
-        yield SpecError(f"route {name!r}: redirect port must be between 1 and 65535", place=app.place(*here, "port"))
+        yield SpecError(f"route {as_yaml(name)}: redirect port must be between 1 and 65535", place=app.place(*here, "port"))
 
 
 def _check_direct_response(app: EffectiveApp, direct: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
     here = (*at, "directResponse")
     if not 200 <= direct["status"] <= 599:
-        yield SpecError(f"route {name!r}: directResponse status {direct['status']} is not an HTTP status "
+        yield SpecError(f"route {as_yaml(name)}: directResponse status {direct['status']} is not an HTTP status "
                         "Istio accepts (200-599)", place=app.place(*here, "status"))
     body = direct.get("body") or {}
     size = len((body.get("string") or body.get("bytes") or "").encode())
     if size > 100 * 1024:
-        yield SpecError(f"route {name!r}: directResponse body has {size} bytes; Istio warns above 100 KiB "
+        yield SpecError(f"route {as_yaml(name)}: directResponse body has {size} bytes; Istio warns above 100 KiB "
                         "and refuses 1 MiB, as every proxy holds it in memory", place=app.place(*here, "body"),
                         hint="serve large bodies from a backend")
 
@@ -252,26 +290,26 @@ def _check_rewrite(app: EffectiveApp, route: dict[str, Any], at: tuple, name: st
     rewrite = route["rewrite"]
     here = (*at, "rewrite")
     if not {"uri", "authority", "uriRegexRewrite"} & set(rewrite):
-        yield SpecError(f"route {name!r}: rewrite must set uri, authority or uriRegexRewrite", place=app.key_place(*here))
+        yield SpecError(f"route {as_yaml(name)}: rewrite must set uri, authority or uriRegexRewrite", place=app.key_place(*here))
     if "uri" in rewrite and "uriRegexRewrite" in rewrite:
-        yield SpecError(f"route {name!r}: rewrite may set uri or uriRegexRewrite, not both",
+        yield SpecError(f"route {as_yaml(name)}: rewrite may set uri or uriRegexRewrite, not both",
                         place=app.key_place(*here, "uriRegexRewrite"))
     regex = rewrite.get("uriRegexRewrite")
     if regex is not None:
         if not regex.get("match") or "rewrite" not in regex:
-            yield SpecError(f"route {name!r}: rewrite.uriRegexRewrite needs match and rewrite",
+            yield SpecError(f"route {as_yaml(name)}: rewrite.uriRegexRewrite needs match and rewrite",
                             place=app.key_place(*here, "uriRegexRewrite"))
         else:
             try:
                 conditions.compiled(regex["match"])
             except Exception:  # noqa: BLE001  (re2.error)
-                yield SpecError(f"route {name!r}: rewrite.uriRegexRewrite.match is not an RE2 regex",
+                yield SpecError(f"route {as_yaml(name)}: rewrite.uriRegexRewrite.match is not an RE2 regex",
                                 place=app.place(*here, "uriRegexRewrite", "match"),
                                 hint="Envoy's regex_rewrite uses RE2 (https://github.com/google/re2/wiki/Syntax)")
     authority = {k for k in ((route.get("headers") or {}).get("request") or {}).get("set") or {}
                  if k.lower() in ("host", ":authority")}
     if rewrite.get("authority") and authority:
-        yield SpecError(f"route {name!r}: rewrite.authority and headers.request.set.{sorted(authority)[0]} both "
+        yield SpecError(f"route {as_yaml(name)}: rewrite.authority and headers.request.set.{sorted(authority)[0]} both "
                         "set the authority", place=app.place(*here, "authority"), hint="keep rewrite.authority")
 
 
@@ -287,57 +325,57 @@ def _check_headers(app: EffectiveApp, headers: dict[str, Any], at: tuple, name: 
                 if side == "request" and op != "remove" and low in ("host", ":authority"):
                     continue  # Istio turns it into the authority rewrite
                 if low.startswith(":") or low == "host":
-                    yield SpecError(f"route {name!r}: headers.{side}.{op} names {key!r}, which Istio drops "
+                    yield SpecError(f"route {as_yaml(name)}: headers.{side}.{op} names {as_yaml(key)}, which Istio drops "
                                     "silently (pseudo-headers and host cannot be changed this way)", place=where,
                                     hint="set the authority with rewrite.authority" if side == "request" else None)
                 elif not _HEADER_NAME.fullmatch(key):
-                    yield SpecError(f"route {name!r}: {key!r} is not a valid header name", place=where)
+                    yield SpecError(f"route {as_yaml(name)}: {as_yaml(key)} is not a valid header name", place=where)
 
 
 def _check_cors(app: EffectiveApp, cors: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
     here = (*at, "corsPolicy")
     if "allowOrigin" in cors:
-        yield SpecError(f"route {name!r}: corsPolicy.allowOrigin is deprecated and ignored by current Istio",
+        yield SpecError(f"route {as_yaml(name)}: corsPolicy.allowOrigin is deprecated and ignored by current Istio",
                         place=app.key_place(*here, "allowOrigin"),
                         hint='use allowOrigins: [{exact: "https://example.com"}]')
     origins = cors.get("allowOrigins") or []
     if not origins:
-        yield SpecError(f"route {name!r}: corsPolicy has no allowOrigins, so no origin is allowed",
+        yield SpecError(f"route {as_yaml(name)}: corsPolicy has no allowOrigins, so no origin is allowed",
                         place=app.key_place(*here), hint='add allowOrigins: [{exact: "https://example.com"}]')
     for i, origin in enumerate(origins):
         value = next(iter(origin.values()), "") if origin else ""
         if not value:
-            yield SpecError(f"route {name!r}: corsPolicy.allowOrigins[{i}] is empty", place=app.place(*here, "allowOrigins", i))
+            yield SpecError(f"route {as_yaml(name)}: corsPolicy.allowOrigins[{i}] is empty", place=app.place(*here, "allowOrigins", i))
         elif "regex" in origin:
             try:
                 conditions.compiled(value)
             except Exception:  # noqa: BLE001
-                yield SpecError(f"route {name!r}: corsPolicy.allowOrigins[{i}].regex is not an RE2 regex",
+                yield SpecError(f"route {as_yaml(name)}: corsPolicy.allowOrigins[{i}].regex is not an RE2 regex",
                                 place=app.place(*here, "allowOrigins", i, "regex"))
         if cors.get("allowCredentials") and origin.get("exact") == "*":
-            yield SpecError(f"route {name!r}: corsPolicy allows credentials for every origin (\"*\"), "
+            yield SpecError(f"route {as_yaml(name)}: corsPolicy allows credentials for every origin (\"*\"), "
                             "which browsers refuse", place=app.place(*here, "allowOrigins", i),
                             hint="list the origins that may send credentials")
     for i, method in enumerate(cors.get("allowMethods") or []):
         if method not in _CORS_METHODS:
-            yield SpecError(f"route {name!r}: corsPolicy.allowMethods[{i}] {method!r} is not an HTTP method Istio "
+            yield SpecError(f"route {as_yaml(name)}: corsPolicy.allowMethods[{i}] {as_yaml(method)} is not an HTTP method Istio "
                             f"accepts ({', '.join(_CORS_METHODS)})", place=app.place(*here, "allowMethods", i))
     for field in ("allowHeaders", "exposeHeaders"):
         for i, header in enumerate(cors.get(field) or []):
             if not _HEADER_NAME.fullmatch(header):
-                yield SpecError(f"route {name!r}: corsPolicy.{field}[{i}] {header!r} is not a valid header name",
+                yield SpecError(f"route {as_yaml(name)}: corsPolicy.{field}[{i}] {as_yaml(header)} is not a valid header name",
                                 place=app.place(*here, field, i))
     if "maxAge" in cors:
         seconds = parse_duration(cors["maxAge"])
         if seconds is None or seconds % 1_000_000_000 or seconds < 1_000_000_000:
-            yield SpecError(f"route {name!r}: corsPolicy.maxAge must be whole seconds, at least 1s "
+            yield SpecError(f"route {as_yaml(name)}: corsPolicy.maxAge must be whole seconds, at least 1s "
                             "(Istio is accurate only to seconds)", place=app.place(*here, "maxAge"))
 
 
 def _check_retries(app: EffectiveApp, retries: dict[str, Any], at: tuple, name: str) -> Iterator[SpecError]:
     if retries.get("attempts") == 0 and len(retries) > 1:
         others = ", ".join(k for k in retries if k != "attempts")
-        yield SpecError(f"route {name!r}: retries.attempts is 0, which disables retries, but {others} "
+        yield SpecError(f"route {as_yaml(name)}: retries.attempts is 0, which disables retries, but {others} "
                         "is also set and would be ignored", place=app.place(*at, "retries", "attempts"),
                         hint="remove the other retry fields, or set attempts to 1 or more")
     yield from _istio_durations(app, retries, (*at, "retries"), "istio.HTTPRetry")
@@ -349,21 +387,23 @@ def _check_fault(app: EffectiveApp, fault: dict[str, Any], at: tuple, name: str)
             continue
         block = fault[kind]
         if "percentage" not in block:
-            yield SpecError(f"route {name!r}: fault.{kind} has no percentage, so Istio injects it into no request",
+            yield SpecError(f"route {as_yaml(name)}: fault.{kind} has no percentage, so Istio injects it into no request",
                             place=app.key_place(*at, "fault", kind),
                             hint="add `percentage: {value: 100}` to fault every request, or a smaller value")
         elif not 0 <= float(block["percentage"].get("value", 0)) <= 100:
-            yield SpecError(f"route {name!r}: fault.{kind}.percentage.value must be between 0 and 100",
+            yield SpecError(f"route {as_yaml(name)}: fault.{kind}.percentage.value must be between 0 and 100",
                             place=app.place(*at, "fault", kind, "percentage", "value"))
     if "delay" in fault and "fixedDelay" not in fault["delay"]:
-        yield SpecError(f"route {name!r}: fault.delay needs fixedDelay", place=app.key_place(*at, "fault", "delay"))
+        yield SpecError(f"route {as_yaml(name)}: fault.delay needs fixedDelay", place=app.key_place(*at, "fault", "delay"))
     if "abort" in fault and not {"httpStatus", "grpcStatus", "http2Error"} & set(fault["abort"]):
-        yield SpecError(f"route {name!r}: fault.abort needs httpStatus", place=app.key_place(*at, "fault", "abort"))
+        yield SpecError(f"route {as_yaml(name)}: fault.abort needs httpStatus", place=app.key_place(*at, "fault", "abort"))
     yield from _istio_durations(app, fault, (*at, "fault"), "istio.HTTPFaultInjection")
 
 
 def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[str, Any],
-                   routes: list[dict[str, Any]]) -> Iterator[SpecError]:
+                   routes: list[dict[str, Any]] | None, spec: dict[str, Any]) -> Iterator[SpecError]:
+    """The rollout block's checks; ``routes`` ``None`` when some route is refused by the schema
+    (``rollout.route`` is not checked then)."""
     at = ("spec", "rollout")
     for key in ("stable", "canary"):
         if rollout[key] not in versions:
@@ -371,12 +411,14 @@ def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[st
     if rollout["stable"] == rollout["canary"]:
         yield SpecError("rollout.stable and rollout.canary are the same version", place=app.place(*at, "canary"),
                         hint="when the rollout is done, remove the rollout block or name the next canary")
-    names = [r["name"] for r in routes]
-    if rollout["route"] not in names:
-        yield SpecError(f"rollout.route {rollout['route']!r} is not a route of this app ({', '.join(names)})",
+    names = [r["name"] for r in routes or ()]
+    if routes is None:
+        pass
+    elif rollout["route"] not in names:
+        yield SpecError(f"rollout.route {as_yaml(rollout['route'])} is not a route of this app ({', '.join(names)})",
                         place=app.place(*at, "route"))
     elif not any(r["name"] == rollout["route"] and "to" in r for r in routes):
-        yield SpecError(f"rollout.route {rollout['route']!r} does not forward (`to`), so it has no weights to move",
+        yield SpecError(f"rollout.route {as_yaml(rollout['route'])} does not forward (`to`), so it has no weights to move",
                         place=app.place(*at, "route"), hint="name a route with `to`")
     steps = rollout.get("steps", [])
     if any(b <= a for a, b in zip(steps, steps[1:])) or (steps and steps[-1] != 100):
@@ -391,14 +433,14 @@ def _check_rollout(app: EffectiveApp, rollout: dict[str, Any], versions: dict[st
                         place=app.place(*at, "policy"))
     for i, metric in enumerate(metrics):
         if metric["name"] not in BUILTIN_METRICS and "query" not in metric:
-            yield SpecError(f"metric {metric['name']!r} is not built in and has no query",
+            yield SpecError(f"metric {as_yaml(metric['name'])} is not built in and has no query",
                             place=app.place(*at, "analysis", "metrics", i, "name"),
                             hint=f"built-in metrics: {', '.join(BUILTIN_METRICS)}; otherwise add a PromQL `query`")
         if "min" not in metric and "max" not in metric and policy != "compare":
-            yield SpecError(f"metric {metric['name']!r} has neither min nor max",
+            yield SpecError(f"metric {as_yaml(metric['name'])} has neither min nor max",
                             place=app.place(*at, "analysis", "metrics", i), hint="add a threshold")
         if "query" in metric:
-            yield from _check_query(app, rollout, metric, i)
+            yield from _check_query(app, spec, rollout, metric, i)
     yield from _check_gates(app, rollout.get("gates") or [])
 
 
@@ -411,31 +453,32 @@ def _check_gates(app: EffectiveApp, items: list[dict[str, Any]]) -> Iterator[Spe
     for i, item in enumerate(items):
         at = ("spec", "rollout", "gates", i)
         if item["name"] in seen:
-            yield SpecError(f"gate name {item['name']!r} is used twice (gates {seen[item['name']] + 1} and {i + 1})",
+            yield SpecError(f"gate name {as_yaml(item['name'])} is used twice (gates {seen[item['name']] + 1} and {i + 1})",
                             place=app.place(*at, "name"), hint="give each gate its own name")
         seen.setdefault(item["name"], i)
         if "onFailure" in item and item["kind"] not in gates.DEFAULT_ON_FAILURE:
             what = "it is recorded only" if item["kind"] == gates.POST_ROLLOUT else "a 2xx answer rolls back"
-            yield SpecError(f"gate {item['name']!r}: a {item['kind']} gate takes no onFailure ({what})",
+            yield SpecError(f"gate {as_yaml(item['name'])}: a {item['kind']} gate takes no onFailure ({what})",
                             place=app.key_place(*at, "onFailure"), hint="remove onFailure")
         if "timeout" in item and not (parse_duration(item["timeout"]) or 0) > 0:
-            yield SpecError(f"gate {item['name']!r}: timeout {item['timeout']!r} must be longer than zero",
+            yield SpecError(f"gate {as_yaml(item['name'])}: timeout {as_yaml(item['timeout'])} must be longer than zero",
                             place=app.place(*at, "timeout"), hint="e.g. 10s")
         stray = gates.VARIABLE.sub("", item["url"])
         if "$" in stray:
-            yield SpecError(f"gate {item['name']!r}: the url holds a `$` that is not a ${{NAME}} reference",
+            yield SpecError(f"gate {as_yaml(item['name'])}: the url holds a `$` that is not a ${{NAME}} reference",
                             place=app.text_place(*at, "url"),
                             hint="reference an environment variable as ${NAME}, e.g. ?token=${LOADTEST_TOKEN}")
 
 
-def _check_query(app: EffectiveApp, rollout: dict[str, Any], metric: dict[str, Any], i: int) -> Iterator[SpecError]:
+def _check_query(app: EffectiveApp, spec: dict[str, Any], rollout: dict[str, Any], metric: dict[str, Any],
+                 i: int) -> Iterator[SpecError]:
     """A custom metric's query template renders (Jinja2 syntax, known variables, sandbox), so
     a typo is an error now, not at the rollout's first analysis."""
     from generator.rollout import (
         metrics,  # imports the Prometheus client: only for apps with a custom query
     )
 
-    host = str(app.spec["service"]["host"]).split(".")[0]
+    host = str(spec["service"]["host"]).split(".")[0]
     target = metrics.Target(app.name, app.env, app.namespace, host, rollout["stable"], rollout["canary"])
     custom = metrics.Metric(metric["name"], metric["query"], metric.get("min"), metric.get("max"),
                             higher_is_better=False, index=i)
@@ -490,8 +533,8 @@ def check_hosts(apps: list[EffectiveApp], service_host: dict[str, str]) -> list[
             if host in owner and owner[host][0].name != app.name:
                 other, other_place = owner[host]
                 errors.append(SpecError(
-                    f"host {host!r} is claimed by app {app.name!r} and by app {other.name!r} ({other_place}) "
-                    f"in environment {app.env!r}", place=place,
+                    f"host {as_yaml(host)} is claimed by app {as_yaml(app.name)} and by app {as_yaml(other.name)} ({other_place}) "
+                    f"in environment {as_yaml(app.env)}", place=place,
                     hint="each host may belong to one app per environment"))
             else:
                 owner.setdefault(host, (app, place))

@@ -24,11 +24,11 @@ import jinja2
 import yaml
 
 from generator import resources
-from generator.errors import Place, SpecError, SpecErrors, UsageError
+from generator.errors import Place, SpecError, SpecErrors, UsageError, as_yaml
 from generator.render import checks, manifests, output, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
-from generator.rollout import decision, promotion
+from generator.rollout import decision, groups, promotion
 from generator.spec import loader, paths, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
 
@@ -217,14 +217,15 @@ class _Renderer:
 
     @staticmethod
     def _check_app(app: EffectiveApp) -> list[SpecError]:
-        if not (isinstance(app.spec, dict) and app.spec.get("rollout")):
+        spec = app.data.get("spec")  # absent in a spec the schema refuses
+        if not (isinstance(spec, dict) and spec.get("rollout")):
             return checks.check_app(app)
         # a rollout's custom queries are templates: bounded in time while they render
-        with timelimit.time_limit(what=f"checking the rollout of app {app.name!r}"):
+        with timelimit.time_limit(what=f"checking the rollout of app {as_yaml(app.name)}"):
             try:
                 return checks.check_app(app)
             except templating.TemplateLimit as e:
-                return [SpecError(f"rollout analysis of app {app.name!r}: {e}",
+                return [SpecError(f"rollout analysis of app {as_yaml(app.name)}: {e}",
                                   place=app.place("spec", "rollout", "analysis"))]
 
     # -- one app --------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ class _Renderer:
             ingress = (env_spec.get("ingress") or {}).get("selector")
             if not ingress:
                 self.errors.append(SpecError(
-                    f"app {app.name!r} is exposed but environment {app.env!r} has no spec.ingress.selector",
+                    f"app {as_yaml(app.name)} is exposed but environment {as_yaml(app.env)} has no spec.ingress.selector",
                     place=app.key_place("spec", "expose"),
                     hint=f"add spec.ingress.selector (e.g. {{istio: ingressgateway}}) to environments/{app.env}.yaml"))
                 return
@@ -323,16 +324,16 @@ class _Renderer:
             obj = loader.parse_plain(text)
         except templating.TemplateFailure as e:
             place = self.template_place[kind]
-            self.errors.append(SpecError(f"template for {kind} failed for app {app.name!r} in {app.env!r}: "
+            self.errors.append(SpecError(f"template for {kind} failed for app {as_yaml(app.name)} in {as_yaml(app.env)}: "
                                          f"{e.message}", place=Place(place.path, e.lineno, 1 if e.lineno else 0)))
             return
         except (jinja2.TemplateError, yaml.YAMLError, TypeError) as e:
-            self.errors.append(SpecError(f"template for {kind} failed for app {app.name!r} in {app.env!r}: {e}",
+            self.errors.append(SpecError(f"template for {kind} failed for app {as_yaml(app.name)} in {as_yaml(app.env)}: {e}",
                                          place=self.template_place[kind]))
             return
         problems = self.check_object(obj, kind, app)
         if problems:
-            self.errors.extend(SpecError(f"rendered {kind} of app {app.name!r} in {app.env!r}: {p}",
+            self.errors.extend(SpecError(f"rendered {kind} of app {as_yaml(app.name)} in {as_yaml(app.env)}: {p}",
                                          place=self.template_place[kind]) for p in problems)
             return
         out.append(RenderedObject(app.env, app.name, app.namespace, kind, obj, path, place, sources))
@@ -345,7 +346,7 @@ class _Renderer:
             problems.append(f"expected apiVersion {ISTIO_API} and kind {kind}")
         meta = obj.get("metadata")
         if not isinstance(meta, dict) or meta.get("namespace") != app.namespace or not meta.get("name"):
-            problems.append(f"metadata must have a name and namespace {app.namespace!r}")
+            problems.append(f"metadata must have a name and namespace {as_yaml(app.namespace)}")
         elif (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") != "meshgen":
             problems.append("label app.kubernetes.io/managed-by: meshgen is missing")
         if not isinstance(obj.get("spec"), dict):
@@ -368,7 +369,7 @@ class _Renderer:
         except (templating.TemplateFailure, jinja2.TemplateError, yaml.YAMLError) as e:
             where = f"{self.repo.rel('templates')}/{KUSTOMIZATION_TEMPLATE}"
             line = getattr(e, "lineno", 0) or 0
-            self.errors.append(SpecError(f"template for kustomization.yaml failed in {env!r}: "
+            self.errors.append(SpecError(f"template for kustomization.yaml failed in {as_yaml(env)}: "
                                          f"{getattr(e, 'message', None) or e}", place=Place(where, line, 1 if line else 0)))
             return
         header = f"{HEADER} from {self.repo.rel('apps')}/ and {env_file}; do not edit.\n"
@@ -389,7 +390,7 @@ def istio_schema_problems(obj: dict[str, Any]) -> list[str]:
     problems = []
     for error in _istio_validator(obj["kind"]).iter_errors(obj):
         where = ".".join(str(p) for p in error.absolute_path)
-        problems.append(f"{where}: {error.message}" if where else error.message)
+        problems.append(f"{where}: {schema.yaml_message(error)}" if where else schema.yaml_message(error))
     return problems
 
 
@@ -452,6 +453,7 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
         env_spec = repo.environments[env].data.get("spec") or {}
         effective = [repo.effective_app(a, env) for a in repo.apps]
         valid = [a for a in effective if renderer.check(a)]
+        renderer.errors.extend(groups.check_environment(valid, env))
         host_errors = checks.check_hosts(valid, {a.name: service_fqdn(a) for a in valid})
         renderer.errors.extend(host_errors)
         env_objects: list[RenderedObject] = []

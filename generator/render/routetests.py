@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from generator.errors import SpecError, UsageError
+from generator.errors import SpecError, UsageError, as_yaml
 from generator.render import explain as explain_mod
 from generator.routing import simulate
 
@@ -52,7 +52,7 @@ def _outcome(result: explain_mod.Explanation) -> str:
         return "reaches no route: its authority is not served by the VirtualService"
     if result.outcome == simulate.OMITTED and result.request.gateway == "mesh":
         return "reaches every version through the Service's default route (no route applies to this proxy)"
-    text = f"takes route {result.spec_route!r}" if result.spec_route else "takes no route"
+    text = f"takes route {as_yaml(result.spec_route)}" if result.spec_route else "takes no route"
     if result.destinations:
         text += f" {_weights(result.destinations)}"
     if result.status is not None:
@@ -73,11 +73,11 @@ def run_test(rendered: explain_mod.Rendered, test: dict[str, Any], routes: list[
     result = rendered.explain(ask)
     wrong, hints = [], []
     if "route" in expect and expect["route"] != result.spec_route:
-        wrong.append(f"route {expect['route']!r}" if expect["route"] else "no route")
+        wrong.append(f"route {as_yaml(expect['route'])}" if expect["route"] else "no route")
         if expect["route"] and expect["route"] not in routes:
             close = difflib.get_close_matches(expect["route"], routes, n=1)
-            hints.append(f"the app has no route {expect['route']!r}" + (
-                f"; did you mean {close[0]!r}?" if close else f" (routes: {', '.join(routes)})"))
+            hints.append(f"the app has no route {as_yaml(expect['route'])}" + (
+                f"; did you mean {as_yaml(close[0])}?" if close else f" (routes: {', '.join(routes)})"))
     if "versions" in expect:
         want = {v: w for v, w in expect["versions"].items() if w}
         got = dict(result.destinations)
@@ -87,9 +87,9 @@ def run_test(rendered: explain_mod.Rendered, test: dict[str, Any], routes: list[
             wrong.append(f"versions {_weights(want)}")
             unknown = [v for v in want if v not in versions]
             if unknown:
-                hints.append(f"the app has no version {unknown[0]!r} (versions: {', '.join(versions)})")
+                hints.append(f"the app has no version {as_yaml(unknown[0])} (versions: {', '.join(versions)})")
             elif rollout_route and result.spec_route == rollout_route:
-                hints.append(f"route {rollout_route!r} is under rollout: the bot moves its weights; "
+                hints.append(f"route {as_yaml(rollout_route)} is under rollout: the bot moves its weights; "
                              "expect its route, not its versions")
     if "status" in expect and expect["status"] != result.status:
         wrong.append(f"status {expect['status']}" if expect["status"] else "a forwarded request")
@@ -130,13 +130,13 @@ def check(rendering: Any) -> list[SpecError]:
         routes = [r["name"] for r in app.spec["routes"]]
         rollout_route = (app.spec.get("rollout") or {}).get("route")
         for i, test in enumerate(tests):
-            label = f"route test {test['name']!r}" if test.get("name") else f"route test {i + 1}"
+            label = f"route test {as_yaml(test['name'])}" if test.get("name") else f"route test {i + 1}"
             try:
                 failure = run_test(rendered, test, routes, versions, rollout_route)
             except UsageError:
                 gateway = (test.get("request") or {}).get("gateway")
                 key = (app.place("spec", "tests", i, "request", "gateway"),
-                       f"{label}: the app's VirtualService does not bind gateway {gateway!r}",
+                       f"{label}: the app's VirtualService does not bind gateway {as_yaml(gateway)}",
                        f"write one of: {', '.join(rendered.bound_gateways)}")
                 failures.setdefault(key, []).append(env)
                 continue

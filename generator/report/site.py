@@ -8,9 +8,11 @@ Chart.js, so what a chart shows is exactly what :mod:`generator.rollout.history`
 
 Pages:
 
-- ``index.html``: per environment, every app's routes as Istio receives them (the rendered
-  VirtualService) with their traffic split drawn as bars; the rollouts in progress; every
-  rollout of the history with a link to its page.
+- ``index.html``: per environment, in pipeline order (``promotion.order`` of ``meshgen.yaml``,
+  then the others alphabetically), every app's routes as the spec names them, read from the
+  rendered VirtualService with the guard routes folded into the route they serve, each with
+  its condition and its traffic split drawn as bars, or its redirect or direct response in
+  words; the rollouts in progress; every rollout of the history with a link to its page.
 - ``rollouts/<id>.html``: one rollout (:attr:`generator.rollout.history.Timeline.id`): the
   canary's weight over time as steps, each checked metric against its ``min``/``max``, a
   marker per verdict (pass, fail, inconclusive), each point linked to its commit; with
@@ -28,7 +30,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import git
 import jinja2
@@ -36,6 +38,7 @@ import jinja2
 from generator.bot import backtest as bot_backtest
 from generator.bot import history as bot_history
 from generator.errors import MeshgenError, PrometheusError, UsageError
+from generator.gitops import diff
 from generator.render import output, render
 from generator.rollout import decision, history, metrics
 from generator.rollout.history import Timeline
@@ -86,24 +89,42 @@ def _head(root: Path) -> tuple[str, str]:
 
 
 def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
-    """Per environment, each app's HTTP routes as rendered: name, match count, the split."""
-    envs: dict[str, list[dict[str, Any]]] = {env: [] for env in rendering.envs}
+    """Per environment (in pipeline order, see :func:`env_order`), each app's routes as the
+    spec names them, read from the rendered VirtualService with the guard routes meshgen adds
+    folded into the route they serve (as ``meshgen diff`` reads them,
+    :func:`generator.gitops.diff.spec_routes`): name, condition, what the route does
+    (``forward`` with its split, ``redirect`` or ``directResponse`` with its words), mirror."""
+    when = diff.conditions(rendering)
+    envs: dict[str, list[dict[str, Any]]] = {env: [] for env in env_order(rendering.repo, rendering.envs)}
     for obj in rendering.objects:
         if obj.kind != "VirtualService":
             continue
         routes = []
-        for index, http in enumerate((obj.obj.get("spec") or {}).get("http") or []):
+        spec = obj.obj.get("spec") or {}
+        for name, condition, http in diff.spec_routes(spec, when.get((obj.env, obj.app))):
             split = [{"version": (d.get("destination") or {}).get("subset") or (d.get("destination") or {}).get("host"),
                       "weight": int(d.get("weight", 100))} for d in http.get("route") or []]
             mirror = http.get("mirror")
-            routes.append({"name": http.get("name") or f"route {index}", "matches": len(http.get("match") or []),
-                           "split": split, "mirror": (mirror or {}).get("subset"),
+            action = ("redirect" if "redirect" in http and not split else
+                      "directResponse" if "directResponse" in http and not split else "forward")
+            routes.append({"name": name, "when": condition, "matches": len(http.get("match") or []),
+                           "split": split, "action": action, "actionText": diff.action_text(http),
+                           "mirror": (mirror or {}).get("subset"),
                            "mirrorPercent": (http.get("mirrorPercentage") or {}).get("value")})
         envs[obj.env].append({"app": obj.app, "namespace": obj.namespace,
-                              "hosts": (obj.obj.get("spec") or {}).get("hosts") or [], "routes": routes})
+                              "hosts": spec.get("hosts") or [], "routes": routes})
     for apps in envs.values():
         apps.sort(key=lambda a: a["app"])
     return envs
+
+
+def env_order(repo: Repo, envs: Sequence[str]) -> list[str]:
+    """``envs`` in pipeline order: those of ``meshgen.yaml``'s ``promotion.order`` first, in
+    that order, then the others alphabetically."""
+    promotion = repo.settings.raw.get("promotion")
+    order = promotion.get("order") if isinstance(promotion, dict) else None
+    first = [e for e in (order if isinstance(order, list) else []) if isinstance(e, str) and e in envs]
+    return list(dict.fromkeys(first)) + sorted(e for e in envs if e not in first)
 
 
 def _thresholds(repo: Repo, timeline: Timeline) -> dict[str, dict[str, float | None]]:

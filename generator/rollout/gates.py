@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, NamedTuple, Sequence
 
+from generator.errors import as_yaml
 from generator.rollout import decision
 from generator.rollout.decision import Action, Check, Decision, Rollout, Verdict
 
@@ -87,14 +88,14 @@ class Gate:
         """
         kind = str(item["kind"])
         if kind not in KINDS:
-            raise ValueError(f"gate {item.get('name')!r}: kind {kind!r} is not one of {', '.join(KINDS)}")
+            raise ValueError(f"gate {as_yaml(item.get('name'))}: kind {as_yaml(kind)} is not one of {', '.join(KINDS)}")
         timeout_text = str(item.get("timeout") or DEFAULT_TIMEOUT)
         timeout = decision.parse_duration(timeout_text)
         if timeout <= 0:
-            raise ValueError(f"gate {item.get('name')!r}: timeout {timeout_text!r} must be longer than zero")
+            raise ValueError(f"gate {as_yaml(item.get('name'))}: timeout {as_yaml(timeout_text)} must be longer than zero")
         on_failure = item.get("onFailure")
         if on_failure is not None and kind not in DEFAULT_ON_FAILURE:
-            raise ValueError(f"gate {item.get('name')!r}: a {kind} gate takes no onFailure "
+            raise ValueError(f"gate {as_yaml(item.get('name'))}: a {kind} gate takes no onFailure "
                              f"({'it is recorded only' if kind == POST_ROLLOUT else 'a 2xx answer rolls back'})")
         return cls(name=str(item["name"]), kind=kind, url=str(item["url"]), timeout=timeout,
                    timeout_text=timeout_text,
@@ -112,7 +113,7 @@ def gates_of(rollout_spec: Mapping[str, Any]) -> tuple[Gate, ...]:
     names = [g.name for g in found]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ValueError(f"gate name {twice[0]!r} is used twice; each gate needs its own name")
+        raise ValueError(f"gate name {as_yaml(twice[0])} is used twice; each gate needs its own name")
     return found
 
 

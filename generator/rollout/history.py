@@ -127,6 +127,8 @@ class Timeline:
     Attributes:
         env, app, stable, canary: which rollout.
         events: oldest first.
+        group: the ``rollout.group`` the app was rolled out with (its status's ``group``), or
+            empty.
     """
 
     env: str
@@ -134,6 +136,7 @@ class Timeline:
     stable: str
     canary: str
     events: list[Event] = field(default_factory=list)
+    group: str = ""
 
     @property
     def started(self) -> datetime:
@@ -160,7 +163,7 @@ class Timeline:
     def to_json(self) -> dict[str, Any]:
         ended = self.ended
         return {"id": self.id, "env": self.env, "app": self.app, "stable": self.stable, "canary": self.canary,
-                "phase": self.phase, "weight": self.last.weight, "started": format_time(self.started),
+                "group": self.group or None, "phase": self.phase, "weight": self.last.weight, "started": format_time(self.started),
                 "ended": format_time(ended) if ended else None,
                 "seconds": (ended - self.started).total_seconds() if ended else None,
                 "events": [e.to_json() for e in self.events]}
@@ -262,6 +265,8 @@ def timelines(revisions: Iterable[Revision]) -> list[Timeline]:
             check=_new_check(before if same else None, after) if after else None,
             message=str(state.get("message") or ""),
             applied=dict(state["applied"]) if kind == "applied" and state.get("applied") else None))
+        if after and after.get("group"):
+            timeline.group = str(after["group"])
         if kind == "remove":
             done.append(current.pop(key))
     done.extend(current.values())

@@ -60,7 +60,7 @@ from typing import Any, Iterable, Sequence
 
 import re2
 
-from generator.errors import Place, SpecError, SpecErrors
+from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.routing import conditions as cond
 from generator.routing.conditions import Expr, Matcher, Pred, compiled
 
@@ -375,7 +375,7 @@ def _lower(lits: Term, own: Term) -> _Lowered:
                 if len(m.value) > cond.MAX_REGEX_LENGTH:
                     mine = [n for n in neg if n in own]
                     if not mine:
-                        raise _Refusal(f"the negated matchers of header {key!r} do not fit in one "
+                        raise _Refusal(f"the negated matchers of header {as_yaml(key)} do not fit in one "
                                        "regex of 1024 characters", neg[0][0])
                     return _Lowered(split=mine[-1])
             without = ("withoutHeaders", key, _string_match(m))
@@ -650,13 +650,13 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
             place = culprit.place
             if place and e.pred:
                 place = place.shifted(e.pred.column)
-            where = "" if culprit is route else f" (in the guard routes of {route.name!r})"
-            errors.append(SpecError(f"route {culprit.name!r}{where}: {e.message}", place=place,
+            where = "" if culprit is route else f" (in the guard routes of {as_yaml(route.name)})"
+            errors.append(SpecError(f"route {as_yaml(culprit.name)}{where}: {e.message}", place=place,
                                     hint=e.hint))
             compiler.size, out[length:] = size, []
         except _TooBig:
             errors.append(SpecError(
-                f"route {route.name!r}: the compiled routes exceed the bound of {max_routes} "
+                f"route {as_yaml(route.name)}: the compiled routes exceed the bound of {max_routes} "
                 "Envoy routes (match blocks) per VirtualService", place=route.place,
                 hint="simplify the condition: fewer negated non-header predicates, or fewer ORs"))
             break
@@ -664,13 +664,13 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
     spec_names = {r.name for r in routes}
     if NO_ROUTE in spec_names:
         clash = next(r for r in routes if r.name == NO_ROUTE)
-        errors.append(SpecError(f"route name {NO_ROUTE!r} is kept for the route meshgen adds to "
+        errors.append(SpecError(f"route name {as_yaml(NO_ROUTE)} is kept for the route meshgen adds to "
                                 "answer 404 where no route matches", place=clash.place,
                                 hint="rename the route"))
     for o in merged:
         if o.name != routes[o.index].name and o.name in spec_names:
             clash = next(r for r in routes if r.name == o.name)
-            errors.append(SpecError(f"route name {o.name!r} is also the name of a generated guard "
+            errors.append(SpecError(f"route name {as_yaml(o.name)} is also the name of a generated guard "
                                     "route", place=clash.place,
                                     hint="names with '-guard-<n>-' are kept for guard routes; rename it"))
     SpecErrors.collect(errors)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from generator.errors import Place, SpecError, SpecErrors
+from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.spec import paths, schema
 from generator.spec.loader import Document, KeyPath, load_document
 
@@ -199,7 +199,7 @@ def _load_dir(root: Path, rel: str, errors: list[SpecError]) -> dict[str, Docume
             errors.append(SpecError(f"cannot be read: {e.strerror}", place=Place(shown)))
             continue
         if path.stem in docs:
-            errors.append(SpecError(f"two files define {path.stem!r}", place=Place(shown, 1, 1),
+            errors.append(SpecError(f"two files define {as_yaml(path.stem)}", place=Place(shown, 1, 1),
                                     hint="keep one of .yaml and .yml"))
             continue
         docs[path.stem] = doc
@@ -215,8 +215,8 @@ def _check_name(doc: Document, stem: str, errors: list[SpecError]) -> None:
             hint = f"set metadata.name: {stem}"
         else:
             valid = schema.dns1123_label(name) or schema.dns1123_label(stem) or "my-app"
-            hint = f"use a DNS-1123 label such as {valid!r} as metadata.name and name the file {valid}.yaml"
-        errors.append(SpecError(f"metadata.name {name!r} does not match the file name {stem!r}",
+            hint = f"use a DNS-1123 label such as {as_yaml(valid)} as metadata.name and name the file {valid}.yaml"
+        errors.append(SpecError(f"metadata.name {as_yaml(name)} does not match the file name {as_yaml(stem)}",
                                 place=doc.place("metadata", "name"), hint=hint))
 
 
@@ -263,14 +263,14 @@ def load_repo(root: Path) -> Repo:
         for app in overrides if isinstance(overrides, dict) else {}:  # another shape: a schema error above
             if app not in apps:
                 close = difflib.get_close_matches(str(app), sorted(apps), n=1)
-                errors.append(SpecError(f"override for unknown app {app!r}",
+                errors.append(SpecError(f"override for unknown app {as_yaml(app)}",
                                         place=doc.key_place("spec", "apps", app),
-                                        hint=f"did you mean {close[0]!r}?" if close else
+                                        hint=f"did you mean {as_yaml(close[0])}?" if close else
                                         f"add {settings.paths['apps']}/{app}.yaml or remove the override"))
     for stem, doc in apps.items():
         for key, expected in (("apiVersion", "meshgen.io/v1alpha1"), ("kind", "App")):
             if doc.data.get(key) != expected:
-                errors.append(SpecError(f"{key} must be {expected!r}, found {doc.data.get(key)!r}",
+                errors.append(SpecError(f"{key} must be {as_yaml(expected)}, found {as_yaml(doc.data.get(key))}",
                                         place=doc.place(key)))
         _check_name(doc, stem, errors)
     if not environments and not errors:

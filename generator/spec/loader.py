@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from generator.errors import Place, SpecError
+from generator.errors import Place, SpecError, as_yaml
 
 #: Largest spec file, in bytes.
 MAX_FILE_BYTES = 1024 * 1024
@@ -156,10 +156,13 @@ def load_document(path: Path, shown_as: str | None = None, *, text: str | None =
     shown = shown_as or str(path)
     if text is None:
         _check_size(path.stat().st_size, shown)
+        raw = path.read_bytes()
         try:
-            text = path.read_text(encoding="utf-8")
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise SpecError("file is not valid UTF-8", place=Place(shown, 1, 1)) from e
+            raise SpecError(f"file is not valid UTF-8: byte 0x{raw[e.start]:02x} cannot be decoded",
+                            place=byte_place(raw, e.start, shown),
+                            hint="save the file as UTF-8 (most editors: the encoding in the status bar)") from e
     elif len(text) * 4 > MAX_FILE_BYTES:  # UTF-8 takes 1 to 4 bytes a character
         _check_size(len(text.encode("utf-8", "surrogatepass")), shown)
     try:
@@ -183,6 +186,14 @@ def load_document(path: Path, shown_as: str | None = None, *, text: str | None =
     walker = _Walker(shown)
     data = walker.value(root, ())
     return Document(shown, data, walker.values, walker.keys, walker.quoted)
+
+
+def byte_place(raw: bytes, offset: int, shown: str) -> Place:
+    """Place of the byte at ``offset`` of ``raw``: its line, and its column counted in the
+    characters of that line before it (bytes that do not decode count one each)."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[start:offset].decode("utf-8", "replace")) + 1
+    return Place(shown, raw.count(b"\n", 0, offset) + 1, column)
 
 
 _INDENTATION_PROBLEMS = ("did not find expected key", "did not find expected '-' indicator",
@@ -211,8 +222,11 @@ def _syntax_error(e: yaml.MarkedYAMLError, text: str, shown: str) -> SpecError:
         def indent(i: int) -> int:
             return len(lines[i]) - len(lines[i].lstrip(" "))
         if above is not None and mark.line < len(lines):
+            keys = _key_column(lines[above])
+            where = (f"line {above + 1} above it {indent(above)}" if keys == indent(above) else
+                     f"the keys of line {above + 1} above it {keys}, after `- `")
             hint = (f"check the indentation: line {mark.line + 1} is indented {indent(mark.line)} spaces, "
-                    f"line {above + 1} above it {indent(above)}; the keys of one mapping start in the same "
+                    f"{where}; the keys of one mapping start in the same "
                     "column, a nested value further right than its key")
         else:
             hint = "check the indentation: the keys of one mapping start in the same column"
@@ -220,6 +234,17 @@ def _syntax_error(e: yaml.MarkedYAMLError, text: str, shown: str) -> SpecError:
             hint += "; quote a value that contains ': '"
         return SpecError(f"invalid YAML: {problem}", place=place, hint=hint)
     return SpecError(f"invalid YAML: {problem}", place=place)
+
+
+def _key_column(line: str) -> int:
+    """0-based column where a line's content starts after its indentation and any ``- ``
+    sequence indicators: where the keys of a mapping that starts on that line are."""
+    column = len(line) - len(line.lstrip(" "))
+    while line[column:column + 2] == "- " or line[column:] == "-":
+        column += 1
+        while line[column:column + 1] == " ":
+            column += 1
+    return column
 
 
 def _check_size(size: int, shown: str) -> None:
@@ -420,7 +445,7 @@ class _Walker:
                     key = key_node.value
                 if key in out:
                     first = self.keys[(*at, key)]
-                    raise SpecError(f"duplicate key {key!r} (first defined at line {first[0]})",
+                    raise SpecError(f"duplicate key {as_yaml(key)} (first defined at line {first[0]})",
                                     place=_place(self.path, key_node), hint="remove one of the two")
                 self.keys[(*at, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 out[key] = self.value(value_node, (*at, key))
@@ -436,7 +461,7 @@ class _Walker:
         except (ValueError, KeyError, TypeError, OverflowError) as e:
             text = node.value if len(node.value) <= 40 else node.value[:37] + "..."
             implicit = not node.style and _RESOLVER.resolve(yaml.ScalarNode, node.value, (True, False)) == node.tag
-            raise SpecError(f"{text!r} does not read as {_TYPE_NAMES.get(node.tag, _short_tag(node.tag))}",
+            raise SpecError(f"{as_yaml(text)} does not read as {_TYPE_NAMES.get(node.tag, _short_tag(node.tag))}",
                             place=_place(self.path, node),
                             hint="quote it to keep it as text" if implicit else
                             f"remove the tag {_short_tag(node.tag)}, or quote the value to keep it as text") from e

@@ -22,7 +22,7 @@ import os
 import stat
 from pathlib import Path
 
-from generator.errors import Place, SpecError
+from generator.errors import Place, SpecError, as_yaml
 
 _HINT_INPUT = "make it a regular file inside the repository, or remove it"
 _HINT_OUTPUT = "remove it: meshgen writes real files and directories there"
@@ -120,6 +120,6 @@ def configured_problems(root: Path, paths: dict[str, str]) -> list[SpecError]:
         target = root / rel
         if Path(rel).is_absolute() or ".." in Path(rel).parts or not inside(root, target.parent if not
                                                                              target.exists() else target):
-            found.append(SpecError(f"paths.{name}: {rel!r} is outside the repository",
+            found.append(SpecError(f"paths.{name}: {as_yaml(rel)} is outside the repository",
                                    place=Place("meshgen.yaml"), hint="use a path relative to the repository root"))
     return found

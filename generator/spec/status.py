@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from generator.errors import Place, SpecError, SpecErrors
+from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.spec import paths, schema
 from generator.spec.loader import load_document
 
@@ -64,7 +64,7 @@ def _check_times(doc: Any) -> list[SpecError]:
             try:
                 datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError as e:
-                errors.append(SpecError(f"status.{'.'.join(keys)}: {value!r} is not a time: {e}",
+                errors.append(SpecError(f"status.{'.'.join(keys)}: {as_yaml(value)} is not a time: {e}",
                                         place=doc.place("status", *keys),
                                         hint="write an RFC 3339 time such as 2026-01-02T03:04:05Z"))
     return errors
