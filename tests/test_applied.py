@@ -353,3 +353,17 @@ def test_one_query_per_environment_sees_the_split_of_every_app(mesh_repo):
     assert report.queries == 1
     assert [o.decision.action.value for o in report.outcomes] == ["hold"] * 3
     assert all(o.decision.reason.startswith("waiting for 20 % to be applied") for o in report.outcomes)
+
+
+def test_an_applied_time_that_is_no_date_is_a_placed_error(tmp_path):
+    from generator.errors import SpecErrors
+    from generator.spec import status as status_files
+
+    st = progressing(25, applied={"weight": 25, "time": "2026-02-30T10:00:00Z"})
+    (tmp_path / "status" / "dev").mkdir(parents=True)
+    (tmp_path / "status" / "dev" / "ratings.yaml").write_bytes(status_files.dump_status("dev", "ratings", st))
+    with pytest.raises(SpecErrors) as caught:
+        status_files.load_status(tmp_path, "status/dev/ratings.yaml")
+    [error] = caught.value.errors
+    assert "status.applied.time: '2026-02-30T10:00:00Z' is not a time" in str(error.format())
+    assert error.place.path == "status/dev/ratings.yaml" and error.place.line > 1

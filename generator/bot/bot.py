@@ -360,7 +360,7 @@ def future_times(root: Path, rel: str, st: Mapping[str, Any] | None, now: dateti
     if not st:
         return []
     found = []
-    for keys in (("lastStepTime",), ("lastCheck", "time")):
+    for keys in (("lastStepTime",), ("lastCheck", "time"), ("applied", "time")):
         value: Any = st
         for key in keys:
             value = value.get(key) if isinstance(value, Mapping) else None
