@@ -18,6 +18,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from demo.fakemesh import FakeMesh
 from generator.bot import bot
 from generator.render import output, render
 from generator.rollout import decision, groups, promotion, windows
@@ -485,7 +486,25 @@ def group_repo(tmp_path: Path, git_remote, prometheus, namespace: str) -> tuple[
 
 
 def bot_log(remote: Path) -> list[str]:
-    return [s for s in reversed(git(remote, "log", "--format=%s", "main").splitlines()) if s.startswith("rollout ")]
+    """The bot's commits that move weights (those recording a weight seen applied left out)."""
+    return [s for s in reversed(git(remote, "log", "--format=%s", "main").splitlines())
+            if s.startswith("rollout ") and not s.endswith(" seen applied")]
+
+
+@pytest.fixture
+def follow(mesh_traffic):
+    """``follow(remote, namespace)``: a fake mesh serving books' and reviews' requests split by
+    the weights the remote commits in dev, applied at once."""
+    meshes: list[FakeMesh] = []
+
+    def make(remote: Path, namespace: str) -> None:
+        meshes.append(FakeMesh(mesh_traffic, remote))
+        for app in ("books", "reviews"):
+            meshes[-1].follow("dev", app, namespace, app, "v1", "v2", 80)
+
+    yield make
+    for mesh in meshes:
+        mesh.close()
 
 
 def tick_until(work: Path, done, timeout: float = 60.0) -> None:
@@ -508,11 +527,12 @@ def group_weights(remote: Path, namespace: str) -> list[set[int]]:
 
 
 @pytest.mark.prometheus
-def test_a_group_steps_together_in_one_commit_per_tick(tmp_path, git_remote, prometheus, mesh_traffic):
+def test_a_group_steps_together_in_one_commit_per_tick(tmp_path, git_remote, prometheus, mesh_traffic, follow):
     for app in ("books", "reviews"):
         for version in ("v1", "v2"):
-            mesh_traffic.set("grp-ok", app, version, rps=40, error_ratio=0.0, latency_ms=20)
+            mesh_traffic.set("grp-ok", app, version, error_ratio=0.0, latency_ms=20)
     remote, work = group_repo(tmp_path, git_remote, prometheus, "grp-ok")
+    follow(remote, "grp-ok")
     tick_until(work, lambda r: any(o.decision.action is Action.SUCCEED for o in r.commits))
     assert bot_log(remote) == [
         "rollout group shop (dev): start books v2, reviews v2, 0 % -> 20 %",
@@ -535,11 +555,12 @@ def test_a_group_steps_together_in_one_commit_per_tick(tmp_path, git_remote, pro
 
 @pytest.mark.prometheus
 def test_a_failing_member_holds_the_group_and_rolls_it_back_in_one_commit(tmp_path, git_remote, prometheus,
-                                                                          mesh_traffic):
+                                                                          mesh_traffic, follow):
     for app, errors in (("books", 0.0), ("reviews", 0.5)):
-        mesh_traffic.set("grp-bad", app, "v1", rps=40, error_ratio=0.0, latency_ms=20)
-        mesh_traffic.set("grp-bad", app, "v2", rps=40, error_ratio=errors, latency_ms=20)
+        mesh_traffic.set("grp-bad", app, "v1", error_ratio=0.0, latency_ms=20)
+        mesh_traffic.set("grp-bad", app, "v2", error_ratio=errors, latency_ms=20)
     remote, work = group_repo(tmp_path, git_remote, prometheus, "grp-bad")
+    follow(remote, "grp-bad")
     tick_until(work, lambda r: any(o.decision.action is Action.ROLLBACK for o in r.commits))
     log = bot_log(remote)
     assert log[0] == "rollout group shop (dev): start books v2, reviews v2, 0 % -> 20 %"

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from generator.bot import gates as bot_gates
 from generator.bot import lock, notify, vcs
+from generator.bot import sync as bot_sync
 from generator.bot.deadline import GIT_NETWORK_SECONDS, Deadline
 from generator.bot.prometheus import Prometheus
 from generator.errors import (
@@ -51,7 +52,7 @@ from generator.errors import (
     UsageError,
 )
 from generator.render import output, timelimit
-from generator.rollout import decision, gates, groups, metrics, promotion, windows
+from generator.rollout import applied, decision, gates, groups, metrics, promotion, windows
 from generator.rollout.decision import Action, Check, Decision, Rollout
 from generator.spec import paths as repo_paths
 from generator.spec import status
@@ -165,11 +166,15 @@ def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decis
     elif action is Action.PROMOTE:
         subject = f"rollout {where}: promote canary {canary} by hand, {before} % -> {after} %"
     elif action is Action.PAUSE:
-        subject = f"rollout {where}: pause canary {canary} at {after} %"
+        unapplied = ": not seen applied" if (old or {}).get("phase") == decision.PROGRESSING \
+            and not applied.is_applied(old) and str(st.get("message", "")).startswith("paused: ") else ""
+        subject = f"rollout {where}: pause canary {canary} at {after} %{unapplied}"
     elif action is Action.RESUME:
         subject = f"rollout {where}: resume canary {canary}, {before} % -> {after} %"
     elif action is Action.APPROVE:
         subject = f"rollout {where}: approve canary {canary} ({st.get('stable')} -> {canary})"
+    elif action is Action.APPLIED:
+        subject = f"rollout {where}: canary {canary} at {after} % seen applied"
     else:
         subject = f"rollout {where}: {action.value}, {before} % -> {after} %"
     body = [new.reason]
@@ -205,6 +210,7 @@ class _Rollout:
     gates: tuple[gates.Gate, ...] = ()
     status_of: Callable[[str], dict[str, Any] | None] | None = None  # this app's status in an environment
     group: str | None = None  # rollout.group
+    apply_timeout: tuple[float, str] = (600.0, applied.DEFAULT_APPLY_TIMEOUT)
 
     @property
     def previous_status(self) -> dict[str, Any] | None:
@@ -260,6 +266,7 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
             try:
                 rollout = Rollout.from_spec(block)
                 gated = gates.gates_of(block)
+                timeout = applied.apply_timeout(block)
             except (ValueError, KeyError) as e:
                 errors.append(SpecError(f"rollout: {e}", place=effective.place("spec", "rollout")))
                 continue
@@ -272,7 +279,7 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
                                   if len(before) == 1 else None,
                                   load, gated,
                                   lambda e, app=app: load(status.status_path(repo.rel("status"), e, app)),
-                                  str(group) if isinstance(group, str) and group else None))
+                                  str(group) if isinstance(group, str) and group else None, timeout))
     SpecErrors.collect(errors)
     return found
 
@@ -297,8 +304,13 @@ def prometheus_url(repo: Repo, env: str, override: str | None) -> str:
 
 def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str | None,
             report: TickReport, limit: Deadline | None = None,
-            clock: Callable[[], datetime] = utcnow) -> dict[str, Check]:
-    """Ask Prometheus what the due apps of one environment need; each query once."""
+            clock: Callable[[], datetime] = utcnow, watch: Sequence[_Rollout] = (),
+            observed: dict[str, applied.Observation] | None = None) -> dict[str, Check]:
+    """Ask Prometheus what the due apps of one environment need; each query once.
+
+    ``watch``: apps whose weight waits to be seen applied; their observed split (the shared
+    ``requests`` query over their interval) goes into ``observed``, by app.
+    """
     plans: dict[str, tuple[_Rollout, metrics.Target, metrics.Plan]] = {}
     errors = []
     for item in due:
@@ -312,7 +324,11 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
         except ValueError as e:
             errors.append(SpecError(f"rollout: {e}", place=item.effective.place("spec", "rollout", "analysis")))
     SpecErrors.collect(errors)
-    queries = list(dict.fromkeys(q for _, _, plan in plans.values() for q in plan.queries))
+    watched = {item.app: (metrics.target_of(item.app, env, item.effective.data, item.rollout),
+                          metrics.builtin_query(metrics.REQUESTS, metrics.promql_duration(item.rollout.interval)))
+               for item in watch}
+    queries = list(dict.fromkeys([q for _, _, plan in plans.values() for q in plan.queries]
+                                 + [q for _, q in watched.values()]))
     results: dict[str, metrics.Vector] = {}
     if queries:
         started = time.perf_counter()
@@ -330,6 +346,12 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
                                   f"(its Date header): windows ending at the bot's time would show traffic "
                                   f"that is not there yet or long gone; no check was made (hint: sync the "
                                   f"clock with NTP)")
+    for app, (target, promql) in watched.items():
+        if observed is not None and promql in results:
+            found = results[promql]
+            observed[app] = applied.Observation(metrics.pick_series(found, target, target.canary).value,
+                                                metrics.pick_series(found, target, target.stable).value,
+                                                promql.split("[")[-1].split("]")[0])
     return {app: metrics.evaluate(item.rollout, target, plan, results) for app, (item, target, plan) in plans.items()}
 
 
@@ -339,7 +361,7 @@ def future_times(root: Path, rel: str, st: Mapping[str, Any] | None, now: dateti
     if not st:
         return []
     found = []
-    for keys in (("lastStepTime",), ("lastCheck", "time")):
+    for keys in (("lastStepTime",), ("lastCheck", "time"), ("applied", "time")):
         value: Any = st
         for key in keys:
             value = value.get(key) if isinstance(value, Mapping) else None
@@ -405,9 +427,17 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
             if found:
                 future[item.app] = found
                 report.problems.extend(found)
-        due = [i for i in group if i.app not in future and decision.check_due(i.rollout, i.status, now)]
+        env_spec = (repo.environments[env].data.get("spec") or {}) if env in repo.environments else {}
+        synced = bot_sync.configured(env_spec)
+        waits = {i.app for i in group if i.app not in future
+                 and applied.waiting(i.rollout, i.status, i.rollout.policy != "time" or synced)}
+        due = [i for i in group if i.app not in future and i.app not in waits
+               and decision.check_due(i.rollout, i.status, now)]
+        watch = [i for i in group if i.app in waits and i.rollout.policy != "time"]
+        observed: dict[str, applied.Observation] = {}
         try:
-            checks = _checks(repo, env, due, now, url, report, limit, clock) if due else {}
+            checks = _checks(repo, env, due, now, url, report, limit, clock, watch, observed) \
+                if due or watch else {}
         except PrometheusError as e:
             report.failed_envs[env] = e
             log.error("environment %s skipped: %s", env, e)
@@ -418,9 +448,20 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
             if item.app in future:
                 continue
             admission = item.admission(now, window)
-            asked = _ask_gates(item, gates.due(item.gates, item.rollout, item.status, now, admission), item.status,
-                               dry_run, limit)
-            made = gates.decide(item.rollout, env, item.status, checks.get(item.app), now, admission, asked)
+            pending = None
+            if item.app in waits:
+                commit = _weight_commit(repo.root, item.status_path)
+                pending = applied.Pending(
+                    observed.get(item.app) if item.rollout.policy != "time" else None,
+                    bot_sync.ask(env_spec, item.app, commit, lambda a, b: _is_ancestor(repo.root, a, b),
+                                 timeout=_sync_budget(limit)) if synced else None,
+                    commit, bot_sync.source_of(env_spec, item.app))
+            asked = [] if pending else _ask_gates(
+                item, gates.due(item.gates, item.rollout, item.status, now, admission), item.status, dry_run, limit)
+            made = applied.decide(
+                item.rollout, item.status, pending, now, *item.apply_timeout,
+                rest=lambda item=item, admission=admission, asked=asked: gates.decide(
+                    item.rollout, env, item.status, checks.get(item.app), now, admission, asked))
             decided.append((item, windows.gate(made, item.status, window, env), asked))
         decided = _as_groups(decided, now)
         for item, made, asked in decided:
@@ -429,6 +470,34 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
                                     webhook_url_env=item.rollout.webhook_url_env, gate_results=asked, item=item))
     _with_waves(outcomes, now)
     return outcomes
+
+
+def _sync_budget(limit: Deadline | None) -> float:
+    """Seconds one question to Argo CD or Flux may take: its own bound, never past the tick's deadline."""
+    if limit is None:
+        return bot_sync.DEFAULT_TIMEOUT
+    if limit.remaining() <= 0:
+        raise limit.exceeded("before asking the environment's Argo CD or Flux whether a weight is applied")
+    return min(bot_sync.DEFAULT_TIMEOUT, limit.remaining())
+
+
+def _weight_commit(root: Path, rel: str) -> str | None:
+    """The SHA of the last commit that changed the status file ``rel`` (the one that set the
+    current weight, while it waits to be applied), or ``None`` outside git."""
+    try:
+        return vcs.git.Repo(root).git.log("-1", "--format=%H", "--", rel).strip() or None
+    except Exception:  # GitPython raises several types; no commit is no evidence
+        return None
+
+
+def _is_ancestor(root: Path, older: str, newer: str) -> bool | None:
+    """Whether ``older`` is ``newer`` or its ancestor; ``None`` when the clone lacks ``newer``."""
+    try:
+        repo = vcs.git.Repo(root)
+        repo.commit(newer)
+        return bool(repo.is_ancestor(older, newer))
+    except Exception:  # unknown commit
+        return None
 
 
 def _as_groups(decided: list[tuple[_Rollout, Decision, list[gates.GateResult]]], now: datetime
@@ -552,6 +621,8 @@ def group_commit_message(group: str, members: Sequence[Outcome], messages: Seque
     canaries = ", ".join(f"{o.app} {o.decision.status.get('canary')}" for o in members)
     if actions == {Action.SUCCEED}:
         subject = f"rollout group {group} ({env}): canaries {canaries} succeeded at 100 %"
+    elif actions == {Action.APPLIED} and len(weights) == 1:
+        subject = f"rollout group {group} ({env}): canaries {canaries} at {next(iter(weights))[1]} % seen applied"
     elif len(actions) == 1 and len(weights) == 1 and next(iter(actions)) in verbs:
         (before, after), = weights
         subject = f"rollout group {group} ({env}): {verbs[next(iter(actions))]} {canaries}, {before} % -> {after} %"

@@ -174,6 +174,11 @@ def _status_table(rows: list) -> None:
         step_ = f"{index + 1}/{len(spec.steps)}" if index >= 0 else f"0/{len(spec.steps)}"
         last = st.get("lastCheck") or {}
         checked = f"{last.get('time', '')} {last.get('verdict', '')}".strip() or "-"
+        seen = st.get("applied") or {}
+        if seen.get("weight") == weight and seen.get("time"):
+            checked += f"; {weight} % applied {seen['time']}"
+        elif st.get("phase") == decision.PROGRESSING and spec.policy != "time":
+            checked += f"; {weight} % not yet seen applied"
         table.add_row(app, env, str(st.get("phase")), split, step_,
                       f"{st.get('failedChecks', 0)}/{spec.failure_limit}", checked,
                       decision.format_metrics(last.get("metrics") or {}))
