@@ -59,7 +59,7 @@ from demo.gateserver import GateServer  # noqa: E402
 INTERVAL = "10s"
 SOAK = "5s"
 DEADLINE = 300.0  # seconds; the first part normally ends after about two minutes
-GROUP_INTERVAL = "4s"  # the group's rollout: two steps in dev, then two in each cluster of the wave
+GROUP_INTERVAL = "3s"  # the group's rollout: two steps in dev, then two in each cluster of the wave
 GROUP_DEADLINE = 150.0
 APPLY_DELAY = 3.0  # seconds from a pushed commit to the fake mesh applying its weight
 RPS = 60.0  # requests per second to each service, split by the applied weight
