@@ -94,7 +94,8 @@ def build(base: Path, ns: str, n: int, url: str) -> Path:
     for i in range(n):
         (root / "apps" / f"app-{i:04d}.yaml").write_text(APP.format(i=f"{i:04d}", ns=ns, interval=INTERVAL))
         st = {"phase": "Progressing", "stable": "v1", "canary": "v2", "canaryWeight": 10, "stepIndex": 0,
-              "failedChecks": 0, "lastStepTime": due}
+              "failedChecks": 0, "lastStepTime": due,
+              "applied": {"weight": 10, "time": due}}  # seen applied: the check is due
         path = root / status.status_path("status", "bench", f"app-{i:04d}")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(status.dump_status("bench", f"app-{i:04d}", st))

@@ -113,6 +113,102 @@ class MeshTraffic:
         return ("\n".join(lines + histogram) + "\n").encode()
 
 
+class FakeMesh:
+    """The fake mesh's control plane: it applies the canary weight that the remote's branch
+    commits, ``delay`` seconds after it first sees the commit, like Argo CD or Flux syncing a
+    cluster, by splitting each followed app's request rate in :class:`MeshTraffic` by it.
+
+    A background thread reads ``status/<env>/<app>.yaml`` on ``branch`` of the bare ``remote``
+    (``git show``) every ``poll`` seconds; :meth:`freeze` stops applying an app's new weights
+    (a sync that never happens) until :meth:`thaw`.
+    """
+
+    def __init__(self, traffic: MeshTraffic, remote: Path, *, delay: float = 0.0, poll: float = 0.2,
+                 branch: str = "main") -> None:
+        self.traffic = traffic
+        self.remote = Path(remote)
+        self.delay = delay
+        self.branch = branch
+        self.applied: dict[tuple[str, str], int] = {}
+        self._apps: dict[tuple[str, str], tuple[str, str, str, str, float]] = {}
+        self._seen: dict[tuple[str, str], tuple[int, float]] = {}
+        self._frozen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(poll,), name="fake-mesh", daemon=True)
+        self._thread.start()
+
+    def follow(self, env: str, app: str, namespace: str, service: str, stable: str, canary: str,
+               rps: float) -> None:
+        """Split ``rps`` requests per second of ``service`` between ``stable`` and ``canary`` by the
+        weight applied for ``app`` in ``env`` (0 % until a commit says otherwise)."""
+        with self._lock:
+            self._apps[(env, app)] = (namespace, service, stable, canary, rps)
+        self._apply((env, app), self._weight(env, app) if self.delay == 0 else 0)
+
+    def unfollow(self, env: str, app: str) -> None:
+        """Stop setting the request rates of ``app`` in ``env`` (they stay as last applied)."""
+        with self._lock:
+            self._apps.pop((env, app), None)
+
+    def freeze(self, env: str, app: str) -> None:
+        """Apply no new weight of ``app`` in ``env`` (a stuck sync)."""
+        self._frozen.add((env, app))
+
+    def thaw(self, env: str, app: str) -> None:
+        self._frozen.discard((env, app))
+
+    def _weight(self, env: str, app: str) -> int:
+        proc = subprocess.run(["git", f"--git-dir={self.remote}", "show", f"{self.branch}:status/{env}/{app}.yaml"],
+                              capture_output=True, text=True)
+        weight, canary_of_status = 0, None
+        for line in proc.stdout.splitlines() if proc.returncode == 0 else ():
+            key, _, value = line.strip().partition(":")
+            if key == "canaryWeight":
+                weight = int(value)
+            elif key == "canary" and line.startswith("  canary:"):
+                canary_of_status = value.strip()
+            elif key == "phase" and value.strip() == "Waiting":
+                return 0
+        with self._lock:
+            followed = self._apps.get((env, app))
+        if followed and canary_of_status not in (None, followed[3]):
+            return 0
+        return weight
+
+    def _apply(self, key: tuple[str, str], weight: int) -> None:
+        with self._lock:
+            namespace, service, stable, canary, rps = self._apps[key]
+            self.applied[key] = weight
+        self.traffic.set(namespace, service, stable, rps=rps * (100 - weight) / 100)
+        self.traffic.set(namespace, service, canary, rps=rps * weight / 100)
+
+    def _run(self, poll: float) -> None:
+        while not self._stop.wait(poll):
+            with self._lock:
+                keys = list(self._apps)
+            for key in keys:
+                if key in self._frozen:
+                    continue
+                weight = self._weight(*key)
+                now = time.monotonic()
+                if key not in self._apps:
+                    continue
+                if weight == self.applied.get(key):
+                    self._seen.pop(key, None)
+                    continue
+                seen = self._seen.get(key)
+                if seen is None or seen[0] != weight:
+                    self._seen[key] = (weight, now)
+                    seen = self._seen[key]
+                if now - seen[1] >= self.delay:
+                    self._apply(key, weight)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 class MetricsEndpoint:
     """A threaded HTTP server on 127.0.0.1 serving ``traffic`` at ``/metrics``."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from demo.fakemesh import free_port
+from demo.fakemesh import FakeMesh, free_port
 from generator.bot import bot
 from generator.render import output, render
 from tests.conftest import ROOT, build_file_tree, run_meshgen
@@ -65,31 +65,49 @@ def rollout_block(**extra):
 NO_PROMETHEUS = "http://127.0.0.1:9"
 
 
+#: Requests per second to ratings, split by the weight the fake mesh has applied.
+RPS = 80
+
+
 @pytest.fixture
 def config(tmp_path, git_remote, request):
-    """``make(namespace, url=None, **rollout)``: a rendered config repo pushed to a bare
-    remote, its environment's Prometheus the session's real one unless ``url`` is given;
-    returns ``(remote, bot_clone)``."""
+    """``make(namespace, url=None, rps=RPS, **rollout)``: a rendered config repo pushed to a
+    bare remote, its environment's Prometheus the session's real one unless ``url`` is given;
+    returns ``(remote, bot_clone)``. With the real Prometheus, a :class:`FakeMesh` serves
+    ``rps`` requests per second split by the weight the remote commits, applied at once (the
+    mesh is ``make.mesh``)."""
+    meshes: list[FakeMesh] = []
 
-    def make(namespace: str, url: str | None = None, **extra) -> tuple[Path, Path]:
+    def make(namespace: str, url: str | None = None, rps: float = RPS, **extra) -> tuple[Path, Path]:
+        follow = url is None
         url = url or request.getfixturevalue("prometheus").url
         tree = build_file_tree(tmp_path / "bot", {
             "apps/ratings.yaml": APP.format(namespace=namespace, rollout=rollout_block(**extra)),
             "environments/dev.yaml": ENV.format(url=url)})
         output.write_rendering(tree, render.render_repo(tree))
-        return git_remote(tree)
+        remote, work = git_remote(tree)
+        if follow:
+            meshes.append(FakeMesh(request.getfixturevalue("mesh_traffic"), remote))
+            meshes[-1].follow("dev", "ratings", namespace, "ratings", "v1", "v2", rps)
+            make.mesh = meshes[-1]
+        return remote, work
 
-    return make
+    yield make
+    for mesh in meshes:
+        mesh.close()
 
 
 def healthy(traffic, namespace, v2_errors=0.0):
-    traffic.set(namespace, "ratings", "v1", rps=40, error_ratio=0.0, latency_ms=20)
-    traffic.set(namespace, "ratings", "v2", rps=40, error_ratio=v2_errors, latency_ms=20)
+    """Errors and latency of both versions; their request rates follow the applied weight."""
+    traffic.set(namespace, "ratings", "v1", error_ratio=0.0, latency_ms=20)
+    traffic.set(namespace, "ratings", "v2", error_ratio=v2_errors, latency_ms=20)
 
 
-def bot_log(remote: Path) -> list[str]:
-    """Subjects of the bot's commits on the remote's main, oldest first."""
-    return [s for s in reversed(git(remote, "log", "--format=%s", "main").splitlines()) if s.startswith("rollout ")]
+def bot_log(remote: Path, applied: bool = False) -> list[str]:
+    """Subjects of the bot's commits on the remote's main, oldest first; those that record a
+    weight seen applied only with ``applied``."""
+    return [s for s in reversed(git(remote, "log", "--format=%s", "main").splitlines())
+            if s.startswith("rollout ") and (applied or not s.endswith(" seen applied"))]
 
 
 def remote_status(remote: Path) -> dict:
@@ -161,32 +179,36 @@ def test_failing_canary_rolls_back_after_failure_limit(config, mesh_traffic):
 
 @pytest.mark.prometheus
 def test_no_data_holds_and_commits_nothing(config, mesh_traffic):
-    remote, work = config("e2e-nodata")  # no traffic at all for this service
+    remote, work = config("e2e-nodata", rps=0)  # no traffic at all for this service
     first = bot.tick(work, push=True)
     assert [o.decision.action.value for o in first.commits] == ["start"]
     time.sleep(WAIT)
     report = bot.tick(work, push=True)
     assert [o.decision.action.value for o in report.outcomes] == ["hold"]
-    assert "no requests to v2" in report.outcomes[0].decision.reason
-    assert report.commits == [] and report.queries == 2
+    # without traffic the new weight cannot be seen applied: one query (the split), no check
+    assert report.outcomes[0].decision.reason == \
+        "waiting for 20 % to be applied; no requests to either version in the last 3s"
+    assert report.commits == [] and report.queries == 1
     assert bot_log(remote) == ["rollout ratings (dev): start canary v2, 0 % -> 20 %"]
     assert git(work, "status", "--porcelain") == ""
 
 
 @pytest.mark.prometheus
 def test_too_few_requests_hold(config, mesh_traffic):
-    mesh_traffic.set("e2e-few", "ratings", "v2", rps=1)
-    remote, work = config("e2e-few")
+    remote, work = config("e2e-few", rps=5)  # v2 gets 1 request per second at 20 %
     bot.tick(work, push=True)
     time.sleep(WAIT)
     reports = tick_until(work, lambda r: "fewer than" in r.outcomes[0].decision.reason, timeout=10)
-    assert {o.decision.action.value for r in reports for o in r.outcomes} == {"hold"}
+    # the 20 % is seen applied (a commit), then its checks hold: nothing steps
+    assert {o.decision.action.value for r in reports for o in r.outcomes} <= {"applied", "nothing", "hold"}
     assert "requests to v2 in the last 3s, fewer than minRequests 20" in reports[-1].outcomes[0].decision.reason
     assert len(bot_log(remote)) == 1
 
 
 def _start_and_wait(work: Path, seconds: float = WAIT) -> None:
+    """Start, tick until the first weight is seen applied (its analysis window starts), wait."""
     assert [o.decision.action.value for o in bot.tick(work, push=True).commits] == ["start"]
+    tick_until(work, lambda r: any(o.decision.action.value == "applied" for o in r.commits), timeout=20)
     time.sleep(seconds)
 
 
@@ -270,7 +292,7 @@ exit 0
     time.sleep(WAIT)
     report = tick_until(work, lambda r: bool(r.commits))[-1]
     assert report.attempts == 2 and [o.decision.action.value for o in report.commits] == ["step"]
-    subjects = git(remote, "log", "--format=%s", "main").splitlines()
+    subjects = [s for s in git(remote, "log", "--format=%s", "main").splitlines() if not s.endswith(" seen applied")]
     assert subjects[:4] == ["rollout ratings (dev): step canary v2, 20 % -> 50 %", "dev: owner note",
                             "ratings: timeout 7s", "rollout ratings (dev): start canary v2, 0 % -> 20 %"]
     vs = git(remote, "show", "main:rendered/dev/e2e-human/ratings/virtualservice.yaml")
@@ -475,5 +497,6 @@ def test_a_dry_run_metric_is_recorded_in_status_and_commit_but_never_decides(con
     assert run_meshgen("validate", cwd=work).returncode == 0
     [timeline] = json.loads(run_meshgen("rollout", "history", "ratings", "--output", "json", cwd=work,
                                         check=True).stdout)["rollouts"]
-    assert [e["kind"] for e in timeline["events"]] == ["start", "step"]
-    assert timeline["events"][1]["check"]["dryRun"]["request-duration-p99"]["verdict"] == "fail"
+    assert [e["kind"] for e in timeline["events"]] == ["start", "applied", "step"]
+    assert timeline["events"][1]["applied"]["weight"] == 50 and timeline["events"][1]["applied"]["requests"] > 0
+    assert timeline["events"][2]["check"]["dryRun"]["request-duration-p99"]["verdict"] == "fail"

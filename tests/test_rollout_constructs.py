@@ -11,6 +11,7 @@ import yaml
 
 from generator.bot import bot
 from generator.render import output, render
+from demo.fakemesh import FakeMesh
 from tests.conftest import build_file_tree
 from tests.promfixtures import git, wait_until
 
@@ -83,11 +84,28 @@ spec:
 """
 
 
-def make(tmp_path: Path, git_remote, url: str, apps: dict[str, str], ns: str) -> tuple[Path, Path]:
+@pytest.fixture
+def meshes():
+    """The fake meshes a test starts (closed after it)."""
+    started: list[FakeMesh] = []
+    yield started
+    for mesh in started:
+        mesh.close()
+
+
+def make(tmp_path: Path, git_remote, url: str, apps: dict[str, str], ns: str,
+         traffic=None, meshes: list | None = None, follow: tuple[str, str] = ("ratings", "ratings")) -> tuple[Path, Path]:
+    """The apps pushed to a bare remote; with ``traffic``, a :class:`FakeMesh` applies the
+    weight the remote commits for the app ``follow[0]`` (requests of service ``follow[1]``) at once."""
     files = {f"apps/{name}.yaml": text.format(ns=ns, rollout=ROLLOUT) for name, text in apps.items()}
     tree = build_file_tree(tmp_path / "bot", {**files, "environments/dev.yaml": ENV.format(url=url)})
     output.write_rendering(tree, render.render_repo(tree))
-    return git_remote(tree)
+    remote, work = git_remote(tree)
+    if traffic is not None:
+        mesh = FakeMesh(traffic, remote)
+        meshes.append(mesh)
+        mesh.follow("dev", follow[0], ns, follow[1], "v1", "v2", 40)
+    return remote, work
 
 
 def run_to_success(work: Path) -> None:
@@ -108,9 +126,9 @@ def healthy(traffic, ns: str, service: str = "ratings") -> None:
 
 
 @pytest.mark.prometheus
-def test_canary_on_one_route_of_a_fan_out_virtualservice(tmp_path, git_remote, prometheus, mesh_traffic):
+def test_canary_on_one_route_of_a_fan_out_virtualservice(tmp_path, git_remote, prometheus, mesh_traffic, meshes):
     healthy(mesh_traffic, "fanout")
-    remote, work = make(tmp_path, git_remote, prometheus.url, {"ratings": FAN_OUT}, "fanout")
+    remote, work = make(tmp_path, git_remote, prometheus.url, {"ratings": FAN_OUT}, "fanout", mesh_traffic, meshes)
     run_to_success(work)
     http = {r["name"]: r["route"] for r in rendered_vs(remote, "fanout", "ratings")["http"]}
     assert [(d["destination"]["subset"], d["weight"]) for d in http["default"]] == [("v2", 100)]
@@ -118,9 +136,9 @@ def test_canary_on_one_route_of_a_fan_out_virtualservice(tmp_path, git_remote, p
 
 
 @pytest.mark.prometheus
-def test_canary_on_a_tcp_route(tmp_path, git_remote, prometheus, mesh_traffic):
+def test_canary_on_a_tcp_route(tmp_path, git_remote, prometheus, mesh_traffic, meshes):
     healthy(mesh_traffic, "tcpcanary")
-    remote, work = make(tmp_path, git_remote, prometheus.url, {"ratings": TCP}, "tcpcanary")
+    remote, work = make(tmp_path, git_remote, prometheus.url, {"ratings": TCP}, "tcpcanary", mesh_traffic, meshes)
     weights = []
 
     def once() -> bool:
@@ -136,10 +154,11 @@ def test_canary_on_a_tcp_route(tmp_path, git_remote, prometheus, mesh_traffic):
 
 
 @pytest.mark.prometheus
-def test_canary_on_the_subsets_of_another_apps_host(tmp_path, git_remote, prometheus, mesh_traffic):
+def test_canary_on_the_subsets_of_another_apps_host(tmp_path, git_remote, prometheus, mesh_traffic, meshes):
     healthy(mesh_traffic, "shared")  # the canary's requests are labelled with the shared host's service
     remote, work = make(tmp_path, git_remote, prometheus.url,
-                        {"ratings": SHARED_OWNER, "front": SHARED_FRONT}, "shared")
+                        {"ratings": SHARED_OWNER, "front": SHARED_FRONT}, "shared", mesh_traffic, meshes,
+                        follow=("front", "ratings"))
     run_to_success(work)
     route = rendered_vs(remote, "shared", "front")["http"][0]["route"]
     assert route == [{"destination": {"host": "ratings.shared.svc.cluster.local", "subset": "v2"}, "weight": 100}]

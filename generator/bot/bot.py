@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from generator.bot import gates as bot_gates
 from generator.bot import lock, notify, vcs
+from generator.bot import sync as bot_sync
 from generator.bot.deadline import GIT_NETWORK_SECONDS, Deadline
 from generator.bot.prometheus import Prometheus
 from generator.errors import (
@@ -51,7 +52,7 @@ from generator.errors import (
     UsageError,
 )
 from generator.render import output, timelimit
-from generator.rollout import decision, gates, metrics, promotion
+from generator.rollout import applied, decision, gates, groups, metrics, promotion, windows
 from generator.rollout.decision import Action, Check, Decision, Rollout
 from generator.spec import paths as repo_paths
 from generator.spec import status
@@ -165,11 +166,15 @@ def commit_message(env: str, app: str, old: Mapping[str, Any] | None, new: Decis
     elif action is Action.PROMOTE:
         subject = f"rollout {where}: promote canary {canary} by hand, {before} % -> {after} %"
     elif action is Action.PAUSE:
-        subject = f"rollout {where}: pause canary {canary} at {after} %"
+        unapplied = ": not seen applied" if (old or {}).get("phase") == decision.PROGRESSING \
+            and not applied.is_applied(old) and str(st.get("message", "")).startswith("paused: ") else ""
+        subject = f"rollout {where}: pause canary {canary} at {after} %{unapplied}"
     elif action is Action.RESUME:
         subject = f"rollout {where}: resume canary {canary}, {before} % -> {after} %"
     elif action is Action.APPROVE:
         subject = f"rollout {where}: approve canary {canary} ({st.get('stable')} -> {canary})"
+    elif action is Action.APPLIED:
+        subject = f"rollout {where}: canary {canary} at {after} % seen applied"
     else:
         subject = f"rollout {where}: {action.value}, {before} % -> {after} %"
     body = [new.reason]
@@ -203,18 +208,33 @@ class _Rollout:
     previous_path: str | None = None
     read: Callable[[str], dict[str, Any] | None] | None = None
     gates: tuple[gates.Gate, ...] = ()
+    status_of: Callable[[str], dict[str, Any] | None] | None = None  # this app's status in an environment
+    group: str | None = None  # rollout.group
+    apply_timeout: tuple[float, str] = (600.0, applied.DEFAULT_APPLY_TIMEOUT)
 
     @property
     def previous_status(self) -> dict[str, Any] | None:
         """The status of the environment before this one in the pipeline (read when asked)."""
         return self.read(self.previous_path) if self.read and self.previous_path else None
 
-    def admission(self, now: datetime) -> promotion.Admission | None:
-        """The pipeline's word on starting this pair at ``now``; ``None`` once it has started."""
+    def statuses(self) -> dict[str, dict[str, Any] | None] | None:
+        """This app's status in each environment of its pipeline (``None`` without one)."""
+        if self.pipeline is None or self.status_of is None:
+            return None
+        return {env: (self.status if env == self.env else self.status_of(env)) for env in self.pipeline.order}
+
+    def admission(self, now: datetime, window: windows.State = windows.OPEN) -> promotion.Admission | None:
+        """The pipeline's word on starting this pair at ``now``, closed too while the
+        environment's promotion ``window`` is; ``None`` once it has started."""
         if not promotion.not_started(self.status, self.rollout.stable, self.rollout.canary):
             return None
-        return promotion.admit(self.pipeline, self.app, self.env, self.rollout.stable, self.rollout.canary,
-                               self.previous_status, self.status, now)
+        admitted = promotion.admit(self.pipeline, self.app, self.env, self.rollout.stable, self.rollout.canary,
+                                   self.previous_status, self.status, now, statuses=self.statuses())
+        if window.open:
+            return admitted
+        closed = f"{self.env} is {window.reason}"
+        return admitted._replace(open=False, reason=f"{admitted.reason}; {closed}" if admitted.reason
+                                 and not admitted.open else closed)
 
 
 def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None) -> list[_Rollout]:
@@ -246,15 +266,20 @@ def _rollouts(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None
             try:
                 rollout = Rollout.from_spec(block)
                 gated = gates.gates_of(block)
+                timeout = applied.apply_timeout(block)
             except (ValueError, KeyError) as e:
                 errors.append(SpecError(f"rollout: {e}", place=effective.place("spec", "rollout")))
                 continue
             rel = status.status_path(repo.rel("status"), env, app)
             pipeline = pipelines.get(app)
-            previous = pipeline.previous(env) if pipeline else None
+            before = pipeline.previous_wave(env) if pipeline else ()
+            group = block.get("group")
             found.append(_Rollout(env, app, effective, rollout, rel, load(rel), pipeline,
-                                  status.status_path(repo.rel("status"), previous, app) if previous else None,
-                                  load, gated))
+                                  status.status_path(repo.rel("status"), before[0], app)
+                                  if len(before) == 1 else None,
+                                  load, gated,
+                                  lambda e, app=app: load(status.status_path(repo.rel("status"), e, app)),
+                                  str(group) if isinstance(group, str) and group else None, timeout))
     SpecErrors.collect(errors)
     return found
 
@@ -279,8 +304,13 @@ def prometheus_url(repo: Repo, env: str, override: str | None) -> str:
 
 def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str | None,
             report: TickReport, limit: Deadline | None = None,
-            clock: Callable[[], datetime] = utcnow) -> dict[str, Check]:
-    """Ask Prometheus what the due apps of one environment need; each query once."""
+            clock: Callable[[], datetime] = utcnow, watch: Sequence[_Rollout] = (),
+            observed: dict[str, applied.Observation] | None = None) -> dict[str, Check]:
+    """Ask Prometheus what the due apps of one environment need; each query once.
+
+    ``watch``: apps whose weight waits to be seen applied; their observed split (the shared
+    ``requests`` query over their interval) goes into ``observed``, by app.
+    """
     plans: dict[str, tuple[_Rollout, metrics.Target, metrics.Plan]] = {}
     errors = []
     for item in due:
@@ -294,7 +324,11 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
         except ValueError as e:
             errors.append(SpecError(f"rollout: {e}", place=item.effective.place("spec", "rollout", "analysis")))
     SpecErrors.collect(errors)
-    queries = list(dict.fromkeys(q for _, _, plan in plans.values() for q in plan.queries))
+    watched = {item.app: (metrics.target_of(item.app, env, item.effective.data, item.rollout),
+                          metrics.builtin_query(metrics.REQUESTS, metrics.promql_duration(item.rollout.interval)))
+               for item in watch}
+    queries = list(dict.fromkeys([q for _, _, plan in plans.values() for q in plan.queries]
+                                 + [q for _, q in watched.values()]))
     results: dict[str, metrics.Vector] = {}
     if queries:
         started = time.perf_counter()
@@ -312,6 +346,12 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
                                   f"(its Date header): windows ending at the bot's time would show traffic "
                                   f"that is not there yet or long gone; no check was made (hint: sync the "
                                   f"clock with NTP)")
+    for app, (target, promql) in watched.items():
+        if observed is not None and promql in results:
+            found = results[promql]
+            observed[app] = applied.Observation(metrics.pick_series(found, target, target.canary).value,
+                                                metrics.pick_series(found, target, target.stable).value,
+                                                promql.split("[")[-1].split("]")[0])
     return {app: metrics.evaluate(item.rollout, target, plan, results) for app, (item, target, plan) in plans.items()}
 
 
@@ -321,7 +361,7 @@ def future_times(root: Path, rel: str, st: Mapping[str, Any] | None, now: dateti
     if not st:
         return []
     found = []
-    for keys in (("lastStepTime",), ("lastCheck", "time")):
+    for keys in (("lastStepTime",), ("lastCheck", "time"), ("applied", "time")):
         value: Any = st
         for key in keys:
             value = value.get(key) if isinstance(value, Mapping) else None
@@ -387,6 +427,7 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
                 url: str | None, report: TickReport, dry_run: bool = False, limit: Deadline | None = None,
                 clock: Callable[[], datetime] = utcnow) -> list[Outcome]:
     items = _rollouts(repo, envs, apps)
+    states = windows.states(promotion.windows_of(repo), now)
     outcomes: list[Outcome] = []
     by_env: dict[str, list[_Rollout]] = {}
     for item in items:
@@ -398,24 +439,108 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
             if found:
                 future[item.app] = found
                 report.problems.extend(found)
-        due = [i for i in group if i.app not in future and decision.check_due(i.rollout, i.status, now)]
+        env_spec = (repo.environments[env].data.get("spec") or {}) if env in repo.environments else {}
+        synced = bot_sync.configured(env_spec)
+        waits = {i.app for i in group if i.app not in future
+                 and applied.waiting(i.rollout, i.status, i.rollout.policy != "time" or synced)}
+        due = [i for i in group if i.app not in future and i.app not in waits
+               and decision.check_due(i.rollout, i.status, now)]
+        watch = [i for i in group if i.app in waits and i.rollout.policy != "time"]
+        observed: dict[str, applied.Observation] = {}
         try:
-            checks = _checks(repo, env, due, now, url, report, limit, clock) if due else {}
+            checks = _checks(repo, env, due, now, url, report, limit, clock, watch, observed) \
+                if due or watch else {}
         except PrometheusError as e:
             report.failed_envs[env] = e
             log.error("environment %s skipped: %s", env, e)
             continue
+        window = states.get(env, windows.OPEN)
+        decided: list[tuple[_Rollout, Decision, list[gates.GateResult]]] = []
         for item in group:
             if item.app in future:
                 continue
-            admission = item.admission(now)
-            asked = _ask_gates(item, gates.due(item.gates, item.rollout, item.status, now, admission), item.status,
-                               dry_run, limit)
-            made = gates.decide(item.rollout, env, item.status, checks.get(item.app), now, admission, asked)
+            admission = item.admission(now, window)
+            pending = None
+            if item.app in waits:
+                commit = _weight_commit(repo.root, item.status_path)
+                pending = applied.Pending(
+                    observed.get(item.app) if item.rollout.policy != "time" else None,
+                    bot_sync.ask(env_spec, item.app, commit, lambda a, b: _is_ancestor(repo.root, a, b),
+                                 timeout=_sync_budget(limit)) if synced else None,
+                    commit, bot_sync.source_of(env_spec, item.app))
+            asked = [] if pending else _ask_gates(
+                item, gates.due(item.gates, item.rollout, item.status, now, admission), item.status, dry_run, limit)
+            made = applied.decide(
+                item.rollout, item.status, pending, now, *item.apply_timeout,
+                rest=lambda item=item, admission=admission, asked=asked: gates.decide(
+                    item.rollout, env, item.status, checks.get(item.app), now, admission, asked))
+            decided.append((item, windows.gate(made, item.status, window, env), asked))
+        decided = _as_groups(decided, now)
+        for item, made, asked in decided:
             made = promotion.with_stop_note(made, item.pipeline, env)
             outcomes.append(Outcome(env, item.app, item.status, made, failure_limit=item.rollout.failure_limit,
                                     webhook_url_env=item.rollout.webhook_url_env, gate_results=asked, item=item))
+    _with_waves(outcomes, now)
     return outcomes
+
+
+def _sync_budget(limit: Deadline | None) -> float:
+    """Seconds one question to Argo CD or Flux may take: its own bound, never past the tick's deadline."""
+    if limit is None:
+        return bot_sync.DEFAULT_TIMEOUT
+    if limit.remaining() <= 0:
+        raise limit.exceeded("before asking the environment's Argo CD or Flux whether a weight is applied")
+    return min(bot_sync.DEFAULT_TIMEOUT, limit.remaining())
+
+
+def _weight_commit(root: Path, rel: str) -> str | None:
+    """The SHA of the last commit that changed the status file ``rel`` (the one that set the
+    current weight, while it waits to be applied), or ``None`` outside git."""
+    try:
+        return vcs.git.Repo(root).git.log("-1", "--format=%H", "--", rel).strip() or None
+    except Exception:  # GitPython raises several types; no commit is no evidence
+        return None
+
+
+def _is_ancestor(root: Path, older: str, newer: str) -> bool | None:
+    """Whether ``older`` is ``newer`` or its ancestor; ``None`` when the clone lacks ``newer``."""
+    try:
+        repo = vcs.git.Repo(root)
+        repo.commit(newer)
+        return bool(repo.is_ancestor(older, newer))
+    except Exception:  # unknown commit
+        return None
+
+
+def _as_groups(decided: list[tuple[_Rollout, Decision, list[gates.GateResult]]], now: datetime
+               ) -> list[tuple[_Rollout, Decision, list[gates.GateResult]]]:
+    """The decisions of one environment with its rollout groups' rules applied
+    (:func:`generator.rollout.groups.combine`): members start, step and roll back together."""
+    members: dict[str, dict[str, groups.Member]] = {}
+    for item, made, _ in decided:
+        if item.group:
+            members.setdefault(item.group, {})[item.app] = groups.Member(item.rollout, item.status, made)
+    combined = {(name, app): made for name, found in members.items()
+                for app, made in groups.combine(name, found, now).items()}
+    return [(item, combined.get((item.group or "", item.app), made), asked) for item, made, asked in decided]
+
+
+def _with_waves(outcomes: list[Outcome], now: datetime) -> None:
+    """With ``promotion.onFailure: rollback-wave``, roll back each wave member still on a
+    canary that another member of its wave rolled back (before this tick or in it)."""
+    latest = {(o.env, o.app): (o.decision.status if o.changed else o.old) for o in outcomes}
+    for outcome in outcomes:
+        item = outcome.item
+        if item is None or item.pipeline is None or outcome.decision.action in groups.BACK:
+            continue
+        statuses = {env: latest[(env, outcome.app)] if (env, outcome.app) in latest else
+                    (item.status_of(env) if item.status_of else None) for env in item.pipeline.wave(outcome.env)}
+        current = outcome.decision.status if outcome.changed else (outcome.old or {})
+        why = promotion.wave_failure(item.pipeline, outcome.env, item.rollout.stable, item.rollout.canary,
+                                     current, statuses)
+        if why:
+            outcome.decision = promotion.with_stop_note(promotion.roll_back_with_wave(current, now, why),
+                                                        item.pipeline, outcome.env)
 
 
 def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], identity: vcs.Identity | None,
@@ -475,10 +600,58 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
         message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit,
                                  outcome.gate_results)
         commits.append((message, paths))
+    units, commits = _one_commit_per_group(changed, commits)
     if before_commit:
         before_commit()
-    for outcome, sha in zip(changed, ws.commit_all(commits, identity, contents), strict=True):
-        outcome.committed = sha
+    for unit, sha in zip(units, ws.commit_all(commits, identity, contents), strict=True):
+        for outcome in unit:
+            outcome.committed = sha
+
+
+def _one_commit_per_group(changed: list[Outcome], commits: list[tuple[str, list[str]]]
+                          ) -> tuple[list[list[Outcome]], list[tuple[str, list[str]]]]:
+    """The outcomes and their ``(message, paths)`` merged so that the members of a rollout
+    group in one environment change in one commit (:func:`group_commit_message`)."""
+    units: dict[Any, list[int]] = {}
+    for index, outcome in enumerate(changed):
+        group = outcome.item.group if outcome.item is not None else None
+        units.setdefault((outcome.env, group) if group else index, []).append(index)
+    merged_units, merged = [], []
+    for key, indexes in units.items():
+        members = [changed[i] for i in indexes]
+        paths = [p for i in indexes for p in commits[i][1]]
+        message = commits[indexes[0]][0] if len(indexes) == 1 else \
+            group_commit_message(key[1], members, [commits[i][0] for i in indexes])
+        merged_units.append(members)
+        merged.append((message, paths))
+    return merged_units, merged
+
+
+def group_commit_message(group: str, members: Sequence[Outcome], messages: Sequence[str]) -> str:
+    """The one commit message of a rollout group's change in one environment: a subject
+    naming the group, the environment, what happened to each member and the old -> new
+    canary weight, and each member's own message as the body."""
+    env = members[0].env
+    subjects = [m.split("\n", 1)[0] for m in messages]
+    parts = [subject.split(": ", 1)[1] if ": " in subject else subject for subject in subjects]
+    actions = {o.decision.action for o in members}
+    weights = {(int((o.old or {}).get("canaryWeight", 0)) if (o.old or {}).get("canary") ==
+                o.decision.status.get("canary") else 0, int(o.decision.status.get("canaryWeight", 0)))
+               for o in members}
+    verbs = {Action.START: "start", Action.STEP: "step", Action.ROLLBACK: "rollback", Action.ABORT: "rollback"}
+    canaries = ", ".join(f"{o.app} {o.decision.status.get('canary')}" for o in members)
+    if actions == {Action.SUCCEED}:
+        subject = f"rollout group {group} ({env}): canaries {canaries} succeeded at 100 %"
+    elif actions == {Action.APPLIED} and len(weights) == 1:
+        subject = f"rollout group {group} ({env}): canaries {canaries} at {next(iter(weights))[1]} % seen applied"
+    elif len(actions) == 1 and len(weights) == 1 and next(iter(actions)) in verbs:
+        (before, after), = weights
+        subject = f"rollout group {group} ({env}): {verbs[next(iter(actions))]} {canaries}, {before} % -> {after} %"
+    else:
+        subject = f"rollout group {group} ({env}): " + "; ".join(f"{o.app} {part}"
+                                                                 for o, part in zip(members, parts))
+    body = "\n\n".join(message.rstrip("\n") for message in messages)
+    return f"{subject}\n\n{body}\n"
 
 
 def _put_back(ws: vcs.Workspace) -> None:
@@ -646,7 +819,9 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
           clock: Callable[[], datetime] = utcnow, attempts: int = PUSH_ATTEMPTS,
           lock_wait: float | None = None) -> TickReport:
     """Pause, resume, abort or promote ``app``'s rollout (in ``envs``, default all), each
-    change a commit by git's configured user, under the tick lock as :func:`tick`.
+    change a commit by git's configured user, under the tick lock as :func:`tick`. Where the
+    app is in a rollout group, every member of its group in that environment is steered with
+    it, in one commit.
 
     Raises:
         UsageError: unknown command, app or environment.
@@ -674,6 +849,7 @@ def steer(root: Path, command: str, app: str, *, envs: Sequence[str] | None = No
             items = _rollouts(repo, envs, [app])
             if not items:
                 raise UsageError(f"app {app!r} has no rollout block in {', '.join(envs or repo.environments)}")
+            items += _group_members(repo, envs, items)
             now = clock()
             report.outcomes = [Outcome(i.env, i.app, i.status, _steered(command, i, now),
                                        failure_limit=i.rollout.failure_limit, webhook_url_env=i.rollout.webhook_url_env,
@@ -749,8 +925,10 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
                                         f"{approver.name} <{approver.email}>", now)
             except ValueError as e:
                 raise CheckFailed(f"nothing waits for approval: {app} in {env}: {e}") from e
+            statuses = item.statuses()
             admission = promotion.admit(item.pipeline, app, env, item.rollout.stable, item.rollout.canary,
-                                        item.previous_status, new, now)
+                                        item.previous_status, new, now,
+                                        statuses=None if statuses is None else dict(statuses, **{env: new}))
             note = "" if admission.open else f"; it still waits: {admission.reason}"
             outcome = Outcome(env, app, item.status, Decision(new, Action.APPROVE, new["message"] + note),
                               failure_limit=item.rollout.failure_limit)
@@ -769,10 +947,20 @@ def approve(root: Path, app: str, env: str, *, push: bool = False, clock: Callab
         return report
 
 
+def _group_members(repo: Repo, envs: Sequence[str] | None, items: Sequence[_Rollout]) -> list[_Rollout]:
+    """The other members of the rollout groups of ``items`` (in the same environments): a
+    group is paused, resumed, aborted and promoted by hand as one, in one commit."""
+    groups_of = {(i.env, i.group) for i in items if i.group}
+    if not groups_of:
+        return []
+    named = {(i.env, i.app) for i in items}
+    return [i for i in _rollouts(repo, envs, None) if (i.env, i.group) in groups_of and (i.env, i.app) not in named]
+
+
 def _steered(command: str, item: _Rollout, now: datetime) -> Decision:
     if command in ("resume", "promote"):  # both may start the pair: the pipeline decides if it may
         admission = promotion.admit(item.pipeline, item.app, item.env, item.rollout.stable, item.rollout.canary,
-                                    item.previous_status, item.status, now, by_hand=True)
+                                    item.previous_status, item.status, now, by_hand=True, statuses=item.statuses())
         made = STEER[command](item.rollout, item.status, now, admission)
     else:
         made = STEER[command](item.rollout, item.status, now)
@@ -827,6 +1015,8 @@ def read_pipelines(root: Path, apps: Sequence[str] | None = None, clock: Callabl
     pipeline, for ``rollout status``."""
     repo = load_repo(Path(root))
     now = clock()
+    closed = {env: _closed_label(state) for env, state in windows.states(promotion.windows_of(repo), now).items()
+              if not state.open}
     found = []
     for app, pipeline in promotion.pipelines(repo).items():
         if pipeline is None or (apps and app not in apps):
@@ -840,5 +1030,19 @@ def read_pipelines(root: Path, apps: Sequence[str] | None = None, clock: Callabl
                 and "stable" in block and "canary" in block else None
             statuses[env] = status.load_status(repo.root, status.status_path(repo.rel("status"), env, app))
         if any(pairs.values()):
-            found.append((app, pipeline, promotion.stages(pipeline, app, pairs, statuses, now)))
+            found.append((app, pipeline, promotion.stages(pipeline, app, pairs, statuses, now, closed)))
     return found
+
+
+def _closed_label(state: windows.State) -> str:
+    until = f" until {decision.format_time(state.opens)}" if state.opens else ""
+    return ("frozen" if state.frozen else "outside its promotion window") + until
+
+
+def read_windows(root: Path, envs: Sequence[str] | None = None, clock: Callable[[], datetime] = utcnow
+                 ) -> dict[str, windows.State]:
+    """The :class:`~generator.rollout.windows.State` of each environment (or those named)
+    that its promotion windows close now, for ``rollout status``."""
+    repo = load_repo(Path(root))
+    states = windows.states(promotion.windows_of(repo), clock())
+    return {env: state for env, state in states.items() if not state.open and (not envs or env in envs)}

@@ -168,7 +168,8 @@ def run_(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...], every: str,
 @pass_ctx
 def status(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...]) -> None:
     """A table of every rollout: phase, weights, step, last check and its metric values; then
-    each promotion pipeline: `books v1 -> v2: dev ✓ 100 % → staging 50 % → prod waiting for approval`."""
+    each promotion pipeline: `books v1 -> v2: dev ✓ 100 % → staging 50 % → [prod-eu 10 % | prod-us 10 %]`
+    (a wave in brackets); then each environment that its promotion windows close now."""
     rows = run(bot.read_statuses, ctx.root, list(envs), list(apps))
     if not rows:
         click.echo("no rollouts match --env/--app" if envs or apps else "no rollouts: no app has a `rollout` block")
@@ -177,6 +178,8 @@ def status(ctx: Context, envs: tuple[str, ...], apps: tuple[str, ...]) -> None:
     shown = sorted({app for _, app, _, _ in rows})
     for app, _, stages in run(bot.read_pipelines, ctx.root, shown):
         click.echo(promotion.format_stages(app, stages))
+    for env, state in run(bot.read_windows, ctx.root, list(envs)).items():
+        click.echo(f"{env}: {state.reason}; nothing starts, steps or is promoted there, rollbacks still happen")
     for problem in run(bot.status_problems, ctx.root, list(envs), list(apps)):
         click.echo(redact(problem.format()), err=True)
 
@@ -197,6 +200,11 @@ def _status_table(rows: list) -> None:
         step_ = f"{index + 1}/{len(spec.steps)}" if index >= 0 else f"0/{len(spec.steps)}"
         last = st.get("lastCheck") or {}
         checked = f"{last.get('time', '')} {last.get('verdict', '')}".strip() or "-"
+        seen = st.get("applied") or {}
+        if seen.get("weight") == weight and seen.get("time"):
+            checked += f"; {weight} % applied {seen['time']}"
+        elif st.get("phase") == decision.PROGRESSING and spec.policy != "time":
+            checked += f"; {weight} % not yet seen applied"
         table.add_row(app, env, str(st.get("phase")), split, step_,
                       f"{st.get('failedChecks', 0)}/{spec.failure_limit}", checked,
                       decision.format_metrics(last.get("metrics") or {}))
@@ -289,7 +297,8 @@ def _timeline_heading(timeline: history.Timeline) -> str:
     span = (f"{decision.format_time(timeline.started)} .. {decision.format_time(ended)} "
             f"({history.format_span((ended - timeline.started).total_seconds())})" if ended
             else f"since {decision.format_time(timeline.started)}")
-    return (f"{timeline.app} ({timeline.env}): {timeline.stable} -> {timeline.canary}, "
+    where = f"{timeline.env}, group {timeline.group}" if timeline.group else timeline.env
+    return (f"{timeline.app} ({where}): {timeline.stable} -> {timeline.canary}, "
             f"{timeline.phase} at {timeline.last.weight} %, {span}")
 
 

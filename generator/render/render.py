@@ -29,7 +29,7 @@ from generator.errors import Place, SpecError, SpecErrors, UsageError, as_yaml
 from generator.render import checks, manifests, output, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
-from generator.rollout import decision, promotion
+from generator.rollout import decision, groups, promotion
 from generator.spec import loader, paths, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
 
@@ -603,6 +603,8 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
         env_spec = repo.environments[env].data.get("spec") or {}
         effective = [repo.effective_app(a, env) for a in repo.apps]
         valid = [a for a in effective if renderer.check(a)]
+        renderer.errors.extend(e for e in groups.check_environment(valid, env)
+                               if e.format() not in {known.format() for known in renderer.errors})
         service_hosts = {a.name: service_fqdn(a) for a in valid}
         renderer.errors.extend(checks.check_hosts(valid, service_hosts))
         renderer.errors.extend(checks.check_destinations(valid, service_hosts, env_spec.get("externalHosts") or []))

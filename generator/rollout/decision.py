@@ -53,7 +53,7 @@ ROLLED_BACK = "RolledBack"
 WAITING = "Waiting"  # approved ahead of its start; no weight moved yet
 
 #: Status fields whose change is worth a commit (DESIGN §6): a hold commits nothing.
-COMMITTED_FIELDS = ("phase", "stable", "canary", "canaryWeight", "stepIndex", "failedChecks")
+COMMITTED_FIELDS = ("phase", "stable", "canary", "canaryWeight", "stepIndex", "failedChecks", "applied")
 
 
 class Action(str, enum.Enum):
@@ -72,6 +72,7 @@ class Action(str, enum.Enum):
     PROMOTE = "promote"        # by hand: the canary gets 100 % now, the rollout has succeeded
     WAIT = "wait"              # the promotion pipeline holds a new pair back: nothing moves
     APPROVE = "approve"        # by hand: a pair may start where its pipeline asks for approval
+    APPLIED = "applied"        # the committed weight is seen applied: its analysis window starts
 
 
 class Verdict(str, enum.Enum):
@@ -300,13 +301,18 @@ def check_due(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, An
     """Whether a tick at ``now`` analyses this rollout (and so needs Prometheus).
 
     A check is due for a progressing rollout once ``interval`` has passed since the last
-    step and, after a failed check, since that check too (so failed checks counted against
-    ``failureLimit`` look at distinct windows).
+    step -- since its weight was seen applied, where the status records that
+    (:mod:`generator.rollout.applied`) -- and, after a failed check, since that check too (so
+    failed checks counted against ``failureLimit`` look at distinct windows).
     """
     rollout = _as_rollout(rollout_spec)
     if not _matches(rollout, status) or status is None or status.get("phase") != PROGRESSING:
         return False
     since = parse_time(status["lastStepTime"]) if status.get("lastStepTime") else None
+    applied = status.get("applied") or {}
+    if applied.get("time") and applied.get("weight") == status.get("canaryWeight"):
+        seen_at = parse_time(applied["time"])
+        since = seen_at if since is None else max(since, seen_at)
     last = status.get("lastCheck") or {}
     if last.get("verdict") == Verdict.FAIL.value and last.get("time"):
         failed_at = parse_time(last["time"])

@@ -16,6 +16,8 @@ The event kinds, by what changed between two revisions of one status file:
                 ``Waiting``: the canary at its first step
 ``approve``     a pair approved (``Waiting``) where its promotion pipeline asks for approval
 ``step``        same pair, Progressing, the canary's weight went up after a passing check
+``applied``     the current weight was seen applied by the mesh (``applied``: weight, time,
+                observed share and requests); its analysis window starts then
 ``failed-check``  the failed-check count went up (the check's values are in ``check``)
 ``hold``        a new inconclusive check was committed (the bot commits holds only when its
                 committed fields change; other tools may commit them)
@@ -92,6 +94,8 @@ class Event:
         check: the check committed with it (``time``, ``verdict``, ``reason``, ``metrics``
             and, where given, ``dryRun``), else ``None``.
         message: the status file's ``message`` (why, in words), if any.
+        applied: for an ``applied`` event, the status's ``applied`` record (``weight``,
+            ``time``, ``observed``, ``requests``), else ``None``.
     """
 
     kind: str
@@ -105,12 +109,14 @@ class Event:
     phase: str
     check: dict[str, Any] | None = None
     message: str = ""
+    applied: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready mapping (times as RFC 3339 strings)."""
         return {"kind": self.kind, "time": format_time(self.time), "commit": self.commit, "author": self.author,
                 "email": self.email, "subject": self.subject, "weightBefore": self.weight_before,
-                "weight": self.weight, "phase": self.phase, "check": self.check, "message": self.message}
+                "weight": self.weight, "phase": self.phase, "check": self.check, "message": self.message,
+                "applied": self.applied}
 
 
 @dataclass
@@ -121,6 +127,8 @@ class Timeline:
     Attributes:
         env, app, stable, canary: which rollout.
         events: oldest first.
+        group: the ``rollout.group`` the app was rolled out with (its status's ``group``), or
+            empty.
     """
 
     env: str
@@ -128,6 +136,7 @@ class Timeline:
     stable: str
     canary: str
     events: list[Event] = field(default_factory=list)
+    group: str = ""
 
     @property
     def started(self) -> datetime:
@@ -154,6 +163,7 @@ class Timeline:
     def to_json(self) -> dict[str, Any]:
         ended = self.ended
         return {"id": self.id, "env": self.env, "app": self.app, "stable": self.stable, "canary": self.canary,
+                "group": self.group or None,
                 "phase": self.phase, "weight": self.last.weight, "started": format_time(self.started),
                 "ended": format_time(ended) if ended else None,
                 "seconds": (ended - self.started).total_seconds() if ended else None,
@@ -198,6 +208,8 @@ def classify(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) 
         return "succeed" if verdict == "pass" else "promote"
     if phase == PROGRESSING and int(after.get("canaryWeight", 0)) > int(before.get("canaryWeight", 0)):
         return "step"
+    if phase == PROGRESSING and after.get("applied") and after.get("applied") != before.get("applied"):
+        return "applied"
     if int(after.get("failedChecks", 0)) > int(before.get("failedChecks", 0)):
         return "failed-check"
     if verdict == "inconclusive":
@@ -252,7 +264,10 @@ def timelines(revisions: Iterable[Revision]) -> list[Timeline]:
             weight_before=weight_before, weight=int(state.get("canaryWeight", 0)) if after else weight_before,
             phase=str(state.get("phase", "")) if after else "Removed",
             check=_new_check(before if same else None, after) if after else None,
-            message=str(state.get("message") or "")))
+            message=str(state.get("message") or ""),
+            applied=dict(state["applied"]) if kind == "applied" and state.get("applied") else None))
+        if after and after.get("group"):
+            timeline.group = str(after["group"])
         if kind == "remove":
             done.append(current.pop(key))
     done.extend(current.values())

@@ -35,6 +35,8 @@ from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.rollout.decision import (
     Action,
     Decision,
+    PAUSED,
+    PROGRESSING,
     ROLLED_BACK,
     SUCCEEDED,
     WAITING,
@@ -43,9 +45,13 @@ from generator.rollout.decision import (
     parse_time,
     success_record,
 )
+from generator.rollout import windows
 from generator.spec.config import Repo
 
 DEFAULT_SOAK = "0s"
+STOP = "stop"
+ROLLBACK_WAVE = "rollback-wave"
+ON_FAILURE = (STOP, ROLLBACK_WAVE)
 
 
 @dataclass(frozen=True)
@@ -58,23 +64,51 @@ class Pipeline:
             environment starts it.
         soak_text: ``soak`` as written (``30m``), for messages.
         approval: environments (of ``order``) where a pair starts only after a human approval.
+        waves: the stages of ``order``, first to last: an entry of ``promotion.order`` that is
+            a list (``[prod-eu, prod-us]``) is one wave of several environments that start
+            together; the next wave waits for every one of them. Default: one environment each.
+        on_failure: ``stop`` (default: a rollback stops the pipeline there) or
+            ``rollback-wave`` (a rollback in one member of a wave also rolls back the others).
     """
 
     order: tuple[str, ...]
     soak: float = 0.0
     soak_text: str = DEFAULT_SOAK
     approval: frozenset[str] = frozenset()
+    waves: tuple[tuple[str, ...], ...] = ()
+    on_failure: str = "stop"
+
+    def __post_init__(self) -> None:
+        if not self.waves:
+            object.__setattr__(self, "waves", tuple((env,) for env in self.order))
+
+    def _index(self, env: str) -> int | None:
+        for index, wave in enumerate(self.waves):
+            if env in wave:
+                return index
+        return None
+
+    def wave(self, env: str) -> tuple[str, ...]:
+        """The wave ``env`` belongs to (``(env,)`` alone, or empty when not in ``order``)."""
+        index = self._index(env)
+        return self.waves[index] if index is not None else ()
+
+    def previous_wave(self, env: str) -> tuple[str, ...]:
+        """The environments of the wave before ``env``'s; empty for the first or one not in it."""
+        index = self._index(env)
+        return self.waves[index - 1] if index else ()
 
     def previous(self, env: str) -> str | None:
-        """The environment before ``env`` in ``order``; ``None`` for the first or one not in it."""
-        if env not in self.order:
-            return None
-        index = self.order.index(env)
-        return self.order[index - 1] if index else None
+        """The environment before ``env`` when the wave before it has one environment, else
+        its environments joined by `` and `` (for messages); ``None`` for the first or one not
+        in ``order``."""
+        before = self.previous_wave(env)
+        return _and(before) if before else None
 
     def downstream(self, env: str) -> tuple[str, ...]:
-        """The environments after ``env`` in ``order`` (empty when ``env`` is not in it)."""
-        return self.order[self.order.index(env) + 1:] if env in self.order else ()
+        """The environments of the waves after ``env``'s (empty when ``env`` is not in it)."""
+        index = self._index(env)
+        return tuple(e for wave in self.waves[index + 1:] for e in wave) if index is not None else ()
 
     def needs_approval(self, env: str) -> bool:
         return env in self.approval
@@ -138,7 +172,8 @@ def succeeded_at(status: Mapping[str, Any] | None, stable: str, canary: str) -> 
 
 def admit(pipeline: Pipeline | None, app: str, env: str, stable: str, canary: str,
           previous_status: Mapping[str, Any] | None, own_status: Mapping[str, Any] | None,
-          now: datetime, *, by_hand: bool = False) -> Admission:
+          now: datetime, *, by_hand: bool = False,
+          statuses: Mapping[str, Mapping[str, Any] | None] | None = None) -> Admission:
     """Whether the pair ``stable -> canary`` may start in ``env`` at ``now``.
 
     Args:
@@ -146,31 +181,46 @@ def admit(pipeline: Pipeline | None, app: str, env: str, stable: str, canary: st
         app: the app's name (for the reason text).
         env: the environment that would start the pair.
         stable, canary: the pair.
-        previous_status: the ``status`` mapping of ``status/<previous env>/<app>.yaml``.
+        previous_status: the ``status`` mapping of ``status/<previous env>/<app>.yaml`` (when
+            the wave before has one environment and ``statuses`` is not given).
         own_status: the ``status`` mapping of ``status/<env>/<app>.yaml`` (it holds an approval).
         now: the tick's time, timezone-aware.
         by_hand: a human starts the pair (``meshgen rollout resume`` or ``promote``): that
             command, a commit by its author, is the approval.
+        statuses: the app's status per environment of the pipeline (``None`` where it has
+            none); needed for waves: every member of the wave before must have succeeded (the
+            soak counts from the last success), and a member of ``env``'s own wave that rolled
+            the pair back stops it.
 
     Returns:
         The :class:`Admission`; open for an environment outside ``order``.
     """
     if pipeline is None or env not in pipeline.order:
         return OPEN
+    before = pipeline.previous_wave(env)
+    if statuses is None:
+        statuses = {before[0]: previous_status} if len(before) == 1 else {}
     waiting: list[Waiting] = []
     reasons: list[str] = []
     soak_until = None
-    previous = pipeline.previous(env)
     pair = f"{stable} -> {canary}"
-    if previous is not None:
-        when = succeeded_at(previous_status, stable, canary)
-        if when is None:
-            prev = previous_status or {}
-            if pair_matches(prev, stable, canary) and prev.get("phase") == ROLLED_BACK:
-                waiting.append(Waiting.STOPPED)
-                reasons.append(f"{previous} rolled back {pair}: the pipeline stops there")
-            else:
-                waiting.append(Waiting.PREDECESSOR)
+    siblings = [e for e in pipeline.wave(env) if e != env and pair_matches(statuses.get(e), stable, canary)
+                and (statuses.get(e) or {}).get("phase") == ROLLED_BACK]
+    if siblings:
+        waiting.append(Waiting.STOPPED)
+        reasons.append(f"{_and(siblings)} rolled back {pair}: its wave stops")
+    if before:
+        succeeded = {e: succeeded_at(statuses.get(e), stable, canary) for e in before}
+        stopped = [e for e in before if succeeded[e] is None and pair_matches(statuses.get(e), stable, canary)
+                   and (statuses.get(e) or {}).get("phase") == ROLLED_BACK]
+        pending = [e for e in before if succeeded[e] is None and e not in stopped]
+        if stopped:
+            waiting.append(Waiting.STOPPED)
+            reasons.append(f"{_and(stopped)} rolled back {pair}: the pipeline stops there")
+        elif pending:
+            waiting.append(Waiting.PREDECESSOR)
+            for previous in pending:
+                prev = statuses.get(previous) or {}
                 if pair_matches(prev, stable, canary) and prev.get("phase") != WAITING:
                     there = f"{prev.get('phase')} at {prev.get('canaryWeight', 0)} %"
                 elif prev.get("stable") and not pair_matches(prev, stable, canary):
@@ -179,10 +229,11 @@ def admit(pipeline: Pipeline | None, app: str, env: str, stable: str, canary: st
                     there = "not started"
                 reasons.append(f"{previous} has not succeeded with {pair} yet ({there})")
         else:
+            when = max(w for w in succeeded.values() if w is not None)
             soak_until = when + timedelta(seconds=pipeline.soak)
             if now < soak_until:
                 waiting.append(Waiting.SOAK)
-                reasons.append(f"{canary} succeeded in {previous} at {format_time(when)}; "
+                reasons.append(f"{canary} succeeded in {_and(before)} at {format_time(when)}; "
                                f"soak {pipeline.soak_text} ends at {format_time(soak_until)}")
     approval = None
     if pipeline.needs_approval(env) and not by_hand:
@@ -195,12 +246,45 @@ def admit(pipeline: Pipeline | None, app: str, env: str, stable: str, canary: st
     if not waiting:
         passed = []
         if soak_until is not None:
-            passed.append(f"{canary} succeeded in {previous} at {format_time(soak_until - timedelta(seconds=pipeline.soak))}"
+            passed.append(f"{canary} succeeded in {_and(before)} at "
+                          f"{format_time(soak_until - timedelta(seconds=pipeline.soak))}"
                           + (f", soak {pipeline.soak_text} over" if pipeline.soak else ""))
         if approval:
             passed.append(f"approved by {approval.get('by')}")
         return Admission(True, (), "; ".join(passed), approval, soak_until)
     return Admission(False, tuple(waiting), "; ".join(reasons), approval, soak_until)
+
+
+def wave_failure(pipeline: Pipeline | None, env: str, stable: str, canary: str,
+                 own_status: Mapping[str, Any] | None,
+                 statuses: Mapping[str, Mapping[str, Any] | None]) -> str | None:
+    """Why ``env`` must roll back ``stable -> canary`` with its wave, or ``None``.
+
+    With ``promotion.onFailure: rollback-wave``, a member of a wave that rolled the pair back
+    takes the others with it: each member still on that canary (Progressing or Paused) rolls
+    back, by a commit of its own.
+
+    Args:
+        statuses: the app's status per environment (the newest the caller knows).
+    """
+    if pipeline is None or pipeline.on_failure != ROLLBACK_WAVE:
+        return None
+    own = own_status or {}
+    if not pair_matches(own, stable, canary) or own.get("phase") not in (PROGRESSING, PAUSED):
+        return None
+    failed = [e for e in pipeline.wave(env) if e != env and pair_matches(statuses.get(e), stable, canary)
+              and (statuses.get(e) or {}).get("phase") == ROLLED_BACK]
+    if not failed:
+        return None
+    return f"{_and(failed)} rolled back {stable} -> {canary} and promotion.onFailure is rollback-wave"
+
+
+def roll_back_with_wave(status: Mapping[str, Any], now: datetime, why: str) -> Decision:
+    """The rollback of one wave member that :func:`wave_failure` asks for: canary 0 %."""
+    old = dict(status)
+    message = f"rollback {old.get('canary')} from {old.get('canaryWeight', 0)} % to 0 % with its wave: {why}"
+    new = dict(old, phase=ROLLED_BACK, canaryWeight=0, stepIndex=-1, lastStepTime=format_time(now), message=message)
+    return Decision(new, Action.ROLLBACK, message)
 
 
 def not_started(status: Mapping[str, Any] | None, stable: str, canary: str) -> bool:
@@ -272,65 +356,84 @@ class Stage(NamedTuple):
         env: the environment.
         pair: ``(stable, canary)`` of the app's rollout there, or ``None`` without one.
         label: ``✓ 100 %``, ``50 %``, ``✗ rolled back``, ``waiting for approval``, ...
+        wave: the index of its wave in :attr:`Pipeline.waves`.
+        closed: why nothing moves forward there now (``frozen until ...``, ``outside the
+            promotion window ...``), or empty.
     """
 
     env: str
     pair: tuple[str, str] | None
     label: str
+    wave: int = 0
+    closed: str = ""
 
 
 def stages(pipeline: Pipeline, app: str, pairs: Mapping[str, tuple[str, str] | None],
-           statuses: Mapping[str, Mapping[str, Any] | None], now: datetime) -> list[Stage]:
+           statuses: Mapping[str, Mapping[str, Any] | None], now: datetime,
+           closed: Mapping[str, str] | None = None) -> list[Stage]:
     """Each environment of ``pipeline.order`` with what ``app``'s rollout does there.
 
     Args:
         pairs: ``(stable, canary)`` of the app's rollout per environment (``None``: none there).
         statuses: the ``status`` mapping of each environment's status file (``None``: none).
         now: for the soak.
+        closed: per environment closed by its promotion windows, the short reason
+            (:func:`generator.rollout.windows.State.reason`).
     """
     out = []
-    for env in pipeline.order:
-        pair = pairs.get(env)
-        status = statuses.get(env)
-        if pair is None or pair[0] == pair[1]:
-            out.append(Stage(env, pair, "no canary"))
-            continue
-        stable, canary = pair
-        if not not_started(status, stable, canary):
-            phase = status.get("phase")  # type: ignore[union-attr]
-            weight = status.get("canaryWeight", 0)  # type: ignore[union-attr]
-            label = {SUCCEEDED: f"\u2713 {weight} %", ROLLED_BACK: "\u2717 rolled back",
-                     "Paused": f"paused at {weight} %"}.get(str(phase), f"{weight} %")
-            out.append(Stage(env, pair, label))
-            continue
-        previous = pipeline.previous(env)
-        admission = admit(pipeline, app, env, stable, canary, statuses.get(previous) if previous else None,
-                          status, now)
-        approved = " (approved)" if admission.approval else ""
-        if admission.open:
-            label = "starts at the next tick" + approved
-        elif Waiting.STOPPED in admission.waiting:
-            label = f"stopped ({previous} rolled back)"
-        elif Waiting.APPROVAL in admission.waiting:
-            label = "waiting for approval"
-        elif Waiting.PREDECESSOR in admission.waiting:
-            label = f"waiting for {previous}" + approved
-        else:
-            label = f"soaking until {format_time(admission.soak_until)}" + approved  # type: ignore[arg-type]
-        out.append(Stage(env, pair, label))
+    closed = closed or {}
+    for index, wave in enumerate(pipeline.waves):
+        for env in wave:
+            out.append(_stage(pipeline, app, env, pairs, statuses, now)._replace(wave=index,
+                                                                                closed=closed.get(env, "")))
     return out
+
+
+def _stage(pipeline: Pipeline, app: str, env: str, pairs: Mapping[str, tuple[str, str] | None],
+           statuses: Mapping[str, Mapping[str, Any] | None], now: datetime) -> Stage:
+    pair = pairs.get(env)
+    status = statuses.get(env)
+    if pair is None or pair[0] == pair[1]:
+        return Stage(env, pair, "no canary")
+    stable, canary = pair
+    if not not_started(status, stable, canary):
+        phase = status.get("phase")  # type: ignore[union-attr]
+        weight = status.get("canaryWeight", 0)  # type: ignore[union-attr]
+        label = {SUCCEEDED: f"\u2713 {weight} %", ROLLED_BACK: "\u2717 rolled back",
+                 "Paused": f"paused at {weight} %"}.get(str(phase), f"{weight} %")
+        return Stage(env, pair, label)
+    previous = pipeline.previous(env)
+    admission = admit(pipeline, app, env, stable, canary, None, status, now, statuses=statuses)
+    approved = " (approved)" if admission.approval else ""
+    if admission.open:
+        label = "starts at the next tick" + approved
+    elif Waiting.STOPPED in admission.waiting:
+        label = f"stopped ({admission.reason.split(' rolled back ')[0]} rolled back)"
+    elif Waiting.APPROVAL in admission.waiting:
+        label = "waiting for approval"
+    elif Waiting.PREDECESSOR in admission.waiting:
+        label = f"waiting for {previous}" + approved
+    else:
+        label = f"soaking until {format_time(admission.soak_until)}" + approved  # type: ignore[arg-type]
+    return Stage(env, pair, label)
 
 
 def format_stages(app: str, stages: Sequence[Stage]) -> str:
     """One line: ``books v1 -> v2: dev ✓ 100 % → staging 50 % → prod waiting for approval``
-    (an environment rolling out another pair names it)."""
+    (an environment rolling out another pair names it). A wave of several environments is
+    drawn in brackets, its members split by ``|``: ``→ [prod-eu 50 % | prod-us 50 %]``; an
+    environment closed by its windows says so: ``prod 50 % (frozen until ...)``."""
     pairs = [s.pair for s in stages if s.pair and s.pair[0] != s.pair[1]]
     main = max(dict.fromkeys(pairs), key=pairs.count) if pairs else None
-    parts = []
+    waves: dict[int, list[str]] = {}
     for stage in stages:
         other = stage.pair and stage.pair != main and stage.pair[0] != stage.pair[1]
-        parts.append(f"{stage.env} ({stage.pair[0]} -> {stage.pair[1]}) {stage.label}" if other  # type: ignore[index]
-                     else f"{stage.env} {stage.label}")
+        text = (f"{stage.env} ({stage.pair[0]} -> {stage.pair[1]}) {stage.label}" if other  # type: ignore[index]
+                else f"{stage.env} {stage.label}")
+        if stage.closed:
+            text += f" ({stage.closed})"
+        waves.setdefault(stage.wave, []).append(text)
+    parts = [members[0] if len(members) == 1 else "[" + " | ".join(members) + "]" for members in waves.values()]
     head = f"{app} {main[0]} -> {main[1]}" if main else app
     return f"{head}: " + " \u2192 ".join(parts)
 
@@ -358,22 +461,40 @@ def _check(value: Mapping[str, Any], envs: Sequence[str], place: Callable[..., P
                           place=place(), hint="e.g. promotion: {order: [dev, staging, prod], soak: 30m}")]
     at = origin("order")
     seen: dict[str, int] = {}
-    for i, env in enumerate(order):
+    flat: list[tuple[Any, tuple[Any, ...]]] = []  # (name, key path under order)
+    for i, entry in enumerate(order):
+        if isinstance(entry, list):
+            if not entry:
+                errors.append(SpecError("promotion.order: an empty wave", place=at("promotion", "order", i),
+                                        hint="a wave lists the environments that start together, e.g. "
+                                             "[prod-eu, prod-us]"))
+            flat.extend((env, (i, j)) for j, env in enumerate(entry))
+        else:
+            flat.append((entry, (i,)))
+    for number, (env, keys) in enumerate(flat):
+        i = keys[0]
         if not isinstance(env, str):
-            errors.append(SpecError("promotion.order must list environment names", place=at("promotion", "order", i)))
+            errors.append(SpecError("promotion.order must list environment names, or lists of them (a wave)",
+                                    place=at("promotion", "order", *keys)))
             continue
         if env not in envs:
             close = difflib.get_close_matches(env, list(envs), n=1)
             errors.append(SpecError(f"promotion.order: unknown environment {as_yaml(env)}",
-                                    place=at("promotion", "order", i),
+                                    place=at("promotion", "order", *keys),
                                     hint=f"did you mean {as_yaml(close[0])}?" if close else
                                     f"known environments: {', '.join(envs)}"))
         if env in seen:
             errors.append(SpecError(f"promotion.order names {as_yaml(env)} twice (items {seen[env] + 1} and {i + 1}): "
                                     "a pipeline is a line, so it would run in a cycle",
-                                    place=at("promotion", "order", i), hint="list each environment once"))
+                                    place=at("promotion", "order", *keys), hint="list each environment once"))
         else:
             seen[env] = i
+    on_failure = value.get("onFailure", STOP)
+    if on_failure not in ON_FAILURE:
+        errors.append(SpecError(f"promotion.onFailure: {as_yaml(on_failure)} is not one of {', '.join(ON_FAILURE)}",
+                                place=origin("onFailure")("promotion", "onFailure"),
+                                hint="stop: a rollback stops the pipeline; rollback-wave: it also rolls back "
+                                     "the other environments of its wave"))
     soak = value.get("soak", DEFAULT_SOAK)
     try:
         if not isinstance(soak, str):
@@ -388,7 +509,8 @@ def _check(value: Mapping[str, Any], envs: Sequence[str], place: Callable[..., P
         approval = []
     for i, env in enumerate(approval):
         if env not in seen:
-            errors.append(SpecError(f"promotion.approval: {as_yaml(env)} is not in promotion.order ({', '.join(map(str, order))})",
+            names = ", ".join(str(e) for e, _ in flat)
+            errors.append(SpecError(f"promotion.approval: {as_yaml(env)} is not in promotion.order ({names})",
                                     place=origin("approval")("promotion", "approval", i),
                                     hint="approval names environments of the pipeline; add it to order or remove it"))
     return errors
@@ -425,6 +547,10 @@ def check_pipelines(repo: Repo) -> list[SpecError]:
 
         errors.extend(_check(merged, envs, lambda *k, doc=doc: doc.place("spec", "promotion"), origin))
     for env, doc in repo.environments.items():
+        own_spec = doc.data.get("spec") if isinstance(doc.data.get("spec"), dict) else {}
+        if "promotion" in own_spec:
+            errors.extend(windows.check(own_spec["promotion"], env,
+                                        lambda *keys, doc=doc: doc.place("spec", "promotion", *keys)))
         apps = ((doc.data.get("spec") or {}).get("apps") or {}) if isinstance(doc.data.get("spec"), dict) else {}
         for app, override in apps.items() if isinstance(apps, dict) else ():
             if isinstance(override, dict) and isinstance(override.get("spec"), dict) \
@@ -446,6 +572,16 @@ def pipeline_of(repo: Repo, app: str) -> Pipeline | None:
     return pipelines(repo)[app]
 
 
+def windows_of(repo: Repo) -> dict[str, windows.Windows]:
+    """The promotion windows of each environment that has them (``spec.promotion`` of its file).
+
+    Raises:
+        SpecErrors: a pipeline or a window is invalid (see :func:`check_pipelines`).
+    """
+    SpecErrors.collect(check_pipelines(repo))
+    return windows.of_environments({env: doc.data.get("spec") for env, doc in repo.environments.items()})
+
+
 def pipelines(repo: Repo) -> dict[str, Pipeline | None]:
     """:func:`pipeline_of` for every app, the pipelines checked once.
 
@@ -462,6 +598,8 @@ def pipelines(repo: Repo) -> dict[str, Pipeline | None]:
             out[app] = None
             continue
         soak_text = str(merged.get("soak", DEFAULT_SOAK))
-        out[app] = Pipeline(order=tuple(merged["order"]), soak=parse_duration(soak_text), soak_text=soak_text,
-                            approval=frozenset(merged.get("approval") or ()))
+        waves = tuple(tuple(entry) if isinstance(entry, list) else (entry,) for entry in merged["order"])
+        out[app] = Pipeline(order=tuple(env for wave in waves for env in wave), soak=parse_duration(soak_text),
+                            soak_text=soak_text, approval=frozenset(merged.get("approval") or ()), waves=waves,
+                            on_failure=str(merged.get("onFailure", STOP)))
     return out

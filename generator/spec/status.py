@@ -93,7 +93,7 @@ def _check_times(doc: Any) -> list[SpecError]:
     """Times that match the schema's pattern but are no date (``2026-02-30T...``)."""
     errors = []
     st = doc.data["status"]
-    for keys in (("lastStepTime",), ("lastCheck", "time")):
+    for keys in (("lastStepTime",), ("lastCheck", "time"), ("applied", "time")):
         value: Any = st
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
