@@ -25,7 +25,7 @@ import yaml
 
 from generator import resources
 from generator.errors import Place, SpecError, SpecErrors, UsageError, as_yaml
-from generator.render import checks, manifests, output, timelimit
+from generator.render import cel, checks, manifests, output, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
 from generator.rollout import decision, promotion
@@ -484,11 +484,14 @@ def _istio_validator(kind: str) -> Any:
 
 
 def istio_schema_problems(obj: dict[str, Any]) -> list[str]:
-    """Problems of ``obj`` against Istio's own CRD schema (networking.istio.io/v1, unknown fields refused)."""
+    """Problems of ``obj`` against Istio's own CRD schema (networking.istio.io/v1, unknown fields refused)
+    and its CEL rules (:mod:`generator.render.cel`)."""
     problems = []
     for error in _istio_validator(obj["kind"]).iter_errors(obj):
         where = ".".join(str(p) for p in error.absolute_path)
         problems.append(f"{where}: {schema.yaml_message(error)}" if where else schema.yaml_message(error))
+    if not problems:  # the CRD's x-kubernetes-validations (CEL), as the API server checks them
+        problems.extend(cel.problems(obj, _istio_validator(obj["kind"]).schema))
     return problems
 
 
