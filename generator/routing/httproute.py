@@ -221,6 +221,8 @@ def precedence(route: dict[str, Any], rule_index: int, match_index: int) -> tupl
     """Sort key of one match (smaller first): see the module docstring."""
     match = rule_matches(((route.get("spec") or {}).get("rules") or [])[rule_index])[match_index]
     kind, value = _path(match)
+    if kind == "PathPrefix":  # "a trailing / is ignored": /a/ and /a are one prefix
+        value = value.rstrip("/") or "/"
     ns, name = meta(route)
     created = str((route.get("metadata") or {}).get("creationTimestamp") or "")
     return (-_RANK.get(kind, 0), -len(value), match.get("method") is None, -len(match.get("headers") or []),
