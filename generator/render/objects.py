@@ -30,8 +30,8 @@ def _files(paths: list[str]) -> list[Path]:
         elif p.is_file():
             out.append(p)
         else:
-            raise UsageError(f"{name}: no such file or directory",
-                             hint="give YAML files or directories of Kubernetes objects to --objects")
+            raise UsageError(f"{name}: no such file or directory; give YAML files or directories of "
+                             "Kubernetes objects to --objects")
     return out
 
 
@@ -69,7 +69,7 @@ def parent(value: str, option: str) -> tuple[str, str]:
     """
     ns, sep, name = value.partition("/")
     if not sep or not ns or not name or "/" in name:
-        raise UsageError(f"{option} {value!r} is not NAMESPACE/NAME", hint=f"e.g. {option} default/web")
+        raise UsageError(f"{option} {value!r} is not NAMESPACE/NAME (e.g. {option} default/web)")
     return ns, name
 
 
@@ -159,4 +159,4 @@ def explain(objects: httproute.Objects, asked: Asked, *, gateway: tuple[str, str
     try:
         return httproute.explain(objects, request, gateway=gateway, service=service, port=asked.port).as_json()
     except httproute.ModelError as e:
-        raise UsageError(str(e), hint="give the file that defines it to --objects") from e
+        raise UsageError(f"{e}; give the file that defines it to --objects") from e
