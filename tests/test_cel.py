@@ -80,3 +80,15 @@ def test_the_gateway_api_schemas_match_the_vendored_crds() -> None:
         sys.path.pop(0)
     for path, text in sync.build().items():
         assert path.read_text(encoding="utf-8") == text, f"{path}: run tools/sync_gateway_api_schemas.py"
+
+
+def test_gateway_api_objects_are_checked_against_schema_then_cel() -> None:
+    from generator.render.render import gateway_api_schema_problems
+
+    assert gateway_api_schema_problems(ROUTE) == []
+    route = copy.deepcopy(ROUTE)
+    route["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1
+    assert [p.split(":")[0] for p in gateway_api_schema_problems(route)] == ["spec.rules.0.backendRefs.0.weight"]
+    del route["spec"]["rules"][0]["backendRefs"][0]["weight"]
+    del route["spec"]["rules"][0]["backendRefs"][0]["port"]
+    assert gateway_api_schema_problems(route) == ["spec.rules[0].backendRefs[0]: Must have port for Service reference"]

@@ -175,3 +175,19 @@ def test_explain_objects_command_answers_a_conformance_case(tmp_path: Path) -> N
     assert segment["backends"] == {f"{INFRA_NS}/infra-backend-v1": 1}
     header = json.loads(run_meshgen(*args, "--header", "version=two", cwd=tmp_path, check=True).stdout)
     assert header["backends"] == {f"{INFRA_NS}/infra-backend-v2": 1}
+
+
+def test_explain_objects_answers_for_istio_virtual_services_too(tmp_path: Path) -> None:
+    (tmp_path / "vs.yaml").write_text(yaml.safe_dump_all([
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "reviews", "namespace": "bookinfo"},
+         "spec": {"hosts": ["reviews"], "http": [
+             {"name": "jason", "match": [{"headers": {"end-user": {"exact": "jason"}}}],
+              "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+             {"name": "rest", "route": [{"destination": {"host": "reviews", "subset": "v1"}, "weight": 80},
+                                        {"destination": {"host": "reviews", "subset": "v3"}, "weight": 20}]}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "bookinfo"}}]))
+    args = ["explain", "--objects", str(tmp_path), "--service", "bookinfo/reviews", "--output", "json"]
+    jason = json.loads(run_meshgen(*args, "--header", "end-user=jason", cwd=tmp_path, check=True).stdout)
+    assert (jason["route"], jason["rule"], jason["backends"]) == ("bookinfo/reviews", 0, {"bookinfo/reviews:v2": 100})
+    rest = json.loads(run_meshgen(*args, cwd=tmp_path, check=True).stdout)
+    assert rest["backends"] == {"bookinfo/reviews:v1": 80, "bookinfo/reviews:v3": 20} and rest["ruleName"] == "rest"

@@ -495,6 +495,29 @@ def istio_schema_problems(obj: dict[str, Any]) -> list[str]:
     return problems
 
 
+@functools.cache
+def _gateway_api_validator(kind: str) -> Any:
+    return schema.validator(f"gateway-api/{kind.lower()}.json")
+
+
+def gateway_api_schema_problems(obj: dict[str, Any]) -> list[str]:
+    """Problems of a Gateway API object (``gateway.networking.k8s.io``: Gateway, HTTPRoute,
+    GRPCRoute, ReferenceGrant) against its vendored CRD's schema (``vendor/gateway-api/``, standard
+    channel) and, when that holds, its CEL rules, as ``path: message``.
+
+    Raises:
+        FileNotFoundError: a kind without a vendored schema.
+    """
+    problems = []
+    validator = _gateway_api_validator(obj["kind"])
+    for error in validator.iter_errors(obj):
+        where = ".".join(str(p) for p in error.absolute_path)
+        problems.append(f"{where}: {schema.yaml_message(error)}" if where else schema.yaml_message(error))
+    if not problems:
+        problems.extend(cel.problems(obj, validator.schema))
+    return problems
+
+
 def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = False,
                 progress: Callable[[int, int], None] | None = None, cache: bool = True) -> Rendering:
     """Render every (or the named) environment of the config repository at ``root``.
