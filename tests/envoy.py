@@ -34,6 +34,9 @@ from typing import Any, Iterable
 from generator.routing import simulate
 from tests.conftest import loopback_problem
 
+#: Key a converted HTTPRoute rule carries (tests/gateway_conversion.py), as istiod marks the
+#: VirtualServices it converts from Gateway API (``constants.InternalRouteSemantics``).
+GATEWAY_SEMANTICS = "_gatewaySemantics"
 #: Cluster of the Service as a whole (every version), as istiod names it: ``outbound|port||host``.
 SERVICE = ""
 #: Istio's default retry policy (meshConfig.defaultHttpRetryPolicy unset: 2 attempts), route.go
@@ -114,8 +117,9 @@ def _header_matcher(name: str, sm: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "string_match": _string_match(sm)}
 
 
-def route_match(block: dict[str, Any] | None) -> dict[str, Any]:
-    """route.go ``TranslateRouteMatch`` (for a VirtualService, not Gateway API semantics)."""
+def route_match(block: dict[str, Any] | None, gateway_semantics: bool = False) -> dict[str, Any]:
+    """route.go ``TranslateRouteMatch``; ``gateway_semantics`` for routes istiod converted from
+    Gateway API objects (``UseGatewaySemantics``: the conversion marks them)."""
     out: dict[str, Any] = {"prefix": "/"}
     if block is None:
         return out
@@ -132,6 +136,10 @@ def route_match(block: dict[str, Any] | None) -> dict[str, Any]:
         out.pop("prefix")
         if "exact" in uri:
             out["path"] = uri["exact"]
+        elif "prefix" in uri and gateway_semantics and uri["prefix"] != "/":
+            # route.go TranslateRouteMatch: a route converted from Gateway API (UseGatewaySemantics)
+            # matches its prefix by whole segments
+            out["path_separated_prefix"] = uri["prefix"].rstrip("/")
         elif "prefix" in uri:
             out["prefix"] = uri["prefix"]
         else:
@@ -262,7 +270,8 @@ def translate_route(http: dict[str, Any], block: dict[str, Any] | None, proxy: P
         return None
     if not _source_match(block, proxy):
         return None
-    out: dict[str, Any] = {"name": http.get("name", ""), "match": route_match(block)}
+    out: dict[str, Any] = {"name": http.get("name", ""),
+                           "match": route_match(block, bool(http.get(GATEWAY_SEMANTICS)))}
     ops = http.get("headers") or {}
     req, resp = ops.get("request") or {}, ops.get("response") or {}
     add = _headers_to_add(req.get("set"), False) + _headers_to_add(req.get("add"), True)

@@ -21,7 +21,7 @@ import click
 import pytest
 
 from generator import cli
-from tests.conftest import ROOT, run_meshgen
+from tests.conftest import ROOT, build_file_tree, run_meshgen
 from tests.example import copy_example
 
 SAMPLE = ROOT / "tests" / "istio-samples" / "samples" / "bookinfo" / "networking"
@@ -261,3 +261,28 @@ def test_the_command_exits_0_against_a_real_prometheus(tmp_path: Path, prometheu
     proc = run_meshgen("rollout", "backtest", "books", "--env", "dev", "--from", "1h",
                        cwd=repo, env={"MESHGEN_PROMETHEUS_URL": prometheus.url})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+CONFORMANCE = ROOT / "tests" / "gateway-api-conformance"
+OBJECTS_SCENARIOS: dict[int, Callable[[Path], subprocess.CompletedProcess[str]]] = {
+    0: lambda tmp: run_meshgen("explain", "--objects", str(CONFORMANCE / "base/manifests.yaml"),
+                               str(CONFORMANCE / "tests/httproute-matching.yaml"),
+                               "--gateway", "gateway-conformance-infra/same-namespace", "--uri", "/v2", cwd=tmp),
+    1: lambda tmp: run_meshgen("explain", "--objects", str(build_file_tree(tmp, {"bad.yaml": "kind: [\n"}) / "bad.yaml"),
+                               "--gateway", "default/gw", cwd=tmp),
+    2: lambda tmp: run_meshgen("explain", "--objects", str(CONFORMANCE / "base/manifests.yaml"),
+                               "--gateway", "nosuch/gw", cwd=tmp),
+}
+"""``explain --objects``: the README row's codes, each shown by a real run."""
+
+
+@pytest.mark.parametrize("code", sorted(OBJECTS_SCENARIOS))
+def test_explain_objects_exits_with_the_listed_code(tmp_path: Path, code: int) -> None:
+    proc = OBJECTS_SCENARIOS[code](tmp_path)
+    assert proc.returncode == code, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    if code:
+        assert "rror" in proc.stderr, proc.stderr
+    rows = [line for line in ROOT.joinpath("README.md").read_text().splitlines()
+            if line.startswith("| `meshgen explain --objects")]
+    assert len(rows) == 1 and rows[0].endswith(f"| {', '.join(map(str, sorted(OBJECTS_SCENARIOS)))} |")

@@ -25,7 +25,7 @@ ORDER = ["errors", "resources", "spec", "routing", "rollout", "render", "importe
 
 #: The pure core: spec, routing, the rollout decision, and the pure parts of render.
 PURE = {"generator", "generator.errors", "generator.resources",
-        "generator.render.checks", "generator.render.quoting", "generator.render.analysis",
+        "generator.render.checks", "generator.render.quoting", "generator.render.analysis", "generator.render.cel",
         "generator.importer", "generator.importer.read", "generator.importer.convert"}
 PURE_PACKAGES = ("generator.spec", "generator.routing", "generator.rollout")
 

@@ -1,4 +1,5 @@
-"""Refresh the CRD files vendored under ``vendor/``: Istio's, Argo CD's and Flux's, each with its SOURCE.md.
+"""Refresh the CRD files vendored under ``vendor/``: Istio's, the Gateway API's (standard channel), Argo CD's
+and Flux's, each with its SOURCE.md.
 
 Usage::
 
@@ -10,7 +11,8 @@ Each upstream below names its GitHub repository, release tag, licence and the fi
 it (copied unmodified). A download resolves the tag to its commit with ``git ls-remote``, fetches
 each file from ``raw.githubusercontent.com`` at that commit, and rewrites the directory's
 ``SOURCE.md`` (repository, path, tag, commit, sha256, licence). After moving Istio to a new
-release, run ``tools/sync_istio_schemas.py`` to regenerate ``schemas/istio/`` from the new bundle.
+release, run ``tools/sync_istio_schemas.py`` to regenerate ``schemas/istio/`` from the new bundle; after moving
+the Gateway API, ``tools/sync_gateway_api_schemas.py`` (``schemas/gateway-api/``).
 
 The test suite reads only these vendored copies (``tests/test_standalone.py`` runs the ``--check``); it
 never uses the network.
@@ -55,6 +57,12 @@ UPSTREAMS = (
              "Apache-2.0 (Copyright The Flux authors)",
              (("config/crd/bases/source.toolkit.fluxcd.io_gitrepositories.yaml",
                "source.toolkit.fluxcd.io_gitrepositories.yaml"),)),
+    Upstream("gateway-api", "gateway-api", "kubernetes-sigs/gateway-api", "v1.6.1",
+             "Apache-2.0 (Copyright The Kubernetes Authors)",
+             tuple((f"config/crd/standard/gateway.networking.k8s.io_{kind}.yaml",
+                    f"gateway.networking.k8s.io_{kind}.yaml")
+                   for kind in ("gatewayclasses", "gateways", "grpcroutes", "httproutes", "referencegrants",
+                                "backendtlspolicies", "listenersets", "tcproutes", "tlsroutes", "udproutes"))),
 )
 
 _ENTRY = re.compile(r"^- `(?P<file>[^`]+)`: .*\bsha256 (?P<sha>[0-9a-f]{64})\b", re.M)

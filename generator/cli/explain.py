@@ -13,6 +13,7 @@ from rich.table import Table
 from generator.cli.base import Context, out_console, pass_ctx, run
 from generator.errors import Place, SpecError, SpecErrors, UsageError
 from generator.render import explain as explain_mod
+from generator.render import objects as objects_mod
 from generator.routing import simulate
 
 
@@ -53,8 +54,13 @@ def read_asks(stream: TextIO, name: str) -> list[explain_mod.Ask]:
 
 
 @click.command()
-@click.argument("app")
-@click.option("--env", required=True, metavar="E", help="Environment whose rendered output is read.")
+@click.argument("args", nargs=-1, metavar="APP | --objects PATH...")
+@click.option("--objects", "objects", is_flag=True,
+              help="Answer for the Gateway API and Istio objects of the YAML files or directories given "
+                   "(any objects, not only meshgen's), entering at --gateway NS/NAME or sent to --service NS/NAME.")
+@click.option("--service", default=None, metavar="NS/NAME",
+              help="With --objects: the Service the request is sent to in the mesh (GAMMA routes, VirtualServices).")
+@click.option("--env", default=None, metavar="E", help="Environment whose rendered output is read (required with APP).")
 @click.option("--header", "headers", multiple=True, metavar="K=V", help="A request header (repeatable).")
 @click.option("--query", "query", multiple=True, metavar="K=V",
               help="A query parameter (repeatable; after those of --uri; a name given twice keeps its first value).")
@@ -76,14 +82,27 @@ def read_asks(stream: TextIO, name: str) -> list[explain_mod.Ask]:
               metavar="FILE", help="Many requests as JSON lines ('-': stdin), one answer each; the request options are ignored.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @pass_ctx
-def explain(ctx: Context, app: str, env: str, headers: tuple[str, ...], query: tuple[str, ...], uri: str,
+def explain(ctx: Context, args: tuple[str, ...], objects: bool, service: str | None, env: str | None, headers: tuple[str, ...], query: tuple[str, ...], uri: str,
             method: str, authority: str | None, scheme: str | None, port: int | None, source_namespace: str | None,
             source_labels: tuple[str, ...], gateway: str, requests_file: str | None, output: str) -> None:
     """Which route of APP's rendered VirtualService a request takes, and where it goes.
 
     With --requests, each line is a JSON object with any of: uri, method, headers, query,
     authority, scheme, port, sourceNamespace, sourceLabels, gateway.
+
+    With --objects PATH..., which rule of the Gateway API HTTPRoutes (or Istio VirtualServices)
+    in PATH takes the request and its backends ("namespace/name": weight), or the status the
+    proxy answers (404: no route; 500: no valid backend).
     """
+    if objects:
+        _explain_objects(args, service, gateway, headers, query, uri, method, authority, scheme, port,
+                         source_namespace, output)
+        return
+    if len(args) != 1 or service is not None:
+        raise click.UsageError("give one APP (or --objects PATH... with --gateway NS/NAME or --service NS/NAME)")
+    if env is None:
+        raise click.UsageError("Missing option '--env'.")
+    app = args[0]
     rendered = run(explain_mod.load, ctx.root, app, env)
     if not (rendered.vs.get("spec") or {}).get("http"):  # TCP and TLS routes only: no HTTP request to follow
         lines = explain_mod.l4_routes(rendered.vs)
@@ -115,6 +134,44 @@ def explain(ctx: Context, app: str, env: str, headers: tuple[str, ...], query: t
         out_console.print("its TCP and TLS routes, first match wins:", markup=False)
         for line in l4:
             out_console.print(f"  {line}", markup=False)
+
+
+def _explain_objects(paths: tuple[str, ...], service: str | None, gateway: str, headers: tuple[str, ...],
+                     query: tuple[str, ...], uri: str, method: str, authority: str | None, scheme: str | None,
+                     port: int | None, source_namespace: str | None, output: str) -> None:
+    if not paths:
+        raise click.UsageError("--objects needs one or more YAML files or directories")
+    if (service is None) == (gateway == "mesh"):
+        raise click.UsageError("with --objects give one of --gateway NS/NAME or --service NS/NAME")
+    loaded = run(objects_mod.load, list(paths))
+    where = {"service": run(objects_mod.parent, service, "--service")} if service is not None else \
+        {"gateway": run(objects_mod.parent, gateway, "--gateway")}
+    asked = objects_mod.Asked(uri=uri, method=method, headers=_pairs(headers, "--header"),
+                              query=_pairs(query, "--query"), authority=authority, scheme=scheme or "http",
+                              port=port, source_namespace=source_namespace)
+    answer = run(objects_mod.explain, loaded, asked, **where)
+    if output == "json":
+        click.echo(json.dumps(answer))
+        return
+    if answer.get("route") is None and answer.get("outcome") == "default":
+        out_console.print("no route attaches to this Service: the request goes to the Service itself", markup=False)
+    elif answer.get("route") is None:
+        out_console.print("no route matches: the proxy answers 404", markup=False)
+    else:
+        rule = answer.get("ruleName") or answer.get("rule")
+        out_console.print(f"route: [bold]{answer['route']}[/bold], rule {rule}")
+    if answer.get("backends"):
+        table = Table("backend", "weight", show_edge=False, pad_edge=False)
+        for name, weight in answer["backends"].items():
+            table.add_row(name, str(weight))
+        out_console.print(table)
+    for name, reason in (answer.get("invalidBackends") or {}).items():
+        out_console.print(f"invalid backend {name}: {reason} (answers 500)", markup=False)
+    if answer.get("status") is not None:
+        out_console.print(f"the proxy answers {answer['status']} itself", markup=False)
+    for key, value in answer.items():
+        if key not in ("route", "rule", "ruleName", "backends", "invalidBackends", "status", "outcome"):
+            out_console.print(f"{key}: {_value(value)}", markup=False)
 
 
 def _load_asks(name: str) -> list[explain_mod.Ask]:

@@ -109,7 +109,8 @@ def init(directory: Path) -> Scaffold:
         path = directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    shutil.copytree(resources.schemas_dir(), directory / "schemas")
+    shutil.copytree(resources.schemas_dir(), directory / "schemas",
+                    ignore=shutil.ignore_patterns("gateway-api"))  # the CEL schemas: no spec refers to them
     rendering = render.render_repo(directory)
     output.write_rendering(directory, rendering)
     created = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())

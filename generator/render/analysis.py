@@ -38,6 +38,17 @@ MG111  warning a DestinationRule's host is routed to by        IST0101 Reference
                or declared external host
 MG112  error   a TLS or TCP route matches a port (or binds a   —
                Gateway) where its Gateway serves no TLS/TCP
+MG201  error   an HTTPRoute parentRef names a Gateway that is  Accepted=False NoMatchingParent
+               not among the objects, or a listener            (gateway-api status reasons)
+               (sectionName, port) the Gateway does not have
+MG202  error   an HTTPRoute's hostnames intersect none of its  Accepted=False
+               parent listener's hostname                      NoMatchingListenerHostname
+MG203  error   an HTTPRoute backendRef names a Service that    ResolvedRefs=False BackendNotFound
+               does not exist (its requests answer 500)
+MG204  warning an HTTPRoute match can never be taken: one of   —
+               higher precedence takes every request it does
+MG205  error   an HTTPRoute refers to a Service in another     ResolvedRefs=False RefNotPermitted
+               namespace and no ReferenceGrant there allows it
 ====== ======= =============================================== ==================================
 
 The module is pure: :func:`analyze_objects` takes rendered objects (anything with the fields
@@ -55,6 +66,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from generator.errors import Place, SpecError
+from generator.routing import httproute
 
 if TYPE_CHECKING:
     from generator.render import render
@@ -78,6 +90,11 @@ CODES: dict[str, tuple[str, str]] = {
     "MG110": ("error", ""),
     "MG111": ("warning", "IST0101 ReferencedResourceNotFound"),
     "MG112": ("error", ""),
+    "MG201": ("error", "Accepted=False NoMatchingParent"),
+    "MG202": ("error", "Accepted=False NoMatchingListenerHostname"),
+    "MG203": ("error", "ResolvedRefs=False BackendNotFound"),
+    "MG204": ("warning", ""),
+    "MG205": ("error", "ResolvedRefs=False RefNotPermitted"),
 }
 """Finding code -> (level, the Istio analyzer message it mirrors, empty when none)."""
 
@@ -216,6 +233,7 @@ def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions
     Returns:
         All findings, errors and warnings, in a stable order.
     """
+    objects = list(objects)
     by_env: dict[str, list[RenderedObjectLike]] = defaultdict(list)
     for o in objects:
         if o.kind in ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry"):
@@ -227,6 +245,7 @@ def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions
     for env in sorted(by_env):
         findings.extend(_Environment(env, by_env[env], versions or {}, place_of,
                                      (external or {}).get(env) or {}, declared).findings())
+    findings.extend(analyze_gateway_api(objects))
     return sorted(findings, key=lambda f: (f.env, f.sort_key(), f.code))
 
 
@@ -557,3 +576,108 @@ def _destinations_of(vs: RenderedObjectLike) -> Iterable[dict]:
                 yield r.get("destination") or {}
             if key == "http" and route.get("mirror"):
                 yield route["mirror"]
+
+
+# -- Gateway API (MG2xx) ---------------------------------------------------------------------------
+
+def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether every request ``HTTPRouteMatch`` ``b`` accepts, ``a`` accepts too (conservative:
+    ``False`` when unsure, e.g. for regular expressions)."""
+    a_kind, a_value = httproute._path(a)
+    b_kind, b_value = httproute._path(b)
+    if a_kind == "RegularExpression" or b_kind == "RegularExpression":
+        if (a_kind, a_value) != (b_kind, b_value):
+            return False
+    elif a_kind == "Exact":
+        if (b_kind, b_value) != ("Exact", a_value):
+            return False
+    elif not httproute.prefix_matches(a_value, b_value):
+        return False
+    if a.get("method") and a.get("method") != b.get("method"):
+        return False
+
+    def conds(m: dict[str, Any], key: str, fold: bool) -> set[tuple[str, str, str]]:
+        return {(str(c.get("name")).lower() if fold else str(c.get("name")), c.get("type") or "Exact",
+                 str(c.get("value"))) for c in m.get(key) or []}
+
+    return conds(a, "headers", True) <= conds(b, "headers", True) and \
+        conds(a, "queryParams", False) <= conds(b, "queryParams", False)
+
+
+def analyze_gateway_api(objects: Iterable[RenderedObjectLike]) -> list[Finding]:
+    """MG201-MG205 over the Gateway API objects among ``objects`` (each environment on its own).
+
+    HTTPRoutes, Gateways, Services and ReferenceGrants are read with
+    :mod:`generator.routing.httproute` (the same model as ``meshgen explain --objects``); other
+    kinds are ignored. Findings carry the place of the HTTPRoute.
+    """
+    by_env: dict[str, list[RenderedObjectLike]] = defaultdict(list)
+    for o in objects:
+        if o.kind in ("HTTPRoute", "Gateway", "Service", "ReferenceGrant", "Namespace"):
+            by_env[o.env].append(o)
+    findings: list[Finding] = []
+    for env, env_objects in sorted(by_env.items()):
+        index = httproute.Objects.of([o.obj for o in env_objects])
+        for o in env_objects:
+            if o.kind == "HTTPRoute":
+                findings.extend(_route_findings(env, o, index))
+    return findings
+
+
+def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -> Iterable[Finding]:
+    route = o.obj
+    ns, name = httproute.meta(route)
+    what = f"HTTPRoute {ns}/{name}"
+    place = o.place or Place(o.path)
+
+    def finding(code: str, message: str, hint: str) -> Finding:
+        return Finding(message, place=place, hint=hint, code=code, level=CODES[code][0], env=env)
+
+    spec = route.get("spec") or {}
+    names = spec.get("hostnames") or []
+    for ref in httproute.parent_refs(route):
+        if ref["kind"] != "Gateway" or ref["group"] != httproute.GROUP:
+            continue
+        gw = index.gateways.get((ref["namespace"], str(ref.get("name"))))
+        if gw is None:
+            yield finding("MG201", f"{what}: parentRef Gateway {ref['namespace']}/{ref.get('name')} is not among "
+                          f"the objects", "render the Gateway, or fix the parentRef's name and namespace")
+            continue
+        listeners = [li for li in (gw.get("spec") or {}).get("listeners") or []
+                     if ref.get("sectionName") in (None, li.get("name")) and ref.get("port") in (None, li.get("port"))]
+        if not listeners:
+            yield finding("MG201", f"{what}: Gateway {ref['namespace']}/{ref.get('name')} has no listener "
+                          f"{ref.get('sectionName') or ''}{' port ' + str(ref['port']) if ref.get('port') else ''}".rstrip(),
+                          "name a listener the Gateway has (sectionName, port)")
+            continue
+        if names and not any(httproute.intersect(n, li.get("hostname")) for n in names for li in listeners):
+            hosts = ", ".join(sorted({str(li.get("hostname")) for li in listeners}))
+            yield finding("MG202", f"{what}: hostnames {', '.join(names)} intersect none of Gateway "
+                          f"{ref['namespace']}/{ref.get('name')}'s listener hostnames ({hosts})",
+                          "use a hostname the listener serves, or widen the listener's hostname")
+    for i, rule in enumerate(spec.get("rules") or []):
+        refs = list(rule.get("backendRefs") or [])
+        refs += [f["requestMirror"]["backendRef"] for f in rule.get("filters") or []
+                 if f.get("type") == "RequestMirror" and (f.get("requestMirror") or {}).get("backendRef")]
+        for ref in refs:
+            if (ref.get("group") or "") not in ("", "core") or (ref.get("kind") or "Service") != "Service":
+                continue
+            target = (ref.get("namespace") or ns, str(ref.get("name")))
+            if target[0] != ns and not httproute._granted(index, ns, target[0], "Service", target[1]):
+                yield finding("MG205", f"{what} rule {i}: backend Service {target[0]}/{target[1]} is in another "
+                              f"namespace and no ReferenceGrant there allows HTTPRoutes of {ns}",
+                              f"add a ReferenceGrant in namespace {target[0]} from HTTPRoutes of {ns} to the Service")
+            elif target not in index.services:
+                yield finding("MG203", f"{what} rule {i}: backend Service {target[0]}/{target[1]} does not exist; "
+                              "requests routed to it answer 500", "render the Service, or fix the backendRef")
+    ordered = httproute.ordered_matches([route])
+    rules = spec.get("rules") or []
+    for k, (_, i, j) in enumerate(ordered):
+        match = httproute.rule_matches(rules[i])[j]
+        for _, i2, j2 in ordered[:k]:
+            if _covers(httproute.rule_matches(rules[i2])[j2], match):
+                yield finding("MG204", f"{what} rule {i} match {j} is never taken: rule {i2} match {j2} has higher "
+                              "precedence and takes every request it would", "remove the match, or make it narrower "
+                              "than the other (an Exact path, a longer prefix, a method, more headers or query "
+                              "parameters win)")
+                break

@@ -26,7 +26,7 @@ import yaml
 
 from generator import resources
 from generator.errors import Place, SpecError, SpecErrors, UsageError, as_yaml
-from generator.render import checks, manifests, output, timelimit
+from generator.render import cel, checks, manifests, output, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
 from generator.rollout import decision, groups, promotion
@@ -495,11 +495,37 @@ def _istio_validator(kind: str) -> Any:
 
 
 def istio_schema_problems(obj: dict[str, Any]) -> list[str]:
-    """Problems of ``obj`` against Istio's own CRD schema (networking.istio.io/v1, unknown fields refused)."""
+    """Problems of ``obj`` against Istio's own CRD schema (networking.istio.io/v1, unknown fields refused)
+    and its CEL rules (:mod:`generator.render.cel`)."""
     problems = []
     for error in _istio_validator(obj["kind"]).iter_errors(obj):
         where = ".".join(str(p) for p in error.absolute_path)
         problems.append(f"{where}: {schema.yaml_message(error)}" if where else schema.yaml_message(error))
+    if not problems:  # the CRD's x-kubernetes-validations (CEL), as the API server checks them
+        problems.extend(cel.problems(obj, _istio_validator(obj["kind"]).schema))
+    return problems
+
+
+@functools.cache
+def _gateway_api_validator(kind: str) -> Any:
+    return schema.validator(f"gateway-api/{kind.lower()}.json")
+
+
+def gateway_api_schema_problems(obj: dict[str, Any]) -> list[str]:
+    """Problems of a Gateway API object (``gateway.networking.k8s.io``: Gateway, HTTPRoute,
+    GRPCRoute, ReferenceGrant) against its vendored CRD's schema (``vendor/gateway-api/``, standard
+    channel) and, when that holds, its CEL rules, as ``path: message``.
+
+    Raises:
+        FileNotFoundError: a kind without a vendored schema.
+    """
+    problems = []
+    validator = _gateway_api_validator(obj["kind"])
+    for error in validator.iter_errors(obj):
+        where = ".".join(str(p) for p in error.absolute_path)
+        problems.append(f"{where}: {schema.yaml_message(error)}" if where else schema.yaml_message(error))
+    if not problems:
+        problems.extend(cel.problems(obj, validator.schema))
     return problems
 
 
@@ -518,8 +544,8 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         cache: reuse the previous rendering when no input changed (see :mod:`generator.render.cache`).
         apps: render only these ``(env, app)`` pairs (what a rollout tick changed): their
             object files only (no kustomization or GitOps manifests, whose bytes a changed
-            weight never changes), each checked on its own (not against the other apps'
-            hosts); never cached.
+            weight never changes); every app of those environments is still checked, with
+            the cross-app checks, as a whole render does; never cached.
         repo: the repository, already loaded from ``root`` (with ``apps``).
         statuses: ``{status file path: status}`` to apply instead of reading those files
             (the statuses a tick is about to commit).
@@ -564,17 +590,25 @@ def _render_apps(repo: Repo, pairs: Collection[tuple[str, str]], strict: bool,
         raise UsageError(f"unknown environment {', '.join(unknown)} (known: {', '.join(repo.environments)})")
     renderer = _Renderer(repo, strict)
     renderer.statuses = statuses
+    renderer.errors.extend(promotion.check_pipelines(repo))
     wanted = set(pairs)
     objects: list[RenderedObject] = []
     files: dict[str, bytes] = {}
     for env in names:
         env_spec = repo.environments[env].data.get("spec") or {}
+        # every app is checked, as a whole render checks them: a tick never commits beside a
+        # spec that does not render; only the named apps' templates are filled
+        effective = [repo.effective_app(a, env) for a in repo.apps]
+        valid = [a for a in effective if renderer.check(a)]
+        renderer.errors.extend(e for e in groups.check_environment(valid, env)
+                               if e.format() not in {known.format() for known in renderer.errors})
+        service_hosts = {a.name: service_fqdn(a) for a in valid}
+        renderer.errors.extend(checks.check_hosts(valid, service_hosts))
+        renderer.errors.extend(checks.check_destinations(valid, service_hosts, env_spec.get("externalHosts") or []))
         env_objects: list[RenderedObject] = []
-        for name in repo.apps:
-            if (env, name) in wanted:
-                app = repo.effective_app(name, env)
-                if renderer.check(app):
-                    renderer.render_app(app, env_spec, env_objects)
+        for app in valid:
+            if (env, app.name) in wanted:
+                renderer.render_app(app, env_spec, env_objects)
         for o in env_objects:
             files[o.path] = (f"{HEADER} from {', '.join(o.sources)}; do not edit.\n" + dump(o.obj)).encode()
         objects.extend(env_objects)
