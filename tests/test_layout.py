@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "generator"
 
 #: The packages in import order: each may import itself and those before it, never after.
-ORDER = ["errors", "resources", "spec", "routing", "rollout", "render", "gitops", "bot", "report", "cli", "__main__"]
+ORDER = ["errors", "resources", "spec", "routing", "rollout", "targets", "render", "gitops", "bot", "report", "cli", "__main__"]
 
 #: The pure core: spec, routing, the rollout decision, and the pure parts of render.
 PURE = {"generator", "generator.errors", "generator.resources",
         "generator.render.checks", "generator.render.quoting", "generator.render.analysis"}
-PURE_PACKAGES = ("generator.spec", "generator.routing", "generator.rollout")
+PURE_PACKAGES = ("generator.spec", "generator.routing", "generator.rollout", "generator.targets")
 
 #: Libraries of the IO shell that the pure core must not import.
 SHELL_LIBRARIES = {"git", "httpx", "subprocess", "socket", "urllib", "http", "tempfile", "shutil"}

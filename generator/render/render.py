@@ -31,6 +31,8 @@ from generator.routing import compiler as routing
 from generator.rollout import decision, promotion
 from generator.spec import loader, paths, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
+from generator import targets
+from generator.targets import gatewayapi
 
 HEADER = output.HEADER
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshgen"}
@@ -281,6 +283,10 @@ class _Renderer:
                     body[key] = route[key]
             when_place = app.text_place("spec", "routes", i, "when") if "when" in route else None
             spec_routes.append(routing.SpecRoute(route["name"], route.get("when"), body, when_place))
+        target = targets.of_environment(env_spec)
+        if target.name == gatewayapi.TARGET.name:
+            self.render_objects(app, env_spec, spec_routes, labels, sources, out)
+            return
         scope = None
         if expose and expose.get("paths"):
             paths = " or ".join(f"uri prefix {_cond_str(p)}" for p in expose["paths"])
@@ -316,6 +322,38 @@ class _Renderer:
             self.emit(out, app, "Gateway", f"{base}/gateway.yaml", app.key_place("spec", "expose"), sources,
                       {**common, "gateway_name": gateway_name(app), "selector": ingress,
                        "expose_hosts": expose["hosts"], "tls": expose.get("tls")})
+
+    def render_objects(self, app: EffectiveApp, env_spec: dict[str, Any], spec_routes: list[routing.SpecRoute],
+                       labels: dict[str, Any], sources: list[str], out: list[RenderedObject]) -> None:
+        """The app's objects for a target that builds them itself (``gateway-api``), no templates."""
+        spec = app.spec
+        versions = {v: {"labels": d["labels"], "trafficPolicy": d.get("trafficPolicy")}
+                    for v, d in spec["versions"].items()}
+        given = gatewayapi.AppInput(
+            name=app.name, namespace=app.namespace,
+            meta={"labels": labels, "annotations": app.data["metadata"].get("annotations") or {}},
+            host=service_fqdn(app), port=spec["service"].get("port"), versions=versions,
+            traffic_policy=spec.get("trafficPolicy"), expose=spec.get("expose"),
+            gateway_class=env_spec.get("gatewayClassName") or gatewayapi.DEFAULT_CLASS,
+            selector=spec["service"].get("selector"),
+            place=app.place("metadata", "name"), port_place=app.key_place("spec", "service"))
+        try:
+            body_places = {(i, key): app.key_place("spec", "routes", i, key)
+                           for i, route in enumerate(spec["routes"]) for key in route
+                           if key not in ("name", "when", "to")}
+            made = gatewayapi.TARGET.objects(given, spec_routes, body_places)
+        except SpecErrors as e:
+            self.errors.extend(e.errors)
+            return
+        except SpecError as e:
+            self.errors.append(e)
+            return
+        base = f"{self.rendered}/{app.env}/{app.namespace}/{app.name}"
+        places = {"Gateway": app.key_place("spec", "expose")}
+        for kind, name, obj in made:
+            place = places.get(kind, app.place("metadata", "name"))
+            out.append(RenderedObject(app.env, app.name, obj["metadata"]["namespace"], kind, obj,
+                                      f"{base}/{name}", place, sources))
 
     def emit(self, out: list[RenderedObject], app: EffectiveApp, kind: str, path: str, place: Place,
              sources: list[str], context: dict[str, Any]) -> None:

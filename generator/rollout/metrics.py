@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jinja2
 
@@ -96,6 +96,9 @@ class Target(NamedTuple):
         service: ``destination_service_name`` (the Service host's first DNS label).
         stable: ``destination_version`` of the stable version.
         canary: ``destination_version`` of the canary version.
+        services: ``((destination_version, destination_service_name), ...)`` where a version's
+            traffic is labelled with another Service than ``service`` (the Gateway API target's
+            per-version Services, :meth:`generator.targets.gatewayapi.GatewayApiTarget.series_service`).
     """
 
     app: str
@@ -104,10 +107,21 @@ class Target(NamedTuple):
     service: str
     stable: str
     canary: str
+    services: tuple[tuple[str, str], ...] = ()
+
+    def service_of(self, version: str) -> str:
+        """``destination_service_name`` of ``version``'s series."""
+        return dict(self.services).get(version, self.service)
 
 
-def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout) -> Target:
-    """The :class:`Target` of an effective App document (``metadata`` and ``spec``)."""
+def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout,
+              series_service: Callable[[str, str, str], str] | None = None) -> Target:
+    """The :class:`Target` of an effective App document (``metadata`` and ``spec``).
+
+    ``series_service(service, app, version)``: the ``destination_service_name`` the
+    environment's output target gives a version's traffic (``Target.series_service`` of
+    :mod:`generator.targets`); ``None``: the app's Service for every version.
+    """
     metadata = spec.get("metadata") or {}
     body = spec.get("spec") or {}
     host = str((body.get("service") or {}).get("host") or app)
@@ -119,7 +133,11 @@ def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout) -> 
         value = ((versions.get(version) or {}).get("labels") or {}).get("version")
         return str(value) if value is not None else version
 
-    return Target(app, env, namespace, labels[0], label(rollout.stable), label(rollout.canary))
+    services: tuple[tuple[str, str], ...] = ()
+    if series_service is not None:
+        services = tuple((label(v), series_service(labels[0], app, v)) for v in (rollout.stable, rollout.canary)
+                         if series_service(labels[0], app, v) != labels[0])
+    return Target(app, env, namespace, labels[0], label(rollout.stable), label(rollout.canary), services)
 
 
 @dataclass(frozen=True)
@@ -310,8 +328,9 @@ def _as_vector(result: "Sequence[Sample] | Vector") -> Vector:
 
 def pick_series(samples: "Sequence[Sample] | Vector", target: Target, version: str) -> _Value:
     """The value of the series of ``target``'s ``version`` in a grouped result."""
-    found = _as_vector(samples).series(target.namespace, target.service, version)
-    return _single(found, f"{target.service}.{target.namespace} {version}")
+    service = target.service_of(version)
+    found = _as_vector(samples).series(target.namespace, service, version)
+    return _single(found, f"{service}.{target.namespace} {version}")
 
 
 def single_value(samples: "Sequence[Sample] | Vector", what: str) -> _Value:

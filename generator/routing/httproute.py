@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.routing import compiler
@@ -280,17 +280,18 @@ def _re_escape(text: str) -> str:
     return "".join("\\" + c if c in r"\.+*?()|[]{}^$" else c for c in text)
 
 
-def _body(route: SpecRoute) -> dict[str, Any]:
+def _body(route: SpecRoute, place: Callable[[str], Place | None]) -> dict[str, Any]:
     for key in route.body:
         if key not in CARRIED and key not in ("mirrorPercentage",):
             raise SpecError(f"route {as_yaml(route.name)}: {key} cannot be written in an HTTPRoute "
-                            "(target gateway-api)", place=route.place, hint=_BODY_HINTS.get(
+                            "(target gateway-api)", place=place(key) or route.place, hint=_BODY_HINTS.get(
                                 key, "keep this environment on spec.target: istio"))
     return copy.deepcopy(route.body)
 
 
 def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
-                  max_matches: int = compiler.MAX_ROUTES) -> list[Rule]:
+                  max_matches: int = compiler.MAX_ROUTES,
+                  body_places: Mapping[tuple[int, str], Place] | None = None) -> list[Rule]:
     """HTTPRoute rules whose precedence-ordered meaning is the spec's first-match meaning.
 
     Args:
@@ -299,6 +300,8 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
             ``timeout``, ``headers`` -- turned into backendRefs and filters by the target.
         scope: a condition ANDed onto every route (an exposed app's ``uri prefix`` paths).
         max_matches: bound on the matches of all rules.
+        body_places: ``{(route index, body key): place}`` where a refused body field is placed
+            (``mirror`` for ``mirror``...); the route's ``when`` otherwise.
 
     Returns:
         The rules in list order; a rule's ``matches`` never empty (a catch-all is
@@ -311,7 +314,7 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
     bodies: dict[int, dict[str, Any]] = {}
     for i, r in enumerate(routes):
         try:
-            bodies[i] = _body(r)
+            bodies[i] = _body(r, lambda key, i=i: (body_places or {}).get((i, key)))
         except SpecError as e:
             errors.append(e)
     SpecErrors.collect(errors)
