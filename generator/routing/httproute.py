@@ -317,8 +317,12 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
             bodies[i] = _body(r, lambda key, i=i: (body_places or {}).get((i, key)))
         except SpecError as e:
             errors.append(e)
-    SpecErrors.collect(errors)
-    http = compiler.compile_http(routes, scope=scope, max_routes=max_matches)
+            bodies[i] = {}
+    try:
+        http = compiler.compile_http(routes, scope=scope, max_routes=max_matches)
+    except SpecErrors as e:
+        SpecErrors.collect(errors + list(e.errors))
+        raise
     names = [r.name for r in routes]
     by_name = {r.name: i for i, r in enumerate(routes)}
     rules: list[Rule] = []
