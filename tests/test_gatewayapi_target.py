@@ -189,3 +189,25 @@ def test_the_bot_reads_the_per_version_services_series(tmp_path, git_remote, pro
                 if s.startswith("rollout ")]
     assert subjects == ["start canary v2, 0 % -> 50 %", "step canary v2, 50 % -> 100 %", "canary v2 succeeded at 100 %"]
     assert _weights(remote, namespace) == [("ratings-v2", 100)]
+
+
+def test_diff_across_a_target_change_names_the_objects_and_compares_the_routes(tmp_path):
+    from generator.gitops import diff
+
+    root = _repo(tmp_path)
+    env = root / "environments/dev.yaml"
+    after = render.render_repo(root, cache=False).files
+    env.write_text(env.read_text().replace("  target: gateway-api\n", ""))
+    before = render.render_repo(root, cache=False).files
+    change, = [c for c in diff.compare(before, after).changes if c.app == "ratings"]
+    assert change.traffic == (
+        "output target istio -> gateway-api: 2 DestinationRules, HTTPRoute, 2 Services replace "
+        "DestinationRule, VirtualService",
+        "routes unchanged: the same spec routes, in the same order, to the same versions and weights")
+    weights = (root / "apps/ratings.yaml").read_text().replace("      to: v1\n", "      to: {v1: 90, v2: 10}\n")
+    (root / "apps/ratings.yaml").write_text(weights)
+    env.write_text(env.read_text().replace("\nspec:\n", "\nspec:\n  target: gateway-api\n", 1))
+    moved = render.render_repo(root, cache=False).files
+    change, = [c for c in diff.compare(before, moved).changes if c.app == "ratings"]
+    assert change.traffic[0].startswith("output target istio -> gateway-api")
+    assert any("v2" in line and "10" in line for line in change.traffic[1:]), change.traffic

@@ -37,7 +37,6 @@ Every match the compiler writes names its path explicitly (no defaulting to ``Pa
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -286,7 +285,7 @@ def _body(route: SpecRoute, place: Callable[[str], Place | None]) -> dict[str, A
             raise SpecError(f"route {as_yaml(route.name)}: {key} cannot be written in an HTTPRoute "
                             "(target gateway-api)", place=place(key) or route.place, hint=_BODY_HINTS.get(
                                 key, "keep this environment on spec.target: istio"))
-    return copy.deepcopy(route.body)
+    return route.body  # read only: the target builds new objects from it
 
 
 def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,

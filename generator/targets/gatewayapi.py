@@ -177,7 +177,7 @@ class GatewayApiTarget:
             if policy:
                 out.append(("DestinationRule", f"destinationrule-{version}.yaml", {
                     "apiVersion": ISTIO_API, "kind": "DestinationRule", "metadata": self._meta(app, name, svc_ns),
-                    "spec": {"host": f"{name}.{svc_ns}.svc.cluster.local", "trafficPolicy": copy.deepcopy(policy)}}))
+                    "spec": {"host": f"{name}.{svc_ns}.svc.cluster.local", "trafficPolicy": policy}}))  # one use per document: no YAML alias
         if svc_ns != app.namespace:
             out.append(("ReferenceGrant", "referencegrant.yaml", {
                 "apiVersion": GRANT_API, "kind": "ReferenceGrant",
@@ -336,8 +336,13 @@ class GatewayApiTarget:
                           for h in r["spec"].get("hostnames") or []]
         vs = {"apiVersion": ISTIO_API, "kind": "VirtualService",
               "metadata": {"name": app, "namespace": ns, "labels": dict(main["metadata"]["labels"])},
-              "spec": {"hosts": list(dict.fromkeys(hosts)), "gateways": all_gateways,
-                       "http": [e for _, _, e in flat]}}
+              "spec": {"hosts": list(dict.fromkeys(hosts)), "http": [e for _, _, e in flat]}}
+        if all_gateways != ["mesh"]:
+            vs["spec"]["gateways"] = all_gateways
+        else:  # the mesh alone: a VirtualService without gateways, as the Istio target writes it
+            for entry in vs["spec"]["http"]:
+                for block in entry["match"]:
+                    del block["gateways"]
         _ = port
         return vs, gateways
 
