@@ -211,3 +211,16 @@ def test_diff_across_a_target_change_names_the_objects_and_compares_the_routes(t
     change, = [c for c in diff.compare(before, moved).changes if c.app == "ratings"]
     assert change.traffic[0].startswith("output target istio -> gateway-api")
     assert any("v2" in line and "10" in line for line in change.traffic[1:]), change.traffic
+
+
+def test_objects_alike_across_environments_are_written_as_dump_writes_them(tmp_path):
+    """The render writes each object once per environment from one dump; the bytes are what
+    dumping each object afresh gives, also for environment names YAML quotes (``on``, ``1``)."""
+    root = _repo(tmp_path)
+    for name in ("on", "1", "staging"):
+        text = (root / "environments/dev.yaml").read_text().replace("name: dev}", f"name: '{name}'}}")
+        (root / f"environments/{name}.yaml").write_text(text)
+    rendering = render.render_repo(root, cache=False)
+    assert {o.env for o in rendering.objects} == {"dev", "on", "1", "staging"}
+    for o in rendering.objects:
+        assert rendering.files[o.path].decode().split("\n", 1)[1] == render.dump(o.obj), o.path

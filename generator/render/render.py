@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -197,6 +198,7 @@ class _Renderer:
         self.applied: dict[tuple[str, str], tuple[str, str, int] | None] = {}
         self.check_cache: dict[str, list[SpecError]] = {}
         self.rendered = repo.rel("rendered")
+        self.dumped = _DumpCache()
 
     @staticmethod
     def _fill(template: jinja2.Template, context: dict[str, Any], untrusted: bool) -> str:
@@ -398,7 +400,7 @@ class _Renderer:
         prefix = f"{self.rendered}/{env}/"
         for o in objects:
             header = f"{HEADER} from {', '.join(o.sources)}; do not edit.\n"
-            files[o.path] = (header + dump(o.obj)).encode()
+            files[o.path] = (header + self.dumped.dump(o.obj, env)).encode()
         resources_ = sorted(o.path[len(prefix):] for o in objects)
         env_file = f"{self.repo.rel('environments')}/{env}.yaml"
         try:
@@ -412,6 +414,47 @@ class _Renderer:
             return
         header = f"{HEADER} from {self.repo.rel('apps')}/ and {env_file}; do not edit.\n"
         files[f"{prefix}kustomization.yaml"] = (header + dump(obj)).encode()
+
+
+class _DumpCache:
+    """:func:`dump` of objects that differ between environments only in their
+    ``meshgen.io/environment`` label, done once: the same app renders to the same object in
+    every environment its overrides leave alone, and dumping is most of a render's time.
+
+    A hit is the earlier text with that label's one line changed, which is the exact text
+    :func:`dump` writes, since an environment name (a DNS label) that YAML writes plain is
+    written plain in that line and nowhere else changes; names YAML would quote (``"true"``,
+    ``"1"``) and texts where the line is not found exactly once are dumped afresh.
+    """
+
+    LABEL = "meshgen.io/environment"
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[str, str]] = {}
+        self._plain: dict[str, bool] = {}
+
+    def _is_plain(self, env: str) -> bool:
+        if env not in self._plain:
+            self._plain[env] = dump(env) in (f"{env}\n", f"{env}\n...\n")
+        return self._plain[env]
+
+    def dump(self, obj: Any, env: str) -> str:
+        labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
+        if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
+            return dump(obj)
+        try:
+            key = json.dumps(obj, sort_keys=True).replace(json.dumps(f"{self.LABEL}") + ": " + json.dumps(env), "", 1)
+        except (TypeError, ValueError):
+            return dump(obj)
+        hit = self._texts.get(key)
+        if hit is not None:
+            old_env, text = hit
+            line = f" {self.LABEL}: {old_env}\n"
+            if text.count(line) == 1:
+                return text.replace(line, f" {self.LABEL}: {env}\n")
+        text = dump(obj)
+        self._texts[key] = (env, text)
+        return text
 
 
 def _cond_str(text: str) -> str:
