@@ -224,3 +224,29 @@ def test_objects_alike_across_environments_are_written_as_dump_writes_them(tmp_p
     assert {o.env for o in rendering.objects} == {"dev", "on", "1", "staging"}
     for o in rendering.objects:
         assert rendering.files[o.path].decode().split("\n", 1)[1] == render.dump(o.obj), o.path
+
+
+def test_a_grpc_service_is_routed_by_a_grpcroute(tmp_path):
+    root = _repo(tmp_path)
+    text = (root / "apps/ratings.yaml").read_text().replace(
+        "port: 80}", "port: 80, protocol: grpc}").replace(
+        'when: header "x-beta" exact "1"',
+        'when: uri exact "/shop.Ratings/Rate" or (uri exact "/shop.Beta" or uri prefix "/shop.Beta/")').replace(
+        "      timeout: 1.5s\n", "")
+    (root / "apps/ratings.yaml").write_text(text)
+    rendering = render.render_repo(root, cache=False)
+    objs = _objects(rendering)
+    route = objs["grpcroute.yaml"]
+    assert route["kind"] == "GRPCRoute" and "httproute.yaml" not in objs
+    beta, default = route["spec"]["rules"]
+    assert beta["matches"] == [{"method": {"type": "Exact", "service": "shop.Ratings", "method": "Rate"}},
+                               {"method": {"type": "Exact", "service": "shop.Beta"}}]
+    assert default["matches"] == [{}] and default["backendRefs"] == [{"name": "ratings-v1", "port": 80, "weight": 100}]
+    output.write_rendering(root, rendering)
+    proc = run_meshgen("explain", "ratings", "--env", "dev", "--uri", "/shop.Beta/Get", "--method", "POST",
+                       "--output", "json", cwd=root)
+    assert json.loads(proc.stdout)["route"] == "beta", proc.stderr
+    (root / "apps/ratings.yaml").write_text(text.replace('uri exact "/shop.Ratings/Rate" or ', 'query "q" exact "1" or '))
+    with pytest.raises(SpecErrors) as e:
+        render.render_repo(root, cache=False)
+    assert "cannot be written in a GRPCRoute" in e.value.errors[0].message

@@ -179,7 +179,8 @@ def virtual_service_path(root: Path, app: str, env: str) -> Path:
         known = sorted(p.name for p in (root / rendered).glob("*") if p.is_dir() and not p.name.startswith("_"))
         raise SpecError(f"environment {env!r} has no rendered output under {rendered}/",
                         hint=f"known: {', '.join(known)}" if known else "run `meshgen render`")
-    found = sorted(env_dir.glob(f"*/{app}/virtualservice.yaml")) or sorted(env_dir.glob(f"*/{app}/httproute.yaml"))
+    found = sorted(env_dir.glob(f"*/{app}/virtualservice.yaml")) or sorted(env_dir.glob(f"*/{app}/httproute.yaml")) \
+        or sorted(env_dir.glob(f"*/{app}/grpcroute.yaml"))
     if not found:
         raise SpecError(f"app {app!r} has no rendered VirtualService in environment {env!r}",
                         hint=f"run `meshgen render --env {env}` if the app is new")

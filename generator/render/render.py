@@ -337,7 +337,7 @@ class _Renderer:
             host=service_fqdn(app), port=spec["service"].get("port"), versions=versions,
             traffic_policy=spec.get("trafficPolicy"), expose=spec.get("expose"),
             gateway_class=env_spec.get("gatewayClassName") or gatewayapi.DEFAULT_CLASS,
-            selector=spec["service"].get("selector"),
+            selector=spec["service"].get("selector"), protocol=spec["service"].get("protocol", "http"),
             place=app.place("metadata", "name"), port_place=app.key_place("spec", "service"))
         try:
             body_places = {(i, key): app.key_place("spec", "routes", i, key)

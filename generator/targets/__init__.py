@@ -7,8 +7,9 @@ An environment picks its target with ``spec.target`` in ``environments/<env>.yam
 ``gateway-api``
     Kubernetes Gateway API ``Gateway``, ``HTTPRoute`` (parents: the Gateway and, for the mesh,
     the app's Service -- GAMMA), one ``Service`` per version as the route's ``backendRefs``,
-    Istio ``DestinationRule`` per version Service for the app's ``trafficPolicy``, and a
-    ``ReferenceGrant`` where a route crosses namespaces (:mod:`.gatewayapi`).
+    Istio ``DestinationRule`` per version Service for the app's ``trafficPolicy``, a
+    ``ReferenceGrant`` where a route crosses namespaces, a ``GRPCRoute`` instead of the
+    ``HTTPRoute`` for a gRPC service (:mod:`.gatewayapi`).
 
 One module per target, as Flagger's ``pkg/router`` has one file per mesh. The interface
 (:class:`Target`) is what the renderer, ``meshgen explain`` and the rollout metrics use; the

@@ -31,6 +31,8 @@ Per app of an environment with ``spec.target: gateway-api``:
     intended for a service"). A DestinationRule on the app's host would not reach these
     clusters, so each version Service gets one: the app's ``trafficPolicy`` with the version's
     own fields over it (as a subset's policy overrides the host's).
+``GRPCRoute`` instead of the ``HTTPRoute``, when ``spec.service.protocol: grpc``
+    the same rules with gRPC method matches (:func:`_grpc_rule`).
 ``ReferenceGrant`` (``gateway.networking.k8s.io/v1beta1``)
     where the Service (``spec.service.host`` in another namespace) is not in the app's
     namespace: in the Service's namespace, allowing ``HTTPRoute`` from the app's namespace to
@@ -77,6 +79,7 @@ class AppInput:
         expose: the app's ``expose`` or ``None``.
         gateway_class: the environment's ``gatewayClassName``.
         selector: the app's Service selector (``spec.service.selector``; ``None``: ``{app: <service name>}``).
+        protocol: ``spec.service.protocol``: ``http`` or ``grpc`` (a ``GRPCRoute`` instead of an ``HTTPRoute``).
         place: where errors about the app as a whole are placed.
         port_place: where an error about the port is placed.
     """
@@ -91,6 +94,7 @@ class AppInput:
     expose: Mapping[str, Any] | None
     gateway_class: str
     selector: Mapping[str, str] | None = None
+    protocol: str = "http"
     place: Place | None = None
     port_place: Place | None = None
 
@@ -110,7 +114,7 @@ class GatewayApiTarget:
     """``spec.target: gateway-api``."""
 
     name = "gateway-api"
-    route_kinds = ("HTTPRoute",)
+    route_kinds = ("HTTPRoute", "GRPCRoute")
 
     def compile(self, routes: Sequence[SpecRoute], scope: str | None,
                 body_places: Mapping[tuple[int, str], Place] | None = None) -> list[httproute.Rule]:
@@ -145,6 +149,7 @@ class GatewayApiTarget:
         expose = app.expose or {}
         paths = expose.get("paths") or []
         rules = self.compile(routes, None, body_places)
+        stem = "grpcroute" if app.protocol == "grpc" else "httproute"
         mesh_parent = {"group": "", "kind": "Service", "name": svc_name, "port": app.port}
         if svc_ns != app.namespace:
             mesh_parent["namespace"] = svc_ns
@@ -157,12 +162,14 @@ class GatewayApiTarget:
             scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
                                 for p in paths)
             gw_rules = self.compile(routes, scope, body_places)
-            out.append(("HTTPRoute", "httproute.yaml", self._route(app, app.name, [mesh_parent], [], rules, svc_ns)))
-            out.append(("HTTPRoute", "httproute-gateway.yaml",
-                        self._route(app, f"{app.name}-gateway", gw_parents, hosts, gw_rules, svc_ns)))
+            for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [mesh_parent], [], rules, svc_ns, routes)),
+                              (f"{stem}-gateway.yaml", self._route(app, f"{app.name}-gateway", gw_parents, hosts,
+                                                                   gw_rules, svc_ns, routes))):
+                out.append((obj["kind"], file, obj))
         else:
-            out.append(("HTTPRoute", "httproute.yaml",
-                        self._route(app, app.name, [mesh_parent, *gw_parents], hosts if expose else [], rules, svc_ns)))
+            obj = self._route(app, app.name, [mesh_parent, *gw_parents], hosts if expose else [], rules, svc_ns,
+                              routes)
+            out.append((obj["kind"], f"{stem}.yaml", obj))
         if expose:
             out.append(("Gateway", "gateway.yaml", self._gateway(app, gw, hosts, tls)))
             if tls:
@@ -195,11 +202,16 @@ class GatewayApiTarget:
         return meta
 
     def _route(self, app: AppInput, name: str, parents: list[dict[str, Any]], hostnames: list[str],
-               rules: list[httproute.Rule], svc_ns: str) -> dict[str, Any]:
-        spec: dict[str, Any] = {"parentRefs": parents, "rules": [self._rule(app, r, svc_ns) for r in rules]}
+               rules: list[httproute.Rule], svc_ns: str, routes: Sequence[SpecRoute]) -> dict[str, Any]:
+        made = [self._rule(app, r, svc_ns) for r in rules]
+        kind = "HTTPRoute"
+        if app.protocol == "grpc":
+            kind = "GRPCRoute"
+            made = [_grpc_rule(rule, r, routes) for rule, r in zip(made, rules)]
+        spec: dict[str, Any] = {"parentRefs": parents, "rules": made}
         if hostnames:
             spec["hostnames"] = hostnames
-        return {"apiVersion": API, "kind": "HTTPRoute", "metadata": self._meta(app, name, app.namespace),
+        return {"apiVersion": API, "kind": kind, "metadata": self._meta(app, name, app.namespace),
                 "spec": spec}
 
     def _rule(self, app: AppInput, rule: httproute.Rule, svc_ns: str) -> dict[str, Any]:
@@ -287,7 +299,7 @@ class GatewayApiTarget:
         ``<namespace>/<gateway>``; a ``backendRef`` ``<app>-<version>`` is the subset
         ``<version>`` of the app's host.
         """
-        routes = [o for o in objects if o.get("kind") == "HTTPRoute"]
+        routes = [o for o in objects if o.get("kind") in ("HTTPRoute", "GRPCRoute")]
         main = next(o for o in routes if not o["metadata"]["name"].endswith("-https-redirect"))
         app = main["metadata"]["labels"].get("app.kubernetes.io/name", "")
         ns = main["metadata"]["namespace"]
@@ -320,6 +332,8 @@ class GatewayApiTarget:
             all_gateways.extend(b for b in bound if b not in all_gateways)
             for r_index, rule in enumerate(route["spec"].get("rules") or []):
                 for m_index, match in enumerate(rule.get("matches") or [{}]):
+                    if route["kind"] == "GRPCRoute":
+                        match = _http_of_grpc(match)
                     m = _as_match(match)
                     blocks = _istio_blocks(match)
                     for block in blocks:
@@ -345,6 +359,59 @@ class GatewayApiTarget:
                     del block["gateways"]
         _ = port
         return vs, gateways
+
+
+def _grpc_rule(rule: dict[str, Any], compiled: httproute.Rule, routes: Sequence[SpecRoute]) -> dict[str, Any]:
+    """An HTTPRoute rule as a ``GRPCRoute`` rule: a gRPC request is ``POST /<service>/<method>``,
+    so an ``Exact`` path ``/S/M`` is the method match ``{service: S, method: M}`` and a
+    ``PathPrefix /S`` the service match ``{service: S}`` (Istio converts them back into exactly
+    those paths and ranks them alike, conversion.go ``createGRPCURIMatch``).
+
+    Raises:
+        SpecError: a match or field a GRPCRoute cannot carry (placed at the route's ``when``).
+    """
+    route = routes[compiled.spec_index]
+
+    def refuse(what: str, hint: str) -> SpecError:
+        return SpecError(f"route {as_yaml(route.name)}: {what} cannot be written in a GRPCRoute "
+                         "(target gateway-api, service.protocol grpc)", place=route.place, hint=hint)
+
+    out: dict[str, Any] = {k: v for k, v in rule.items() if k not in ("matches", "timeouts")}
+    if "timeouts" in rule:
+        raise refuse("a timeout", "GRPCRoute has no timeouts; drop timeout here or keep spec.target: istio")
+    matches = []
+    for m in rule["matches"]:
+        if m.get("queryParams") or m.get("method"):
+            raise refuse("a query or HTTP method match", "match the gRPC method by path: uri exact \"/pkg.Service/Method\"")
+        kind, value = m["path"]["type"], m["path"]["value"]
+        parts = value.strip("/").split("/")
+        out_match: dict[str, Any] = {}
+        if kind == "Exact" and len(parts) == 2 and all(parts):
+            out_match["method"] = {"type": "Exact", "service": parts[0], "method": parts[1]}
+        elif kind == "PathPrefix" and value.strip("/") and len(parts) == 1:
+            out_match["method"] = {"type": "Exact", "service": parts[0]}
+        elif not (kind == "PathPrefix" and not value.strip("/")):
+            raise refuse(f"the path match {kind} {value}",
+                         'write uri exact "/pkg.Service/Method", or (uri exact "/pkg.Service" or uri prefix '
+                         '"/pkg.Service/") for a whole service')
+        if m.get("headers"):
+            out_match["headers"] = m["headers"]
+        matches.append(out_match)
+    out["matches"] = matches
+    return out
+
+
+def _http_of_grpc(match: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``GRPCRouteMatch`` as the HTTPRoute match it is (Istio's conversion)."""
+    out: dict[str, Any] = {}
+    method = match.get("method") or {}
+    if method.get("method"):
+        out["path"] = {"type": "Exact", "value": f"/{method['service']}/{method['method']}"}
+    elif method.get("service"):
+        out["path"] = {"type": "PathPrefix", "value": f"/{method['service']}"}
+    if match.get("headers"):
+        out["headers"] = match["headers"]
+    return out
 
 
 def _version_of(app: str, service: str) -> str:
