@@ -250,3 +250,15 @@ def test_a_grpc_service_is_routed_by_a_grpcroute(tmp_path):
     with pytest.raises(SpecErrors) as e:
         render.render_repo(root, cache=False)
     assert "cannot be written in a GRPCRoute" in e.value.errors[0].message
+
+
+def test_the_report_shows_a_gateway_api_environments_routes_as_the_spec_names_them(tmp_path):
+    from generator.report import site
+
+    root = _repo(tmp_path)
+    rendering = render.render_repo(root, cache=False)
+    app, = site._routes(rendering)["dev"]
+    assert app["app"] == "ratings" and app["namespace"] == "shop"
+    assert [(r["name"], r["when"], r["split"]) for r in app["routes"]] == [
+        ("beta", 'header "x-beta" exact "1"', [{"version": "v2", "weight": 100}]),
+        ("default", None, [{"version": "v1", "weight": 100}])]
