@@ -262,3 +262,50 @@ def test_the_report_shows_a_gateway_api_environments_routes_as_the_spec_names_th
     assert [(r["name"], r["when"], r["split"]) for r in app["routes"]] == [
         ("beta", 'header "x-beta" exact "1"', [{"version": "v2", "weight": 100}]),
         ("default", None, [{"version": "v1", "weight": 100}])]
+
+
+def _gateway_api_schemas() -> dict[str, dict]:
+    """``{kind: openAPIV3Schema of its newest served version}`` of the vendored Gateway API CRDs
+    (``vendor/gateway-api/``, standard channel), unknown fields refused as the API server's
+    strict field validation refuses them."""
+    from tests.conftest import ROOT
+
+    found: dict[str, dict] = {}
+    for path in sorted((ROOT / "vendor" / "gateway-api").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            kind = doc["spec"]["names"]["kind"]
+            for version in doc["spec"]["versions"]:
+                if version.get("served") and version.get("storage"):
+                    found[kind] = _strict(version["schema"]["openAPIV3Schema"])
+    return found
+
+
+def _strict(node):
+    if isinstance(node, dict):
+        out = {k: _strict(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
+        if "properties" in out and "additionalProperties" not in out:
+            out["additionalProperties"] = False
+        return out
+    if isinstance(node, list):
+        return [_strict(v) for v in node]
+    return node
+
+
+def test_rendered_gateway_api_objects_validate_against_the_vendored_crds(tmp_path):
+    import jsonschema
+
+    schemas = _gateway_api_schemas()
+    if not schemas:
+        pytest.skip("the Gateway API CRDs are not vendored under vendor/gateway-api/")
+    expose = "  expose: {hosts: [ratings.example.com], paths: [/ratings], tls: {credentialName: ratings-cert}}\n"
+    root = _repo(tmp_path, host="ratings.backend.svc.cluster.local", expose=expose)
+    checked = set()
+    for o in render.render_repo(root, cache=False).objects:
+        if o.kind in schemas:
+            obj = {k: v for k, v in o.obj.items()}
+            errors = [e.message for e in jsonschema.Draft7Validator(schemas[o.kind]).iter_errors(obj)]
+            assert errors == [], (o.path, errors)
+            checked.add(o.kind)
+    assert checked >= {"Gateway", "HTTPRoute", "ReferenceGrant"}
