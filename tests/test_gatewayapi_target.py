@@ -173,8 +173,13 @@ def test_the_bot_steps_backend_ref_weights_and_rolls_back(tmp_path, git_remote):
 @pytest.mark.prometheus
 def test_the_bot_reads_the_per_version_services_series(tmp_path, git_remote, prometheus, mesh_traffic):
     namespace = "gwapi-healthy"
-    for version in ("v1", "v2"):  # Istio labels a backendRef's traffic with the version's Service
-        mesh_traffic.set(namespace, f"ratings-{version}", version, rps=40, error_ratio=0.0, latency_ms=20)
+    for version in ("v1", "v2"):
+        # the client's proxy labels a backendRef's traffic with the version's Service; the
+        # server's sidecar series (here under the app's Service) are not read
+        mesh_traffic.set(namespace, f"ratings-{version}", version, rps=40, error_ratio=0.0, latency_ms=20,
+                         reporter="source")
+        mesh_traffic.set(namespace, "ratings", version, rps=40, error_ratio=0.5 if version == "v2" else 0.0,
+                         latency_ms=20)
     root = _repo(tmp_path, namespace=namespace, url=prometheus.url,
                  rollout=ROLLOUT.format(interval="3s", policy="health"))
     output.write_rendering(root, render.render_repo(root, cache=False))

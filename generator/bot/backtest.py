@@ -110,7 +110,8 @@ def run_backtest(root: Path, app: str, env: str, start: datetime, end: datetime,
     except ValueError as e:
         raise UsageError(str(e)) from e
     target = metrics.target_of(app, env, effective.data, rollout,
-                               targets.of_environment(repo.environments[env].data.get("spec")).series_service)
+                               targets.of_environment(repo.environments[env].data.get("spec")).series_service,
+                                   targets.of_environment(repo.environments[env].data.get("spec")).series_reporter)
     try:
         plan = metrics.plan(rollout, target)
     except ValueError as e:

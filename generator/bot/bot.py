@@ -286,7 +286,8 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
     errors = []
     for item in due:
         target = metrics.target_of(item.app, env, item.effective.data, item.rollout,
-                                   targets.of_environment(repo.environments[env].data.get("spec")).series_service)
+                                   targets.of_environment(repo.environments[env].data.get("spec")).series_service,
+                                   targets.of_environment(repo.environments[env].data.get("spec")).series_reporter)
         try:
             with timelimit.time_limit(what=f"rendering the queries of app {item.app!r}"):
                 plans[item.app] = (item, target, metrics.plan(item.rollout, target))

@@ -63,9 +63,9 @@ REQUESTS = "requests"
 BUILTIN = (SUCCESS_RATE, DURATION_P99)
 DEFAULT_MIN_SUCCESS_RATE = 0.99
 
-_TOTAL = 'istio_requests_total{reporter="destination"}'
-_GOOD = 'istio_requests_total{reporter="destination",response_code!~"5.."}'
-_BUCKETS = 'istio_request_duration_milliseconds_bucket{reporter="destination"}'
+_TOTAL = 'istio_requests_total{{reporter="{reporter}"}}'
+_GOOD = 'istio_requests_total{{reporter="{reporter}",response_code!~"5.."}}'
+_BUCKETS = 'istio_request_duration_milliseconds_bucket{{reporter="{reporter}"}}'
 
 _JINJA = templating.BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                                        keep_trailing_newline=False)
@@ -99,6 +99,9 @@ class Target(NamedTuple):
         services: ``((destination_version, destination_service_name), ...)`` where a version's
             traffic is labelled with another Service than ``service`` (the Gateway API target's
             per-version Services, :meth:`generator.targets.gatewayapi.GatewayApiTarget.series_service`).
+        reporter: whose series the built-in metrics read: ``destination`` (the server's
+            sidecar) or ``source`` (the client's proxy or gateway), as the environment's output
+            target says (``series_reporter`` of :mod:`generator.targets`).
     """
 
     app: str
@@ -108,6 +111,7 @@ class Target(NamedTuple):
     stable: str
     canary: str
     services: tuple[tuple[str, str], ...] = ()
+    reporter: str = "destination"
 
     def service_of(self, version: str) -> str:
         """``destination_service_name`` of ``version``'s series."""
@@ -115,7 +119,8 @@ class Target(NamedTuple):
 
 
 def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout,
-              series_service: Callable[[str, str, str], str] | None = None) -> Target:
+              series_service: Callable[[str, str, str], str] | None = None,
+              reporter: str = "destination") -> Target:
     """The :class:`Target` of an effective App document (``metadata`` and ``spec``).
 
     ``series_service(service, app, version)``: the ``destination_service_name`` the
@@ -137,7 +142,7 @@ def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout,
     if series_service is not None:
         services = tuple((label(v), series_service(labels[0], app, v)) for v in (rollout.stable, rollout.canary)
                          if series_service(labels[0], app, v) != labels[0])
-    return Target(app, env, namespace, labels[0], label(rollout.stable), label(rollout.canary), services)
+    return Target(app, env, namespace, labels[0], label(rollout.stable), label(rollout.canary), services, reporter)
 
 
 @dataclass(frozen=True)
@@ -216,22 +221,25 @@ def promql_duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def builtin_query(name: str, window: str) -> str:
-    """The PromQL of a built-in metric over ``window``, grouped by :data:`SERIES_LABELS`.
+def builtin_query(name: str, window: str, reporter: str = "destination") -> str:
+    """The PromQL of a built-in metric over ``window``, grouped by :data:`SERIES_LABELS`,
+    of the series the proxies on ``reporter``'s side report (``destination``: the server's
+    sidecar; ``source``: the client's proxy or the gateway, see :attr:`Target.reporter`).
 
     ``requests``: requests served in the window (``increase``). ``request-success-rate``:
     the ratio 0-1 of responses that are not 5xx; the ``or ... * 0`` keeps a version whose
     every response failed at 0 rather than absent. ``request-duration-p99``: the 99th
     percentile of the server-side duration in milliseconds (NaN without requests).
     """
+    total_s, good_s, buckets_s = (t.format(reporter=reporter) for t in (_TOTAL, _GOOD, _BUCKETS))
     if name == REQUESTS:
-        return f"sum by ({_BY}) (increase({_TOTAL}[{window}]))"
+        return f"sum by ({_BY}) (increase({total_s}[{window}]))"
     if name == SUCCESS_RATE:
-        total = f"sum by ({_BY}) (rate({_TOTAL}[{window}]))"
-        good = f"sum by ({_BY}) (rate({_GOOD}[{window}]))"
+        total = f"sum by ({_BY}) (rate({total_s}[{window}]))"
+        good = f"sum by ({_BY}) (rate({good_s}[{window}]))"
         return f"({good} or ({total} * 0)) / {total}"
     if name == DURATION_P99:
-        return f"histogram_quantile(0.99, sum by ({_BY}, le) (rate({_BUCKETS}[{window}])))"
+        return f"histogram_quantile(0.99, sum by ({_BY}, le) (rate({buckets_s}[{window}])))"
     raise KeyError(name)
 
 
@@ -284,11 +292,11 @@ def plan(rollout: Rollout, target: Target) -> Plan:
     metrics = policy_metrics(rollout)
     if not metrics:
         return Plan((), (), window)
-    queries = [builtin_query(REQUESTS, window)]
+    queries = [builtin_query(REQUESTS, window, target.reporter)]
     versions = [target.canary] + ([target.stable] if rollout.policy == "compare" else [])
     for metric in metrics:
         for version in versions:
-            queries.append(builtin_query(metric.name, window) if metric.query is None
+            queries.append(builtin_query(metric.name, window, target.reporter) if metric.query is None
                            else render_query(metric, target, version, window))
     return Plan(tuple(dict.fromkeys(queries)), tuple(metrics), window)
 
@@ -379,7 +387,7 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan,
         return Check(Verdict.PASS, {}, f"policy time: {rollout.interval_text} passed")
     window = plan_.window
     values: dict[str, float | None] = {}
-    requests = pick_series(results[builtin_query(REQUESTS, window)], target, target.canary)
+    requests = pick_series(results[builtin_query(REQUESTS, window, target.reporter)], target, target.canary)
     values[REQUESTS] = None if requests.value is None else float(round(requests.value))
     if requests.value is None:
         return Check(Verdict.INCONCLUSIVE, values, f"no requests to {target.canary} in the last {window} ({requests.problem})")
@@ -444,6 +452,6 @@ def _judge(rollout: Rollout, target: Target, metric: Metric, window: str,
 def _metric_value(metric: Metric, target: Target, version: str, window: str,
                   results: Mapping[str, "Sequence[Sample] | Vector"]) -> _Value:
     if metric.query is None:
-        return pick_series(results[builtin_query(metric.name, window)], target, version)
+        return pick_series(results[builtin_query(metric.name, window, target.reporter)], target, version)
     promql = render_query(metric, target, version, window)
     return single_value(results[promql], f"{metric.name} of {target.service}.{target.namespace} {version}")

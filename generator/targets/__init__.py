@@ -33,10 +33,12 @@ class Target(Protocol):
     Attributes:
         name: the value of ``spec.target`` (``istio``, ``gateway-api``).
         route_kinds: the kinds whose objects carry the app's routes (read by ``explain``).
+        series_reporter: the ``reporter`` of the Istio series the rollout metrics read.
     """
 
     name: str
     route_kinds: tuple[str, ...]
+    series_reporter: str
 
     def compile(self, routes: Sequence[SpecRoute], scope: str | None) -> list[Any]:
         """The spec's routes as this target's route list (raises ``SpecErrors``, placed)."""

@@ -39,11 +39,15 @@ Per app of an environment with ``spec.target: gateway-api``:
     refer to ``Service`` (gateway-api GEP-709).
 
 Telemetry: a request a route sends to ``backendRef`` ``<app>-<version>`` leaves the client's
-proxy on the cluster ``outbound|<port>||<app>-<version>.<ns>.svc.cluster.local``, and Istio's
-standard metrics label it with that Service: ``destination_service_name="<app>-<version>"``,
-``destination_version`` the pod's ``version`` label (istio.io docs/reference/config/metrics,
-"Destination Service": "the destination service host responsible for an incoming request"),
-so :meth:`GatewayApiTarget.series_service` names the version's Service.
+proxy (or the gateway) on the cluster ``outbound|<port>||<app>-<version>.<ns>.svc.cluster.local``.
+Istio's stats filter (istio/proxy ``source/extensions/filters/http/istio_stats/istio_stats.cc``,
+``populatePeerInfo``) takes ``destination_service_name`` from that cluster's ``istio.services``
+metadata -- the version's Service -- falling back to the Host header, and
+``destination_version`` from the peer's ``version`` label. On the server's side the cluster is
+the inbound one, whose first Service may be the app's or the version's (both select the pod),
+so the built-in metrics read ``reporter="source"`` series with
+``destination_service_name="<app>-<version>"`` (:attr:`GatewayApiTarget.series_reporter`,
+:meth:`GatewayApiTarget.series_service`).
 """
 
 from __future__ import annotations
@@ -115,6 +119,10 @@ class GatewayApiTarget:
 
     name = "gateway-api"
     route_kinds = ("HTTPRoute", "GRPCRoute")
+    #: The client's proxy (or the gateway) names the cluster's Service, the version's own
+    #: (see the module docstring); the server's sidecar would name whichever of the Services
+    #: selecting its pod comes first, so the metrics read the client side.
+    series_reporter = "source"
 
     def compile(self, routes: Sequence[SpecRoute], scope: str | None,
                 body_places: Mapping[tuple[int, str], Place] | None = None) -> list[httproute.Rule]:

@@ -19,6 +19,9 @@ class IstioTarget:
 
     name = "istio"
     route_kinds = ("VirtualService",)
+    #: The server's sidecar names the Service the client asked for (the VirtualService's
+    #: host) and the pod's version: one series per version under the app's Service.
+    series_reporter = "destination"
 
     def compile(self, routes: Sequence[SpecRoute], scope: str | None) -> list[dict[str, Any]]:
         """``VirtualService.spec.http`` (:func:`generator.routing.compiler.compile_http`)."""
