@@ -314,3 +314,11 @@ def test_rendered_gateway_api_objects_validate_against_the_vendored_crds(tmp_pat
             assert errors == [], (o.path, errors)
             checked.add(o.kind)
     assert checked >= {"Gateway", "HTTPRoute", "ReferenceGrant"}
+
+
+def test_validate_checks_the_version_destination_rules_against_istios_schema(tmp_path):
+    root = _repo(tmp_path)
+    proc = run_meshgen("validate", cwd=root)
+    assert proc.returncode == 0 and "valid: 1 app, 1 environment, 5 objects" in proc.stdout, proc.stdout + proc.stderr
+    rendering = render.render_repo(root, strict=True, cache=False)
+    assert {o.kind for o in rendering.objects} >= {"DestinationRule", "HTTPRoute", "Service"}

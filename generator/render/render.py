@@ -353,6 +353,13 @@ class _Renderer:
         base = f"{self.rendered}/{app.env}/{app.namespace}/{app.name}"
         places = {"Gateway": app.key_place("spec", "expose")}
         for kind, name, obj in made:
+            if kind == "DestinationRule" and self.validate_istio.get(kind):  # --strict: Istio's own schema
+                problems = istio_schema_problems(obj)
+                if problems:
+                    self.errors.extend(SpecError(f"rendered {kind} of app {as_yaml(app.name)} in "
+                                                 f"{as_yaml(app.env)}: {p}", place=app.key_place("spec", "trafficPolicy"))
+                                       for p in problems)
+                    continue
             place = places.get(kind, app.place("metadata", "name"))
             out.append(RenderedObject(app.env, app.name, obj["metadata"]["namespace"], kind, obj,
                                       f"{base}/{name}", place, sources))
