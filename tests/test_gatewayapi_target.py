@@ -322,3 +322,12 @@ def test_validate_checks_the_version_destination_rules_against_istios_schema(tmp
     assert proc.returncode == 0 and "valid: 1 app, 1 environment, 5 objects" in proc.stdout, proc.stdout + proc.stderr
     rendering = render.render_repo(root, strict=True, cache=False)
     assert {o.kind for o in rendering.objects} >= {"DestinationRule", "HTTPRoute", "Service"}
+
+
+def test_the_shared_dump_never_confuses_a_number_key_with_a_string_key():
+    cache = render._DumpCache()
+    label = {"meshgen.io/environment": "dev"}
+    first = {"metadata": {"labels": label}, "spec": {"1": "a"}}
+    second = {"metadata": {"labels": {"meshgen.io/environment": "prod"}}, "spec": {1: "a"}}
+    assert cache.dump(first, "dev") == render.dump(first)
+    assert cache.dump(second, "prod") == render.dump(second)

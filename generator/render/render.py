@@ -449,6 +449,8 @@ class _DumpCache:
         labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
         if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
             return dump(obj)
+        if not _str_keys(obj):  # JSON writes 1 and "1" alike as a key: no shared text then
+            return dump(obj)
         try:
             key = json.dumps(obj, sort_keys=True).replace(json.dumps(f"{self.LABEL}") + ": " + json.dumps(env), "", 1)
         except (TypeError, ValueError):
@@ -462,6 +464,22 @@ class _DumpCache:
         text = dump(obj)
         self._texts[key] = (env, text)
         return text
+
+
+def _str_keys(obj: Any) -> bool:
+    """Whether every mapping key in ``obj`` is a string."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if not isinstance(k, str):
+                    return False
+                if isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return True
 
 
 def _cond_str(text: str) -> str:
