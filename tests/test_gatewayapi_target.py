@@ -331,3 +331,18 @@ def test_the_shared_dump_never_confuses_a_number_key_with_a_string_key():
     second = {"metadata": {"labels": {"meshgen.io/environment": "prod"}}, "spec": {1: "a"}}
     assert cache.dump(first, "dev") == render.dump(first)
     assert cache.dump(second, "prod") == render.dump(second)
+
+
+@pytest.mark.parametrize("target_name, kind", [("istio", "VirtualService"), ("gateway-api", "HTTPRoute")])
+def test_each_target_reads_and_writes_a_routes_weights_through_one_interface(tmp_path, target_name, kind):
+    from generator import targets
+
+    root = _repo(tmp_path)
+    env = root / "environments/dev.yaml"
+    env.write_text(env.read_text().replace("target: gateway-api", f"target: {target_name}"))
+    obj = next(o.obj for o in render.render_repo(root, cache=False).objects if o.kind == kind)
+    target = targets.get(target_name)
+    assert target.weights(obj)["default"] == {"v1": 100}
+    target.set_weights(obj, "default", {"v1": 80, "v2": 20})
+    assert target.weights(obj)["default"] == {"v1": 80, "v2": 20}
+    assert target.weights(obj)["beta"] == {"v2": 100}

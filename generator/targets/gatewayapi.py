@@ -323,7 +323,7 @@ class GatewayApiTarget:
                 gateways[f"{o['metadata']['namespace']}/{o['metadata']['name']}"] = {
                     "apiVersion": ISTIO_API, "kind": "Gateway", "metadata": dict(o["metadata"]),
                     "spec": {"servers": servers}}
-        host, port, flat = "", None, []
+        host, flat = "", []
         all_gateways: list[str] = []
         for route in routes:
             if route["metadata"]["name"].endswith("-https-redirect"):
@@ -332,7 +332,6 @@ class GatewayApiTarget:
             for parent in route["spec"].get("parentRefs") or []:
                 if parent.get("kind") == "Service":
                     host = f"{parent['name']}.{parent.get('namespace', ns)}.svc.cluster.local"
-                    port = parent.get("port")
                     bound.append("mesh")
                 else:
                     bound.append(f"{parent.get('namespace', ns)}/{parent['name']}")
@@ -365,7 +364,6 @@ class GatewayApiTarget:
             for entry in vs["spec"]["http"]:
                 for block in entry["match"]:
                     del block["gateways"]
-        _ = port
         return vs, gateways
 
 
