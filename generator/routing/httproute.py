@@ -18,7 +18,7 @@ How the first-match meaning is kept:
    ``prefix`` and ``present``, a negated header (``withoutHeaders``: HTTPRoute has no header
    absence), ``authority``, ``scheme``, ``port``, ``source label``/``source namespace``,
    ``gateway``; and route bodies HTTPRoute cannot carry (``fault``, ``retries``,
-   ``corsPolicy``, ``directResponse``, ``mirror``, ``rewrite``).
+   ``corsPolicy``, ``directResponse``, ``mirror``, ``rewrite``, ``redirect``).
 3. Paths: ``uri exact`` is an ``Exact`` path and ``uri regex`` a ``RegularExpression`` (RE2,
    full match, as Istio's conversion passes it to Envoy). A ``PathPrefix`` matches whole
    segments -- ``/foo`` matches ``/foo`` and ``/foo/bar``, never ``/foobar`` -- so the spec's
