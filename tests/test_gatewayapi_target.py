@@ -156,7 +156,7 @@ def _weights(remote, namespace="shop"):
     return [(r["name"], r["weight"]) for r in route["spec"]["rules"][-1]["backendRefs"]]
 
 
-def test_the_bot_steps_backend_ref_weights_and_rolls_back(tmp_path, git_remote):
+def test_the_bot_steps_backend_ref_weights_and_promotes(tmp_path, git_remote):
     root = _repo(tmp_path, rollout=ROLLOUT.format(interval="1h", policy="time"))
     output.write_rendering(root, render.render_repo(root, cache=False))
     remote, work = git_remote(root)
@@ -167,6 +167,11 @@ def test_the_bot_steps_backend_ref_weights_and_rolls_back(tmp_path, git_remote):
     assert "rendered/dev/shop/ratings/httproute.yaml" in git(remote, "show", "--name-only", "--format=", "main")
     run_meshgen("rollout", "abort", "ratings", "--env", "dev", "--push", cwd=work, check=True)
     assert _weights(remote) == [("ratings-v1", 100)]
+    run_meshgen("rollout", "resume", "ratings", "--env", "dev", "--push", cwd=work, check=True)
+    run_meshgen("rollout", "promote", "ratings", "--env", "dev", "--push", cwd=work, check=True)
+    assert _weights(remote) == [("ratings-v2", 100)]
+    history = run_meshgen("rollout", "history", "ratings", "--output", "json", cwd=work, check=True).stdout
+    assert "promote" in history.lower() or "succeeded" in history.lower(), history
     assert run_meshgen("check", cwd=work).returncode == 0
 
 
