@@ -1,6 +1,10 @@
 """Render speed: N synthetic apps x 3 environments.
 
-Usage: ``python bench/render.py [N] [--profile]`` (default 1000).
+Usage: ``python bench/render.py [N] [--profile]`` (default 1000), or
+``python bench/render.py [N] --target gateway-api``: the same apps rendered by the ``istio`` and
+the ``gateway-api`` target (``spec.target`` of the three environments), side by side, best of
+rounds that alternate between them, and their ratio (goal: gateway-api within 1.2x istio).
+The apps have no ``retries`` there (HTTPRoute does not carry them), on both sides.
 
 Prints, side by side in one run:
   * full render: ``meshgen render`` into an empty ``rendered/`` (load, check, compile, template,
@@ -59,22 +63,26 @@ apiVersion: meshgen.io/v1alpha1
 kind: Environment
 metadata: {{name: {env}}}
 spec:
-  ingress: {{selector: {{istio: ingressgateway}}}}
+{target}  ingress: {{selector: {{istio: ingressgateway}}}}
 """
 
 
 ROUNDS = 3
 
 
-def build(root: Path, n: int) -> None:
-    """A git checkout with n App specs and three environments."""
+def build(root: Path, n: int, target: str | None = None) -> None:
+    """A git checkout with n App specs and three environments (``spec.target`` when given)."""
     (root / "apps").mkdir(parents=True)
     (root / "environments").mkdir()
     for i in range(n):
         expose = EXPOSE.format(i=i) if i % 4 == 0 else ""
-        (root / "apps" / f"app-{i}.yaml").write_text(APP.format(i=i, team=i % 20, expose=expose))
+        text = APP.format(i=i, team=i % 20, expose=expose)
+        if target:
+            text = "".join(line for line in text.splitlines(keepends=True) if "retries:" not in line)
+        (root / "apps" / f"app-{i}.yaml").write_text(text)
     for env in ("dev", "staging", "prod"):
-        (root / "environments" / f"{env}.yaml").write_text(ENV.format(env=env))
+        line = f"  target: {target}\n" if target else ""
+        (root / "environments" / f"{env}.yaml").write_text(ENV.format(env=env, target=line))
     subprocess.run(["git", "init", "-q", str(root)], check=True)
 
 
@@ -84,9 +92,51 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
+def targets_side_by_side(n: int, target: str) -> int:
+    """``istio`` against ``target`` on the same apps, full renders into an empty ``rendered/``."""
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    tmp = Path(tempfile.mkdtemp(prefix="meshgen-bench-", dir=shm))
+    try:
+        repos = {}
+        for name in ("istio", target):
+            repos[name] = tmp / name
+            build(repos[name], n, name)
+        runs: dict[str, list[float]] = {name: [] for name in repos}
+        counts = {}
+        for _ in range(ROUNDS):
+            for name, repo in repos.items():
+                shutil.rmtree(repo / "rendered", ignore_errors=True)
+                gc.collect()
+
+                def full(repo=repo):
+                    rendering = render.render_repo(repo, cache=False)
+                    output.write_rendering(repo, rendering)
+                    return rendering
+
+                seconds, rendering = timed(full)
+                runs[name].append(seconds)
+                counts[name] = (len(rendering.objects), len(rendering.files))
+                del rendering
+        print(f"apps: {n} x 3 environments")
+        for name in repos:
+            objects, files = counts[name]
+            print(f"{'full render, ' + name:<28}{min(runs[name]):8.2f} s   (best of {ROUNDS}; "
+                  f"{objects} objects, {files} files)")
+        ratio = min(runs[target]) / min(runs["istio"])
+        print(f"{'ratio ' + target + ' / istio':<28}{ratio:8.2f} x   (goal <= 1.2)")
+        return 0 if ratio <= 1.2 else 1
+    finally:
+        shutil.rmtree(tmp)
+
+
 def main() -> int:
-    numbers = [a for a in sys.argv[1:] if not a.startswith("-")]
-    n = int(numbers[0]) if numbers else 1000
+    args = [a for a in sys.argv[1:] if a != "--profile"]
+    if "--target" in args:
+        at = args.index("--target")
+        target = args[at + 1]
+        del args[at:at + 2]
+        return targets_side_by_side(int(args[0]) if args else 1000, target)
+    n = int(args[0]) if args else 1000
     # in memory where the machine has it, so disk latency does not swamp the figures
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
     tmp = Path(tempfile.mkdtemp(prefix="meshgen-bench-", dir=shm))

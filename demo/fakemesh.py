@@ -57,6 +57,7 @@ class _Series:
     buckets: list[float] = field(default_factory=lambda: [0.0] * (len(DURATION_BUCKETS) + 1))
     duration_sum: float = 0.0
     updated: float = field(default_factory=time.monotonic)
+    reporter: str = "destination"  # the proxy that reports the series
 
     def advance(self, now: float) -> None:
         requests = self.rps * max(0.0, now - self.updated)
@@ -78,10 +79,13 @@ class MeshTraffic:
         self._lock = threading.Lock()
 
     def set(self, namespace: str, service: str, version: str, *, rps: float | None = None,
-            error_ratio: float | None = None, latency_ms: float | None = None) -> None:
-        """Change a version's traffic from now on (requests per second, 5xx ratio 0-1, ms)."""
+            error_ratio: float | None = None, latency_ms: float | None = None,
+            reporter: str = "destination") -> None:
+        """Change a version's traffic from now on (requests per second, 5xx ratio 0-1, ms);
+        ``reporter``: which proxy reports the series (``destination`` or ``source``)."""
         with self._lock:
             series = self._series.setdefault((namespace, service, version), _Series())
+            series.reporter = reporter
             series.advance(time.monotonic())
             if rps is not None:
                 series.rps = rps
@@ -98,7 +102,8 @@ class MeshTraffic:
         with self._lock:
             for (namespace, service, version), series in sorted(self._series.items()):
                 series.advance(now)
-                base = (f'reporter="destination",destination_service_namespace="{namespace}",'
+                base = (f'reporter="{series.reporter}",'
+                        f'destination_service_namespace="{namespace}",'
                         f'destination_service_name="{service}",destination_version="{version}"')
                 if series.ok:
                     lines.append(f'istio_requests_total{{{base},response_code="200"}} {series.ok:.3f}')

@@ -21,13 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 GENERATOR = ROOT / "generator"
 
 #: The packages in import order: each may import itself and those before it, never after.
-ORDER = ["errors", "resources", "spec", "routing", "rollout", "render", "importer", "gitops", "bot", "report", "cli", "__main__"]
+ORDER = ["errors", "resources", "spec", "routing", "rollout", "targets", "render", "importer", "gitops", "bot", "report",
+         "cli", "__main__"]
 
 #: The pure core: spec, routing, the rollout decision, and the pure parts of render.
 PURE = {"generator", "generator.errors", "generator.resources",
         "generator.render.checks", "generator.render.quoting", "generator.render.analysis", "generator.render.cel",
         "generator.importer", "generator.importer.read", "generator.importer.convert"}
-PURE_PACKAGES = ("generator.spec", "generator.routing", "generator.rollout")
+PURE_PACKAGES = ("generator.spec", "generator.routing", "generator.rollout", "generator.targets")
 
 #: Libraries of the IO shell that the pure core must not import.
 SHELL_LIBRARIES = {"git", "httpx", "subprocess", "socket", "urllib", "http", "tempfile", "shutil"}

@@ -19,6 +19,7 @@ from generator.rollout import backtest, metrics
 from generator.rollout.backtest import Replay, Series
 from generator.rollout.decision import Rollout
 from generator.spec.config import EffectiveApp, Repo, load_repo
+from generator import targets
 
 #: Steps per range query; Prometheus refuses more than 11,000 points per series.
 MAX_POINTS = 10_000
@@ -108,7 +109,9 @@ def run_backtest(root: Path, app: str, env: str, start: datetime, end: datetime,
         times = backtest.ticks(start, end, rollout.interval)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    target = metrics.target_of(app, env, effective.data, rollout)
+    target = metrics.target_of(app, env, effective.data, rollout,
+                               targets.of_environment(repo.environments[env].data.get("spec")).series_service,
+                                   targets.of_environment(repo.environments[env].data.get("spec")).series_reporter)
     try:
         plan = metrics.plan(rollout, target)
     except ValueError as e:

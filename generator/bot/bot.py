@@ -57,6 +57,7 @@ from generator.rollout.decision import Action, Check, Decision, Rollout
 from generator.spec import paths as repo_paths
 from generator.spec import status
 from generator.spec.config import EffectiveApp, Repo, load_repo
+from generator import targets
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,9 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
     plans: dict[str, tuple[_Rollout, metrics.Target, metrics.Plan]] = {}
     errors = []
     for item in due:
-        target = metrics.target_of(item.app, env, item.effective.data, item.rollout)
+        target = metrics.target_of(item.app, env, item.effective.data, item.rollout,
+                                   targets.of_environment(repo.environments[env].data.get("spec")).series_service,
+                                   targets.of_environment(repo.environments[env].data.get("spec")).series_reporter)
         try:
             with timelimit.time_limit(what=f"rendering the queries of app {item.app!r}"):
                 plans[item.app] = (item, target, metrics.plan(item.rollout, target))

@@ -28,6 +28,7 @@ import git
 import yaml
 
 from generator import errors
+from generator import targets
 from generator.render import render
 from generator.routing.compiler import spec_route_name
 
@@ -179,6 +180,8 @@ def summarize(base: Mapping[str, Any], head: Mapping[str, Any],
             continue
         objects: list[tuple[str, str]] = []
         traffic: list[str] = []
+        switched = _target_change(paths, base, head, (base_when or {}).get((env, app)),
+                                  (head_when or {}).get((env, app)))
         order = {k: i for i, k in enumerate(KINDS)}
         kinds = {p: _kind(head.get(p) if head.get(p) is not None else base.get(p), p) for p in paths}
         for path in sorted(paths, key=lambda p: (order.get(kinds[p], len(KINDS)), kinds[p], p)):
@@ -188,10 +191,56 @@ def summarize(base: Mapping[str, Any], head: Mapping[str, Any],
             if env == "_gitops":
                 label = _gitops_label(label, new if new is not None else old, path)
             objects.append((label, what))
-            traffic.extend(describe(kinds[path], old, new, (base_when or {}).get((env, app)),
-                                    (head_when or {}).get((env, app))))
+            if switched is None:
+                traffic.extend(describe(kinds[path], old, new, (base_when or {}).get((env, app)),
+                                        (head_when or {}).get((env, app))))
+        if switched is not None:
+            traffic.extend(switched)
         out.append(AppChange(env, app, ns, tuple(objects), tuple(traffic)))
     return out
+
+
+def _target_of(objs: list[Any]) -> Any:
+    return next((t for t in (targets.get(n) for n in targets.names())
+                 if any(o.get("kind") in t.route_kinds for o in objs)), None)
+
+
+def _count_kinds(objs: list[Any]) -> str:
+    counts: dict[str, int] = {}
+    for o in objs:
+        counts[o["kind"]] = counts.get(o["kind"], 0) + 1
+    return ", ".join(k if n == 1 else f"{n} {k}s" for k, n in counts.items())
+
+
+def _target_change(paths: list[str], base: Mapping[str, Any], head: Mapping[str, Any],
+                   when_old: Mapping[str, str | None] | None,
+                   when_new: Mapping[str, str | None] | None) -> list[str] | None:
+    """Sentences for an app whose environment changed its output target (``spec.target``):
+    which objects replace which, and what the routes do on each side, read through each
+    target's :meth:`generator.targets.Target.as_virtual_service` -- ``None`` when the target
+    did not change."""
+    old = [base[p] for p in paths if isinstance(base.get(p), dict) and base[p].get("kind")]
+    new = [head[p] for p in paths if isinstance(head.get(p), dict) and head[p].get("kind")]
+    before, after = _target_of(old), _target_of(new)
+    if before is None or after is None or before.name == after.name:
+        return None
+    lines = [f"output target {before.name} -> {after.name}: {_count_kinds(new)} replace {_count_kinds(old)}"]
+    try:
+        vs_old, _ = before.as_virtual_service(old)
+        vs_new, _ = after.as_virtual_service(new)
+    except (KeyError, TypeError, StopIteration, AttributeError):
+        return lines
+    routes_old = spec_routes(vs_old.get("spec") or {}, when_old)
+    routes_new = spec_routes(vs_new.get("spec") or {}, when_new)
+    def split(routes: list[tuple[str, str | None, dict]]) -> list[tuple[str, dict[str, int]]]:
+        return [(n, {(d.get("destination") or {}).get("subset", ""): int(d.get("weight", 100))
+                     for d in r.get("route") or []}) for n, _, r in routes]
+
+    if split(routes_old) == split(routes_new):
+        lines.append("routes unchanged: the same spec routes, in the same order, to the same versions and weights")
+    else:
+        lines.extend(_virtual_service(vs_old.get("spec") or {}, vs_new.get("spec") or {}, when_old, when_new))
+    return lines
 
 
 def _gitops_label(kind: str, obj: Any, path: str) -> str:

@@ -23,6 +23,7 @@ from generator.routing import compiler as routing
 from generator.routing import simulate
 from generator.routing.request import split_target
 from generator.spec import config, paths
+from generator import targets
 
 #: :attr:`Explanation.outcome` when the authority is none of the VirtualService's hosts.
 NOT_SERVED = "not-served"
@@ -185,7 +186,8 @@ def virtual_service_path(root: Path, app: str, env: str) -> Path:
         known = sorted(p.name for p in (root / rendered).glob("*") if p.is_dir() and not p.name.startswith("_"))
         raise SpecError(f"environment {env!r} has no rendered output under {rendered}/",
                         hint=f"known: {', '.join(known)}" if known else "run `meshgen render`")
-    found = sorted(env_dir.glob(f"*/{app}/virtualservice.yaml"))
+    found = sorted(env_dir.glob(f"*/{app}/virtualservice.yaml")) or sorted(env_dir.glob(f"*/{app}/httproute.yaml")) \
+        or sorted(env_dir.glob(f"*/{app}/grpcroute.yaml"))
     if not found:
         raise SpecError(f"app {app!r} has no rendered VirtualService in environment {env!r}",
                         hint=f"run `meshgen render --env {env}` if the app is new")
@@ -535,6 +537,8 @@ def load(root: Path, app: str, env: str) -> Rendered:
     path = virtual_service_path(root, app, env)
     rel = path.relative_to(root).as_posix()
     vs = _read(path, rel)
+    if isinstance(vs, dict) and vs.get("kind") in targets.get("gateway-api").route_kinds:
+        return _load_converted(root, path, rel)
     if not isinstance(vs, dict) or vs.get("kind") != "VirtualService" or not isinstance(vs.get("spec"), dict):
         raise OutsideError(f"{rel}: cannot evaluate this VirtualService: not a VirtualService")
     gateways = {}
@@ -550,6 +554,24 @@ def load(root: Path, app: str, env: str) -> Rendered:
         dr = _read(dr_path, dr_path.relative_to(root).as_posix())
         if isinstance(dr, dict):
             versions = [s.get("name") for s in (dr.get("spec") or {}).get("subsets") or []]
+    return Rendered(rel, vs, gateways, versions)
+
+
+def _load_converted(root: Path, path: Path, rel: str) -> Rendered:
+    """An app rendered by a target other than Istio's (its route objects beside ``path``), read
+    as the VirtualService Istio converts them into (:meth:`generator.targets.Target.as_virtual_service`)."""
+    objects = []
+    for file in sorted(path.parent.glob("*.yaml")):
+        obj = _read(file, file.relative_to(root).as_posix())
+        if isinstance(obj, dict) and isinstance(obj.get("spec"), dict):
+            objects.append(obj)
+    target = next(t for t in (targets.get(n) for n in targets.names())
+                  if any(o.get("kind") in t.route_kinds for o in objects))
+    try:
+        vs, gateways = target.as_virtual_service(objects)
+    except (KeyError, TypeError, StopIteration, AttributeError) as e:
+        raise OutsideError(f"{rel}: cannot evaluate these routes: {e}") from e
+    versions = sorted({d["destination"]["subset"] for r in vs["spec"]["http"] for d in r.get("route") or []})
     return Rendered(rel, vs, gateways, versions)
 
 

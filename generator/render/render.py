@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import gc
 import pickle
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
@@ -32,6 +33,8 @@ from generator.routing import compiler as routing
 from generator.rollout import decision, groups, promotion
 from generator.spec import loader, paths, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
+from generator import targets
+from generator.targets import gatewayapi
 
 HEADER = output.HEADER
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshgen"}
@@ -248,6 +251,7 @@ class _Renderer:
         self.check_cache: dict[str, list[SpecError]] = {}
         self.rendered = repo.rel("rendered")
         self.statuses: Mapping[str, Mapping[str, Any] | None] = {}
+        self.dumped = _DumpCache()
 
     @staticmethod
     def _fill(template: jinja2.Template, context: dict[str, Any], untrusted: bool) -> str:
@@ -359,6 +363,18 @@ class _Renderer:
                     body[key] = route[key]
             when_place = app.text_place("spec", "routes", i, "when") if "when" in route else None
             spec_routes.append(routing.SpecRoute(route["name"], route.get("when"), body, when_place))
+        target = targets.of_environment(env_spec)
+        if target.name == gatewayapi.TARGET.name:
+            unsupported = _not_for_gateway_api(spec)
+            if unsupported:
+                self.errors.extend(SpecError(
+                    f"app {as_yaml(app.name)}: {what} cannot be rendered for environment {as_yaml(app.env)}, "
+                    "whose spec.target is gateway-api", place=app.key_place(*at),
+                    hint="render this app to an environment with target istio, or write it without that field")
+                    for at, what in unsupported)
+                return
+            self.render_objects(app, env_spec, spec_routes, labels, sources, out)
+            return
         scope = None
         if expose and expose.get("paths"):
             paths = " or ".join(f"uri prefix {_cond_str(p)}" for p in expose["paths"])
@@ -415,6 +431,45 @@ class _Renderer:
                        "expose_hosts": expose.get("hosts"), "tls": expose.get("tls"), "servers": servers,
                        "https_redirect": expose.get("httpsRedirect", True)})
 
+    def render_objects(self, app: EffectiveApp, env_spec: dict[str, Any], spec_routes: list[routing.SpecRoute],
+                       labels: dict[str, Any], sources: list[str], out: list[RenderedObject]) -> None:
+        """The app's objects for a target that builds them itself (``gateway-api``), no templates."""
+        spec = app.spec
+        versions = {v: {"labels": d.get("labels") or {}, "trafficPolicy": d.get("trafficPolicy")}
+                    for v, d in (spec.get("versions") or {}).items()}
+        given = gatewayapi.AppInput(
+            name=app.name, namespace=app.namespace,
+            meta={"labels": labels, "annotations": app.data["metadata"].get("annotations") or {}},
+            host=service_fqdn(app), port=spec["service"].get("port"), versions=versions,
+            traffic_policy=spec.get("trafficPolicy"), expose=spec.get("expose"),
+            gateway_class=env_spec.get("gatewayClassName") or gatewayapi.DEFAULT_CLASS,
+            selector=spec["service"].get("selector"), protocol=spec["service"].get("protocol", "http"),
+            place=app.place("metadata", "name"), port_place=app.key_place("spec", "service"))
+        try:
+            body_places = {(i, key): app.key_place("spec", "routes", i, key)
+                           for i, route in enumerate(spec.get("routes") or []) for key in route
+                           if key not in ("name", "when", "to")}
+            made = gatewayapi.TARGET.objects(given, spec_routes, body_places)
+        except SpecErrors as e:
+            self.errors.extend(e.errors)
+            return
+        except SpecError as e:
+            self.errors.append(e)
+            return
+        base = f"{self.rendered}/{app.env}/{app.namespace}/{app.name}"
+        places = {"Gateway": app.key_place("spec", "expose")}
+        for kind, name, obj in made:
+            if kind == "DestinationRule" and self.validate_istio.get(kind):  # --strict: Istio's own schema
+                problems = istio_schema_problems(obj)
+                if problems:
+                    self.errors.extend(SpecError(f"rendered {kind} of app {as_yaml(app.name)} in "
+                                                 f"{as_yaml(app.env)}: {p}", place=app.key_place("spec", "trafficPolicy"))
+                                       for p in problems)
+                    continue
+            place = places.get(kind, app.place("metadata", "name"))
+            out.append(RenderedObject(app.env, app.name, obj["metadata"]["namespace"], kind, obj,
+                                      f"{base}/{name}", place, sources))
+
     def emit(self, out: list[RenderedObject], app: EffectiveApp, kind: str, path: str, place: Place,
              sources: list[str], context: dict[str, Any]) -> None:
         try:
@@ -458,7 +513,7 @@ class _Renderer:
         prefix = f"{self.rendered}/{env}/"
         for o in objects:
             header = f"{HEADER} from {', '.join(o.sources)}; do not edit.\n"
-            files[o.path] = (header + dump(o.obj)).encode()
+            files[o.path] = (header + self.dumped.dump(o.obj, env)).encode()
         resources_ = sorted(o.path[len(prefix):] for o in objects)
         env_file = f"{self.repo.rel('environments')}/{env}.yaml"
         try:
@@ -483,6 +538,86 @@ def _apply_split(to: Any, split: dict[str, int]) -> Any:
     items = [dict(item, weight=split[item["subset"]]) for item in checks.destinations(to)
              if item.get("subset") in split and split[item["subset"]]]
     return items
+
+
+class _DumpCache:
+    """:func:`dump` of objects that differ between environments only in their
+    ``meshgen.io/environment`` label, done once: the same app renders to the same object in
+    every environment its overrides leave alone, and dumping is most of a render's time.
+
+    A hit is the earlier text with that label's one line changed, which is the exact text
+    :func:`dump` writes, since an environment name (a DNS label) that YAML writes plain is
+    written plain in that line and nowhere else changes; names YAML would quote (``"true"``,
+    ``"1"``) and texts where the line is not found exactly once are dumped afresh.
+    """
+
+    LABEL = "meshgen.io/environment"
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[str, str]] = {}
+        self._plain: dict[str, bool] = {}
+
+    def _is_plain(self, env: str) -> bool:
+        if env not in self._plain:
+            self._plain[env] = dump(env) in (f"{env}\n", f"{env}\n...\n")
+        return self._plain[env]
+
+    def dump(self, obj: Any, env: str) -> str:
+        labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
+        if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
+            return dump(obj)
+        if not _str_keys(obj):  # JSON writes 1 and "1" alike as a key: no shared text then
+            return dump(obj)
+        try:
+            key = json.dumps(obj, sort_keys=True).replace(json.dumps(f"{self.LABEL}") + ": " + json.dumps(env), "", 1)
+        except (TypeError, ValueError):
+            return dump(obj)
+        hit = self._texts.get(key)
+        if hit is not None:
+            old_env, text = hit
+            line = f" {self.LABEL}: {old_env}\n"
+            if text.count(line) == 1:
+                return text.replace(line, f" {self.LABEL}: {env}\n")
+        text = dump(obj)
+        self._texts[key] = (env, text)
+        return text
+
+
+def _str_keys(obj: Any) -> bool:
+    """Whether every mapping key in ``obj`` is a string."""
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if not isinstance(k, str):
+                    return False
+                if isinstance(v, (dict, list)):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return True
+
+
+def _not_for_gateway_api(spec: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    """``(key path, words)`` of each field of an App spec that the ``gateway-api`` target does
+    not render: what HTTPRoute and the per-version Services cannot carry (TCP and TLS routes, a
+    ServiceEntry, VirtualService hosts, gateways, exportTo, delegates) and an app without versions
+    or a route to another host (the per-version Services are the app's own)."""
+    found: list[tuple[tuple[Any, ...], str]] = []
+    for key, words in (("tcp", "tcp routes"), ("tls", "tls routes"), ("serviceEntry", "a serviceEntry"),
+                       ("hosts", "spec.hosts"), ("gateways", "spec.gateways"), ("exportTo", "exportTo"),
+                       ("delegate", "a delegate")):
+        if spec.get(key):
+            found.append((("spec", key), words))
+    if not spec.get("versions"):
+        found.append((("spec",), "an app without versions"))
+    for i, route in enumerate(spec.get("routes") or []):
+        if "to" in route and not checks.is_version_form(route["to"]):
+            found.append((("spec", "routes", i, "to"), f"route {as_yaml(route.get('name'))}'s destination to another host"))
+        elif "delegate" in route:
+            found.append((("spec", "routes", i, "delegate"), f"route {as_yaml(route.get('name'))}'s delegate"))
+    return found
 
 
 def _cond_str(text: str) -> str:

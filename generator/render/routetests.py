@@ -23,6 +23,7 @@ import difflib
 from typing import Any
 
 from generator.errors import SpecError, UsageError, as_yaml
+from generator import targets
 from generator.render import explain as explain_mod
 from generator.routing import simulate
 
@@ -111,25 +112,24 @@ def check(rendering: Any) -> list[SpecError]:
         One :class:`SpecError` per failing test (one for a test that fails alike in several
         environments), placed at the test in the file it came from.
     """
-    by_app: dict[tuple[str, str], dict[str, Any]] = {}
+    by_app: dict[tuple[str, str], list[Any]] = {}
     for o in rendering.objects:
-        by_app.setdefault((o.env, o.app), {})[o.kind] = o
+        by_app.setdefault((o.env, o.app), []).append(o)
     failures: dict[tuple[Any, str, str | None], list[str]] = {}
     repo = rendering.repo
     for (env, name), objs in by_app.items():
-        vs = objs.get("VirtualService")
-        if vs is None:
+        target = next((t for t in (targets.get(n) for n in targets.names())
+                       if any(o.kind in t.route_kinds for o in objs)), None)
+        if target is None:
             continue
         app = repo.effective_app(name, env)
         tests = app.spec.get("tests") or []
         if not tests:
             continue
-        gateways = {}
-        if "Gateway" in objs:
-            meta = objs["Gateway"].obj["metadata"]
-            gateways[f"{meta['namespace']}/{meta['name']}"] = objs["Gateway"].obj
+        route_path = next(o.path for o in objs if o.kind in target.route_kinds)
+        vs_obj, gateways = target.as_virtual_service([o.obj for o in objs])
         versions = list(app.spec.get("versions") or {})
-        rendered = explain_mod.Rendered(vs.path, vs.obj, gateways, versions)
+        rendered = explain_mod.Rendered(route_path, vs_obj, gateways, versions)
         routes = [r["name"] for r in app.spec.get("routes") or []]
         rollout_route = (app.spec.get("rollout") or {}).get("route")
         for i, test in enumerate(tests):

@@ -38,6 +38,7 @@ import jinja2
 from generator.bot import backtest as bot_backtest
 from generator.bot import history as bot_history
 from generator.errors import MeshgenError, PrometheusError, UsageError
+from generator import targets
 from generator.gitops import diff
 from generator.render import output, render
 from generator.rollout import decision, history, metrics
@@ -97,11 +98,18 @@ def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
     name) as ``tcp #1``, ``tls #1``."""
     when = diff.conditions(rendering)
     envs: dict[str, list[dict[str, Any]]] = {env: [] for env in env_order(rendering.repo, rendering.envs)}
+    by_app: dict[tuple[str, str], list[Any]] = {}
     for obj in rendering.objects:
-        if obj.kind != "VirtualService":
+        by_app.setdefault((obj.env, obj.app), []).append(obj)
+    for objs in by_app.values():
+        # each output target reads its route objects as the VirtualService Istio makes of them
+        target = next((t for t in (targets.get(n) for n in targets.names())
+                       if any(o.kind in t.route_kinds for o in objs)), None)
+        if target is None:
             continue
+        obj = next(o for o in objs if o.kind in target.route_kinds)
         routes = []
-        spec = obj.obj.get("spec") or {}
+        spec = target.as_virtual_service([o.obj for o in objs])[0].get("spec") or {}
         for name, condition, http in diff.spec_routes(spec, when.get((obj.env, obj.app))):
             split = [{"version": (d.get("destination") or {}).get("subset") or (d.get("destination") or {}).get("host"),
                       "weight": int(d.get("weight", 100))} for d in http.get("route") or []]

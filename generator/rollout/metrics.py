@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jinja2
 
@@ -63,9 +63,9 @@ REQUESTS = "requests"
 BUILTIN = (SUCCESS_RATE, DURATION_P99)
 DEFAULT_MIN_SUCCESS_RATE = 0.99
 
-_TOTAL = 'istio_requests_total{reporter="destination"}'
-_GOOD = 'istio_requests_total{reporter="destination",response_code!~"5.."}'
-_BUCKETS = 'istio_request_duration_milliseconds_bucket{reporter="destination"}'
+_TOTAL = 'istio_requests_total{{reporter="{reporter}"}}'
+_GOOD = 'istio_requests_total{{reporter="{reporter}",response_code!~"5.."}}'
+_BUCKETS = 'istio_request_duration_milliseconds_bucket{{reporter="{reporter}"}}'
 
 _JINJA = templating.BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                                        keep_trailing_newline=False)
@@ -96,6 +96,12 @@ class Target(NamedTuple):
         service: ``destination_service_name`` (the Service host's first DNS label).
         stable: ``destination_version`` of the stable version.
         canary: ``destination_version`` of the canary version.
+        services: ``((destination_version, destination_service_name), ...)`` where a version's
+            traffic is labelled with another Service than ``service`` (the Gateway API target's
+            per-version Services, :meth:`generator.targets.gatewayapi.GatewayApiTarget.series_service`).
+        reporter: whose series the built-in metrics read: ``destination`` (the server's
+            sidecar) or ``source`` (the client's proxy or gateway), as the environment's output
+            target says (``series_reporter`` of :mod:`generator.targets`).
     """
 
     app: str
@@ -104,14 +110,26 @@ class Target(NamedTuple):
     service: str
     stable: str
     canary: str
+    services: tuple[tuple[str, str], ...] = ()
+    reporter: str = "destination"
+
+    def service_of(self, version: str) -> str:
+        """``destination_service_name`` of ``version``'s series."""
+        return dict(self.services).get(version, self.service)
 
 
-def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout) -> Target:
+def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout,
+              series_service: Callable[[str, str, str], str] | None = None,
+              reporter: str = "destination") -> Target:
     """The :class:`Target` of an effective App document (``metadata`` and ``spec``).
 
     The service is the app's own, or, when the rollout's route sends to subsets of another host
     (the destination-list form of ``to``), that host: its ``destination_service_name`` is what
-    Istio's telemetry labels the canary's requests with."""
+    Istio's telemetry labels the canary's requests with. ``series_service(service, app,
+    version)``: the ``destination_service_name`` the environment's output target gives a
+    version's traffic (``Target.series_service`` of :mod:`generator.targets`); ``None``: the
+    Service for every version.
+    """
     metadata = spec.get("metadata") or {}
     body = spec.get("spec") or {}
     host = str((body.get("service") or {}).get("host") or app)
@@ -129,7 +147,11 @@ def target_of(app: str, env: str, spec: Mapping[str, Any], rollout: Rollout) -> 
         value = ((versions.get(version) or {}).get("labels") or {}).get("version")
         return str(value) if value is not None else version
 
-    return Target(app, env, namespace, labels[0], label(rollout.stable), label(rollout.canary))
+    services: tuple[tuple[str, str], ...] = ()
+    if series_service is not None:
+        services = tuple((label(v), series_service(labels[0], app, v)) for v in (rollout.stable, rollout.canary)
+                         if series_service(labels[0], app, v) != labels[0])
+    return Target(app, env, namespace, labels[0], label(rollout.stable), label(rollout.canary), services, reporter)
 
 
 @dataclass(frozen=True)
@@ -208,22 +230,25 @@ def promql_duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def builtin_query(name: str, window: str) -> str:
-    """The PromQL of a built-in metric over ``window``, grouped by :data:`SERIES_LABELS`.
+def builtin_query(name: str, window: str, reporter: str = "destination") -> str:
+    """The PromQL of a built-in metric over ``window``, grouped by :data:`SERIES_LABELS`,
+    of the series the proxies on ``reporter``'s side report (``destination``: the server's
+    sidecar; ``source``: the client's proxy or the gateway, see :attr:`Target.reporter`).
 
     ``requests``: requests served in the window (``increase``). ``request-success-rate``:
     the ratio 0-1 of responses that are not 5xx; the ``or ... * 0`` keeps a version whose
     every response failed at 0 rather than absent. ``request-duration-p99``: the 99th
     percentile of the server-side duration in milliseconds (NaN without requests).
     """
+    total_s, good_s, buckets_s = (t.format(reporter=reporter) for t in (_TOTAL, _GOOD, _BUCKETS))
     if name == REQUESTS:
-        return f"sum by ({_BY}) (increase({_TOTAL}[{window}]))"
+        return f"sum by ({_BY}) (increase({total_s}[{window}]))"
     if name == SUCCESS_RATE:
-        total = f"sum by ({_BY}) (rate({_TOTAL}[{window}]))"
-        good = f"sum by ({_BY}) (rate({_GOOD}[{window}]))"
+        total = f"sum by ({_BY}) (rate({total_s}[{window}]))"
+        good = f"sum by ({_BY}) (rate({good_s}[{window}]))"
         return f"({good} or ({total} * 0)) / {total}"
     if name == DURATION_P99:
-        return f"histogram_quantile(0.99, sum by ({_BY}, le) (rate({_BUCKETS}[{window}])))"
+        return f"histogram_quantile(0.99, sum by ({_BY}, le) (rate({buckets_s}[{window}])))"
     raise KeyError(name)
 
 
@@ -276,11 +301,11 @@ def plan(rollout: Rollout, target: Target) -> Plan:
     metrics = policy_metrics(rollout)
     if not metrics:
         return Plan((), (), window)
-    queries = [builtin_query(REQUESTS, window)]
+    queries = [builtin_query(REQUESTS, window, target.reporter)]
     versions = [target.canary] + ([target.stable] if rollout.policy == "compare" else [])
     for metric in metrics:
         for version in versions:
-            queries.append(builtin_query(metric.name, window) if metric.query is None
+            queries.append(builtin_query(metric.name, window, target.reporter) if metric.query is None
                            else render_query(metric, target, version, window))
     return Plan(tuple(dict.fromkeys(queries)), tuple(metrics), window)
 
@@ -320,8 +345,9 @@ def _as_vector(result: "Sequence[Sample] | Vector") -> Vector:
 
 def pick_series(samples: "Sequence[Sample] | Vector", target: Target, version: str) -> _Value:
     """The value of the series of ``target``'s ``version`` in a grouped result."""
-    found = _as_vector(samples).series(target.namespace, target.service, version)
-    return _single(found, f"{target.service}.{target.namespace} {version}")
+    service = target.service_of(version)
+    found = _as_vector(samples).series(target.namespace, service, version)
+    return _single(found, f"{service}.{target.namespace} {version}")
 
 
 def single_value(samples: "Sequence[Sample] | Vector", what: str) -> _Value:
@@ -370,7 +396,7 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan,
         return Check(Verdict.PASS, {}, f"policy time: {rollout.interval_text} passed")
     window = plan_.window
     values: dict[str, float | None] = {}
-    requests = pick_series(results[builtin_query(REQUESTS, window)], target, target.canary)
+    requests = pick_series(results[builtin_query(REQUESTS, window, target.reporter)], target, target.canary)
     values[REQUESTS] = None if requests.value is None else float(round(requests.value))
     if requests.value is None:
         return Check(Verdict.INCONCLUSIVE, values, f"no requests to {target.canary} in the last {window} ({requests.problem})")
@@ -435,6 +461,6 @@ def _judge(rollout: Rollout, target: Target, metric: Metric, window: str,
 def _metric_value(metric: Metric, target: Target, version: str, window: str,
                   results: Mapping[str, "Sequence[Sample] | Vector"]) -> _Value:
     if metric.query is None:
-        return pick_series(results[builtin_query(metric.name, window)], target, version)
+        return pick_series(results[builtin_query(metric.name, window, target.reporter)], target, version)
     promql = render_query(metric, target, version, window)
     return single_value(results[promql], f"{metric.name} of {target.service}.{target.namespace} {version}")

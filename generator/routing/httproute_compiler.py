@@ -1,0 +1,394 @@
+"""Compile the spec's ordered routes into Gateway API ``HTTPRoute.spec.rules``, exactly.
+
+The spec says "first route whose condition holds wins". An HTTPRoute does not take its rules in
+order (kubernetes-sigs/gateway-api ``apis/v1/httproute_types.go``, ``HTTPRouteRule``): across
+rules, each match is ranked -- an ``Exact`` path first, then a ``PathPrefix`` (the longest
+first), then a ``RegularExpression`` path (Istio ranks Exact > Prefix > Regex and then by the
+length of the value: istio/istio ``pilot/pkg/config/kube/gateway/conversion.go``
+``sortHTTPRoutes``, ``getURIRank``, ``getURILength``), then a match with a ``method``, then the
+most ``headers``, then the most ``queryParams`` -- and only a tie falls back to list order.
+
+How the first-match meaning is kept:
+
+1. The routes go through :func:`generator.routing.compiler.compile_http` first: conditions in
+   normal form, negated predicates turned into guard routes placed before the route. The result
+   is a first-match list of routes whose match blocks hold only positive matchers.
+2. Each block becomes one ``HTTPRouteMatch`` (a rule's matches are OR-ed, a match's fields
+   AND-ed). What a match cannot hold is refused, placed at the predicate: header or query
+   ``prefix`` and ``present``, a negated header (``withoutHeaders``: HTTPRoute has no header
+   absence), ``authority``, ``scheme``, ``port``, ``source label``/``source namespace``,
+   ``gateway``; and route bodies HTTPRoute cannot carry (``fault``, ``retries``,
+   ``corsPolicy``, ``directResponse``, ``mirror``, ``rewrite``, ``redirect``).
+3. Paths: ``uri exact`` is an ``Exact`` path and ``uri regex`` a ``RegularExpression`` (RE2,
+   full match, as Istio's conversion passes it to Envoy). A ``PathPrefix`` matches whole
+   segments -- ``/foo`` matches ``/foo`` and ``/foo/bar``, never ``/foobar`` -- so the spec's
+   string prefix maps to it only where it means the same: ``uri prefix "/"``, and the pair
+   ``uri exact "/foo" or uri prefix "/foo/"`` (one route, same other literals), which is
+   ``PathPrefix /foo``. Any other ``uri prefix`` is refused, with that pair as the way out.
+4. Precedence: a block ``B`` of a later rule that outranks a block ``A`` of an earlier rule
+   would take the requests both match, which the spec sends to ``A``'s route. For each such
+   pair that can overlap, the compiler adds the intersection ``A and B`` to ``A``'s rule: it
+   ranks at least as high as ``B`` and comes first in list order, so it wins the tie. This is
+   repeated until no pair is left. An intersection a match cannot hold (two different regexes
+   on one field, a path regex with a prefix) is refused, naming both routes.
+
+Every match the compiler writes names its path explicitly (no defaulting to ``PathPrefix /``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from generator.errors import Place, SpecError, SpecErrors, as_yaml
+from generator.routing import compiler
+from generator.routing import conditions as cond
+from generator.routing.compiler import SpecRoute
+
+#: Route body fields an HTTPRoute rule carries; others are refused (see the module's docstring).
+CARRIED = ("route", "timeout", "headers")
+_BODY_HINTS = {
+    "fault": "fault injection has no HTTPRoute field; keep this environment on spec.target: istio",
+    "retries": "HTTPRoute retries are experimental and not rendered; drop retries here or keep spec.target: istio",
+    "corsPolicy": "HTTPRoute has no CORS field in the standard channel; keep spec.target: istio",
+    "directResponse": "HTTPRoute has no direct response; route to a version that answers, or keep spec.target: istio",
+    "mirror": "mirroring is not rendered for HTTPRoute; drop mirror here or keep spec.target: istio",
+    "rewrite": "rewrites are not rendered for HTTPRoute; drop rewrite here or keep spec.target: istio",
+    "redirect": "redirects are not rendered for HTTPRoute; drop redirect here or keep spec.target: istio",
+}
+_FIELD_WORDS = {"authority": "authority", "scheme": "scheme", "port": "port", "source_label": "source label",
+                "source_namespace": "source namespace", "gateway": "gateway"}
+
+
+@dataclass(frozen=True)
+class Match:
+    """One ``HTTPRouteMatch`` as the compiler reasons about it.
+
+    Attributes:
+        path: ``(type, value)``: ``Exact``, ``PathPrefix`` or ``RegularExpression``.
+        method: the HTTP method, or ``None``.
+        headers: ``((lower-case name, type, value), ...)`` sorted; type ``Exact`` or ``RegularExpression``.
+        query: ``((name, type, value), ...)`` sorted.
+    """
+
+    path: tuple[str, str] = ("PathPrefix", "/")
+    method: str | None = None
+    headers: tuple[tuple[str, str, str], ...] = ()
+    query: tuple[tuple[str, str, str], ...] = ()
+
+    def rank(self) -> tuple[int, int, int, int, int]:
+        """Istio's sort key (higher first): path type (Exact 3, PathPrefix 2, RegularExpression
+        1), path length, method, header count, query count (conversion.go ``sortHTTPRoutes``)."""
+        kind = {"Exact": 3, "PathPrefix": 2, "RegularExpression": 1}[self.path[0]]
+        return (kind, len(self.path[1]), self.method is not None, len(self.headers), len(self.query))
+
+    def to_object(self) -> dict[str, Any]:
+        """The ``HTTPRouteMatch`` object."""
+        out: dict[str, Any] = {"path": {"type": self.path[0], "value": self.path[1]}}
+        if self.method:
+            out["method"] = self.method
+        if self.headers:
+            out["headers"] = [{"name": n, "type": t, "value": v} for n, t, v in self.headers]
+        if self.query:
+            out["queryParams"] = [{"name": n, "type": t, "value": v} for n, t, v in self.query]
+        return out
+
+
+class _Unrepresentable(Exception):
+    pass
+
+
+def segment_prefix_matches(prefix: str, path: str) -> bool:
+    """Gateway API ``PathPrefix`` semantics: whole segments, a trailing ``/`` ignored."""
+    p = prefix.rstrip("/")
+    return p == "" or path == p or path.startswith(p + "/")
+
+
+def _full(pattern: str, value: str) -> bool:
+    return cond.compiled(pattern).fullmatch(value) is not None
+
+
+def _and_values(a: tuple[str, str], b: tuple[str, str]) -> tuple[str, str] | None:
+    """The one matcher equal to both (``None``: they never both hold)."""
+    if a == b:
+        return a
+    first, second = sorted([a, b], key=lambda m: m[0] != "Exact")
+    (ta, va), (tb, vb) = first, second
+    if ta == "Exact":
+        if tb == "Exact":
+            return None
+        return first if _full(vb, va) else None
+    raise _Unrepresentable
+
+
+def _and_paths(a: tuple[str, str], b: tuple[str, str]) -> tuple[str, str] | None:
+    if a == b:
+        return a
+    order = {"Exact": 0, "PathPrefix": 1, "RegularExpression": 2}
+    first, second = sorted([a, b], key=lambda m: order[m[0]])
+    (ta, va), (tb, vb) = first, second
+    if ta == "Exact":
+        if tb == "Exact":
+            return None
+        ok = segment_prefix_matches(vb, va) if tb == "PathPrefix" else _full(vb, va)
+        return first if ok else None
+    if ta == "PathPrefix" and tb == "PathPrefix":
+        if segment_prefix_matches(va, vb):
+            return second
+        if segment_prefix_matches(vb, va):
+            return first
+        return None
+    if ta == "PathPrefix" and va.rstrip("/") == "":
+        return second
+    raise _Unrepresentable
+
+
+def _and_keyed(a: tuple, b: tuple) -> tuple | None:
+    merged: dict[str, tuple[str, str]] = {n: (t, v) for n, t, v in a}
+    for n, t, v in b:
+        if n in merged:
+            both = _and_values(merged[n], (t, v))
+            if both is None:
+                return None
+            merged[n] = both
+        else:
+            merged[n] = (t, v)
+    return tuple(sorted((n, t, v) for n, (t, v) in merged.items()))
+
+
+def intersect(a: Match, b: Match) -> Match | None:
+    """The match of requests both ``a`` and ``b`` match; ``None`` when no request does.
+
+    Raises:
+        _Unrepresentable: the intersection is not one ``HTTPRouteMatch``.
+    """
+    path = _and_paths(a.path, b.path)
+    if path is None:
+        return None
+    if a.method and b.method and a.method != b.method:
+        return None
+    headers = _and_keyed(a.headers, b.headers)
+    query = _and_keyed(a.query, b.query)
+    if headers is None or query is None:
+        return None
+    return Match(path, a.method or b.method, headers, query)
+
+
+@dataclass
+class Rule:
+    """One HTTPRoute rule being built: the spec route it carries, its matches and body."""
+
+    name: str
+    spec_index: int
+    matches: list[Match]
+    body: dict[str, Any]
+
+
+def _refuse_at(route: SpecRoute, test: Callable[[cond.Pred], bool] | None, message: str,
+               hint: str) -> SpecError:
+    place = route.place
+    if place is not None and route.when and test is not None:
+        try:
+            preds = sorted(cond.atoms(cond.parse(route.when, route.place)), key=lambda p: p.column)
+        except SpecError:
+            preds = []
+        found = next((p for p in preds if test(p)), None)
+        if found is not None:
+            place = place.shifted(found.column)
+    return SpecError(f"route {as_yaml(route.name)}: {message} (target gateway-api)", place=place, hint=hint)
+
+
+def _block_matches(block: dict[str, Any], route: SpecRoute) -> Match:
+    for key in block:
+        if key not in ("uri", "method", "headers", "queryParams"):
+            f = {"sourceLabels": "source_label", "sourceNamespace": "source_namespace", "gateways": "gateway",
+                 "withoutHeaders": "header"}.get(key, key)
+            if key == "withoutHeaders":
+                raise _refuse_at(route, lambda p: p.field == "header", "a negated header (header absence) "
+                                 "cannot be written in an HTTPRoute match",
+                                 "HTTPRoute has no header absence; match the values you want positively, "
+                                 "or keep spec.target: istio")
+            word = _FIELD_WORDS.get(f, f)
+            raise _refuse_at(route, lambda p, f=f: p.field == f, f"{word} conditions cannot be written in an "
+                             "HTTPRoute match", "HTTPRoute matches a path, method, headers and query "
+                             f"parameters only; drop the {word} condition or keep spec.target: istio")
+    path = ("PathPrefix", "/")
+    uri = block.get("uri")
+    if uri:
+        (kind, value), = uri.items()
+        if kind == "exact":
+            path = ("Exact", value)
+        elif kind == "regex":
+            path = ("RegularExpression", value)
+        elif value != "/":
+            path = ("prefix", value)  # a string prefix: paired or refused by the caller
+    method = None
+    if block.get("method"):
+        (kind, value), = block["method"].items()
+        if kind != "exact":
+            raise _refuse_at(route, lambda p: p.field == "method", f"a method {kind} match cannot be written "
+                             "in an HTTPRoute match", 'write method exact "GET" (one method per route)')
+        method = value
+
+    def keyed(items: dict[str, Any], field: str, word: str) -> tuple:
+        out = []
+        for name, m in items.items():
+            if not m:
+                kind = "present"
+            else:
+                (kind, value), = m.items()
+            if kind not in ("exact", "regex"):
+                what = "presence" if kind == "present" else kind
+                raise _refuse_at(route, lambda p, n=name: p.field == field and p.key == n,
+                                 f"a {word} {what} match cannot be written in an HTTPRoute match",
+                                 f"HTTPRoute matches {word}s exactly or by regex: write {word} "
+                                 f"{cond.quote(name)} regex {cond.quote('prefix.*')}, or keep spec.target: istio")
+            out.append((name, "Exact" if kind == "exact" else "RegularExpression", value))
+        return tuple(sorted(out))
+
+    return Match(path, method, keyed(block.get("headers") or {}, "header", "header"),
+                 keyed(block.get("queryParams") or {}, "query", "query parameter"))
+
+
+def _pair_prefixes(matches: list[Match], route: SpecRoute) -> list[Match]:
+    """Fold ``Exact /foo`` + string prefix ``/foo/`` (same other fields) into ``PathPrefix /foo``;
+    refuse any other string prefix."""
+    out = [m for m in matches if m.path[0] != "prefix"]
+    for m in matches:
+        if m.path[0] != "prefix":
+            continue
+        value = m.path[1]
+        base = value[:-1]
+        exact = Match(("Exact", base), m.method, m.headers, m.query)
+        if value.endswith("/") and base and exact in out:
+            out[out.index(exact)] = Match(("PathPrefix", base), m.method, m.headers, m.query)
+            continue
+        seg = value.rstrip("/") or "/"
+        raise _refuse_at(route, lambda p, v=value: p.field == "uri" and p.matcher.kind == "prefix"
+                         and p.matcher.value == v,
+                         f"uri prefix {cond.quote(value)} is not a whole path segment: HTTPRoute's PathPrefix "
+                         f"{seg} matches {seg} and {seg.rstrip('/')}/..., "
+                         + ("not a longer segment" if not value.endswith("/") else f"and {seg} itself"),
+                         f'for whole segments write (uri exact {cond.quote(seg)} or uri prefix '
+                         f'{cond.quote(seg.rstrip("/") + "/")}); for a string prefix write uri regex '
+                         f'{cond.quote(_re_escape(value) + ".*")}')
+    return list(dict.fromkeys(out))
+
+
+def _re_escape(text: str) -> str:
+    return "".join("\\" + c if c in r"\.+*?()|[]{}^$" else c for c in text)
+
+
+def _body(route: SpecRoute, place: Callable[[str], Place | None]) -> dict[str, Any]:
+    for key in route.body:
+        if key not in CARRIED and key not in ("mirrorPercentage",):
+            raise SpecError(f"route {as_yaml(route.name)}: {key} cannot be written in an HTTPRoute "
+                            "(target gateway-api)", place=place(key) or route.place, hint=_BODY_HINTS.get(
+                                key, "keep this environment on spec.target: istio"))
+    return route.body  # read only: the target builds new objects from it
+
+
+def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
+                  max_matches: int = compiler.MAX_ROUTES,
+                  body_places: Mapping[tuple[int, str], Place] | None = None) -> list[Rule]:
+    """HTTPRoute rules whose precedence-ordered meaning is the spec's first-match meaning.
+
+    Args:
+        routes: the spec's routes in order (as for :func:`compiler.compile_http`); ``body``
+            holds ``route`` (``[{"destination": {"subset": version, ...}, "weight": w}]``),
+            ``timeout``, ``headers`` -- turned into backendRefs and filters by the target.
+        scope: a condition ANDed onto every route (an exposed app's ``uri prefix`` paths).
+        max_matches: bound on the matches of all rules.
+        body_places: ``{(route index, body key): place}`` where a refused body field is placed
+            (``mirror`` for ``mirror``...); the route's ``when`` otherwise.
+
+    Returns:
+        The rules in list order; a rule's ``matches`` never empty (a catch-all is
+        ``PathPrefix /``). A request no rule matches is not routed (404), as in the spec.
+
+    Raises:
+        SpecErrors: every refusal, placed at the predicate (see the module docstring).
+    """
+    errors: list[SpecError] = []
+    bodies: dict[int, dict[str, Any]] = {}
+    for i, r in enumerate(routes):
+        try:
+            bodies[i] = _body(r, lambda key, i=i: (body_places or {}).get((i, key)))
+        except SpecError as e:
+            errors.append(e)
+            bodies[i] = {}
+    try:
+        http = compiler.compile_http(routes, scope=scope, max_routes=max_matches)
+    except SpecErrors as e:
+        SpecErrors.collect(errors + list(e.errors))
+        raise
+    names = [r.name for r in routes]
+    by_name = {r.name: i for i, r in enumerate(routes)}
+    rules: list[Rule] = []
+    for entry in http:
+        if entry["name"] == compiler.NO_ROUTE:
+            continue  # HTTPRoute answers 404 by itself where no rule matches
+        spec_name = compiler.spec_route_name(entry["name"], names)
+        index = by_name[spec_name]
+        route = routes[index]
+        try:
+            matches = [_block_matches(b, route) for b in entry.get("match") or [{}]]
+            matches = _pair_prefixes(matches, route)
+        except SpecError as e:
+            errors.append(e)
+            continue
+        rules.append(Rule(entry["name"], index, matches, bodies[index]))
+    SpecErrors.collect(list({e.format(): e for e in errors}.values()))
+    _keep_first_match(rules, routes, max_matches)
+    return rules
+
+
+def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int) -> None:
+    """Add to each rule the intersections that keep its requests from later, higher-ranked rules."""
+    changed = True
+    while changed:
+        changed = False
+        for i, rule in enumerate(rules):
+            for a in list(rule.matches):
+                for later in rules[i + 1:]:
+                    if later.body == rule.body and later.spec_index == rule.spec_index:
+                        continue
+                    for b in later.matches:
+                        if b.rank() <= a.rank():
+                            continue
+                        try:
+                            both = intersect(a, b)
+                            if both is not None and both.rank() < b.rank():
+                                raise _Unrepresentable  # a regex path ranks below any prefix
+                        except _Unrepresentable:
+                            first, second = routes[rule.spec_index], routes[later.spec_index]
+                            raise SpecErrors([SpecError(
+                                f"route {as_yaml(second.name)} outranks route {as_yaml(first.name)} in an "
+                                "HTTPRoute (an Exact path, then the longest prefix, then method, headers, "
+                                "query) and the requests both match cannot be given back to "
+                                f"{as_yaml(first.name)}: two regexes, or a regex and a prefix, on one field, "
+                                "or a regex path (which ranks below every prefix) (target gateway-api)",
+                                place=first.place,
+                                hint=f"make the two conditions exclude each other, or move {as_yaml(second.name)}"
+                                     f" before {as_yaml(first.name)} if it should win")]) from None
+                        if both is None or any(_covers(m, both) for m in rule.matches):
+                            continue
+                        rule.matches.append(both)
+                        changed = True
+                        if sum(len(r.matches) for r in rules) > limit:
+                            raise SpecErrors([SpecError(
+                                f"route {as_yaml(routes[rule.spec_index].name)}: the HTTPRoute needs more than "
+                                f"{limit} matches to keep the spec's order (target gateway-api)",
+                                place=routes[rule.spec_index].place,
+                                hint="order routes from the most specific path to the least")])
+
+
+def _covers(m: Match, other: Match) -> bool:
+    """``m`` already wins every request of ``other`` in its rule (same match, or a higher-ranked
+    one that contains it)."""
+    if m == other:
+        return True
+    try:
+        return intersect(m, other) == other and m.rank() >= other.rank()
+    except _Unrepresentable:
+        return False

@@ -1,0 +1,83 @@
+"""Output targets: what a rendered environment is written as, behind one small interface.
+
+An environment picks its target with ``spec.target`` in ``environments/<env>.yaml``:
+
+``istio`` (the default)
+    Istio ``Gateway``, ``VirtualService`` and ``DestinationRule`` (:mod:`.istio`).
+``gateway-api``
+    Kubernetes Gateway API ``Gateway``, ``HTTPRoute`` (parents: the Gateway and, for the mesh,
+    the app's Service -- GAMMA), one ``Service`` per version as the route's ``backendRefs``,
+    Istio ``DestinationRule`` per version Service for the app's ``trafficPolicy``, a
+    ``ReferenceGrant`` where a route crosses namespaces, a ``GRPCRoute`` instead of the
+    ``HTTPRoute`` for a gRPC service (:mod:`.gatewayapi`).
+
+One module per target, as Flagger's ``pkg/router`` has one file per mesh. The interface
+(:class:`Target`) is what the renderer, ``meshgen explain`` and the rollout metrics use; the
+bot, ``meshgen diff`` and the report read objects and rollout status only and never ask which
+target an environment has. Everything here is pure: plain values in, plain values out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol, Sequence
+
+from generator.routing.compiler import SpecRoute
+
+DEFAULT = "istio"
+"""The target of an environment whose spec names none."""
+
+
+class Target(Protocol):
+    """What one output target does.
+
+    Attributes:
+        name: the value of ``spec.target`` (``istio``, ``gateway-api``).
+        route_kinds: the kinds whose objects carry the app's routes (read by ``explain``).
+        series_reporter: the ``reporter`` of the Istio series the rollout metrics read.
+    """
+
+    name: str
+    route_kinds: tuple[str, ...]
+    series_reporter: str
+
+    def compile(self, routes: Sequence[SpecRoute], scope: str | None) -> list[Any]:
+        """The spec's routes as this target's route list (raises ``SpecErrors``, placed)."""
+        ...
+
+    def weights(self, obj: Mapping[str, Any]) -> dict[str, dict[str, int]]:
+        """``{route name: {version: weight}}`` of a rendered route object (read weights)."""
+        ...
+
+    def set_weights(self, obj: dict[str, Any], route: str, split: Mapping[str, int]) -> None:
+        """Write ``{version: weight}`` into the routes of ``obj`` carrying spec route ``route``."""
+        ...
+
+    def series_service(self, service: str, app: str, version: str) -> str:
+        """``destination_service_name`` of the traffic this target sends to ``version``."""
+        ...
+
+    def as_virtual_service(self, objects: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The rendered route objects of one app as the VirtualService and Gateways
+        (``{"ns/name": Istio Gateway}``) Istio makes of them, for ``meshgen explain``."""
+        ...
+
+
+def names() -> list[str]:
+    """The targets an environment can pick."""
+    return ["istio", "gateway-api"]
+
+
+def get(name: str | None) -> Target:
+    """The target named ``name`` (``None``: :data:`DEFAULT`).
+
+    Raises:
+        KeyError: no such target (the environment schema refuses it first).
+    """
+    from generator.targets import gatewayapi, istio
+
+    return {"istio": istio.TARGET, "gateway-api": gatewayapi.TARGET}[name or DEFAULT]
+
+
+def of_environment(env_spec: Mapping[str, Any] | None) -> Target:
+    """The target of an environment's ``spec``."""
+    return get((env_spec or {}).get("target"))

@@ -1,0 +1,130 @@
+"""The HTTPRoute compiler keeps the spec's first-match meaning under Gateway API precedence.
+
+Checked against :mod:`tests.gatewayapi_model`, a model of the precedence rules written apart
+from the compiler, for random route lists and requests; and the refusals are placed.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from generator.errors import Place, SpecErrors
+from generator.routing import conditions as cond
+from generator.routing.compiler import SpecRoute
+from generator.routing.httproute_compiler import compile_rules
+from generator.routing.request import Request
+from tests import gatewayapi_model as model
+
+ATOMS = ['uri exact "/a"', 'uri exact "/a/b"', '(uri exact "/a" or uri prefix "/a/")', 'uri regex "/a.*"',
+         'uri prefix "/"', '(uri exact "/a/b" or uri prefix "/a/b/")', 'header "x" exact "1"',
+         'header "x" regex "[12]"', 'header "y" exact "1"', 'method exact "GET"', 'method exact "POST"',
+         'query "q" exact "1"', 'query "q" regex "1|2"']
+URIS = ["/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/b"]
+SCOPE = '(uri exact "/a" or uri prefix "/a/")'
+
+
+def conditions(depth: int = 2) -> st.SearchStrategy[str]:
+    atom = st.sampled_from(ATOMS)
+    return st.recursive(atom, lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda p: f"({p[0]} and {p[1]})"),
+        st.tuples(inner, inner).map(lambda p: f"({p[0]} or {p[1]})"),
+        inner.map(lambda c: f"not {c}")), max_leaves=3)
+
+
+requests = st.builds(
+    lambda uri, method, x, y, q: Request(uri=uri, method=method,
+                                         headers={k: v for k, v in (("x", x), ("y", y)) if v is not None},
+                                         query={"q": q} if q is not None else {}),
+    st.sampled_from(URIS), st.sampled_from(["GET", "POST"]), st.sampled_from([None, "1", "2"]),
+    st.sampled_from([None, "1"]), st.sampled_from([None, "1", "2", "3"]))
+
+
+def _route(name: str, when: str | None) -> SpecRoute:
+    return SpecRoute(name, when, {"route": [{"destination": {"subset": name}, "weight": 100}]},
+                     Place("apps/a.yaml", 9, 13))
+
+
+def _spec_choice(routes: list[SpecRoute], request: Request) -> str | None:
+    for r in routes:
+        if r.when is None or cond.holds(cond.parse(r.when), request):
+            return r.name
+    return None
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(whens=st.lists(conditions(), min_size=1, max_size=4), catch_all=st.booleans(),
+       scoped=st.booleans(), asked=st.lists(requests, min_size=1, max_size=25))
+def test_precedence_ordered_rules_mean_the_spec_first_match(whens, catch_all, scoped, asked):
+    """``scoped``: the routes narrowed to an exposed path, as the Gateway's HTTPRoute is."""
+    routes = [_route(f"r{i}", w) for i, w in enumerate(whens)] + ([_route("last", None)] if catch_all else [])
+    scope = SCOPE if scoped else None
+    try:
+        rules = compile_rules(routes, scope=scope)
+    except SpecErrors as e:
+        assert all(err.place is not None and err.place.path == "apps/a.yaml" for err in e.errors)
+        assume(False)
+    objects = [{"matches": [m.to_object() for m in rule.matches]} for rule in rules]
+    for request in asked:
+        index = model.chosen_rule(objects, request.uri, request.method, request.headers, request.query)
+        got = None if index is None else routes[rules[index].spec_index].name
+        want = _spec_choice(routes, request) if not scoped or cond.holds(cond.parse(SCOPE), request) else None
+        assert got == want, (request, objects)
+
+
+def test_exhaustive_small_lists_agree_or_refuse():
+    """Every pair of atoms, in both orders, before a catch-all: agree on every request, or refuse."""
+    asked = [Request(uri=u, method=m, headers=h, query=q)
+             for u in URIS for m in ("GET", "POST") for h in ({}, {"x": "1"}, {"x": "2", "y": "1"})
+             for q in ({}, {"q": "1"})]
+    kept = 0
+    for a, b in itertools.product(ATOMS, repeat=2):
+        routes = [_route("first", a), _route("second", b), _route("last", None)]
+        try:
+            rules = compile_rules(routes)
+        except SpecErrors:
+            continue
+        kept += 1
+        objects = [{"matches": [m.to_object() for m in rule.matches]} for rule in rules]
+        for request in asked:
+            index = model.chosen_rule(objects, request.uri, request.method, request.headers, request.query)
+            assert routes[rules[index].spec_index].name == _spec_choice(routes, request), (a, b, request, objects)
+    assert kept > len(ATOMS) ** 2 * 3 // 4
+
+
+def test_a_later_longer_prefix_is_kept_from_taking_the_earlier_routes_requests():
+    routes = [_route("api", '(uri exact "/api" or uri prefix "/api/")'), _route("v2", 'uri exact "/api/v2"'),
+              _route("rest", None)]
+    rules = compile_rules(routes)
+    objects = [{"matches": [m.to_object() for m in rule.matches]} for rule in rules]
+    assert {"path": {"type": "Exact", "value": "/api/v2"}} in objects[0]["matches"]
+    assert routes[rules[model.chosen_rule(objects, "/api/v2")].spec_index].name == "api"
+
+
+@pytest.mark.parametrize("when, column, words", [
+    ('uri prefix "/api"', 0, 'uri prefix "/api" is not a whole path segment'),
+    ('method exact "GET" and header "x" prefix "a"', 23, "a header prefix match"),
+    ('header "x" present', 0, "a header presence match"),
+    ('not header "x" exact "1"', 4, "a negated header (header absence)"),
+    ('source label "app" = "a"', 0, "source label conditions"),
+    ('authority exact "a.example"', 0, "authority conditions"),
+])
+def test_what_an_httproute_cannot_carry_is_refused_at_the_predicate(when, column, words):
+    with pytest.raises(SpecErrors) as e:
+        compile_rules([_route("r", when), _route("last", None)])
+    error = e.value.errors[0]
+    assert words in error.message and "gateway-api" in error.message
+    assert (error.place.line, error.place.column) == (9, 13 + column)
+    assert error.hint
+
+
+def test_fault_injection_is_refused_with_what_to_do():
+    route = SpecRoute("r", None, {"fault": {"abort": {"httpStatus": 500, "percentage": {"value": 1.0}}}},
+                      Place("apps/a.yaml", 4, 7))
+    with pytest.raises(SpecErrors) as e:
+        compile_rules([route])
+    assert "fault cannot be written in an HTTPRoute" in e.value.errors[0].message
+    assert "spec.target: istio" in e.value.errors[0].hint
