@@ -28,7 +28,7 @@ spec:
     v2: {labels: {version: v2}}
   routes:
     - {name: default, to: v1}
-  rollout: {stable: v1, canary: v2, route: default, steps: [50, 100], interval: 1h}
+  rollout: {stable: v1, canary: v2, route: default, steps: [50, 100], interval: 1h, policy: time}
 """
 ENV = """\
 apiVersion: meshgen.io/v1alpha1

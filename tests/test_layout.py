@@ -177,3 +177,15 @@ def test_a_command_imports_only_its_own_module():
             "print(sorted(m for m in sys.modules if m.startswith('generator.cli.')))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "['generator.cli.base', 'generator.cli.render']"
+
+
+def test_every_package_of_generator_is_in_the_wheel():
+    """A package missing from pyproject's ``packages`` works in a checkout (an editable install)
+    and is absent from the wheel that pre-commit and pip install: every folder of ``generator/``
+    with an ``__init__.py`` is listed."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in GENERATOR.rglob("__init__.py")
+             if "__pycache__" not in p.parts}
+    assert found - listed == set()
