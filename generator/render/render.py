@@ -431,6 +431,18 @@ class _Renderer:
                        "expose_hosts": expose.get("hosts"), "tls": expose.get("tls"), "servers": servers,
                        "https_redirect": expose.get("httpsRedirect", True)})
 
+    def check_environment(self, env: str, env_spec: Mapping[str, Any]) -> list[EffectiveApp]:
+        """Check every app of environment ``env`` on its own and the apps together (rollout
+        groups, hosts claimed twice, destinations to hosts that are neither apps nor declared
+        external); the errors go to :attr:`errors`. Returns the apps that passed their own checks."""
+        valid = [a for a in (self.repo.effective_app(name, env) for name in self.repo.apps) if self.check(a)]
+        self.errors.extend(e for e in groups.check_environment(valid, env)
+                           if e.format() not in {known.format() for known in self.errors})
+        service_hosts = {a.name: service_fqdn(a) for a in valid}
+        self.errors.extend(checks.check_hosts(valid, service_hosts))
+        self.errors.extend(checks.check_destinations(valid, service_hosts, env_spec.get("externalHosts") or []))
+        return valid
+
     def render_objects(self, app: EffectiveApp, env_spec: dict[str, Any], spec_routes: list[routing.SpecRoute],
                        labels: dict[str, Any], sources: list[str], out: list[RenderedObject]) -> None:
         """The app's objects for a target that builds them itself (``gateway-api``), no templates."""
@@ -733,13 +745,7 @@ def _render_apps(repo: Repo, pairs: Collection[tuple[str, str]], strict: bool,
         env_spec = repo.environments[env].data.get("spec") or {}
         # every app is checked, as a whole render checks them: a tick never commits beside a
         # spec that does not render; only the named apps' templates are filled
-        effective = [repo.effective_app(a, env) for a in repo.apps]
-        valid = [a for a in effective if renderer.check(a)]
-        renderer.errors.extend(e for e in groups.check_environment(valid, env)
-                               if e.format() not in {known.format() for known in renderer.errors})
-        service_hosts = {a.name: service_fqdn(a) for a in valid}
-        renderer.errors.extend(checks.check_hosts(valid, service_hosts))
-        renderer.errors.extend(checks.check_destinations(valid, service_hosts, env_spec.get("externalHosts") or []))
+        valid = renderer.check_environment(env, env_spec)
         env_objects: list[RenderedObject] = []
         for app in valid:
             if (env, app.name) in wanted:
@@ -770,13 +776,7 @@ def _render(root: Path, envs: list[str] | None, strict: bool,
     total, done = len(names) * len(repo.apps), 0
     for env in names:
         env_spec = repo.environments[env].data.get("spec") or {}
-        effective = [repo.effective_app(a, env) for a in repo.apps]
-        valid = [a for a in effective if renderer.check(a)]
-        renderer.errors.extend(e for e in groups.check_environment(valid, env)
-                               if e.format() not in {known.format() for known in renderer.errors})
-        service_hosts = {a.name: service_fqdn(a) for a in valid}
-        renderer.errors.extend(checks.check_hosts(valid, service_hosts))
-        renderer.errors.extend(checks.check_destinations(valid, service_hosts, env_spec.get("externalHosts") or []))
+        valid = renderer.check_environment(env, env_spec)
         env_objects: list[RenderedObject] = []
         for app in valid:
             renderer.render_app(app, env_spec, env_objects)
