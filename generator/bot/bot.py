@@ -312,12 +312,16 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
     ``watch``: apps whose weight waits to be seen applied; their observed split (the shared
     ``requests`` query over their interval) goes into ``observed``, by app.
     """
+    out_target = targets.of_environment(repo.environments[env].data.get("spec"))
+
+    def target_of(item: _Rollout) -> metrics.Target:  # the series the environment's target reports
+        return metrics.target_of(item.app, env, item.effective.data, item.rollout,
+                                 out_target.series_service, out_target.series_reporter)
+
     plans: dict[str, tuple[_Rollout, metrics.Target, metrics.Plan]] = {}
     errors = []
     for item in due:
-        target = metrics.target_of(item.app, env, item.effective.data, item.rollout,
-                                   targets.of_environment(repo.environments[env].data.get("spec")).series_service,
-                                   targets.of_environment(repo.environments[env].data.get("spec")).series_reporter)
+        target = target_of(item)
         try:
             with timelimit.time_limit(what=f"rendering the queries of app {item.app!r}"):
                 plans[item.app] = (item, target, metrics.plan(item.rollout, target))
@@ -327,11 +331,12 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
         except ValueError as e:
             errors.append(SpecError(f"rollout: {e}", place=item.effective.place("spec", "rollout", "analysis")))
     SpecErrors.collect(errors)
-    watched = {item.app: (metrics.target_of(item.app, env, item.effective.data, item.rollout),
-                          metrics.builtin_query(metrics.REQUESTS, metrics.promql_duration(item.rollout.interval)))
-               for item in watch}
+    watched: dict[str, tuple[metrics.Target, str, str]] = {}  # app: (target, its requests query, window)
+    for item in watch:
+        target, window = target_of(item), metrics.promql_duration(item.rollout.interval)
+        watched[item.app] = (target, metrics.builtin_query(metrics.REQUESTS, window, target.reporter), window)
     queries = list(dict.fromkeys([q for _, _, plan in plans.values() for q in plan.queries]
-                                 + [q for _, q in watched.values()]))
+                                 + [q for _, q, _ in watched.values()]))
     results: dict[str, metrics.Vector] = {}
     if queries:
         started = time.perf_counter()
@@ -349,12 +354,11 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
                                   f"(its Date header): windows ending at the bot's time would show traffic "
                                   f"that is not there yet or long gone; no check was made (hint: sync the "
                                   f"clock with NTP)")
-    for app, (target, promql) in watched.items():
+    for app, (target, promql, window) in watched.items():
         if observed is not None and promql in results:
             found = results[promql]
             observed[app] = applied.Observation(metrics.pick_series(found, target, target.canary).value,
-                                                metrics.pick_series(found, target, target.stable).value,
-                                                promql.split("[")[-1].split("]")[0])
+                                                metrics.pick_series(found, target, target.stable).value, window)
     return {app: metrics.evaluate(item.rollout, target, plan, results) for app, (item, target, plan) in plans.items()}
 
 
@@ -979,14 +983,6 @@ def _drop(ws: vcs.Workspace, made: Iterable[str]) -> None:
             ws.repo.head.reset(first.parents[0], index=True, working_tree=True)
         except Exception as e:  # GitPython raises several types here
             raise GitError(f"could not drop unpushed commit {first.hexsha[:8]}: {e}") from e
-
-
-def future_problems(root: Path, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,
-                    now: datetime | None = None) -> list[SpecError]:
-    """Status times in the future (see :func:`future_times`) of the matching rollouts, for ``rollout status``."""
-    repo = load_repo(Path(root))
-    now = now or utcnow()
-    return [p for i in _rollouts(repo, envs, apps) for p in future_times(repo.root, i.status_path, i.status, now)]
 
 
 def status_problems(root: Path, envs: Sequence[str] | None = None, apps: Sequence[str] | None = None,

@@ -34,6 +34,7 @@ from typing import Any
 
 from generator.errors import Place, SpecError, SpecErrors
 from generator.importer.read import IstioObject
+from generator.render.analysis import fqdn  # Istio's resolution of a short host, as the analysis resolves it
 from generator.routing import conditions as cond
 from generator.routing.compiler import NO_ROUTE, SpecRoute, compile_http
 from generator.spec.config import ATOMIC_KEYS
@@ -84,14 +85,6 @@ class Result:
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.error is not None]
-
-
-def fqdn(host: str, namespace: str) -> str:
-    """Istio's resolution of a short host (``reviews``) in ``namespace``; a host with a dot,
-    or a wildcard, is kept (istio/istio ``pilot/pkg/model`` ``ResolveShortnameToFQDN``)."""
-    if "." in host or host.startswith("*"):
-        return host
-    return f"{host}.{namespace}.svc.cluster.local"
 
 
 def _short(host: str, namespace: str) -> str:

@@ -564,7 +564,8 @@ class _Environment:
 
 
 def _declared_external(patterns: Iterable[str], host: str) -> bool:
-    return any(p == "*" or p == host or (p.startswith("*.") and host.endswith(p[1:])) for p in patterns)
+    """Whether ``host`` is one of the declared external host patterns (:func:`host_matches`)."""
+    return any(host_matches(p, host) for p in patterns)
 
 
 def _destinations_of(vs: RenderedObjectLike) -> Iterable[dict]:

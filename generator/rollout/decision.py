@@ -305,30 +305,24 @@ def check_due(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, An
     (:mod:`generator.rollout.applied`) -- and, after a failed check, since that check too (so
     failed checks counted against ``failureLimit`` look at distinct windows).
     """
-    rollout = _as_rollout(rollout_spec)
-    if not _matches(rollout, status) or status is None or status.get("phase") != PROGRESSING:
-        return False
-    since = parse_time(status["lastStepTime"]) if status.get("lastStepTime") else None
-    applied = status.get("applied") or {}
-    if applied.get("time") and applied.get("weight") == status.get("canaryWeight"):
-        seen_at = parse_time(applied["time"])
-        since = seen_at if since is None else max(since, seen_at)
-    last = status.get("lastCheck") or {}
-    if last.get("verdict") == Verdict.FAIL.value and last.get("time"):
-        failed_at = parse_time(last["time"])
-        since = failed_at if since is None else max(since, failed_at)
-    return since is None or now - since >= timedelta(seconds=rollout.interval)
+    when = next_check(rollout_spec, status)
+    return when is not None and now >= when
 
 
 def next_check(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] | None) -> datetime | None:
     """When a check of this rollout is next due (:func:`check_due` turns true then): one
-    ``interval`` after the last step and after the last failed check; ``None`` when no check
+    ``interval`` after the last step (after its weight was seen applied, where the status
+    records that) and after the last failed check; ``None`` when no check
     will come (no rollout of this pair started, or it is not ``Progressing``), and the
     minimum datetime when one is due at once (no ``lastStepTime``)."""
     rollout = _as_rollout(rollout_spec)
     if not _matches(rollout, status) or status is None or status.get("phase") != PROGRESSING:
         return None
     since = parse_time(status["lastStepTime"]) if status.get("lastStepTime") else None
+    applied = status.get("applied") or {}
+    if applied.get("time") and applied.get("weight") == status.get("canaryWeight"):
+        seen_at = parse_time(applied["time"])
+        since = seen_at if since is None else max(since, seen_at)
     last = status.get("lastCheck") or {}
     if last.get("verdict") == Verdict.FAIL.value and last.get("time"):
         failed_at = parse_time(last["time"])

@@ -43,6 +43,7 @@ from typing import Any, Callable, Mapping, Sequence
 from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.routing import compiler
 from generator.routing import conditions as cond
+from generator.routing import httproute
 from generator.routing.compiler import SpecRoute
 
 #: Route body fields an HTTPRoute rule carries; others are refused (see the module's docstring).
@@ -98,12 +99,6 @@ class _Unrepresentable(Exception):
     pass
 
 
-def segment_prefix_matches(prefix: str, path: str) -> bool:
-    """Gateway API ``PathPrefix`` semantics: whole segments, a trailing ``/`` ignored."""
-    p = prefix.rstrip("/")
-    return p == "" or path == p or path.startswith(p + "/")
-
-
 def _full(pattern: str, value: str) -> bool:
     return cond.compiled(pattern).fullmatch(value) is not None
 
@@ -130,12 +125,12 @@ def _and_paths(a: tuple[str, str], b: tuple[str, str]) -> tuple[str, str] | None
     if ta == "Exact":
         if tb == "Exact":
             return None
-        ok = segment_prefix_matches(vb, va) if tb == "PathPrefix" else _full(vb, va)
+        ok = httproute.prefix_matches(vb, va) if tb == "PathPrefix" else _full(vb, va)
         return first if ok else None
     if ta == "PathPrefix" and tb == "PathPrefix":
-        if segment_prefix_matches(va, vb):
+        if httproute.prefix_matches(va, vb):
             return second
-        if segment_prefix_matches(vb, va):
+        if httproute.prefix_matches(vb, va):
             return first
         return None
     if ta == "PathPrefix" and va.rstrip("/") == "":
