@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from generator import resources
 from generator.errors import Place, SpecError, as_yaml
+from generator.render import analysis
 from generator.routing import conditions, simulate
 from generator.spec import schema
 from generator.spec.config import EffectiveApp
@@ -892,13 +893,6 @@ def check_hosts(apps: list[EffectiveApp], service_host: dict[str, str]) -> list[
     return errors
 
 
-def host_covers(pattern: str, host: str) -> bool:
-    """Whether a declared host (``*``, ``*.example.com`` or a name) covers ``host``."""
-    if pattern in ("*", host):
-        return True
-    return pattern.startswith("*.") and host.endswith(pattern[1:])
-
-
 def check_destinations(apps: list[EffectiveApp], service_host: dict[str, str],
                        external_hosts: list[str]) -> list[SpecError]:
     """Every destination host of a route (HTTP, TCP, TLS) must be known: the service of an app of
@@ -929,7 +923,7 @@ def check_destinations(apps: list[EffectiveApp], service_host: dict[str, str],
                 if "host" not in item:
                     continue
                 host = item["host"] if "." in item["host"] else f"{item['host']}.{app.namespace}.svc.cluster.local"
-                if host in known or any(host_covers(p, host) for p in patterns):
+                if host in known or any(analysis.host_matches(p, host) for p in patterns):
                     continue
                 at = ("spec", key, i, "to") if isinstance(to, dict) else ("spec", key, i, "to", j)
                 errors.append(SpecError(

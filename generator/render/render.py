@@ -27,7 +27,7 @@ import yaml
 
 from generator import resources
 from generator.errors import Place, SpecError, SpecErrors, UsageError, as_yaml
-from generator.render import cel, checks, manifests, output, timelimit
+from generator.render import analysis, cel, checks, manifests, output, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
 from generator.rollout import decision, groups, promotion
@@ -121,13 +121,6 @@ def service_fqdn(app: EffectiveApp) -> str:
 def gateway_name(app: EffectiveApp) -> str:
     """Name of an exposed app's Gateway (in the app's namespace): ``expose.name``, by default ``<app>-gateway``."""
     return (app.spec.get("expose") or {}).get("name") or f"{app.name}-gateway"
-
-
-def resolve_host(host: str, namespace: str) -> str:
-    """A destination host as istiod resolves it from a VirtualService in ``namespace``: a name
-    without dots is a Service of that namespace, anything else is kept (``ResolveShortnameToFQDN``,
-    ``pilot/pkg/model/config.go``)."""
-    return host if host == "*" or "." in host else f"{host}.{namespace}.svc.cluster.local"
 
 
 def vs_hosts(app: EffectiveApp) -> list[str]:
@@ -322,8 +315,8 @@ class _Renderer:
         port = spec["service"].get("port")
 
         def destination(version: str | None, host: str | None = None, dest_port: int | None = None) -> dict[str, Any]:
-            own = host is None or resolve_host(host, app.namespace) == fqdn
-            dest: dict[str, Any] = {"host": fqdn if host is None else resolve_host(host, app.namespace)}
+            own = host is None or analysis.fqdn(host, app.namespace) == fqdn
+            dest: dict[str, Any] = {"host": fqdn if host is None else analysis.fqdn(host, app.namespace)}
             if version:
                 dest["subset"] = version
             number = dest_port or (port if own else None)
