@@ -457,3 +457,15 @@ def test_approval_once_started_has_nothing_waiting(tmp_path, git_remote):
     assert proc.returncode == 1
     assert "error: nothing waits for approval: books in dev: v1 -> v2 has already started: it is Progressing" \
         in proc.stderr
+
+
+def test_environments_come_in_pipeline_order_waves_included():
+    """The order of ``rollout status`` and the report: the pipeline's environments as written, a
+    wave's members in its order, then the others alphabetically."""
+    from generator.rollout.promotion import env_order
+
+    settings = {"promotion": {"order": ["dev", ["prod-eu", "prod-us"], "staging"]}}
+    envs = ["zeta", "staging", "prod-us", "alpha", "prod-eu", "dev"]
+    assert env_order(settings, envs) == ["dev", "prod-eu", "prod-us", "staging", "alpha", "zeta"]
+    assert env_order({}, envs) == sorted(envs)
+    assert env_order({"promotion": {"order": "dev"}}, ["b", "a"]) == ["a", "b"]

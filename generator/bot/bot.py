@@ -1001,9 +1001,7 @@ def read_statuses(root: Path, envs: Sequence[str] | None = None, apps: Sequence[
     environments in pipeline order (``meshgen.yaml``'s ``promotion.order``), then the others
     alphabetically; within one, apps as the repository lists them."""
     repo = load_repo(Path(root))
-    order = list((repo.settings.raw.get("promotion") or {}).get("order") or [])
-    names = sorted(repo.environments, key=lambda e: (0, order.index(e), "") if e in order else (1, 0, e))
-    rank = {env: i for i, env in enumerate(names)}
+    rank = {env: i for i, env in enumerate(promotion.env_order(repo.settings.raw, list(repo.environments)))}
     items = sorted(_rollouts(repo, envs, apps), key=lambda i: rank[i.env])  # stable: app order kept
     return [(i.env, i.app, i.rollout, i.status) for i in items]
 

@@ -42,6 +42,7 @@ from generator import targets
 from generator.gitops import diff
 from generator.render import output, render
 from generator.rollout import decision, history, metrics
+from generator.rollout import promotion as promotion_mod
 from generator.rollout.history import Timeline
 from generator.spec.config import Repo, load_repo
 
@@ -135,12 +136,8 @@ def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
 
 
 def env_order(repo: Repo, envs: Sequence[str]) -> list[str]:
-    """``envs`` in pipeline order: those of ``meshgen.yaml``'s ``promotion.order`` first, in
-    that order, then the others alphabetically."""
-    promotion = repo.settings.raw.get("promotion")
-    order = promotion.get("order") if isinstance(promotion, dict) else None
-    first = [e for e in (order if isinstance(order, list) else []) if isinstance(e, str) and e in envs]
-    return list(dict.fromkeys(first)) + sorted(e for e in envs if e not in first)
+    """``envs`` in pipeline order (:func:`generator.rollout.promotion.env_order`)."""
+    return promotion_mod.env_order(repo.settings.raw, envs)
 
 
 def _thresholds(repo: Repo, timeline: Timeline) -> dict[str, dict[str, float | None]]:

@@ -368,6 +368,18 @@ class Stage(NamedTuple):
     closed: str = ""
 
 
+def env_order(settings: Mapping[str, Any], envs: Sequence[str]) -> list[str]:
+    """``envs`` in pipeline order: those of ``settings``' (``meshgen.yaml``'s) ``promotion.order``
+    first, in that order, the members of a wave (a list entry) in the order written, then the
+    others alphabetically. An order that is not a list is no order."""
+    promotion = settings.get("promotion") if isinstance(settings, Mapping) else None
+    order = promotion.get("order") if isinstance(promotion, Mapping) else None
+    flat = [e for entry in (order if isinstance(order, list) else [])
+            for e in (entry if isinstance(entry, list) else [entry])]
+    first = [e for e in flat if isinstance(e, str) and e in envs]
+    return list(dict.fromkeys(first)) + sorted(e for e in envs if e not in first)
+
+
 def stages(pipeline: Pipeline, app: str, pairs: Mapping[str, tuple[str, str] | None],
            statuses: Mapping[str, Mapping[str, Any] | None], now: datetime,
            closed: Mapping[str, str] | None = None) -> list[Stage]:
