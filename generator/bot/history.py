@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import git
 import yaml
 
-from generator.errors import GitError, UsageError
+from generator.errors import DiskFull, GitError, UsageError
 from generator.render import output
 from generator.rollout import history
 from generator.rollout.history import Revision, Timeline
@@ -113,7 +113,7 @@ class _ParsedBlobs:
             return
         try:
             output.atomic_write(self.path, pickle.dumps(parsed, protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:
+        except (OSError, DiskFull):  # a cache that cannot be written is only a later miss
             pass
 
 

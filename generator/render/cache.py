@@ -194,12 +194,7 @@ class RenderCache:
         for name in ("apps", "environments", "status", "templates"):
             _digest_tree(h, root / paths[name], name, root, stats)
         if stats.changed:
-            from generator.render.output import atomic_write
-
-            try:
-                atomic_write(index, pickle.dumps(stats.new, protocol=pickle.HIGHEST_PROTOCOL))
-            except OSError:
-                pass
+            _store(index, pickle.dumps(stats.new, protocol=pickle.HIGHEST_PROTOCOL))
         return cls(git_dir / "meshgen" / "render-cache.pickle", h.hexdigest(), stats.reads)
 
     def get(self) -> "Rendering | None":
@@ -215,14 +210,20 @@ class RenderCache:
         """Store ``rendering`` (atomically; failures to write the cache are ignored), to be
         read back as a ``cached`` (a :class:`~generator.render.render.CachedRendering`: its
         objects pickled apart, unpickled when first asked for)."""
-        from generator.render.output import atomic_write
-
         state = dict(rendering.__dict__)
         state.pop("repo", None)
         state["_objects"] = pickle.dumps(state.pop("objects"), protocol=pickle.HIGHEST_PROTOCOL)
         clone = cached.__new__(cached)
         clone.__dict__.update(state)
-        try:
-            atomic_write(self.path, pickle.dumps((self.key, clone), protocol=pickle.HIGHEST_PROTOCOL))
-        except (OSError, DiskFull):
-            pass
+        _store(self.path, pickle.dumps((self.key, clone), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _store(path: Path, data: bytes) -> None:
+    """Write a cache file atomically; a cache that cannot be written (a full disk included:
+    :class:`~generator.errors.DiskFull`) is only a later miss, never the command's failure."""
+    from generator.render.output import atomic_write
+
+    try:
+        atomic_write(path, data)
+    except (OSError, DiskFull):
+        pass
