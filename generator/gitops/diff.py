@@ -200,11 +200,6 @@ def summarize(base: Mapping[str, Any], head: Mapping[str, Any],
     return out
 
 
-def _target_of(objs: list[Any]) -> Any:
-    return next((t for t in (targets.get(n) for n in targets.names())
-                 if any(o.get("kind") in t.route_kinds for o in objs)), None)
-
-
 def _count_kinds(objs: list[Any]) -> str:
     counts: dict[str, int] = {}
     for o in objs:
@@ -221,7 +216,7 @@ def _target_change(paths: list[str], base: Mapping[str, Any], head: Mapping[str,
     did not change."""
     old = [base[p] for p in paths if isinstance(base.get(p), dict) and base[p].get("kind")]
     new = [head[p] for p in paths if isinstance(head.get(p), dict) and head[p].get("kind")]
-    before, after = _target_of(old), _target_of(new)
+    before, after = targets.of_objects(old), targets.of_objects(new)
     if before is None or after is None or before.name == after.name:
         return None
     lines = [f"output target {before.name} -> {after.name}: {_count_kinds(new)} replace {_count_kinds(old)}"]
@@ -232,11 +227,7 @@ def _target_change(paths: list[str], base: Mapping[str, Any], head: Mapping[str,
         return lines
     routes_old = spec_routes(vs_old.get("spec") or {}, when_old)
     routes_new = spec_routes(vs_new.get("spec") or {}, when_new)
-    def split(routes: list[tuple[str, str | None, dict]]) -> list[tuple[str, dict[str, int]]]:
-        return [(n, {(d.get("destination") or {}).get("subset", ""): int(d.get("weight", 100))
-                     for d in r.get("route") or []}) for n, _, r in routes]
-
-    if split(routes_old) == split(routes_new):
+    if [(n, split(r)) for n, _, r in routes_old] == [(n, split(r)) for n, _, r in routes_new]:
         lines.append("routes unchanged: the same spec routes, in the same order, to the same versions and weights")
     else:
         lines.extend(_virtual_service(vs_old.get("spec") or {}, vs_new.get("spec") or {}, when_old, when_new))

@@ -565,8 +565,7 @@ def _load_converted(root: Path, path: Path, rel: str) -> Rendered:
         obj = _read(file, file.relative_to(root).as_posix())
         if isinstance(obj, dict) and isinstance(obj.get("spec"), dict):
             objects.append(obj)
-    target = next(t for t in (targets.get(n) for n in targets.names())
-                  if any(o.get("kind") in t.route_kinds for o in objects))
+    target = targets.of_objects(objects)
     try:
         vs, gateways = target.as_virtual_service(objects)
     except (KeyError, TypeError, StopIteration, AttributeError) as e:

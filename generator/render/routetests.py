@@ -118,8 +118,7 @@ def check(rendering: Any) -> list[SpecError]:
     failures: dict[tuple[Any, str, str | None], list[str]] = {}
     repo = rendering.repo
     for (env, name), objs in by_app.items():
-        target = next((t for t in (targets.get(n) for n in targets.names())
-                       if any(o.kind in t.route_kinds for o in objs)), None)
+        target = targets.of_objects(o.obj for o in objs)
         if target is None:
             continue
         app = repo.effective_app(name, env)

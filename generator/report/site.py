@@ -104,8 +104,7 @@ def _routes(rendering: render.Rendering) -> dict[str, list[dict[str, Any]]]:
         by_app.setdefault((obj.env, obj.app), []).append(obj)
     for objs in by_app.values():
         # each output target reads its route objects as the VirtualService Istio makes of them
-        target = next((t for t in (targets.get(n) for n in targets.names())
-                       if any(o.kind in t.route_kinds for o in objs)), None)
+        target = targets.of_objects(o.obj for o in objs)
         if target is None:
             continue
         obj = next(o for o in objs if o.kind in target.route_kinds)

@@ -19,7 +19,7 @@ target an environment has. Everything here is pure: plain values in, plain value
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from generator.routing.compiler import SpecRoute
 
@@ -81,3 +81,10 @@ def get(name: str | None) -> Target:
 def of_environment(env_spec: Mapping[str, Any] | None) -> Target:
     """The target of an environment's ``spec``."""
     return get((env_spec or {}).get("target"))
+
+
+def of_objects(objects: Iterable[Mapping[str, Any]]) -> Target | None:
+    """The target that wrote ``objects`` (Kubernetes objects of one app): the first whose
+    ``route_kinds`` holds one of their kinds; ``None`` when none does."""
+    kinds = {o.get("kind") for o in objects}
+    return next((t for t in (get(n) for n in names()) if kinds & set(t.route_kinds)), None)
