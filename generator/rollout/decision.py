@@ -257,6 +257,17 @@ def parse_time(value: str | datetime) -> datetime:
     return moment
 
 
+def rolled_back(old: Mapping[str, Any], now: datetime, message: str, **fields: Any) -> dict[str, Any]:
+    """The status after a rollback: ``old`` with phase ``RolledBack``, canary weight 0 %,
+    no step (``stepIndex: -1``), ``lastStepTime`` now, ``message`` and any other ``fields``.
+
+    The one place a rolled-back status is made: a failed check, an abort by hand, a gate, a
+    rollout group and a wave all end a rollout this way.
+    """
+    return dict(old, phase=ROLLED_BACK, canaryWeight=0, stepIndex=-1, lastStepTime=format_time(now),
+                **fields, message=message)
+
+
 def committed_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
     """Whether going from ``old`` to ``new`` changes phase, weight, step or failed checks."""
     if old is None:
@@ -435,9 +446,8 @@ def decide(rollout_spec: Mapping[str, Any] | Rollout, env: str, status: Mapping[
         failed = int(old.get("failedChecks", 0)) + 1
         new["failedChecks"] = failed
         if failed >= rollout.failure_limit:
-            new.update(phase=ROLLED_BACK, canaryWeight=0, stepIndex=-1, lastStepTime=format_time(now))
-            new["message"] = (f"rollback {rollout.canary} from {weight} % to 0 % after {failed} failed "
-                              f"check{'s' if failed > 1 else ''}: {check.reason}")
+            new = rolled_back(new, now, f"rollback {rollout.canary} from {weight} % to 0 % after {failed} "
+                                        f"failed check{'s' if failed > 1 else ''}: {check.reason}")
             return Decision(new, Action.ROLLBACK, new["message"] + detail)
         reason = f"failed check {failed} of {rollout.failure_limit} at {weight} %: {check.reason}"
         new["message"] = reason
@@ -557,8 +567,7 @@ def abort(rollout_spec: Mapping[str, Any] | Rollout, status: Mapping[str, Any] |
     old = dict(status or {})
     if not _matches(rollout, status) or old.get("phase") not in (PROGRESSING, PAUSED):
         return Decision(old, Action.NOTHING, f"nothing to abort: {_describe(rollout, status)}")
-    new = dict(old, phase=ROLLED_BACK, canaryWeight=0, stepIndex=-1, lastStepTime=format_time(now),
-               message=f"rollback {rollout.canary} from {old.get('canaryWeight')} % to 0 %: aborted by hand")
+    new = rolled_back(old, now, f"rollback {rollout.canary} from {old.get('canaryWeight')} % to 0 %: aborted by hand")
     return Decision(new, Action.ABORT, new["message"])
 
 

@@ -190,10 +190,9 @@ def payload(gate: Gate, app: str, namespace: str, env: str, rollout: Rollout,
 def _rolled_back(rollout: Rollout, old: Mapping[str, Any], now: datetime, reason: str,
                  base: Mapping[str, Any]) -> Decision:
     weight = int(old.get("canaryWeight", 0)) if old.get("canary") == rollout.canary else 0
-    new = dict(base, phase=decision.ROLLED_BACK, canaryWeight=0, stepIndex=-1,
-               lastStepTime=decision.format_time(now),
-               lastCheck={"time": decision.format_time(now), "verdict": Verdict.FAIL.value, "reason": reason},
-               message=f"rollback {rollout.canary} from {weight} % to 0 %: {reason}")
+    new = decision.rolled_back(base, now, f"rollback {rollout.canary} from {weight} % to 0 %: {reason}",
+                               lastCheck={"time": decision.format_time(now), "verdict": Verdict.FAIL.value,
+                                          "reason": reason})
     return Decision(new, Action.ROLLBACK, new["message"])
 
 

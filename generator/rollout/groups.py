@@ -30,7 +30,7 @@ from generator.rollout.decision import (
     ROLLED_BACK,
     WAITING,
     Rollout,
-    format_time,
+    rolled_back,
 )
 
 #: Actions that move a member forward, which the group makes all-or-nothing.
@@ -114,8 +114,7 @@ def combine(group: str, members: Mapping[str, Member], now: datetime) -> dict[st
             weight = old.get("canaryWeight", 0)
             message = (f"rollback {m.rollout.canary} from {weight} % to 0 % with group {group}: "
                        f"{', '.join(failed)} rolled back")
-            new = dict(old, phase=ROLLED_BACK, canaryWeight=0, stepIndex=-1, lastStepTime=format_time(now),
-                       message=message)
+            new = rolled_back(old, now, message)
             out[app] = Decision(new, Action.ROLLBACK, message)
         return {app: _with_group(made, group) for app, made in out.items()}
     starting = {app for app, m in active.items() if m.made.action is Action.START}

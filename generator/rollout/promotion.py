@@ -43,6 +43,7 @@ from generator.rollout.decision import (
     format_time,
     parse_duration,
     parse_time,
+    rolled_back,
     success_record,
 )
 from generator.rollout import windows
@@ -204,15 +205,13 @@ def admit(pipeline: Pipeline | None, app: str, env: str, stable: str, canary: st
     reasons: list[str] = []
     soak_until = None
     pair = f"{stable} -> {canary}"
-    siblings = [e for e in pipeline.wave(env) if e != env and pair_matches(statuses.get(e), stable, canary)
-                and (statuses.get(e) or {}).get("phase") == ROLLED_BACK]
+    siblings = rolled_back_in([e for e in pipeline.wave(env) if e != env], statuses, stable, canary)
     if siblings:
         waiting.append(Waiting.STOPPED)
         reasons.append(f"{_and(siblings)} rolled back {pair}: its wave stops")
     if before:
         succeeded = {e: succeeded_at(statuses.get(e), stable, canary) for e in before}
-        stopped = [e for e in before if succeeded[e] is None and pair_matches(statuses.get(e), stable, canary)
-                   and (statuses.get(e) or {}).get("phase") == ROLLED_BACK]
+        stopped = rolled_back_in([e for e in before if succeeded[e] is None], statuses, stable, canary)
         pending = [e for e in before if succeeded[e] is None and e not in stopped]
         if stopped:
             waiting.append(Waiting.STOPPED)
@@ -255,6 +254,13 @@ def admit(pipeline: Pipeline | None, app: str, env: str, stable: str, canary: st
     return Admission(False, tuple(waiting), "; ".join(reasons), approval, soak_until)
 
 
+def rolled_back_in(envs: Sequence[str], statuses: Mapping[str, Mapping[str, Any] | None], stable: str,
+                   canary: str) -> list[str]:
+    """Those of ``envs`` (in their order) whose status rolled ``stable -> canary`` back."""
+    return [e for e in envs if pair_matches(statuses.get(e), stable, canary)
+            and (statuses.get(e) or {}).get("phase") == ROLLED_BACK]
+
+
 def wave_failure(pipeline: Pipeline | None, env: str, stable: str, canary: str,
                  own_status: Mapping[str, Any] | None,
                  statuses: Mapping[str, Mapping[str, Any] | None]) -> str | None:
@@ -272,8 +278,7 @@ def wave_failure(pipeline: Pipeline | None, env: str, stable: str, canary: str,
     own = own_status or {}
     if not pair_matches(own, stable, canary) or own.get("phase") not in (PROGRESSING, PAUSED):
         return None
-    failed = [e for e in pipeline.wave(env) if e != env and pair_matches(statuses.get(e), stable, canary)
-              and (statuses.get(e) or {}).get("phase") == ROLLED_BACK]
+    failed = rolled_back_in([e for e in pipeline.wave(env) if e != env], statuses, stable, canary)
     if not failed:
         return None
     return f"{_and(failed)} rolled back {stable} -> {canary} and promotion.onFailure is rollback-wave"
@@ -283,7 +288,7 @@ def roll_back_with_wave(status: Mapping[str, Any], now: datetime, why: str) -> D
     """The rollback of one wave member that :func:`wave_failure` asks for: canary 0 %."""
     old = dict(status)
     message = f"rollback {old.get('canary')} from {old.get('canaryWeight', 0)} % to 0 % with its wave: {why}"
-    new = dict(old, phase=ROLLED_BACK, canaryWeight=0, stepIndex=-1, lastStepTime=format_time(now), message=message)
+    new = rolled_back(old, now, message)
     return Decision(new, Action.ROLLBACK, message)
 
 
