@@ -19,11 +19,10 @@ import yaml
 from generator.errors import Place, SpecError, UsageError
 from generator.importer import convert as conv
 from generator.importer.read import IstioObject, read
-from generator.render.output import atomic_write
+from generator.render.output import atomic_write, yaml_files
 from generator.spec import loader
 
 ENV_SCHEMA_LINE = "# yaml-language-server: $schema=../schemas/environment.schema.json"
-_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass
@@ -55,25 +54,9 @@ class Report:
 
 
 def input_files(paths: list[Path]) -> list[Path]:
-    """The YAML files named: each file, and every ``*.yaml``/``*.yml`` under a directory (sorted).
-
-    Raises:
-        UsageError: a path that does not exist, or a directory without YAML files.
-    """
-    files: list[Path] = []
-    for p in paths:
-        if str(p) == "-":
-            files.append(p)
-        elif p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix in _SUFFIXES and f.is_file())
-            if not found:
-                raise UsageError(f"{p}: no .yaml or .yml file in this directory")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UsageError(f"{p}: no such file or directory")
-    return files
+    """The YAML files named (:func:`generator.render.output.yaml_files`; an empty directory is
+    a usage error, exit 2)."""
+    return yaml_files(paths, empty_dir=False)
 
 
 def _dump(header: str, doc: dict[str, Any]) -> bytes:

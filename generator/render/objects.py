@@ -16,23 +16,9 @@ from typing import Any
 import yaml
 
 from generator.errors import Place, SpecError, SpecErrors, UsageError
-from generator.render import explain as explain_mod
+from generator.render import explain as explain_mod, output
 from generator.routing import httproute, simulate
 from generator.routing.request import Request, split_target
-
-
-def _files(paths: list[str]) -> list[Path]:
-    out: list[Path] = []
-    for name in paths:
-        p = Path(name)
-        if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file())
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise UsageError(f"{name}: no such file or directory; give YAML files or directories of "
-                             "Kubernetes objects to --objects")
-    return out
 
 
 def load(paths: list[str]) -> httproute.Objects:
@@ -44,7 +30,8 @@ def load(paths: list[str]) -> httproute.Objects:
     """
     docs: list[dict[str, Any]] = []
     errors: list[SpecError] = []
-    for path in _files(paths):
+    for path in output.yaml_files([Path(p) for p in paths],
+                                  hint="give YAML files or directories of Kubernetes objects to --objects"):
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:

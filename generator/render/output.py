@@ -56,6 +56,39 @@ class Changes:
         return sorted(self.written + self.deleted)
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def yaml_files(paths: list[Path], *, hint: str = "", empty_dir: bool = True) -> list[Path]:
+    """The YAML files ``paths`` name: each file as given, and every ``*.yaml``/``*.yml`` under a
+    directory, sorted; ``-`` (standard input) passes through.
+
+    Args:
+        hint: added to the message of a path that does not exist (what to give instead).
+        empty_dir: whether a directory without YAML files is allowed.
+
+    Raises:
+        UsageError: a path that does not exist, or (``empty_dir`` false) a directory without
+            YAML files (exit 2).
+    """
+    from generator.errors import UsageError
+
+    files: list[Path] = []
+    for p in paths:
+        if str(p) == "-":
+            files.append(p)
+        elif p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix in YAML_SUFFIXES and f.is_file())
+            if not found and not empty_dir:
+                raise UsageError(f"{p}: no .yaml or .yml file in this directory")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UsageError(f"{p}: no such file or directory" + (f"; {hint}" if hint else ""))
+    return files
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (never a half-written file).
 
