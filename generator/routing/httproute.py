@@ -309,13 +309,15 @@ class Answer:
         return out
 
 
-def _granted(objects: Objects, from_ns: str, to_ns: str, to_kind: str, to_name: str, to_group: str = "") -> bool:
-    """A ReferenceGrant in ``to_ns`` lets HTTPRoutes of ``from_ns`` refer to the object (``referencegrant_types.go``)."""
+def _granted(objects: Objects, from_ns: str, to_ns: str, to_kind: str, to_name: str, to_group: str = "",
+             from_kind: str = "HTTPRoute") -> bool:
+    """A ReferenceGrant in ``to_ns`` lets routes of kind ``from_kind`` of ``from_ns`` refer to the object
+    (``referencegrant_types.go``)."""
     for grant in objects.grants:
         if meta(grant)[0] != to_ns:
             continue
         spec = grant.get("spec") or {}
-        if not any(f.get("group") == GROUP and f.get("kind") == "HTTPRoute" and f.get("namespace") == from_ns
+        if not any(f.get("group") == GROUP and f.get("kind") == from_kind and f.get("namespace") == from_ns
                    for f in spec.get("from") or []):
             continue
         if any((t.get("group") or "") == to_group and t.get("kind") == to_kind and t.get("name") in (None, "", to_name)
