@@ -245,7 +245,9 @@ def _print(result: explain_mod.Explanation) -> None:
         out_console.print(table)
     if result.status is not None:
         out_console.print(f"Envoy answers {result.status} itself" + (
-            f": location {result.details['location']}" if "location" in result.details else ""), markup=False)
+            f": location {result.details['location']}" if "location" in result.details else "") + (
+            " (its CORS filter answers the preflight)" if (result.details.get("cors") or {}).get("answered") else ""),
+            markup=False)
     for key, value in result.details.items():
         if key == "mirror":
             value = f"{value['version']}, {value['percent']:g}% of requests"

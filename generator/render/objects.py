@@ -18,7 +18,7 @@ import yaml
 from generator.errors import Place, SpecError, SpecErrors, UsageError
 from generator.render import analysis
 from generator.render import explain as explain_mod
-from generator.routing import httproute, simulate
+from generator.routing import cors, httproute, simulate
 from generator.routing.request import Request, split_target
 from generator.spec import loader
 
@@ -168,6 +168,12 @@ def _istio(objects: httproute.Objects, request: Request, gateway: tuple[str, str
                 backends[key] = backends.get(key, 0) + weight
         details = explain_mod.route_details(route)
         status = None
+        if "corsPolicy" in route and "route" in route:  # Envoy's CORS filter (only on a route that forwards)
+            answered = cors.answer(route["corsPolicy"], request)
+            if answered is not None:
+                details["cors"] = answered.as_json()
+                if answered.answered:
+                    status, backends = 200, {}
         if "redirect" in details:
             status = int(details["redirect"].get("redirectCode") or 301)
             details["location"] = explain_mod.redirect_location(route["redirect"], request, "")

@@ -5,7 +5,8 @@ route's CORS policy is the filter's per-route configuration: a VirtualService's 
 (Istio ``pilot/pkg/networking/core/route/route.go`` ``TranslateCORSPolicy``), or an HTTPRoute's
 ``CORS`` filter, which istiod first turns into a ``corsPolicy``
 (``pilot/pkg/config/kube/gateway/conversion.go`` ``createCorsFilter``). The filter runs after
-the route is chosen and before the request is forwarded
+the route is chosen and before the request is forwarded, on routes that forward only (a redirect
+or a direct response has no route entry, and the filter lets the request be)
 (Envoy ``source/extensions/filters/http/cors/cors_filter.cc``; docs:
 https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_filters/cors_filter):
 

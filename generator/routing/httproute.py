@@ -447,7 +447,7 @@ def _answer(objects: Objects, route: dict[str, Any], rule_index: int, match: dic
             status = _apply_filters(list(refs[0]["filters"]), request, match, listener_port, details)
             if status is not None:
                 backends = {}
-    if "corsPolicy" in details:  # Envoy's CORS filter, before the request is forwarded or answered
+    if "corsPolicy" in details and status is None:  # Envoy's CORS filter, on a route that forwards
         answered = cors.answer(details["corsPolicy"], request)
         if answered is not None:
             details["cors"] = answered.as_json()
