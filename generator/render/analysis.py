@@ -39,14 +39,17 @@ MG111  warning a DestinationRule's host is routed to by        IST0101 Reference
 MG112  error   a TLS or TCP route matches a port (or binds a   —
                Gateway) where its Gateway serves no TLS/TCP
 MG201  error   an HTTPRoute parentRef names a Gateway that is  Accepted=False NoMatchingParent
-               not among the objects, or a listener            (gateway-api status reasons)
-               (sectionName, port) the Gateway does not have
+               not among the objects, or a listener            (gateway-api status reasons;
+               (sectionName, port) the Gateway does not have;  Istio: parent service not found)
+               or a Service (GAMMA) that is not among them,
+               or a port it does not have
 MG202  error   an HTTPRoute's hostnames intersect none of its  Accepted=False
                parent listener's hostname                      NoMatchingListenerHostname
 MG203  error   an HTTPRoute backendRef names a Service that    ResolvedRefs=False BackendNotFound
                does not exist (its requests answer 500)
 MG204  warning an HTTPRoute match can never be taken: one of   —
-               higher precedence takes every request it does
+               higher precedence takes every request it does,
+               in its route or another merged on one parent
 MG205  error   an HTTPRoute refers to a Service in another     ResolvedRefs=False RefNotPermitted
                namespace and no ReferenceGrant there allows it
 ====== ======= =============================================== ==================================
