@@ -21,6 +21,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -262,6 +263,29 @@ def _route_action(http: dict[str, Any], port: int, host_port: int) -> dict[str, 
     return action
 
 
+def cors_policy(policy: dict[str, Any]) -> dict[str, Any]:
+    """route.go ``TranslateCORSPolicy``: a VirtualService ``corsPolicy`` as Envoy's per-route CorsPolicy."""
+    out: dict[str, Any] = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+        # forwardNotMatchingPreflights: false only for unmatchedPreflights IGNORE
+        "forward_not_matching_preflights": policy.get("unmatchedPreflights") != "IGNORE",
+        "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "allow_headers": ",".join(policy.get("allowHeaders") or []),
+        "allow_methods": ",".join(policy.get("allowMethods") or []),
+        "expose_headers": ",".join(policy.get("exposeHeaders") or []),
+    }
+    if "allowOrigins" in policy:
+        out["allow_origin_string_match"] = [_string_match(m) for m in policy["allowOrigins"]]
+    elif "allowOrigin" in policy:
+        out["allow_origin_string_match"] = [{"exact": o} for o in policy["allowOrigin"]]
+    if "allowCredentials" in policy:
+        out["allow_credentials"] = bool(policy["allowCredentials"])
+    if "maxAge" in policy:
+        units = {"h": 3600, "m": 60, "s": 1}  # a Duration's GetSeconds()
+        out["max_age"] = str(sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", str(policy["maxAge"]))))
+    return out
+
+
 def translate_route(http: dict[str, Any], block: dict[str, Any] | None, proxy: Proxy,
                     host_port: int) -> dict[str, Any] | None:
     """route.go ``TranslateRoute``: one Envoy route for one match block, or ``None`` when the
@@ -284,6 +308,8 @@ def translate_route(http: dict[str, Any], block: dict[str, Any] | None, proxy: P
         out["response_headers_to_add"] = add
     if resp.get("remove"):
         out["response_headers_to_remove"] = list(resp["remove"])
+    if "corsPolicy" in http:  # route.go: TypedPerFilterConfig[envoy.filters.http.cors]
+        out["typed_per_filter_config"] = {"envoy.filters.http.cors": cors_policy(http["corsPolicy"])}
     if "redirect" in http:
         out["redirect"] = _redirect(http["redirect"], proxy.port)
     elif "directResponse" in http:

@@ -7,9 +7,11 @@ checks on the wire: the backend (or weights), the status, the redirect's Locatio
 the backend receives (path, host, headers) and the response headers.
 
 Skipped, with the reason: tests of features Istio does not support (``unsupportedFeatures`` of
-Istio's conformance report, vendored beside the cases), gRPC, CORS preflight answers (not a
-routing decision) and cases whose input the data cannot carry (a caller's namespace chosen in Go
-code, a pod IP).
+Istio's conformance report, vendored beside the cases), gRPC and cases whose input the data
+cannot carry (a caller's namespace chosen in Go code, a pod IP). CORS cases check what Envoy's
+CORS filter answers (:mod:`generator.routing.cors`): a preflight's status and every
+``access-control-*`` header of the response, as the suite compares them (``ValidHeaderValues``,
+whitespace ignored where the case says so).
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ INFRA_NS = "gateway-conformance-infra"
 
 #: Tests not run, and why.
 NOT_RUN = {
-    "HTTPRouteCORS": "CORS preflight answers are the CORS filter's, not a routing decision",
     "MeshGRPCRouteWeight": "a GRPCRoute, not an HTTPRoute",
     "HTTPRouteHTTPSListener": "needs the TLS handshake's SNI, not carried by an HTTP request",
     "MeshFrontendHostname": "the caller is chosen in Go code",
@@ -95,11 +96,25 @@ def answer_for(test: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
     return objects_mod.explain(objects, asked, gateway=(gw_ns, gw_name))
 
 
-def _check_headers(got: dict[str, str], want: dict[str, str] | None, absent: list[str] | None) -> None:
+def _check_headers(got: dict[str, str], want: dict[str, str] | None, absent: list[str] | None,
+                   valid: dict[str, list[str]] | None = None, ignore_whitespace: bool = False) -> None:
+    """As conformance/utils/http/http.go ``CompareRoundTrip`` compares them."""
+    def norm(value: str) -> str:
+        return value.replace(" ", "") if ignore_whitespace else value
+
     for name, value in (want or {}).items():
-        assert got.get(name.lower()) == value, (name, got)
+        assert name.lower() in got and norm(got[name.lower()]) == norm(value), (name, got)
+    for name, values in (valid or {}).items():
+        assert name.lower() in got and norm(got[name.lower()]) in [norm(v) for v in values], (name, got)
     for name in absent or []:
         assert name.lower() not in got, (name, got)
+
+
+def _response_headers(answer: dict[str, Any], case: dict[str, Any]) -> dict[str, str]:
+    """The response's headers: the backend's, then the route's ResponseHeaderModifier, then the CORS filter's."""
+    got = {k.lower(): v for k, v in (case.get("BackendSetResponseHeaders") or {}).items()}
+    got = httproute.apply_headers(got, (answer.get("headers") or {}).get("response") or {})
+    return {**got, **((answer.get("cors") or {}).get("responseHeaders") or {})}
 
 
 @pytest.mark.parametrize("test,index,case", _params())
@@ -110,6 +125,11 @@ def test_conformance_case(test: dict[str, Any], index: int, case: dict[str, Any]
     ns = case.get("Namespace") or (MESH_NS if test["mesh"] else INFRA_NS)
     if status in (404, 500):
         assert answer["status"] == status, answer
+        return
+    if answer["status"] in (200, 204) and (answer.get("cors") or {}).get("answered"):  # answered by the CORS filter
+        assert answer["status"] in (response.get("StatusCodes") or [status]), answer
+        _check_headers(_response_headers(answer, case), response.get("Headers"), response.get("AbsentHeaders"),
+                       response.get("ValidHeaderValues"), bool(response.get("IgnoreWhitespace")))
         return
     if 300 <= status < 400:
         assert answer["status"] == status, answer
@@ -149,11 +169,9 @@ def test_conformance_case(test: dict[str, Any], index: int, case: dict[str, Any]
         if ereq.get("Host"):
             assert fwd["host"] == ereq["Host"], answer
         _check_headers(fwd["headers"], ereq.get("Headers"), expected.get("AbsentHeaders"))
-    if response.get("Headers") or response.get("AbsentHeaders"):
-        mod = (answer.get("headers") or {}).get("response") or {}
-        got = httproute.apply_headers({k.lower(): v for k, v in (case.get("BackendSetResponseHeaders") or {}).items()},
-                                      mod)
-        _check_headers(got, response.get("Headers"), response.get("AbsentHeaders"))
+    if response.get("Headers") or response.get("AbsentHeaders") or response.get("ValidHeaderValues"):
+        _check_headers(_response_headers(answer, case), response.get("Headers"), response.get("AbsentHeaders"),
+                       response.get("ValidHeaderValues"), bool(response.get("IgnoreWhitespace")))
     for mirror in case.get("MirroredTo") or []:
         ref = mirror["BackendRef"]
         assert f"{ref.get('Namespace') or ns}/{ref['Name']}" in {

@@ -14,7 +14,7 @@ from generator.cli.base import Context, out_console, pass_ctx, run
 from generator.errors import Place, SpecError, SpecErrors, UsageError
 from generator.render import explain as explain_mod
 from generator.render import objects as objects_mod
-from generator.routing import simulate
+from generator.routing import httproute, simulate
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -92,7 +92,8 @@ def explain(ctx: Context, args: tuple[str, ...], objects: bool, service: str | N
 
     With --objects PATH..., which rule of the Gateway API HTTPRoutes (or Istio VirtualServices)
     in PATH takes the request and its backends ("namespace/name": weight), or the status the
-    proxy answers (404: no route; 500: no valid backend).
+    proxy answers (404: no route; 500: no valid backend; 200: a CORS preflight the CORS filter
+    answers). The cross-object analysis of those objects (MG201-MG205) is printed on stderr.
     """
     if objects:
         _explain_objects(args, service, gateway, headers, query, uri, method, authority, scheme, port,
@@ -143,7 +144,10 @@ def _explain_objects(paths: tuple[str, ...], service: str | None, gateway: str, 
         raise click.UsageError("--objects needs one or more YAML files or directories")
     if (service is None) == (gateway == "mesh"):
         raise click.UsageError("with --objects give one of --gateway NS/NAME or --service NS/NAME")
-    loaded = run(objects_mod.load, list(paths))
+    read = run(objects_mod.read, list(paths))
+    for finding in objects_mod.analyze(read):  # what keeps a route from attaching or a rule from being taken
+        click.echo(finding.format(), err=True)
+    loaded = httproute.Objects.of([o.obj for o in read])
     where = {"service": run(objects_mod.parent, service, "--service")} if service is not None else \
         {"gateway": run(objects_mod.parent, gateway, "--gateway")}
     asked = objects_mod.Asked(uri=uri, method=method, headers=_pairs(headers, "--header"),
@@ -241,7 +245,9 @@ def _print(result: explain_mod.Explanation) -> None:
         out_console.print(table)
     if result.status is not None:
         out_console.print(f"Envoy answers {result.status} itself" + (
-            f": location {result.details['location']}" if "location" in result.details else ""), markup=False)
+            f": location {result.details['location']}" if "location" in result.details else "") + (
+            " (its CORS filter answers the preflight)" if (result.details.get("cors") or {}).get("answered") else ""),
+            markup=False)
     for key, value in result.details.items():
         if key == "mirror":
             value = f"{value['version']}, {value['percent']:g}% of requests"

@@ -39,14 +39,17 @@ MG111  warning a DestinationRule's host is routed to by        IST0101 Reference
 MG112  error   a TLS or TCP route matches a port (or binds a   —
                Gateway) where its Gateway serves no TLS/TCP
 MG201  error   an HTTPRoute parentRef names a Gateway that is  Accepted=False NoMatchingParent
-               not among the objects, or a listener            (gateway-api status reasons)
-               (sectionName, port) the Gateway does not have
+               not among the objects, or a listener            (gateway-api status reasons;
+               (sectionName, port) the Gateway does not have;  Istio: parent service not found)
+               or a Service (GAMMA) that is not among them,
+               or a port it does not have
 MG202  error   an HTTPRoute's hostnames intersect none of its  Accepted=False
                parent listener's hostname                      NoMatchingListenerHostname
 MG203  error   an HTTPRoute backendRef names a Service that    ResolvedRefs=False BackendNotFound
                does not exist (its requests answer 500)
 MG204  warning an HTTPRoute match can never be taken: one of   —
-               higher precedence takes every request it does
+               higher precedence takes every request it does,
+               in its route or another merged on one parent
 MG205  error   an HTTPRoute refers to a Service in another     ResolvedRefs=False RefNotPermitted
                namespace and no ReferenceGrant there allows it
 ====== ======= =============================================== ==================================
@@ -206,10 +209,39 @@ def analyze(rendering: "render.Rendering") -> list[Finding]:
         return spec_app.place(*keys)
 
     external = {env: (repo.environments[env].data.get("spec") or {}) for env in rendering.envs}
-    return analyze_objects(rendering.objects, versions=versions, place_of=place_of,
+    own = [s for env, name in pairs if (s := _app_service(env, app(env, name))) is not None]
+    return analyze_objects([*rendering.objects, *own], versions=versions, place_of=place_of,
                            external={env: {"gateways": spec.get("externalGateways") or [],
                                            "hosts": spec.get("externalHosts") or []}
                                      for env, spec in external.items()})
+
+
+@dataclass
+class _AppService:
+    """The app's own Service, which meshgen does not render but a GAMMA parentRef names."""
+
+    env: str
+    app: str
+    namespace: str
+    obj: dict
+    path: str
+    place: Place | None
+    kind: str = "Service"
+
+
+def _app_service(env: str, app: Any) -> _AppService | None:
+    """The Service ``spec.service.host`` names (with ``spec.service.port``), if a Kubernetes Service."""
+    service = app.spec.get("service") or {}
+    host = fqdn(str(service.get("host") or ""), app.namespace)
+    name, _, rest = host.partition(".")
+    namespace, _, domain = rest.partition(".")
+    if not name or domain != "svc.cluster.local":
+        return None
+    spec: dict[str, Any] = {"ports": [{"port": service["port"]}]} if service.get("port") else {}
+    place = app.place("spec", "service", "host")
+    return _AppService(env, app.name, namespace, {"apiVersion": "v1", "kind": "Service",
+                                                  "metadata": {"name": name, "namespace": namespace}, "spec": spec},
+                       place.path, place)
 
 
 def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions | None = None,
@@ -605,80 +637,218 @@ def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
         conds(a, "queryParams", False) <= conds(b, "queryParams", False)
 
 
+#: Route kinds MG201-MG205 read (MG204 compares HTTPRoute matches only).
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
+#: Why one match has higher precedence than another: the fields of
+#: :func:`generator.routing.httproute.precedence`, in order.
+_WHY = ("an Exact path beats a prefix or a regular expression", "a longer path wins",
+        "a method match wins", "more header matches win", "more query parameter matches win",
+        "at equal matches the oldest route (creationTimestamp) wins",
+        "at equal matches and age the route first by namespace/name wins", "an earlier rule wins",
+        "an earlier match of the rule wins")
+
+
+def _field_place(o: RenderedObjectLike, *keys: Any) -> Place:
+    """Where a field of the object is: ``path:line:col`` of the field when the object was read
+    from a file with places (an object with a ``document``, :class:`generator.spec.loader.Document`),
+    else the object's own place (for rendered objects, the spec value it comes from)."""
+    document = getattr(o, "document", None)
+    if document is not None:
+        return document.place(*keys)
+    return o.place or Place(o.path)
+
+
 def analyze_gateway_api(objects: Iterable[RenderedObjectLike]) -> list[Finding]:
     """MG201-MG205 over the Gateway API objects among ``objects`` (each environment on its own).
 
-    HTTPRoutes, Gateways, Services and ReferenceGrants are read with
+    HTTPRoutes, GRPCRoutes, Gateways, Services, ReferenceGrants and Namespaces are read with
     :mod:`generator.routing.httproute` (the same model as ``meshgen explain --objects``); other
-    kinds are ignored. Findings carry the place of the HTTPRoute.
+    kinds are ignored. A parent is a Gateway (its listeners) or, for GAMMA, a Service
+    (``group: ""``, ``kind: Service``). Findings are placed at the offending field
+    (:func:`_field_place`).
     """
     by_env: dict[str, list[RenderedObjectLike]] = defaultdict(list)
     for o in objects:
-        if o.kind in ("HTTPRoute", "Gateway", "Service", "ReferenceGrant", "Namespace"):
+        if o.kind in (*ROUTE_KINDS, "Gateway", "Service", "ReferenceGrant", "Namespace"):
             by_env[o.env].append(o)
     findings: list[Finding] = []
     for env, env_objects in sorted(by_env.items()):
         index = httproute.Objects.of([o.obj for o in env_objects])
-        for o in env_objects:
-            if o.kind == "HTTPRoute":
-                findings.extend(_route_findings(env, o, index))
+        routes = [o for o in env_objects if o.kind in ROUTE_KINDS]
+        for o in routes:
+            findings.extend(_route_findings(env, o, index))
+        findings.extend(_shadowed_matches(env, [o for o in routes if o.kind == "HTTPRoute"], index))
     return findings
+
+
+def _service_ports(service: dict[str, Any]) -> list[int] | None:
+    """The ``port`` numbers of a Service, or ``None`` when its object does not list them."""
+    ports = (service.get("spec") or {}).get("ports")
+    if ports is None:
+        return None
+    return [int(p["port"]) for p in ports if isinstance(p, dict) and str(p.get("port", "")).isdigit()]
+
+
+def _is_service_ref(ref: dict[str, Any]) -> bool:
+    return ref["kind"] == "Service" and ref["group"] in ("", "core")
 
 
 def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -> Iterable[Finding]:
     route = o.obj
     ns, name = httproute.meta(route)
-    what = f"HTTPRoute {ns}/{name}"
-    place = o.place or Place(o.path)
+    what = f"{o.kind} {ns}/{name}"
 
-    def finding(code: str, message: str, hint: str) -> Finding:
-        return Finding(message, place=place, hint=hint, code=code, level=CODES[code][0], env=env)
+    def finding(code: str, message: str, hint: str, *keys: Any) -> Finding:
+        return Finding(message, place=_field_place(o, *keys), hint=hint, code=code, level=CODES[code][0], env=env)
 
     spec = route.get("spec") or {}
     names = spec.get("hostnames") or []
-    for ref in httproute.parent_refs(route):
+    for k, ref in enumerate(httproute.parent_refs(route)):
+        at = ("spec", "parentRefs", k)
+        target = f"{ref['namespace']}/{ref.get('name')}"
+        if _is_service_ref(ref):  # GAMMA (GEP-1426): the route applies to calls to the Service, in the mesh
+            svc = index.services.get((ref["namespace"], str(ref.get("name"))))
+            if svc is None:
+                yield finding("MG201", f"{what}: parentRef Service {target} is not among the objects; the mesh route "
+                              "attaches nowhere (Istio: parent service not found)",
+                              "name the app's Service (its name and namespace), or give the file that defines it",
+                              *at, "name")
+                continue
+            ports = _service_ports(svc)
+            if ref.get("port") is not None and ports is not None and int(ref["port"]) not in ports:
+                yield finding("MG201", f"{what}: Service {target} has no port {ref['port']} (it has "
+                              f"{', '.join(map(str, ports)) or 'none'}); the mesh route attaches nowhere",
+                              "name a port of the Service's spec.ports, or leave port out to apply to every port",
+                              *at, "port")
+            # hostnames are not read for a Service parent: GAMMA implementations infer nothing from them
+            # (GEP-1294); Istio serves the mesh route for the Service's own host (route_collections.go)
+            continue
         if ref["kind"] != "Gateway" or ref["group"] != httproute.GROUP:
             continue
         gw = index.gateways.get((ref["namespace"], str(ref.get("name"))))
         if gw is None:
-            yield finding("MG201", f"{what}: parentRef Gateway {ref['namespace']}/{ref.get('name')} is not among "
-                          f"the objects", "render the Gateway, or fix the parentRef's name and namespace")
+            yield finding("MG201", f"{what}: parentRef Gateway {target} is not among the objects",
+                          "render the Gateway, or fix the parentRef's name and namespace", *at, "name")
             continue
         listeners = [li for li in (gw.get("spec") or {}).get("listeners") or []
                      if ref.get("sectionName") in (None, li.get("name")) and ref.get("port") in (None, li.get("port"))]
         if not listeners:
-            yield finding("MG201", f"{what}: Gateway {ref['namespace']}/{ref.get('name')} has no listener "
-                          f"{ref.get('sectionName') or ''}{' port ' + str(ref['port']) if ref.get('port') else ''}".rstrip(),
-                          "name a listener the Gateway has (sectionName, port)")
+            field = "sectionName" if ref.get("sectionName") is not None else "port"
+            wanted = " ".join(([str(ref["sectionName"])] if ref.get("sectionName") is not None else [])
+                              + ([f"port {ref['port']}"] if ref.get("port") is not None else []))
+            yield finding("MG201", f"{what}: Gateway {target} has no listener {wanted}",
+                          "name a listener the Gateway has (sectionName, port)", *at, field)
             continue
         if names and not any(httproute.intersect(n, li.get("hostname")) for n in names for li in listeners):
             hosts = ", ".join(sorted({str(li.get("hostname")) for li in listeners}))
             yield finding("MG202", f"{what}: hostnames {', '.join(names)} intersect none of Gateway "
-                          f"{ref['namespace']}/{ref.get('name')}'s listener hostnames ({hosts})",
-                          "use a hostname the listener serves, or widen the listener's hostname")
+                          f"{target}'s listener hostnames ({hosts})",
+                          "use a hostname the listener serves, or widen the listener's hostname", "spec", "hostnames")
     for i, rule in enumerate(spec.get("rules") or []):
-        refs = list(rule.get("backendRefs") or [])
-        refs += [f["requestMirror"]["backendRef"] for f in rule.get("filters") or []
+        refs = [(r, ("spec", "rules", i, "backendRefs", b)) for b, r in enumerate(rule.get("backendRefs") or [])]
+        refs += [(f["requestMirror"]["backendRef"], ("spec", "rules", i, "filters", n, "requestMirror", "backendRef"))
+                 for n, f in enumerate(rule.get("filters") or [])
                  if f.get("type") == "RequestMirror" and (f.get("requestMirror") or {}).get("backendRef")]
-        for ref in refs:
+        for ref, at in refs:
             if (ref.get("group") or "") not in ("", "core") or (ref.get("kind") or "Service") != "Service":
                 continue
             target = (ref.get("namespace") or ns, str(ref.get("name")))
-            if target[0] != ns and not httproute._granted(index, ns, target[0], "Service", target[1]):
+            if target[0] != ns and not httproute._granted(index, ns, target[0], "Service", target[1], from_kind=o.kind):
                 yield finding("MG205", f"{what} rule {i}: backend Service {target[0]}/{target[1]} is in another "
-                              f"namespace and no ReferenceGrant there allows HTTPRoutes of {ns}",
-                              f"add a ReferenceGrant in namespace {target[0]} from HTTPRoutes of {ns} to the Service")
+                              f"namespace and no ReferenceGrant there allows {o.kind}s of {ns}",
+                              f"add a ReferenceGrant in namespace {target[0]} from {o.kind}s of {ns} to the Service",
+                              *at, "namespace")
             elif target not in index.services:
                 yield finding("MG203", f"{what} rule {i}: backend Service {target[0]}/{target[1]} does not exist; "
-                              "requests routed to it answer 500", "render the Service, or fix the backendRef")
-    ordered = httproute.ordered_matches([route])
-    rules = spec.get("rules") or []
-    for k, (_, i, j) in enumerate(ordered):
-        match = httproute.rule_matches(rules[i])[j]
-        for _, i2, j2 in ordered[:k]:
-            if _covers(httproute.rule_matches(rules[i2])[j2], match):
-                yield finding("MG204", f"{what} rule {i} match {j} is never taken: rule {i2} match {j2} has higher "
-                              "precedence and takes every request it would", "remove the match, or make it narrower "
-                              "than the other (an Exact path, a longer prefix, a method, more headers or query "
-                              "parameters win)")
-                break
+                              "requests routed to it answer 500", "render the Service, or fix the backendRef",
+                              *at, "name")
+
+
+Slot = tuple[Any, ...]
+"""Where routes' rules are merged and ordered together: ``("gateway", ns, name, port, hostname)``
+(the rules of one Envoy virtual host of a Gateway's port) or ``("service", ns, name, port,
+route namespace)`` (GAMMA: the producer routes of the Service's namespace, or the consumer routes
+of one other namespace, GEP-1294)."""
+
+
+def _slots(route: dict[str, Any], index: httproute.Objects) -> list[Slot]:
+    """The slots a route's rules are merged in (see :data:`Slot`); none when it attaches nowhere."""
+    route_ns, _ = httproute.meta(route)
+    names = (route.get("spec") or {}).get("hostnames") or []
+    out: list[Slot] = []
+    for ref in httproute.parent_refs(route):
+        key = (ref["namespace"], str(ref.get("name")))
+        if _is_service_ref(ref):
+            svc = index.services.get(key)
+            if svc is None:
+                continue
+            ports = [int(ref["port"])] if ref.get("port") is not None else (_service_ports(svc) or [None])
+            out += [("service", *key, port, route_ns) for port in ports]
+            continue
+        gw = index.gateways.get(key) if ref["kind"] == "Gateway" and ref["group"] == httproute.GROUP else None
+        for li in ((gw or {}).get("spec") or {}).get("listeners") or []:
+            if ref.get("sectionName") not in (None, li.get("name")) or ref.get("port") not in (None, li.get("port")):
+                continue
+            if not httproute._allowed(li, key[0], route_ns, index):
+                continue
+            lh = li.get("hostname")
+            hosts = [h for h in (httproute.intersect(n, lh) for n in names) if h] if names else [lh or "*"]
+            out += [("gateway", *key, li.get("port"), h.lower()) for h in hosts]
+    return list(dict.fromkeys(out))
+
+
+def _slot_name(slot: Slot) -> str:
+    if slot[0] == "service":
+        return f"Service {slot[1]}/{slot[2]}" + (f" port {slot[3]}" if slot[3] is not None else "")
+    return f"Gateway {slot[1]}/{slot[2]} port {slot[3]}" + (f" host {slot[4]}" if slot[4] != "*" else "")
+
+
+def _shadowed_matches(env: str, routes: list[RenderedObjectLike], index: httproute.Objects) -> Iterable[Finding]:
+    """MG204: a match every request of which a match of higher precedence takes, among the rules of
+    every route merged in the same slot (Gateway API ``HTTPRouteRule`` precedence across routes,
+    ``apis/v1/httproute_types.go``; Istio sorts the converted routes so, ``conversion.go``
+    ``sortHTTPRoutes``). Reported when the match is shadowed in every slot its route is in."""
+    slots = {id(o): _slots(o.obj, index) or [("route", id(o))] for o in routes}
+    entries: dict[Slot, list[tuple[tuple[Any, ...], RenderedObjectLike, int, int]]] = defaultdict(list)
+    for o in routes:
+        rules = (o.obj.get("spec") or {}).get("rules") or []
+        for i, rule in enumerate(rules):
+            for j, _ in enumerate(httproute.rule_matches(rule)):
+                for slot in slots[id(o)]:
+                    entries[slot].append((httproute.precedence(o.obj, i, j), o, i, j))
+    shadows: dict[tuple[int, int, int], list[tuple[Slot, RenderedObjectLike, int, int, tuple[Any, ...]]]] = \
+        defaultdict(list)
+    for slot, items in entries.items():
+        items.sort(key=lambda t: t[0])
+        for k, (key, o, i, j) in enumerate(items):
+            match = httproute.rule_matches(((o.obj.get("spec") or {}).get("rules") or [])[i])[j]
+            for key2, o2, i2, j2 in items[:k]:
+                other = httproute.rule_matches(((o2.obj.get("spec") or {}).get("rules") or [])[i2])[j2]
+                if _covers(other, match):
+                    shadows[(id(o), i, j)].append((slot, o2, i2, j2, key2))
+                    break
+    for o in routes:
+        ns, name = httproute.meta(o.obj)
+        rules = (o.obj.get("spec") or {}).get("rules") or []
+        for i, rule in enumerate(rules):
+            for j, _ in enumerate(httproute.rule_matches(rule)):
+                found = shadows.get((id(o), i, j)) or []
+                if len(found) < len(slots[id(o)]):
+                    continue  # taken in some slot
+                slot, o2, i2, j2, key2 = found[0]
+                key = httproute.precedence(o.obj, i, j)
+                why = next((_WHY[n] for n, (a, b) in enumerate(zip(key2, key)) if a != b),
+                           "the same route defined twice; the cluster keeps the one applied last")
+                if o2 is o:
+                    message = (f"{o.kind} {ns}/{name} rule {i} match {j} is never taken: rule {i2} match {j2} has "
+                               f"higher precedence and takes every request it would")
+                else:
+                    ns2, name2 = httproute.meta(o2.obj)
+                    message = (f"{o.kind} {ns}/{name} rule {i} match {j} is never taken: {o2.kind} {ns2}/{name2} "
+                               f"rule {i2} match {j2} ({_field_place(o2, 'spec', 'rules', i2, 'matches', j2)}), "
+                               f"merged with it on {_slot_name(slot)}, has higher precedence ({why}) and takes "
+                               "every request it would")
+                yield Finding(message, place=_field_place(o, "spec", "rules", i, "matches", j),
+                              hint="remove the match, or make it narrower than the other (an Exact path, a longer "
+                                   "prefix, a method, more headers or query parameters win)",
+                              code="MG204", level=CODES["MG204"][0], env=env)

@@ -20,6 +20,7 @@ import yaml
 
 from generator.errors import OutsideError, Place, SpecError, SpecErrors, UsageError
 from generator.routing import compiler as routing
+from generator.routing import cors
 from generator.routing import simulate
 from generator.routing.request import split_target
 from generator.spec import config, paths
@@ -128,7 +129,9 @@ class Explanation:
             (``timeout``, ``retries``, ``fault``, ``mirror`` as ``{version, percent}``,
             ``rewrite``, ``redirect``, ``directResponse``, ``headers``, ``corsPolicy``), and what
             they make of this request: ``location`` of a redirect, ``forwardedPath`` and
-            ``forwardedAuthority`` after a rewrite.
+            ``forwardedAuthority`` after a rewrite, ``cors`` for a request with an ``Origin`` on a
+            route with a ``corsPolicy`` (what Envoy's CORS filter does:
+            :meth:`generator.routing.cors.Answer.as_json`).
         versions: the versions (DestinationRule subsets) an omitted VirtualService leaves the
             Service's default route to.
         hosts: the VirtualService's hosts (for the not-served message).
@@ -160,8 +163,8 @@ class Explanation:
 
     @property
     def status(self) -> int | None:
-        """The status Envoy answers by itself (404, a redirect's or a direct response's code),
-        or ``None`` when the request is forwarded."""
+        """The status Envoy answers by itself (404, a redirect's or a direct response's code, 200
+        for a CORS preflight its CORS filter answers), or ``None`` when the request is forwarded."""
         if self.outcome in (simulate.OMITTED, NOT_SERVED):
             return None if self.request.gateway == "mesh" else 404
         if self.outcome != simulate.ROUTE:
@@ -170,6 +173,8 @@ class Explanation:
             return int(self.details["redirect"].get("redirectCode") or 301)
         if "directResponse" in self.details:
             return int(self.details["directResponse"]["status"])
+        if (self.details.get("cors") or {}).get("answered"):
+            return 200
         return None
 
 
@@ -447,6 +452,10 @@ class Rendered:
         details = route_details(route)
         query = "&".join([p for p in ask.uri.partition("#")[0].partition("?")[2].split("&") if p]
                          + [f"{k}={v}" for k, v in ask.query.items()])
+        if "corsPolicy" in route and "route" in route:  # Envoy's CORS filter (only on a route that forwards)
+            answered = cors.answer(route["corsPolicy"], request)
+            if answered is not None:
+                details["cors"] = answered.as_json()
         if "redirect" in route:
             details["location"] = redirect_location(route["redirect"], request, query)
         elif "rewrite" in route and "route" in route:

@@ -16,19 +16,48 @@ from typing import Any
 import yaml
 
 from generator.errors import Place, SpecError, SpecErrors, UsageError
-from generator.render import explain as explain_mod, output
-from generator.routing import httproute, simulate
+from generator.render import analysis, output
+from generator.render import explain as explain_mod
+from generator.routing import cors, httproute, simulate
 from generator.routing.request import Request, split_target
+from generator.spec import loader
 
 
-def load(paths: list[str]) -> httproute.Objects:
-    """Every object of the YAML files (and directories) ``paths``.
+@dataclass
+class Loaded:
+    """One object of the files given to ``--objects``, with the places of its fields (the
+    fields of :class:`generator.render.analysis.RenderedObjectLike`, and ``document``)."""
+
+    obj: dict[str, Any]
+    document: loader.Document
+    env: str = ""
+    app: str = ""
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj.get("kind") or "")
+
+    @property
+    def namespace(self) -> str:
+        return httproute.meta(self.obj)[0]
+
+    @property
+    def path(self) -> str:
+        return self.document.path
+
+    @property
+    def place(self) -> Place:
+        return self.document.place()
+
+
+def read(paths: list[str]) -> list[Loaded]:
+    """Every object of the YAML files (and directories) ``paths``, in file order, with places.
 
     Raises:
         UsageError: a path does not exist (exit 2).
         SpecErrors: a file is not YAML, as ``path:line:col`` (exit 1).
     """
-    docs: list[dict[str, Any]] = []
+    out: list[Loaded] = []
     errors: list[SpecError] = []
     for path in output.yaml_files([Path(p) for p in paths],
                                   hint="give YAML files or directories of Kubernetes objects to --objects"):
@@ -38,14 +67,32 @@ def load(paths: list[str]) -> httproute.Objects:
             errors.append(SpecError(f"cannot read: {getattr(e, 'strerror', None) or e}", place=Place(str(path))))
             continue
         try:
-            docs += [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+            out += [Loaded(d.data, d) for d in loader.load_documents(text, str(path)) if isinstance(d.data, dict)]
+        except SpecError as e:
+            errors.append(e)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             place = Place(str(path), mark.line + 1, mark.column + 1) if mark else Place(str(path))
             errors.append(SpecError(f"not YAML: {getattr(e, 'problem', None) or e}", place=place,
                                     hint="fix the YAML; each document must be a Kubernetes object"))
     SpecErrors.collect(errors)
-    return httproute.Objects.of(docs)
+    return out
+
+
+def load(paths: list[str]) -> httproute.Objects:
+    """Every object of the YAML files (and directories) ``paths``, indexed (:func:`read`).
+
+    Raises:
+        UsageError: a path does not exist (exit 2).
+        SpecErrors: a file is not YAML, as ``path:line:col`` (exit 1).
+    """
+    return httproute.Objects.of([o.obj for o in read(paths)])
+
+
+def analyze(objects: list[Loaded]) -> list[analysis.Finding]:
+    """The cross-object analysis of the Gateway API objects among ``objects`` (MG201-MG205 of
+    :mod:`generator.render.analysis`), each finding placed at its field ``path:line:col``."""
+    return sorted(analysis.analyze_gateway_api(objects), key=lambda f: (f.sort_key(), f.code))
 
 
 def parent(value: str, option: str) -> tuple[str, str]:
@@ -108,6 +155,12 @@ def _istio(objects: httproute.Objects, request: Request, gateway: tuple[str, str
                 backends[key] = backends.get(key, 0) + weight
         details = explain_mod.route_details(route)
         status = None
+        if "corsPolicy" in route and "route" in route:  # Envoy's CORS filter (only on a route that forwards)
+            answered = cors.answer(route["corsPolicy"], request)
+            if answered is not None:
+                details["cors"] = answered.as_json()
+                if answered.answered:
+                    status, backends = 200, {}
         if "redirect" in details:
             status = int(details["redirect"].get("redirectCode") or 301)
             details["location"] = explain_mod.redirect_location(route["redirect"], request, "")

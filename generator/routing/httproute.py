@@ -23,7 +23,9 @@ hold the compiler (and Envoy) against it:
 - Outcome: no rule matches: 404; a rule with no ``backendRefs`` and no redirect, or whose
   backends are all invalid (a Service that does not exist, an unknown kind, another namespace
   without a ReferenceGrant): 500 (``HTTPRouteRule.BackendRefs``: "requests that would have been
-  sent to that backend MUST receive a 500").
+  sent to that backend MUST receive a 500"). A ``CORS`` filter is the route's CORS policy for
+  Envoy's CORS filter (:mod:`generator.routing.cors`), which answers a preflight from an
+  allowed origin itself (200) and adds ``access-control-*`` headers to other responses.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 import re2
 
+from generator.routing import cors
 from generator.routing.request import Request
 
 GROUP = "gateway.networking.k8s.io"
@@ -276,10 +279,13 @@ class Answer:
         rule: index of the rule taken in its route; ``rule_name`` its ``name`` if any.
         backends: ``"namespace/name": weight`` of the valid backends (weights as written, default 1).
         invalid: ``"namespace/name": reason`` of backends that answer 500.
-        status: what the proxy answers by itself (404, 500, a redirect's code) or ``None``.
+        status: what the proxy answers by itself (404, 500, a redirect's code, 200 for a CORS
+            preflight the CORS filter answers) or ``None``.
         details: ``redirect`` (with ``location``), ``rewrite``, ``headers`` (``request``/``response``
-            ``set``/``add``/``remove``), ``mirror``, ``cors``, and ``forwarded`` (path and host the
-            backend receives, request headers after the filters).
+            ``set``/``add``/``remove``), ``mirror``, ``corsPolicy`` (the Istio ``corsPolicy`` istiod
+            makes of a ``CORS`` filter) and ``cors`` (what Envoy's CORS filter does with this
+            request: :meth:`generator.routing.cors.Answer.as_json`), and ``forwarded`` (path and
+            host the backend receives, request headers after the filters).
     """
 
     outcome: str
@@ -303,13 +309,15 @@ class Answer:
         return out
 
 
-def _granted(objects: Objects, from_ns: str, to_ns: str, to_kind: str, to_name: str, to_group: str = "") -> bool:
-    """A ReferenceGrant in ``to_ns`` lets HTTPRoutes of ``from_ns`` refer to the object (``referencegrant_types.go``)."""
+def _granted(objects: Objects, from_ns: str, to_ns: str, to_kind: str, to_name: str, to_group: str = "",
+             from_kind: str = "HTTPRoute") -> bool:
+    """A ReferenceGrant in ``to_ns`` lets routes of kind ``from_kind`` of ``from_ns`` refer to the object
+    (``referencegrant_types.go``)."""
     for grant in objects.grants:
         if meta(grant)[0] != to_ns:
             continue
         spec = grant.get("spec") or {}
-        if not any(f.get("group") == GROUP and f.get("kind") == "HTTPRoute" and f.get("namespace") == from_ns
+        if not any(f.get("group") == GROUP and f.get("kind") == from_kind and f.get("namespace") == from_ns
                    for f in spec.get("from") or []):
             continue
         if any((t.get("group") or "") == to_group and t.get("kind") == to_kind and t.get("name") in (None, "", to_name)
@@ -400,8 +408,8 @@ def _apply_filters(filters: list[dict[str, Any]], request: Request, match: dict[
                 {"backend": f"{ref.get('namespace') or ''}/{ref.get('name')}".lstrip("/"),
                  **({"percent": m["percent"]} if "percent" in m else {}),
                  **({"fraction": m["fraction"]} if "fraction" in m else {})})
-        elif kind == "CORS":
-            details["cors"] = f.get("cors") or {}
+        elif kind == "CORS":  # istiod makes it the route's corsPolicy (conversion.go createCorsFilter)
+            details["corsPolicy"] = cors.from_httproute(f.get("cors") or {})
         else:
             details.setdefault("filters", []).append(f)
     if "forwarded" in details:  # backend filters after the rule's: on what the rule forwards
@@ -439,6 +447,12 @@ def _answer(objects: Objects, route: dict[str, Any], rule_index: int, match: dic
             status = _apply_filters(list(refs[0]["filters"]), request, match, listener_port, details)
             if status is not None:
                 backends = {}
+    if "corsPolicy" in details and status is None:  # Envoy's CORS filter, on a route that forwards
+        answered = cors.answer(details["corsPolicy"], request)
+        if answered is not None:
+            details["cors"] = answered.as_json()
+            if answered.answered:
+                status, backends = 200, {}
     return Answer(ROUTE, f"{ns}/{name}", rule_index, rule.get("name"), backends, invalid, status, details)
 
 

@@ -189,6 +189,24 @@ def load_document(path: Path, shown_as: str | None = None, *, text: str | None =
     return Document(shown, data, walker.values, walker.keys, walker.quoted)
 
 
+def load_documents(text: str, shown: str) -> list[Document]:
+    """Every document of a multi-document YAML text (Kubernetes manifests), with places, empty
+    documents left out; the same checks as :func:`load_document` but for the count of documents
+    and a top level that is not a mapping.
+
+    Raises:
+        yaml.MarkedYAMLError: a syntax error (libyaml's mark).
+        SpecError: duplicate keys, merge keys, unsupported tags, input limits passed, placed.
+    """
+    out = []
+    for node in compose(text, shown):
+        walker = _Walker(shown)
+        data = walker.value(node, ())
+        if data is not None:
+            out.append(Document(shown, data, walker.values, walker.keys, walker.quoted))
+    return out
+
+
 def byte_place(raw: bytes, offset: int, shown: str) -> Place:
     """Place of the byte at ``offset`` of ``raw``: its line, and its column counted in the
     characters of that line before it (bytes that do not decode count one each)."""
