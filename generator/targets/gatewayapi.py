@@ -54,12 +54,12 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from generator.errors import Place, SpecError, as_yaml
 from generator.routing import httproute_compiler as httproute
 from generator.routing.compiler import SpecRoute
+from generator.targets import AppInput, Made
 
 API = "gateway.networking.k8s.io/v1"
 GRANT_API = "gateway.networking.k8s.io/v1beta1"
@@ -69,38 +69,23 @@ _DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")  # gateway-api GEP-2257
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 
-@dataclass(frozen=True)
-class AppInput:
-    """What the target needs of one app in one environment (plain values).
+class _Plain:
+    """The values of an :class:`AppInput` the objects are built from."""
 
-    Attributes:
-        name, namespace: the App's.
-        meta: ``{"labels": ..., "annotations": ...}`` every object carries.
-        host: the Service's fully qualified host (``reviews.mesh.svc.cluster.local``).
-        port: the service port, or ``None``.
-        versions: ``{version: {"labels": ..., "trafficPolicy": ...}}``.
-        traffic_policy: the app's ``trafficPolicy`` or ``None``.
-        expose: the app's ``expose`` or ``None``.
-        gateway_class: the environment's ``gatewayClassName``.
-        selector: the app's Service selector (``spec.service.selector``; ``None``: ``{app: <service name>}``).
-        protocol: ``spec.service.protocol``: ``http`` or ``grpc`` (a ``GRPCRoute`` instead of an ``HTTPRoute``).
-        place: where errors about the app as a whole are placed.
-        port_place: where an error about the port is placed.
-    """
-
-    name: str
-    namespace: str
-    meta: Mapping[str, Any]
-    host: str
-    port: int | None
-    versions: Mapping[str, Mapping[str, Any]]
-    traffic_policy: Mapping[str, Any] | None
-    expose: Mapping[str, Any] | None
-    gateway_class: str
-    selector: Mapping[str, str] | None = None
-    protocol: str = "http"
-    place: Place | None = None
-    port_place: Place | None = None
+    def __init__(self, given: AppInput) -> None:
+        spec = given.spec
+        service = spec.get("service") or {}
+        self.name, self.namespace, self.meta, self.host = given.name, given.namespace, given.meta, given.host
+        self.port = service.get("port")
+        self.versions = {v: {"labels": d.get("labels") or {}, "trafficPolicy": d.get("trafficPolicy")}
+                         for v, d in (spec.get("versions") or {}).items()}
+        self.traffic_policy = spec.get("trafficPolicy")
+        self.expose = spec.get("expose")
+        self.gateway_class = given.env_spec.get("gatewayClassName") or DEFAULT_CLASS
+        self.selector = service.get("selector")
+        self.protocol = service.get("protocol", "http")
+        self.place = given.place("metadata", "name")
+        self.port_place = given.key_place("spec", "service")
 
 
 def _svc_parts(host: str, namespace: str) -> tuple[str, str]:
@@ -130,18 +115,41 @@ class GatewayApiTarget:
         return httproute.compile_rules(routes, scope=scope, body_places=body_places)
 
     # -- objects ------------------------------------------------------------------------------
-    def objects(self, app: AppInput, routes: Sequence[SpecRoute],
-                body_places: Mapping[tuple[int, str], Place] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
-        """The app's objects as ``[(kind, file name, object)]`` in file order.
+    def refusals(self, spec: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+        """What HTTPRoute and the per-version Services cannot carry (TCP and TLS routes, a
+        ServiceEntry, VirtualService hosts, gateways, exportTo, delegates) and an app without
+        versions or a route to another host (the per-version Services are the app's own)."""
+        found: list[tuple[tuple[Any, ...], str]] = []
+        for key, words in (("tcp", "tcp routes"), ("tls", "tls routes"), ("serviceEntry", "a serviceEntry"),
+                           ("hosts", "spec.hosts"), ("gateways", "spec.gateways"), ("exportTo", "exportTo"),
+                           ("delegate", "a delegate")):
+            if spec.get(key):
+                found.append((("spec", key), words))
+        if not spec.get("versions"):
+            found.append((("spec",), "an app without versions"))
+        for i, route in enumerate(spec.get("routes") or []):
+            to = route.get("to")
+            if "to" in route and not (isinstance(to, str) or (isinstance(to, dict) and not isinstance(to.get("host"), str))):
+                found.append((("spec", "routes", i, "to"),
+                              f"route {as_yaml(route.get('name'))}'s destination to another host"))
+            elif "delegate" in route:
+                found.append((("spec", "routes", i, "delegate"), f"route {as_yaml(route.get('name'))}'s delegate"))
+        return found
 
-        ``body_places``: where each route's fields are (``{(route index, key): place}``), for
-        the refusal of a field HTTPRoute cannot carry.
+    def objects(self, given: AppInput) -> list[Made]:
+        """The app's objects in file order (see the module docstring).
 
         Raises:
             SpecErrors: a route HTTPRoute cannot carry (placed), no service port, a version
                 Service name that is not a DNS label.
             SpecError: see above.
         """
+        spec = given.spec
+        routes = given.routes
+        body_places = {(i, key): given.key_place("spec", "routes", i, key)
+                       for i, route in enumerate(spec.get("routes") or []) for key in route
+                       if key not in ("name", "when", "to")}
+        app = _Plain(given)
         if not app.port:
             raise SpecError(f"app {as_yaml(app.name)}: the gateway-api target needs spec.service.port "
                             "(the per-version Services and backendRefs name it)", place=app.port_place,
@@ -200,16 +208,20 @@ class GatewayApiTarget:
                 "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
                                    "namespace": app.namespace}],
                          "to": [{"group": "", "kind": "Service"}]}}))
-        return out
+        meta_place = given.place("metadata", "name")
+        places = {"Gateway": given.key_place("spec", "expose")}
+        return [Made(kind, file, places.get(kind, meta_place), obj=obj,
+                     problem_place=given.key_place("spec", "trafficPolicy") if kind == "DestinationRule" else None)
+                for kind, file, obj in out]
 
     @staticmethod
-    def _meta(app: AppInput, name: str, namespace: str) -> dict[str, Any]:
+    def _meta(app: _Plain, name: str, namespace: str) -> dict[str, Any]:
         meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(app.meta["labels"])}
         if app.meta.get("annotations"):
             meta["annotations"] = dict(app.meta["annotations"])
         return meta
 
-    def _route(self, app: AppInput, name: str, parents: list[dict[str, Any]], hostnames: list[str],
+    def _route(self, app: _Plain, name: str, parents: list[dict[str, Any]], hostnames: list[str],
                rules: list[httproute.Rule], svc_ns: str, routes: Sequence[SpecRoute]) -> dict[str, Any]:
         made = [self._rule(app, r, svc_ns) for r in rules]
         kind = "HTTPRoute"
@@ -222,7 +234,7 @@ class GatewayApiTarget:
         return {"apiVersion": API, "kind": kind, "metadata": self._meta(app, name, app.namespace),
                 "spec": spec}
 
-    def _rule(self, app: AppInput, rule: httproute.Rule, svc_ns: str) -> dict[str, Any]:
+    def _rule(self, app: _Plain, rule: httproute.Rule, svc_ns: str) -> dict[str, Any]:
         out: dict[str, Any] = {"name": rule.name, "matches": [m.to_object() for m in rule.matches]}
         refs = []
         for d in rule.body.get("route") or []:
@@ -251,7 +263,7 @@ class GatewayApiTarget:
             out["filters"] = filters
         return out
 
-    def _gateway(self, app: AppInput, name: str, hosts: list[str], tls: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _gateway(self, app: _Plain, name: str, hosts: list[str], tls: Mapping[str, Any] | None) -> dict[str, Any]:
         listeners = []
         for i, host in enumerate(hosts):
             listeners.append({"name": f"http-{i}", "hostname": host, "port": 80, "protocol": "HTTP"})
@@ -262,7 +274,7 @@ class GatewayApiTarget:
         return {"apiVersion": API, "kind": "Gateway", "metadata": self._meta(app, name, app.namespace),
                 "spec": {"gatewayClassName": app.gateway_class, "listeners": listeners}}
 
-    def _redirect(self, app: AppInput, gw: str, hosts: list[str]) -> dict[str, Any]:
+    def _redirect(self, app: _Plain, gw: str, hosts: list[str]) -> dict[str, Any]:
         return {"apiVersion": API, "kind": "HTTPRoute",
                 "metadata": self._meta(app, f"{app.name}-https-redirect", app.namespace),
                 "spec": {"parentRefs": [{"name": gw, "sectionName": f"http-{i}"} for i in range(len(hosts))],
