@@ -63,7 +63,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Mapping, Protocol
 
 from generator.errors import Place, SpecError
 from generator.routing import httproute
@@ -206,7 +206,16 @@ def analyze(rendering: "render.Rendering") -> list[Finding]:
         return spec_app.place(*keys)
 
     external = {env: (repo.environments[env].data.get("spec") or {}) for env in rendering.envs}
-    return analyze_objects(rendering.objects, versions=versions, place_of=place_of,
+    services: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for env, name in pairs:  # the apps' own Services: deployed with the apps, never rendered
+        spec_app = app(env, name)
+        host = str((spec_app.spec.get("service") or {}).get("host") or "")
+        parts = host.split(".")
+        if len(parts) == 1:
+            services[env].add((spec_app.namespace, host))
+        elif len(parts) >= 3 and parts[2] == "svc":
+            services[env].add((parts[1], parts[0]))
+    return analyze_objects(rendering.objects, versions=versions, place_of=place_of, services=services,
                            external={env: {"gateways": spec.get("externalGateways") or [],
                                            "hosts": spec.get("externalHosts") or []}
                                      for env, spec in external.items()})
@@ -214,7 +223,8 @@ def analyze(rendering: "render.Rendering") -> list[Finding]:
 
 def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions | None = None,
                     place_of: PlaceOf | None = None,
-                    external: Mapping[str, Mapping[str, list[str]]] | None = None) -> list[Finding]:
+                    external: Mapping[str, Mapping[str, list[str]]] | None = None,
+                    services: Mapping[str, Collection[tuple[str, str]]] | None = None) -> list[Finding]:
     """Run every analyzer over the rendered objects of one or more environments.
 
     Objects of different environments never see each other. Findings are sorted by place.
@@ -229,6 +239,8 @@ def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions
         external: per environment, ``{"gateways": [...], "hosts": [...]}``: the Gateways and
             destination hosts the environment declares outside the repository
             (``spec.externalGateways``, ``spec.externalHosts``), for MG101, MG105, MG109, MG111.
+        services: per environment, ``(namespace, name)`` of the Services that exist without
+            being rendered (the apps' own), for MG203.
 
     Returns:
         All findings, errors and warnings, in a stable order.
@@ -245,7 +257,7 @@ def analyze_objects(objects: Iterable[RenderedObjectLike], *, versions: Versions
     for env in sorted(by_env):
         findings.extend(_Environment(env, by_env[env], versions or {}, place_of,
                                      (external or {}).get(env) or {}, declared).findings())
-    findings.extend(analyze_gateway_api(objects))
+    findings.extend(analyze_gateway_api(objects, services))
     return sorted(findings, key=lambda f: (f.env, f.sort_key(), f.code))
 
 
@@ -605,8 +617,12 @@ def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
         conds(a, "queryParams", False) <= conds(b, "queryParams", False)
 
 
-def analyze_gateway_api(objects: Iterable[RenderedObjectLike]) -> list[Finding]:
+def analyze_gateway_api(objects: Iterable[RenderedObjectLike],
+                        services: Mapping[str, Collection[tuple[str, str]]] | None = None) -> list[Finding]:
     """MG201-MG205 over the Gateway API objects among ``objects`` (each environment on its own).
+
+    ``services``: per environment, ``(namespace, name)`` of Services that exist besides the
+    rendered ones (the apps' own Services), which a backendRef may name.
 
     HTTPRoutes, Gateways, Services and ReferenceGrants are read with
     :mod:`generator.routing.httproute` (the same model as ``meshgen explain --objects``); other
@@ -621,11 +637,12 @@ def analyze_gateway_api(objects: Iterable[RenderedObjectLike]) -> list[Finding]:
         index = httproute.Objects.of([o.obj for o in env_objects])
         for o in env_objects:
             if o.kind == "HTTPRoute":
-                findings.extend(_route_findings(env, o, index))
+                findings.extend(_route_findings(env, o, index, (services or {}).get(env) or ()))
     return findings
 
 
-def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -> Iterable[Finding]:
+def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects,
+                    known: Collection[tuple[str, str]] = ()) -> Iterable[Finding]:
     route = o.obj
     ns, name = httproute.meta(route)
     what = f"HTTPRoute {ns}/{name}"
@@ -668,7 +685,7 @@ def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -
                 yield finding("MG205", f"{what} rule {i}: backend Service {target[0]}/{target[1]} is in another "
                               f"namespace and no ReferenceGrant there allows HTTPRoutes of {ns}",
                               f"add a ReferenceGrant in namespace {target[0]} from HTTPRoutes of {ns} to the Service")
-            elif target not in index.services:
+            elif target not in index.services and target not in known:
                 yield finding("MG203", f"{what} rule {i}: backend Service {target[0]}/{target[1]} does not exist; "
                               "requests routed to it answer 500", "render the Service, or fix the backendRef")
     ordered = httproute.ordered_matches([route])
