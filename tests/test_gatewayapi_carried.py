@@ -233,6 +233,10 @@ def test_tcp_and_tls_routes_are_tcproutes_and_tlsroutes_bound_to_the_services_po
         return sorted(line.split(" ", 4)[4] for line in text.splitlines() if line.startswith("  tcp #"))
 
     assert routes(proc.stdout) == routes(mesh.stdout) == ["on port 5432 -> v1 80%, v2 20%", "on port 5433 -> v1 100%"]
+    tls, tls_mesh = (run_meshgen("explain", "payments", "--env", env, cwd=root) for env in ("gw", "mesh"))
+    assert tls.returncode == 0, tls.stderr
+    assert [l for l in tls.stdout.splitlines() if l.startswith("  tls #")] == \
+        [l for l in tls_mesh.stdout.splitlines() if l.startswith("  tls #")] != []
 
 
 def _refused(tmp_path, app: str, name: str = "ratings") -> list[str]:
@@ -300,3 +304,20 @@ def test_validate_takes_the_apps_own_services_as_existing_backends(rendered):
     proc = run_meshgen("validate", cwd=root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "MG203" not in proc.stdout + proc.stderr
+
+
+def test_a_grpcroute_carries_a_mirror_and_refuses_a_rewrite(tmp_path):
+    app = RATINGS.replace("port: 80}", "port: 80, protocol: grpc}")
+    routes = ('    - name: rate\n      when: uri exact "/shop.Ratings/Rate"\n      to: v1\n'
+              '      mirror: {version: v2, percent: 10}\n    - name: default\n      to: v1\n')
+    root = _repo(tmp_path, {"ratings": app.split("  routes:\n")[0] + "  routes:\n" + routes})
+    rendering = render.render_repo(root, cache=False)
+    assert _problems(rendering) == []
+    rate = _objects(rendering, "gw", "ratings")["grpcroute.yaml"]["spec"]["rules"][0]
+    assert rate["filters"] == [{"type": "RequestMirror", "requestMirror": {
+        "backendRef": {"name": "ratings-v2", "port": 80}, "percent": 10}}]
+    (root / "apps/ratings.yaml").write_text((root / "apps/ratings.yaml").read_text().replace(
+        "mirror: {version: v2, percent: 10}", "rewrite: {uri: /shop.Ratings/Score}"))
+    with pytest.raises(SpecErrors) as e:
+        render.render_repo(root, cache=False)
+    assert any("a rewrite cannot be written in a GRPCRoute" in err.message for err in e.value.errors), e.value
