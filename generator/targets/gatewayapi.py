@@ -140,9 +140,11 @@ class _Plain:
         version its Service (a ``serviceEntry`` app's host: the ``Hostname`` below); another
         Kubernetes Service host ``<name>.<namespace>.svc.<domain>`` that Service, its port the
         destination's or that app's ``service.port``; any other host (a ServiceEntry's) the
-        backend ``{group: networking.istio.io, kind: Hostname, name: <host>}``, which Istio routes
-        to the host in its registry (istio/istio ``pilot/pkg/config/kube/gateway/conversion.go``
-        ``buildDestination``; istio.io docs/tasks/traffic-management/egress). A route ``kind``
+        backend ``{group: networking.istio.io, kind: Hostname, name: <host>}`` (port likewise),
+        which Istio routes
+        to the host in its registry, and which must name a port and no namespace (istio/istio
+        ``pilot/pkg/config/kube/gateway/conversion.go`` ``buildDestination``: "port is required in
+        backendRef for Hostname kind"; istio.io docs/tasks/traffic-management/egress). A route ``kind``
         that crosses namespaces is noted for the ReferenceGrant.
 
         Raises:
@@ -169,7 +171,7 @@ class _Plain:
             ref = {"name": name, "port": port or self.given.ports.get(host)}
         else:
             ref = {"group": ISTIO_GROUP, "kind": "Hostname", "name": host}  # no namespace: the registry's host
-            port = port or (self.port if host == self.host else None)
+            port = port or (self.port if host == self.host else self.given.ports.get(host))
             if port:
                 ref["port"] = port
             namespace = self.namespace
