@@ -335,9 +335,7 @@ class GatewayApiTarget:
         tls = expose.get("tls")
         gw_parents = ([{"name": gw, "sectionName": f"https-{i}"} for i in range(len(hosts))] if tls
                       else [{"name": gw}]) if expose else []
-        if not http:
-            pass
-        elif expose and paths:
+        if http and expose and paths:
             scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
                                 for p in paths)
             gw_rules = self.compile(routes, scope, body_places)
@@ -345,7 +343,7 @@ class GatewayApiTarget:
                               (f"{stem}-gateway.yaml", self._route(app, f"{app.name}-gateway", gw_parents, hosts,
                                                                    gw_rules, routes, errors))):
                 out.append((obj["kind"], file, obj))
-        else:
+        elif http:  # an app with tcp or tls routes only has no HTTPRoute, as it has no VirtualService http
             obj = self._route(app, app.name, [app.mesh_parent, *gw_parents], hosts if expose else [], rules, routes,
                               errors)
             out.append((obj["kind"], f"{stem}.yaml", obj))
