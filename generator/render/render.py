@@ -37,7 +37,6 @@ from generator.rollout import decision, groups, promotion
 from generator.spec import loader, paths, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
 from generator import targets
-from generator.targets import istio as istio_target
 
 HEADER = output.HEADER
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshgen"}
@@ -119,21 +118,6 @@ def service_fqdn(app: EffectiveApp) -> str:
     """The Service's fully qualified host: a short ``host`` is resolved in the app's namespace."""
     host = app.spec["service"]["host"]
     return host if "." in host else f"{host}.{app.namespace}.svc.cluster.local"
-
-
-def gateway_name(app: EffectiveApp) -> str:
-    """Name of an exposed app's Gateway (in the app's namespace): ``expose.name``, by default ``<app>-gateway``."""
-    return istio_target.gateway_name(app.spec, app.name)
-
-
-def vs_hosts(app: EffectiveApp) -> list[str]:
-    """The hosts of an app's VirtualService (:func:`generator.targets.istio.vs_hosts`)."""
-    return istio_target.vs_hosts(app.spec, app.name, app.namespace, service_fqdn(app))
-
-
-def vs_gateways(app: EffectiveApp) -> list[str]:
-    """The gateways of an app's VirtualService (:func:`generator.targets.istio.vs_gateways`)."""
-    return istio_target.vs_gateways(app.spec, app.name, app.namespace)
 
 
 class _RepoTemplateLoader(jinja2.FileSystemLoader):
