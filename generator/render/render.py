@@ -522,7 +522,7 @@ def _gateway_api_validator(kind: str) -> Any:
 
 def gateway_api_schema_problems(obj: dict[str, Any]) -> list[str]:
     """Problems of a Gateway API object (``gateway.networking.k8s.io``: Gateway, HTTPRoute,
-    GRPCRoute, ReferenceGrant) against its vendored CRD's schema (``vendor/gateway-api/``, standard
+    GRPCRoute, TCPRoute, TLSRoute, ReferenceGrant) against its vendored CRD's schema (``vendor/gateway-api/``, standard
     channel) and, when that holds, its CEL rules, as ``path: message``.
 
     Raises:
