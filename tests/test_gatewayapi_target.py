@@ -358,3 +358,27 @@ def test_each_target_reads_and_writes_a_routes_weights_through_one_interface(tmp
     target.set_weights(obj, "default", {"v1": 80, "v2": 20})
     assert target.weights(obj)["default"] == {"v1": 80, "v2": 20}
     assert target.weights(obj)["beta"] == {"v2": 100}
+
+
+def test_the_renderer_bot_diff_and_report_reach_a_target_only_through_the_interface():
+    """One module per target behind :mod:`generator.targets`: no module outside that package
+    imports a target's module, and none compares an environment's target by name."""
+    import ast
+
+    from tests.conftest import ROOT
+
+    outside = [p for p in sorted((ROOT / "generator").rglob("*.py")) if "targets" not in p.parts]
+    for path in outside:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in ("generator.targets", "generator.targets.istio",
+                                                                    "generator.targets.gatewayapi"):
+                assert node.module == "generator.targets" and \
+                    not {a.name for a in node.names} & {"istio", "gatewayapi"}, (path, ast.unparse(node))
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("generator.targets.") for a in node.names), (path, ast.unparse(node))
+            elif isinstance(node, ast.Compare) and any(
+                    isinstance(c, ast.Constant) and c.value in ("istio", "gateway-api")
+                    for c in [node.left, *node.comparators]):
+                assert "name" not in ast.unparse(node) and "target" not in ast.unparse(node), \
+                    (path, node.lineno, ast.unparse(node))

@@ -3,7 +3,7 @@
 Usage: ``python tools/sync_gateway_api_schemas.py`` (reads ``vendor/gateway-api/*.yaml``, the
 standard channel CRDs that ``tools/vendor_crds.py`` refreshes).
 
-Writes ``schemas/gateway-api/{gateway,httproute,grpcroute,referencegrant}.json``: each kind's
+Writes ``schemas/gateway-api/{gateway,httproute,grpcroute,referencegrant,tcproute,tlsroute}.json``: each kind's
 ``openAPIV3Schema`` of its newest served version (v1, or v1beta1 for ReferenceGrant), descriptions
 dropped, ``x-kubernetes-validations`` (CEL rules) kept for :mod:`generator.render.cel`.
 ``tests/test_cel.py`` fails when the files are out of sync.
@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-KINDS = ("Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant")
+KINDS = ("Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant", "TCPRoute", "TLSRoute")
 VENDOR = ROOT / "vendor" / "gateway-api"
 OUT = ROOT / "schemas" / "gateway-api"
 

@@ -192,7 +192,8 @@ def virtual_service_path(root: Path, app: str, env: str) -> Path:
         raise SpecError(f"environment {env!r} has no rendered output under {rendered}/",
                         hint=f"known: {', '.join(known)}" if known else "run `meshgen render`")
     found = sorted(env_dir.glob(f"*/{app}/virtualservice.yaml")) or sorted(env_dir.glob(f"*/{app}/httproute.yaml")) \
-        or sorted(env_dir.glob(f"*/{app}/grpcroute.yaml"))
+        or sorted(env_dir.glob(f"*/{app}/grpcroute.yaml")) or sorted(env_dir.glob(f"*/{app}/tcproute-*.yaml")) \
+        or sorted(env_dir.glob(f"*/{app}/tlsroute-*.yaml"))
     if not found:
         raise SpecError(f"app {app!r} has no rendered VirtualService in environment {env!r}",
                         hint=f"run `meshgen render --env {env}` if the app is new")
@@ -579,7 +580,8 @@ def _load_converted(root: Path, path: Path, rel: str) -> Rendered:
         vs, gateways = target.as_virtual_service(objects)
     except (KeyError, TypeError, StopIteration, AttributeError) as e:
         raise OutsideError(f"{rel}: cannot evaluate these routes: {e}") from e
-    versions = sorted({d["destination"]["subset"] for r in vs["spec"]["http"] for d in r.get("route") or []})
+    versions = sorted({d["destination"]["subset"] for r in vs["spec"]["http"] for d in r.get("route") or []
+                       if d["destination"].get("subset")})
     return Rendered(rel, vs, gateways, versions)
 
 

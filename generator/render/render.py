@@ -2,9 +2,12 @@
 
 For each environment and each app: merge the environment's overrides into the App spec
 (:mod:`generator.spec.config`), check it (:mod:`generator.render.checks`), apply the rollout status if the
-bot has one, compile the routes (:mod:`generator.routing.compiler`), fill the Jinja2 templates (one per
-Istio kind, a repo's own ``templates/`` overriding the built-ins by file name), parse the text
-back with PyYAML's C loader, check the object, and dump it canonically with the C dumper.
+bot has one, put the routes in Istio's terms, and ask the environment's output target
+(:mod:`generator.targets`, ``spec.target``) for the app's objects: an object it builds itself,
+or the values of a Jinja2 template (one per Istio kind, a repo's own ``templates/`` overriding
+the built-ins by file name) that the renderer fills and parses back with PyYAML's C loader;
+check the object, and dump it canonically with the C dumper. The renderer never asks which
+target it is.
 The result is in memory (:class:`Rendering`); :mod:`generator.render.output` writes it.
 
 Output layout (DESIGN §5): ``rendered/<env>/<namespace>/<app>/{destinationrule,virtualservice,gateway}.yaml``
@@ -34,7 +37,6 @@ from generator.rollout import decision, groups, promotion
 from generator.spec import loader, paths, schema, status, templating
 from generator.spec.config import EffectiveApp, Repo, load_repo
 from generator import targets
-from generator.targets import gatewayapi
 
 HEADER = output.HEADER
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshgen"}
@@ -116,46 +118,6 @@ def service_fqdn(app: EffectiveApp) -> str:
     """The Service's fully qualified host: a short ``host`` is resolved in the app's namespace."""
     host = app.spec["service"]["host"]
     return host if "." in host else f"{host}.{app.namespace}.svc.cluster.local"
-
-
-def gateway_name(app: EffectiveApp) -> str:
-    """Name of an exposed app's Gateway (in the app's namespace): ``expose.name``, by default ``<app>-gateway``."""
-    return (app.spec.get("expose") or {}).get("name") or f"{app.name}-gateway"
-
-
-def vs_hosts(app: EffectiveApp) -> list[str]:
-    """The hosts of an app's VirtualService: ``spec.hosts`` when given, else the service host and
-    the exposed hosts (a server's ``namespace/`` prefix dropped); none for a delegate."""
-    spec = app.spec
-    if spec.get("delegate"):
-        return []
-    if "hosts" in spec:
-        return list(spec["hosts"])
-    fqdn = service_fqdn(app)
-    if vs_gateways(app) and "mesh" not in vs_gateways(app):  # bound to gateways only: no mesh-internal host
-        fqdn = None
-    expose = spec.get("expose") or {}
-    exposed = list(expose.get("hosts") or [])
-    if not exposed:
-        for server in expose.get("servers") or []:
-            exposed += [h.split("/", 1)[-1] for h in server.get("hosts") or []]
-    if not exposed:
-        return [service_fqdn(app)]
-    return ([fqdn] if fqdn else []) + [h for h in dict.fromkeys(exposed) if h != fqdn]
-
-
-def vs_gateways(app: EffectiveApp) -> list[str]:
-    """The gateways of an app's VirtualService: ``spec.gateways`` (default ``[mesh]`` when the app is
-    exposed, none otherwise: Istio's default is the mesh) plus the app's own Gateway when exposed."""
-    spec = app.spec
-    if spec.get("delegate"):
-        return []
-    own = f"{app.namespace}/{gateway_name(app)}" if spec.get("expose") else None
-    if "gateways" not in spec:
-        return ["mesh", own] if own else []
-    listed = list(spec["gateways"])
-    refs = {g if "/" in g or g == "mesh" else f"{app.namespace}/{g}" for g in listed}
-    return listed + ([own] if own and own not in refs else [])
 
 
 class _RepoTemplateLoader(jinja2.FileSystemLoader):
@@ -245,6 +207,7 @@ class _Renderer:
         self.rendered = repo.rel("rendered")
         self.statuses: Mapping[str, Mapping[str, Any] | None] = {}
         self.dumped = _DumpCache()
+        self.ports: dict[str, dict[str, int | None]] = {}
 
     @staticmethod
     def _fill(template: jinja2.Template, context: dict[str, Any], untrusted: bool) -> str:
@@ -286,7 +249,6 @@ class _Renderer:
                   "app.kubernetes.io/name": app.name, "meshgen.io/environment": app.env}
         common = {"name": app.name, "namespace": app.namespace, "labels": labels,
                   "annotations": app.data["metadata"].get("annotations") or {}}
-        export_to = spec.get("exportTo")
         sources = list(app.sources)
         routes = [dict(r) for r in spec.get("routes") or []]
         l4 = {key: [dict(r) for r in spec.get(key) or []] for key in ("tcp", "tls")}
@@ -335,8 +297,6 @@ class _Renderer:
                 out_.append(entry)
             return out_
 
-        expose = spec.get("expose")
-        gateway_ref = f"{app.namespace}/{gateway_name(app)}" if expose else None
         spec_routes = []
         for i, route in enumerate(routes):
             body: dict[str, Any] = {}
@@ -356,73 +316,45 @@ class _Renderer:
                     body[key] = route[key]
             when_place = app.text_place("spec", "routes", i, "when") if "when" in route else None
             spec_routes.append(routing.SpecRoute(route["name"], route.get("when"), body, when_place))
+        l4_routes = {key: [{"name": r["name"], **({"match": r["match"]} if r.get("match") else {}),
+                            "route": route_to(r["to"])} for r in l4[key]] for key in ("tcp", "tls")}
         target = targets.of_environment(env_spec)
-        if target.name == gatewayapi.TARGET.name:
-            unsupported = _not_for_gateway_api(spec)
-            if unsupported:
-                self.errors.extend(SpecError(
-                    f"app {as_yaml(app.name)}: {what} cannot be rendered for environment {as_yaml(app.env)}, "
-                    "whose spec.target is gateway-api", place=app.key_place(*at),
-                    hint="render this app to an environment with target istio, or write it without that field")
-                    for at, what in unsupported)
-                return
-            self.render_objects(app, env_spec, spec_routes, labels, sources, out)
+        refused = target.refusals(spec)
+        if refused:
+            self.errors.extend(SpecError(
+                f"app {as_yaml(app.name)}: {what} cannot be rendered for environment {as_yaml(app.env)}, "
+                f"whose spec.target is {target.name}", place=app.key_place(*at),
+                hint="render this app to an environment with target istio, or write it without that field")
+                for at, what in refused)
             return
-        scope = None
-        if expose and expose.get("paths"):
-            paths = " or ".join(f"uri prefix {_cond_str(p)}" for p in expose["paths"])
-            scope = f'gateway "mesh" or (gateway {_cond_str(gateway_ref)} and ({paths}))'
-        http: list[dict[str, Any]] = []
-        if spec_routes:
-            try:
-                http = routing.compile_http(spec_routes, scope=scope)
-            except SpecErrors as e:
-                self.errors.extend(e.errors)
-                return
-            except SpecError as e:
-                self.errors.append(e)
-                return
-        tcp_tls = {key: [{**({"match": r["match"]} if r.get("match") else {}), "route": route_to(r["to"])}
-                         for r in l4[key]] for key in ("tcp", "tls")}
-
+        given = targets.AppInput(
+            name=app.name, namespace=app.namespace, env=app.env,
+            meta={"labels": labels, "annotations": common["annotations"]}, spec=spec, env_spec=env_spec,
+            host=fqdn, routes=spec_routes, l4=l4_routes, ports=self.ports.get(app.env, {}),
+            place=app.place, key_place=app.key_place)
+        try:
+            made = target.objects(given)
+        except SpecErrors as e:
+            self.errors.extend(e.errors)
+            return
+        except SpecError as e:
+            self.errors.append(e)
+            return
         base = f"{self.rendered}/{app.env}/{app.namespace}/{app.name}"
-        meta_place = app.place("metadata", "name")
-        versions = spec.get("versions") or {}
-        if "serviceEntry" in spec:
-            entry = dict(spec["serviceEntry"])
-            entry.setdefault("hosts", [spec["service"]["host"]])
-            if export_to and "exportTo" not in entry:
-                entry["exportTo"] = export_to
-            self.emit(out, app, "ServiceEntry", f"{base}/serviceentry.yaml", app.key_place("spec", "serviceEntry"),
-                      sources, {**common, "entry": entry})
-        if versions or spec.get("trafficPolicy"):
-            subsets = []
-            for version, v in sorted(versions.items()):  # subsets by version name
-                subsets.append({"name": version, "labels": v.get("labels"), "trafficPolicy": v.get("trafficPolicy")})
-            self.emit(out, app, "DestinationRule", f"{base}/destinationrule.yaml", meta_place, sources,
-                      {**common, "host": fqdn, "traffic_policy": spec.get("trafficPolicy"), "subsets": subsets,
-                       "export_to": export_to})
-        if routes or l4["tcp"] or l4["tls"]:
-            self.emit(out, app, "VirtualService", f"{base}/virtualservice.yaml", meta_place, sources,
-                      {**common, "hosts": vs_hosts(app), "gateways": vs_gateways(app), "http": http,
-                       "tcp": tcp_tls["tcp"], "tls": tcp_tls["tls"], "export_to": export_to})
-        if expose:
-            ingress = expose.get("selector") or (env_spec.get("ingress") or {}).get("selector")
-            if not ingress:
-                self.errors.append(SpecError(
-                    f"app {as_yaml(app.name)} is exposed but environment {as_yaml(app.env)} has no spec.ingress.selector",
-                    place=app.key_place("spec", "expose"),
-                    hint=f"add spec.ingress.selector (e.g. {{istio: ingressgateway}}) to environments/{app.env}.yaml, "
-                         "or expose.selector to the app"))
-                return
-            servers = None
-            if expose.get("servers"):
-                servers = [{**server, "hosts": server.get("hosts") or list(expose["hosts"])}
-                           for server in expose["servers"]]
-            self.emit(out, app, "Gateway", f"{base}/gateway.yaml", app.key_place("spec", "expose"), sources,
-                      {**common, "gateway_name": gateway_name(app), "selector": ingress,
-                       "expose_hosts": expose.get("hosts"), "tls": expose.get("tls"), "servers": servers,
-                       "https_redirect": expose.get("httpsRedirect", True)})
+        for m in made:
+            if m.context is not None:  # the renderer's template for the kind, with the target's values
+                self.emit(out, app, m.kind, f"{base}/{m.file}", m.place, sources, {**common, **m.context})
+                continue
+            obj = m.obj
+            if obj["apiVersion"] == ISTIO_API and self.validate_istio.get(m.kind):  # --strict: Istio's own schema
+                problems = istio_schema_problems(obj)
+                if problems:
+                    self.errors.extend(SpecError(f"rendered {m.kind} of app {as_yaml(app.name)} in "
+                                                 f"{as_yaml(app.env)}: {p}", place=m.problem_place or m.place)
+                                       for p in problems)
+                    continue
+            out.append(RenderedObject(app.env, app.name, obj["metadata"]["namespace"], m.kind, obj,
+                                      f"{base}/{m.file}", m.place, sources))
 
     def check_environment(self, env: str, env_spec: Mapping[str, Any]) -> list[EffectiveApp]:
         """Check every app of environment ``env`` on its own and the apps together (rollout
@@ -432,48 +364,10 @@ class _Renderer:
         self.errors.extend(e for e in groups.check_environment(valid, env)
                            if e.format() not in {known.format() for known in self.errors})
         service_hosts = {a.name: service_fqdn(a) for a in valid}
+        self.ports[env] = {service_fqdn(a): (a.spec.get("service") or {}).get("port") for a in valid}
         self.errors.extend(checks.check_hosts(valid, service_hosts))
         self.errors.extend(checks.check_destinations(valid, service_hosts, env_spec.get("externalHosts") or []))
         return valid
-
-    def render_objects(self, app: EffectiveApp, env_spec: dict[str, Any], spec_routes: list[routing.SpecRoute],
-                       labels: dict[str, Any], sources: list[str], out: list[RenderedObject]) -> None:
-        """The app's objects for a target that builds them itself (``gateway-api``), no templates."""
-        spec = app.spec
-        versions = {v: {"labels": d.get("labels") or {}, "trafficPolicy": d.get("trafficPolicy")}
-                    for v, d in (spec.get("versions") or {}).items()}
-        given = gatewayapi.AppInput(
-            name=app.name, namespace=app.namespace,
-            meta={"labels": labels, "annotations": app.data["metadata"].get("annotations") or {}},
-            host=service_fqdn(app), port=spec["service"].get("port"), versions=versions,
-            traffic_policy=spec.get("trafficPolicy"), expose=spec.get("expose"),
-            gateway_class=env_spec.get("gatewayClassName") or gatewayapi.DEFAULT_CLASS,
-            selector=spec["service"].get("selector"), protocol=spec["service"].get("protocol", "http"),
-            place=app.place("metadata", "name"), port_place=app.key_place("spec", "service"))
-        try:
-            body_places = {(i, key): app.key_place("spec", "routes", i, key)
-                           for i, route in enumerate(spec.get("routes") or []) for key in route
-                           if key not in ("name", "when", "to")}
-            made = gatewayapi.TARGET.objects(given, spec_routes, body_places)
-        except SpecErrors as e:
-            self.errors.extend(e.errors)
-            return
-        except SpecError as e:
-            self.errors.append(e)
-            return
-        base = f"{self.rendered}/{app.env}/{app.namespace}/{app.name}"
-        places = {"Gateway": app.key_place("spec", "expose")}
-        for kind, name, obj in made:
-            if kind == "DestinationRule" and self.validate_istio.get(kind):  # --strict: Istio's own schema
-                problems = istio_schema_problems(obj)
-                if problems:
-                    self.errors.extend(SpecError(f"rendered {kind} of app {as_yaml(app.name)} in "
-                                                 f"{as_yaml(app.env)}: {p}", place=app.key_place("spec", "trafficPolicy"))
-                                       for p in problems)
-                    continue
-            place = places.get(kind, app.place("metadata", "name"))
-            out.append(RenderedObject(app.env, app.name, obj["metadata"]["namespace"], kind, obj,
-                                      f"{base}/{name}", place, sources))
 
     def emit(self, out: list[RenderedObject], app: EffectiveApp, kind: str, path: str, place: Place,
              sources: list[str], context: dict[str, Any]) -> None:
@@ -604,31 +498,6 @@ def _str_keys(obj: Any) -> bool:
     return True
 
 
-def _not_for_gateway_api(spec: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
-    """``(key path, words)`` of each field of an App spec that the ``gateway-api`` target does
-    not render: what HTTPRoute and the per-version Services cannot carry (TCP and TLS routes, a
-    ServiceEntry, VirtualService hosts, gateways, exportTo, delegates) and an app without versions
-    or a route to another host (the per-version Services are the app's own)."""
-    found: list[tuple[tuple[Any, ...], str]] = []
-    for key, words in (("tcp", "tcp routes"), ("tls", "tls routes"), ("serviceEntry", "a serviceEntry"),
-                       ("hosts", "spec.hosts"), ("gateways", "spec.gateways"), ("exportTo", "exportTo"),
-                       ("delegate", "a delegate")):
-        if spec.get(key):
-            found.append((("spec", key), words))
-    if not spec.get("versions"):
-        found.append((("spec",), "an app without versions"))
-    for i, route in enumerate(spec.get("routes") or []):
-        if "to" in route and not checks.is_version_form(route["to"]):
-            found.append((("spec", "routes", i, "to"), f"route {as_yaml(route.get('name'))}'s destination to another host"))
-        elif "delegate" in route:
-            found.append((("spec", "routes", i, "delegate"), f"route {as_yaml(route.get('name'))}'s delegate"))
-    return found
-
-
-def _cond_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 @functools.cache
 def _istio_validator(kind: str) -> Any:
     return schema.validator(f"istio/{kind.lower()}.json")
@@ -653,7 +522,7 @@ def _gateway_api_validator(kind: str) -> Any:
 
 def gateway_api_schema_problems(obj: dict[str, Any]) -> list[str]:
     """Problems of a Gateway API object (``gateway.networking.k8s.io``: Gateway, HTTPRoute,
-    GRPCRoute, ReferenceGrant) against its vendored CRD's schema (``vendor/gateway-api/``, standard
+    GRPCRoute, TCPRoute, TLSRoute, ReferenceGrant) against its vendored CRD's schema (``vendor/gateway-api/``, standard
     channel) and, when that holds, its CEL rules, as ``path: message``.
 
     Raises:

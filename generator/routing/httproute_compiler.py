@@ -17,8 +17,9 @@ How the first-match meaning is kept:
    AND-ed). What a match cannot hold is refused, placed at the predicate: header or query
    ``prefix`` and ``present``, a negated header (``withoutHeaders``: HTTPRoute has no header
    absence), ``authority``, ``scheme``, ``port``, ``source label``/``source namespace``,
-   ``gateway``; and route bodies HTTPRoute cannot carry (``fault``, ``retries``,
-   ``corsPolicy``, ``directResponse``, ``mirror``, ``rewrite``, ``redirect``).
+   ``gateway``; and route bodies HTTPRoute cannot carry (``fault``; ``retries``, which only
+   the experimental channel has; ``corsPolicy``, ``directResponse``, ``redirect``). ``mirror``
+   and ``rewrite`` are passed on to the target, which writes them as filters.
 3. Paths: ``uri exact`` is an ``Exact`` path and ``uri regex`` a ``RegularExpression`` (RE2,
    full match, as Istio's conversion passes it to Envoy). A ``PathPrefix`` matches whole
    segments -- ``/foo`` matches ``/foo`` and ``/foo/bar``, never ``/foobar`` -- so the spec's
@@ -46,15 +47,15 @@ from generator.routing import conditions as cond
 from generator.routing import httproute
 from generator.routing.compiler import SpecRoute
 
-#: Route body fields an HTTPRoute rule carries; others are refused (see the module's docstring).
-CARRIED = ("route", "timeout", "headers")
+#: Route body fields an HTTPRoute rule carries (the target turns ``mirror`` and ``rewrite`` into
+#: filters, or refuses the forms a filter cannot mean); others are refused (see the module's docstring).
+CARRIED = ("route", "timeout", "headers", "mirror", "rewrite")
 _BODY_HINTS = {
     "fault": "fault injection has no HTTPRoute field; keep this environment on spec.target: istio",
-    "retries": "HTTPRoute retries are experimental and not rendered; drop retries here or keep spec.target: istio",
-    "corsPolicy": "HTTPRoute has no CORS field in the standard channel; keep spec.target: istio",
+    "retries": "the standard-channel HTTPRoute (Gateway API v1.6.1, vendor/gateway-api/) has no retry field "
+               "(it is experimental); drop retries here or keep spec.target: istio",
+    "corsPolicy": "the HTTPRoute CORS filter is not rendered; keep spec.target: istio",
     "directResponse": "HTTPRoute has no direct response; route to a version that answers, or keep spec.target: istio",
-    "mirror": "mirroring is not rendered for HTTPRoute; drop mirror here or keep spec.target: istio",
-    "rewrite": "rewrites are not rendered for HTTPRoute; drop rewrite here or keep spec.target: istio",
     "redirect": "redirects are not rendered for HTTPRoute; drop redirect here or keep spec.target: istio",
 }
 _FIELD_WORDS = {"authority": "authority", "scheme": "scheme", "port": "port", "source_label": "source label",
@@ -291,7 +292,8 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
     Args:
         routes: the spec's routes in order (as for :func:`compiler.compile_http`); ``body``
             holds ``route`` (``[{"destination": {"subset": version, ...}, "weight": w}]``),
-            ``timeout``, ``headers`` -- turned into backendRefs and filters by the target.
+            ``timeout``, ``headers``, ``mirror`` (+ ``mirrorPercentage``), ``rewrite`` -- turned into
+            backendRefs and filters by the target.
         scope: a condition ANDed onto every route (an exposed app's ``uri prefix`` paths).
         max_matches: bound on the matches of all rules.
         body_places: ``{(route index, body key): place}`` where a refused body field is placed

@@ -19,12 +19,81 @@ target an environment has. Everything here is pure: plain values in, plain value
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
+from generator.errors import Place
 from generator.routing.compiler import SpecRoute
 
 DEFAULT = "istio"
 """The target of an environment whose spec names none."""
+
+
+@dataclass(frozen=True)
+class AppInput:
+    """What a target needs of one app in one environment: plain values, nothing read.
+
+    Attributes:
+        name, namespace, env: the App's name and namespace, the environment's name.
+        meta: ``{"labels": ..., "annotations": ...}`` every object carries.
+        spec: the effective App spec (environment overrides merged, read only).
+        env_spec: the environment's ``spec`` (``ingress``, ``gatewayClassName``...).
+        host: the app's fully qualified host (``reviews.mesh.svc.cluster.local``; a
+            ``serviceEntry`` app's host as written).
+        routes: the spec's HTTP routes, the rollout status applied, bodies in Istio's terms
+            (``route``: ``[{"destination": {"host", "subset"?, "port"?}, "weight"?}]``, ``mirror``
+            a Destination, ``mirrorPercentage``, ``rewrite``, ``headers``...).
+        l4: ``{"tcp": [...], "tls": [...]}``: each spec route as ``{"name", "match"?, "route"}``
+            (``route`` as above).
+        ports: ``{fully qualified host: service port}`` of the environment's apps (a
+            destination to another app's host without a ``port`` takes that app's).
+        place: where a value of the spec is (``EffectiveApp.place``: ``place("metadata", "name")``).
+        key_place: where a key of the spec is (``EffectiveApp.key_place``).
+    """
+
+    name: str
+    namespace: str
+    env: str
+    meta: Mapping[str, Any]
+    spec: Mapping[str, Any]
+    env_spec: Mapping[str, Any]
+    host: str
+    routes: Sequence[SpecRoute] = ()
+    l4: Mapping[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    ports: Mapping[str, int | None] = field(default_factory=dict)
+    place: Callable[..., Place | None] = lambda *keys: None
+    key_place: Callable[..., Place | None] = lambda *keys: None
+
+    @property
+    def port(self) -> int | None:
+        """``spec.service.port``."""
+        return (self.spec.get("service") or {}).get("port")
+
+
+@dataclass(frozen=True)
+class Made:
+    """One object a target makes of an app, for the renderer to write.
+
+    Exactly one of ``obj`` and ``context`` is set: ``obj`` is the object itself; ``context``
+    the values of the renderer's Jinja2 template for ``kind`` (a repository may override it),
+    the common ``name``/``namespace``/``labels``/``annotations`` added by the renderer.
+
+    Attributes:
+        kind: the object's kind.
+        file: its file name in the app's directory (``httproute.yaml``).
+        place: the spec value it mainly comes from (analysis messages are placed there).
+        obj: the object, or ``None``.
+        context: the template's values, or ``None``.
+        problem_place: where a problem of ``obj`` against its CRD (``--strict``) is placed;
+            ``None``: at ``place``.
+    """
+
+    kind: str
+    file: str
+    place: Place | None
+    obj: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    problem_place: Place | None = None
 
 
 class Target(Protocol):
@@ -39,6 +108,15 @@ class Target(Protocol):
     name: str
     route_kinds: tuple[str, ...]
     series_reporter: str
+
+    def refusals(self, spec: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+        """``(key path, words)`` of each field of an App spec this target cannot render at
+        all (the renderer refuses the app, placed at each key)."""
+        ...
+
+    def objects(self, app: AppInput) -> list[Made]:
+        """The app's objects in file order (raises ``SpecErrors``/``SpecError``, placed)."""
+        ...
 
     def compile(self, routes: Sequence[SpecRoute], scope: str | None) -> list[Any]:
         """The spec's routes as this target's route list (raises ``SpecErrors``, placed)."""

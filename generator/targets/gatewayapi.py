@@ -33,10 +33,34 @@ Per app of an environment with ``spec.target: gateway-api``:
     own fields over it (as a subset's policy overrides the host's).
 ``GRPCRoute`` instead of the ``HTTPRoute``, when ``spec.service.protocol: grpc``
     the same rules with gRPC method matches (:func:`_grpc_rule`).
+``TCPRoute`` / ``TLSRoute`` ``<app>-<route>`` per ``tcp`` / ``tls`` route (``gateway.networking.k8s.io/v1``, standard channel of v1.6.1)
+    bound to the app's Service on the route's ``match.port``; a TLSRoute's ``hostnames`` are
+    the ``sniHosts``. Routes bound to one port have no order in Gateway API, so routes that can
+    take the same connection are refused, as are matches on anything but port and SNI.
 ``ReferenceGrant`` (``gateway.networking.k8s.io/v1beta1``)
-    where the Service (``spec.service.host`` in another namespace) is not in the app's
-    namespace: in the Service's namespace, allowing ``HTTPRoute`` from the app's namespace to
-    refer to ``Service`` (gateway-api GEP-709).
+    in each namespace, other than the app's, of a Service a route refers to (the app's own
+    Service, ``spec.service.host`` in another namespace: ``referencegrant.yaml``; another
+    app's: ``referencegrant-<namespace>.yaml``), allowing the route kinds of the app's namespace
+    to refer to ``Service`` (gateway-api GEP-709).
+``ServiceEntry`` (Istio), with ``spec.serviceEntry``
+    as the istio target renders it (its template); the routes are bound to it (``parentRefs``
+    ``{group: networking.istio.io, kind: ServiceEntry}``) and send to its host as the backend
+    ``{group: networking.istio.io, kind: Hostname, name: <host>}``, which Istio resolves in its
+    registry (istio.io docs/tasks/traffic-management/egress/egress-gateway, "Gateway API";
+    istio/istio ``pilot/pkg/config/kube/gateway/conversion.go`` ``buildDestination``).
+
+Destinations: a route to the app's own host without a version (an app without ``versions``)
+sends to the app's Service (and its ``trafficPolicy`` is a DestinationRule of that host, as
+the istio target writes it); to another app's host, to that Service (port: the destination's,
+else that app's ``service.port``); to any other host, to the ``Hostname`` above
+(:meth:`_Plain.backend`). Route fields: ``timeout`` is ``timeouts.request``; ``headers`` the
+``RequestHeaderModifier`` / ``ResponseHeaderModifier`` filters; ``mirror`` a ``RequestMirror``
+filter (``percent``, or ``fraction`` for a percentage that is not whole); ``rewrite`` a
+``URLRewrite`` filter where it means what Istio's rewrite means (:func:`_rewrite`). Refused,
+at their place: ``retries`` (the standard channel's HTTPRoute has no retry field), ``fault``,
+``corsPolicy``, ``redirect``, ``directResponse``, matches HTTPRoute cannot hold (see
+:mod:`generator.routing.httproute_compiler`), ``spec.hosts``, ``spec.gateways``, ``exportTo``
+and delegates (:meth:`GatewayApiTarget.refusals`).
 
 Telemetry: a request a route sends to ``backendRef`` ``<app>-<version>`` leaves the client's
 proxy (or the gateway) on the cluster ``outbound|<port>||<app>-<version>.<ns>.svc.cluster.local``.
@@ -54,53 +78,180 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Mapping, Sequence
 
-from generator.errors import Place, SpecError, as_yaml
+from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.routing import httproute_compiler as httproute
 from generator.routing.compiler import SpecRoute
+from generator.targets import AppInput, Made, istio
 
 API = "gateway.networking.k8s.io/v1"
 GRANT_API = "gateway.networking.k8s.io/v1beta1"
 ISTIO_API = "networking.istio.io/v1"
+ISTIO_GROUP = "networking.istio.io"
 DEFAULT_CLASS = "istio"
 _DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")  # gateway-api GEP-2257
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")  # PreciseHostname
 
 
-@dataclass(frozen=True)
-class AppInput:
-    """What the target needs of one app in one environment (plain values).
+class _Plain:
+    """The values of an :class:`AppInput` the objects are built from, and the backends they
+    refer to (:meth:`backend`, which notes the namespaces a ReferenceGrant must open)."""
 
-    Attributes:
-        name, namespace: the App's.
-        meta: ``{"labels": ..., "annotations": ...}`` every object carries.
-        host: the Service's fully qualified host (``reviews.mesh.svc.cluster.local``).
-        port: the service port, or ``None``.
-        versions: ``{version: {"labels": ..., "trafficPolicy": ...}}``.
-        traffic_policy: the app's ``trafficPolicy`` or ``None``.
-        expose: the app's ``expose`` or ``None``.
-        gateway_class: the environment's ``gatewayClassName``.
-        selector: the app's Service selector (``spec.service.selector``; ``None``: ``{app: <service name>}``).
-        protocol: ``spec.service.protocol``: ``http`` or ``grpc`` (a ``GRPCRoute`` instead of an ``HTTPRoute``).
-        place: where errors about the app as a whole are placed.
-        port_place: where an error about the port is placed.
+    def __init__(self, given: AppInput) -> None:
+        spec = given.spec
+        service = spec.get("service") or {}
+        self.given = given
+        self.name, self.namespace, self.meta, self.host = given.name, given.namespace, given.meta, given.host
+        self.entry: Mapping[str, Any] | None = spec.get("serviceEntry")
+        entry_ports = [p.get("number") for p in (self.entry or {}).get("ports") or []]
+        self.port = service.get("port") or (entry_ports[0] if len(entry_ports) == 1 else None)
+        self.versions = {v: {"labels": d.get("labels") or {}, "trafficPolicy": d.get("trafficPolicy")}
+                         for v, d in (spec.get("versions") or {}).items()}
+        self.traffic_policy = spec.get("trafficPolicy")
+        self.expose = spec.get("expose")
+        self.gateway_class = given.env_spec.get("gatewayClassName") or DEFAULT_CLASS
+        self.selector = service.get("selector")
+        self.protocol = service.get("protocol", "http")
+        self.place = given.place("metadata", "name")
+        self.port_place = given.key_place("spec", "service")
+        self.svc_name, self.svc_ns = _svc_parts(self.host, self.namespace)
+        self.mesh_parent: dict[str, Any]
+        if self.entry is not None:
+            # Istio binds a mesh route to a ServiceEntry's hosts (istio.io docs/tasks/traffic-management/
+            # egress/egress-gateway, "Gateway API": parentRefs kind ServiceEntry)
+            self.mesh_parent = {"group": ISTIO_GROUP, "kind": "ServiceEntry", "name": self.name}
+            if self.port:
+                self.mesh_parent["port"] = self.port
+        else:
+            self.mesh_parent = {"group": "", "kind": "Service", "name": self.svc_name, "port": self.port}
+            if self.svc_ns != self.namespace:
+                self.mesh_parent["namespace"] = self.svc_ns
+        #: ``{namespace: {route kind}}``: the routes that refer to Services of another namespace
+        self.grants: dict[str, set[str]] = {}
+
+    def backend(self, dest: Mapping[str, Any], kind: str, route: str, place: Place | None,
+                what: str = "route") -> dict[str, Any]:
+        """The ``backendRef`` (without ``weight``) of an Istio destination ``{host, subset?, port?}``.
+
+        A version of the app is its Service ``<app>-<version>``; the app's own host without a
+        version its Service (a ``serviceEntry`` app's host: the ``Hostname`` below); another
+        Kubernetes Service host ``<name>.<namespace>.svc.<domain>`` that Service, its port the
+        destination's or that app's ``service.port``; any other host (a ServiceEntry's) the
+        backend ``{group: networking.istio.io, kind: Hostname, name: <host>}`` (port likewise),
+        which Istio routes
+        to the host in its registry, and which must name a port and no namespace (istio/istio
+        ``pilot/pkg/config/kube/gateway/conversion.go`` ``buildDestination``: "port is required in
+        backendRef for Hostname kind"; istio.io docs/tasks/traffic-management/egress). A route ``kind``
+        that crosses namespaces is noted for the ReferenceGrant.
+
+        Raises:
+            SpecError: a subset of another host; no port for a Service or host.
+        """
+        host, subset = str(dest["host"]), dest.get("subset")
+        port = (dest.get("port") or {}).get("number")
+
+        def refuse(message: str, hint: str) -> SpecError:
+            return SpecError(f"{what} {as_yaml(route)}: {message} (target gateway-api)", place=place, hint=hint)
+
+        ref: dict[str, Any]
+        namespace = self.namespace
+        if host == self.host and subset:
+            ref, namespace = {"name": version_service(self.name, subset), "port": self.port}, self.svc_ns
+        elif host == self.host and self.entry is None:
+            ref, namespace = {"name": self.svc_name, "port": port or self.port}, self.svc_ns
+        elif subset:
+            raise refuse(f"subset {as_yaml(subset)} of host {host} cannot be a backendRef: HTTPRoute has no subsets, "
+                         "and the per-version Services are each app's own",
+                         "route to the host itself, or route from that app's spec, or keep spec.target: istio")
+        elif _kube_service(host) is not None:
+            name, namespace = _kube_service(host)  # type: ignore[misc]
+            ref = {"name": name, "port": port or self.given.ports.get(host)}
+        else:
+            ref = {"group": ISTIO_GROUP, "kind": "Hostname", "name": host}  # no namespace: the registry's host
+            port = port or (self.port if host == self.host else self.given.ports.get(host))
+            if port:
+                ref["port"] = port
+            namespace = self.namespace
+        if ref.get("kind") != "Hostname" and not ref.get("port"):
+            raise refuse(f"the destination {host} has no port, and a backendRef to a Service names one",
+                         "add port: <the Service's port> to the destination")
+        if ref.get("kind") == "Hostname" and not ref.get("port"):
+            raise refuse(f"the destination {host} has no port, and Istio needs one for a Hostname backendRef",
+                         "add port: <the host's port> to the destination, or spec.service.port to the app")
+        if namespace != self.namespace:
+            ref["namespace"] = namespace
+            self.grants.setdefault(namespace, set()).add(kind)
+        return ref
+
+
+def _kube_service(host: str) -> tuple[str, str] | None:
+    """``(name, namespace)`` of a Kubernetes Service host ``name.namespace.svc.<domain>``."""
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[2] == "svc" and parts[0] and parts[1]:
+        return parts[0], parts[1]
+    return None
+
+
+def _sni_overlap(a: str, b: str) -> bool:
+    """Whether one connection's SNI can match both hostnames (``*.`` a leading wildcard)."""
+    def covers(w: str, h: str) -> bool:
+        return w.startswith("*.") and h.endswith(w[1:]) and len(h) > len(w) - 1
+    return a == b or covers(a, b) or covers(b, a)
+
+
+def _rewrite(rule: httproute.Rule, rewrite: Mapping[str, Any], route: str, place: Place | None) -> dict[str, Any]:
+    """An Istio ``rewrite`` as the ``URLRewrite`` filter with the same meaning, or a refusal.
+
+    ``authority`` is the filter's ``hostname``. ``uri`` replaces what the route matched: for
+    ``exact`` and ``regex`` paths the whole path (``ReplaceFullPath``); for a ``PathPrefix`` the
+    spec's ``uri exact "/p" or uri prefix "/p/"`` pair rewrites ``/p/x`` to ``<uri>x`` while
+    ``ReplacePrefixMatch`` keeps the segment boundary (``<uri without a trailing />/x``;
+    gateway-api ``apis/v1/httproute_types.go`` ``HTTPPathModifier``), so the two mean the same
+    only for ``uri: /`` (strip the prefix), or under ``PathPrefix /`` for a ``uri`` ending in
+    ``/``; ``ReplacePrefixMatch`` also needs the rule's one match to be that PathPrefix (the
+    CRD's CEL rule).
+
+    Raises:
+        SpecError: a ``uriRegexRewrite``, an authority that is not a DNS name, or a ``uri``
+            these cases do not cover.
     """
+    def refuse(what: str, hint: str) -> SpecError:
+        return SpecError(f"route {as_yaml(route)}: {what} cannot be written in an HTTPRoute (target gateway-api)",
+                         place=place, hint=hint)
 
-    name: str
-    namespace: str
-    meta: Mapping[str, Any]
-    host: str
-    port: int | None
-    versions: Mapping[str, Mapping[str, Any]]
-    traffic_policy: Mapping[str, Any] | None
-    expose: Mapping[str, Any] | None
-    gateway_class: str
-    selector: Mapping[str, str] | None = None
-    protocol: str = "http"
-    place: Place | None = None
-    port_place: Place | None = None
+    if rewrite.get("uriRegexRewrite"):
+        raise refuse("a uriRegexRewrite", "HTTPRoute's URLRewrite replaces a path prefix or the whole path, not a "
+                     "regex; write rewrite.uri, or keep spec.target: istio")
+    out: dict[str, Any] = {}
+    authority = rewrite.get("authority")
+    if authority:
+        if not _HOSTNAME.match(str(authority)):
+            raise refuse(f"rewrite authority {as_yaml(authority)} (URLRewrite's hostname is a lower-case DNS name "
+                         "without a port)", "write the host name alone, or keep spec.target: istio")
+        out["hostname"] = authority
+    uri = rewrite.get("uri")
+    if uri:
+        kinds = [m.path[0] for m in rule.matches]
+        if all(k in ("Exact", "RegularExpression") for k in kinds):
+            out["path"] = {"type": "ReplaceFullPath", "replaceFullPath": uri}
+        elif kinds == ["PathPrefix"]:
+            prefix = rule.matches[0].path[1]
+            if uri != "/" and not (prefix == "/" and uri.endswith("/")):
+                stem = uri.rstrip("/") or ""
+                raise refuse(f"rewrite uri {as_yaml(uri)} after the PathPrefix {prefix}: Istio rewrites {prefix} "
+                             f"to {uri} and {prefix.rstrip('/')}/x to {uri}x, HTTPRoute's ReplacePrefixMatch "
+                             f"{prefix} to {stem or '/'} and {prefix.rstrip('/')}/x to {stem}/x",
+                             'write rewrite uri "/" to strip the prefix, or keep spec.target: istio')
+            out["path"] = {"type": "ReplacePrefixMatch", "replacePrefixMatch": uri}
+        else:
+            raise refuse("a uri rewrite on a rule with several matches, one a PathPrefix (ReplacePrefixMatch "
+                         "needs exactly one PathPrefix match)",
+                         'give the rewritten path a route of its own, (uri exact "/p" or uri prefix "/p/") and '
+                         "nothing else, before the routes it overlaps, or keep spec.target: istio")
+    return {"type": "URLRewrite", "urlRewrite": out}
 
 
 def _svc_parts(host: str, namespace: str) -> tuple[str, str]:
@@ -118,7 +269,7 @@ class GatewayApiTarget:
     """``spec.target: gateway-api``."""
 
     name = "gateway-api"
-    route_kinds = ("HTTPRoute", "GRPCRoute")
+    route_kinds = ("HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute")
     #: The client's proxy (or the gateway) names the cluster's Service, the version's own
     #: (see the module docstring); the server's sidecar would name whichever of the Services
     #: selecting its pod comes first, so the metrics read the client side.
@@ -130,58 +281,79 @@ class GatewayApiTarget:
         return httproute.compile_rules(routes, scope=scope, body_places=body_places)
 
     # -- objects ------------------------------------------------------------------------------
-    def objects(self, app: AppInput, routes: Sequence[SpecRoute],
-                body_places: Mapping[tuple[int, str], Place] | None = None) -> list[tuple[str, str, dict[str, Any]]]:
-        """The app's objects as ``[(kind, file name, object)]`` in file order.
+    def refusals(self, spec: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+        """What Gateway API objects cannot carry at all: VirtualService ``hosts`` and
+        ``gateways`` (an HTTPRoute's are its parentRefs and hostnames, which meshgen derives
+        from the Service and ``expose``), ``exportTo`` (no Gateway API field) and delegates."""
+        found: list[tuple[tuple[Any, ...], str]] = []
+        for key, words in (("hosts", "spec.hosts"), ("gateways", "spec.gateways"), ("exportTo", "exportTo"),
+                           ("delegate", "a delegate")):
+            if spec.get(key):
+                found.append((("spec", key), words))
+        for i, route in enumerate(spec.get("routes") or []):
+            if "delegate" in route:
+                found.append((("spec", "routes", i, "delegate"), f"route {as_yaml(route.get('name'))}'s delegate"))
+        return found
 
-        ``body_places``: where each route's fields are (``{(route index, key): place}``), for
-        the refusal of a field HTTPRoute cannot carry.
+    def objects(self, given: AppInput) -> list[Made]:
+        """The app's objects in file order (see the module docstring).
 
         Raises:
-            SpecErrors: a route HTTPRoute cannot carry (placed), no service port, a version
-                Service name that is not a DNS label.
-            SpecError: see above.
+            SpecErrors: every route or field these objects cannot carry (placed), no service
+                port, a version Service name that is not a DNS label.
         """
-        if not app.port:
+        spec = given.spec
+        routes = given.routes
+        body_places = {(i, key): given.key_place("spec", "routes", i, key)
+                       for i, route in enumerate(spec.get("routes") or []) for key in route
+                       if key not in ("name", "when", "to")}
+        app = _Plain(given)
+        if app.entry is not None and app.versions:
+            raise SpecError(f"app {as_yaml(app.name)}: versions of a serviceEntry host cannot be written as "
+                            "per-version Services (target gateway-api)", place=given.key_place("spec", "versions"),
+                            hint="route to the ServiceEntry host without versions, or keep spec.target: istio")
+        if not app.port and app.entry is None:
             raise SpecError(f"app {as_yaml(app.name)}: the gateway-api target needs spec.service.port "
                             "(the per-version Services and backendRefs name it)", place=app.port_place,
                             hint="add spec.service.port (the port of the app's Service)")
-        svc_name, svc_ns = _svc_parts(app.host, app.namespace)
         for version in app.versions:
             name = version_service(app.name, version)
             if len(name) > 63 or not _DNS_LABEL.match(name):
                 raise SpecError(f"app {as_yaml(app.name)}: version Service {as_yaml(name)} is not a DNS-1035 "
                                 "label of at most 63 characters", place=app.place,
                                 hint="shorten the app or version name")
+        svc_name, svc_ns = app.svc_name, app.svc_ns
         out: list[tuple[str, str, dict[str, Any]]] = []
         expose = app.expose or {}
         paths = expose.get("paths") or []
-        rules = self.compile(routes, None, body_places)
+        errors: list[SpecError] = []
+        http = bool(routes) or not any(given.l4.get(k) for k in ("tcp", "tls"))
+        rules = self.compile(routes, None, body_places) if http else []
         stem = "grpcroute" if app.protocol == "grpc" else "httproute"
-        mesh_parent = {"group": "", "kind": "Service", "name": svc_name, "port": app.port}
-        if svc_ns != app.namespace:
-            mesh_parent["namespace"] = svc_ns
         gw = f"{app.name}-gateway"
         hosts = list(expose.get("hosts") or [])
         tls = expose.get("tls")
         gw_parents = ([{"name": gw, "sectionName": f"https-{i}"} for i in range(len(hosts))] if tls
                       else [{"name": gw}]) if expose else []
-        if expose and paths:
+        if http and expose and paths:
             scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
                                 for p in paths)
             gw_rules = self.compile(routes, scope, body_places)
-            for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [mesh_parent], [], rules, svc_ns, routes)),
+            for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [app.mesh_parent], [], rules, routes, errors)),
                               (f"{stem}-gateway.yaml", self._route(app, f"{app.name}-gateway", gw_parents, hosts,
-                                                                   gw_rules, svc_ns, routes))):
+                                                                   gw_rules, routes, errors))):
                 out.append((obj["kind"], file, obj))
-        else:
-            obj = self._route(app, app.name, [mesh_parent, *gw_parents], hosts if expose else [], rules, svc_ns,
-                              routes)
+        elif http:  # an app with tcp or tls routes only has no HTTPRoute, as it has no VirtualService http
+            obj = self._route(app, app.name, [app.mesh_parent, *gw_parents], hosts if expose else [], rules, routes,
+                              errors)
             out.append((obj["kind"], f"{stem}.yaml", obj))
         if expose:
             out.append(("Gateway", "gateway.yaml", self._gateway(app, gw, hosts, tls)))
             if tls:
                 out.append(("HTTPRoute", "httproute-https-redirect.yaml", self._redirect(app, gw, hosts)))
+        for key in ("tcp", "tls"):
+            out.extend(self._l4_routes(app, key, errors))
+        SpecErrors.collect(list({e.format(): e for e in errors}.values()))
         for version, v in sorted(app.versions.items()):
             name = version_service(app.name, version)
             out.append(("Service", f"service-{version}.yaml", {
@@ -193,50 +365,66 @@ class GatewayApiTarget:
                 out.append(("DestinationRule", f"destinationrule-{version}.yaml", {
                     "apiVersion": ISTIO_API, "kind": "DestinationRule", "metadata": self._meta(app, name, svc_ns),
                     "spec": {"host": f"{name}.{svc_ns}.svc.cluster.local", "trafficPolicy": policy}}))  # one use per document: no YAML alias
-        if svc_ns != app.namespace:
-            out.append(("ReferenceGrant", "referencegrant.yaml", {
+        if not app.versions and app.traffic_policy:  # the app's own host, as the istio target writes it
+            out.append(("DestinationRule", "destinationrule.yaml", {
+                "apiVersion": ISTIO_API, "kind": "DestinationRule",
+                "metadata": self._meta(app, app.name, app.namespace),
+                "spec": {"host": app.host, "trafficPolicy": dict(app.traffic_policy)}}))
+        for ns, kinds in sorted(app.grants.items()):
+            out.append(("ReferenceGrant", "referencegrant.yaml" if ns == svc_ns else f"referencegrant-{ns}.yaml", {
                 "apiVersion": GRANT_API, "kind": "ReferenceGrant",
-                "metadata": self._meta(app, f"{app.name}-from-{app.namespace}", svc_ns),
-                "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
-                                   "namespace": app.namespace}],
+                "metadata": self._meta(app, f"{app.name}-from-{app.namespace}", ns),
+                "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": kind, "namespace": app.namespace}
+                                  for kind in sorted(kinds)],
                          "to": [{"group": "", "kind": "Service"}]}}))
-        return out
+        meta_place = given.place("metadata", "name")
+        places = {"Gateway": given.key_place("spec", "expose")}
+        made = [istio.service_entry(given)] if app.entry is not None else []
+        return made + [Made(kind, file, places.get(kind, meta_place), obj=obj,
+                            problem_place=given.key_place("spec", "trafficPolicy") if kind == "DestinationRule" else None)
+                       for kind, file, obj in out]
 
     @staticmethod
-    def _meta(app: AppInput, name: str, namespace: str) -> dict[str, Any]:
+    def _meta(app: _Plain, name: str, namespace: str) -> dict[str, Any]:
         meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(app.meta["labels"])}
         if app.meta.get("annotations"):
             meta["annotations"] = dict(app.meta["annotations"])
         return meta
 
-    def _route(self, app: AppInput, name: str, parents: list[dict[str, Any]], hostnames: list[str],
-               rules: list[httproute.Rule], svc_ns: str, routes: Sequence[SpecRoute]) -> dict[str, Any]:
-        made = [self._rule(app, r, svc_ns) for r in rules]
-        kind = "HTTPRoute"
-        if app.protocol == "grpc":
-            kind = "GRPCRoute"
-            made = [_grpc_rule(rule, r, routes) for rule, r in zip(made, rules)]
+    def _route(self, app: _Plain, name: str, parents: list[dict[str, Any]], hostnames: list[str],
+               rules: list[httproute.Rule], routes: Sequence[SpecRoute], errors: list[SpecError]) -> dict[str, Any]:
+        kind = "GRPCRoute" if app.protocol == "grpc" else "HTTPRoute"
+        made = []
+        for r in rules:
+            try:
+                rule = self._rule(app, r, kind, routes[r.spec_index].name)
+                made.append(_grpc_rule(rule, r, routes) if kind == "GRPCRoute" else rule)
+            except SpecError as e:
+                errors.append(e)
         spec: dict[str, Any] = {"parentRefs": parents, "rules": made}
         if hostnames:
             spec["hostnames"] = hostnames
         return {"apiVersion": API, "kind": kind, "metadata": self._meta(app, name, app.namespace),
                 "spec": spec}
 
-    def _rule(self, app: AppInput, rule: httproute.Rule, svc_ns: str) -> dict[str, Any]:
+    def _rule(self, app: _Plain, rule: httproute.Rule, kind: str, route_name: str) -> dict[str, Any]:
         out: dict[str, Any] = {"name": rule.name, "matches": [m.to_object() for m in rule.matches]}
+
+        def where(key: str) -> Place | None:
+            return app.given.key_place("spec", "routes", rule.spec_index, key)
+
+        body = rule.body
         refs = []
-        for d in rule.body.get("route") or []:
-            ref: dict[str, Any] = {"name": version_service(app.name, d["destination"]["subset"]),
-                                   "port": app.port, "weight": int(d.get("weight", 100))}
-            if svc_ns != app.namespace:
-                ref["namespace"] = svc_ns
+        for d in body.get("route") or []:
+            ref = app.backend(d["destination"], kind, route_name, where("to"))
+            ref["weight"] = int(d.get("weight", 100))
             refs.append(ref)
         out["backendRefs"] = refs
-        if "timeout" in rule.body:
-            out["timeouts"] = {"request": _duration(rule.body["timeout"])}
+        if "timeout" in body:
+            out["timeouts"] = {"request": _duration(body["timeout"])}
         filters = []
-        headers = rule.body.get("headers") or {}
-        for side, kind in (("request", "RequestHeaderModifier"), ("response", "ResponseHeaderModifier")):
+        headers = body.get("headers") or {}
+        for side, kind_ in (("request", "RequestHeaderModifier"), ("response", "ResponseHeaderModifier")):
             ops = headers.get(side) or {}
             if ops:
                 mod: dict[str, Any] = {}
@@ -245,13 +433,88 @@ class GatewayApiTarget:
                         mod[op] = [{"name": k, "value": str(v)} for k, v in sorted(ops[op].items())]
                 if ops.get("remove"):
                     mod["remove"] = list(ops["remove"])
-                key = kind[0].lower() + kind[1:]
-                filters.append({"type": kind, key: mod})
+                key = kind_[0].lower() + kind_[1:]
+                filters.append({"type": kind_, key: mod})
+        if body.get("rewrite"):
+            filters.append(_rewrite(rule, body["rewrite"], route_name, where("rewrite")))
+        if body.get("mirror"):
+            mirror: dict[str, Any] = {"backendRef": app.backend(body["mirror"], kind, route_name, where("mirror"))}
+            percent = (body.get("mirrorPercentage") or {}).get("value")
+            if percent is not None and percent != 100:
+                if float(percent).is_integer():
+                    mirror["percent"] = int(percent)
+                else:  # gateway-api GEP-3171: a fraction where the percent is not whole
+                    share = Fraction(str(percent)) / 100
+                    mirror["fraction"] = {"numerator": share.numerator, "denominator": share.denominator}
+            filters.append({"type": "RequestMirror", "requestMirror": mirror})
         if filters:
             out["filters"] = filters
         return out
 
-    def _gateway(self, app: AppInput, name: str, hosts: list[str], tls: Mapping[str, Any] | None) -> dict[str, Any]:
+    def _l4_routes(self, app: _Plain, key: str, errors: list[SpecError]) -> list[tuple[str, str, dict[str, Any]]]:
+        """The app's ``tcp`` (``key``) routes as ``TCPRoute`` objects, its ``tls`` routes as
+        ``TLSRoute`` objects, one per spec route, bound to the app's Service (GAMMA) on the
+        matched port. Gateway API gives routes bound to one port no order, so routes that can
+        take the same connection are refused, as are matches other than port and SNI."""
+        kind = "TCPRoute" if key == "tcp" else "TLSRoute"
+        allowed = ("port",) if key == "tcp" else ("port", "sniHosts")
+        out: list[tuple[str, str, dict[str, Any]]] = []
+        seen: list[tuple[int | None, list[str], str]] = []
+        for i, route in enumerate(app.given.l4.get(key) or []):
+            name = route["name"]
+
+            def at(*keys: Any, i: int = i) -> Place | None:
+                return app.given.key_place("spec", key, i, *keys)
+
+            def refuse(what: str, hint: str, place: Place | None) -> SpecError:
+                return SpecError(f"{key} route {as_yaml(name)}: {what} (target gateway-api)", place=place, hint=hint)
+
+            blocks = route.get("match") or [{}]
+            bad = [(j, f) for j, block in enumerate(blocks) for f in block if f not in allowed]
+            if bad:
+                j, field = bad[0]
+                errors.append(refuse(f"a {field} match cannot be written in a {kind}, which matches "
+                                     + ("the port only" if key == "tcp" else "the port and SNI hostnames only"),
+                                     f"drop {field} from the match, or keep spec.target: istio", at("match", j, field)))
+                continue
+            ports = {block.get("port") for block in blocks}
+            if len(ports) > 1:
+                errors.append(refuse(f"match blocks on different ports cannot be one {kind} (a route binds to one "
+                                     "port of the Service)", "write one route per port", at("match")))
+                continue
+            port = ports.pop()
+            hostnames = list(dict.fromkeys(h for block in blocks for h in block.get("sniHosts") or []))
+            clash = next((other for p, hosts, other in seen if p is None or port is None or p == port
+                          if key == "tcp" or any(_sni_overlap(a, b) for a in hostnames for b in hosts)), None)
+            if clash is not None:
+                errors.append(refuse(f"it can take the connections of {key} route {as_yaml(clash)}, and {kind}s "
+                                     "bound to one port have no order (the spec's first match cannot be kept)",
+                                     f"give each {key} route its own port"
+                                     + (" or SNI hostnames" if key == "tls" else "") + ", or keep spec.target: istio",
+                                     at("match") if route.get("match") else at()))
+                continue
+            seen.append((port, hostnames, name))
+            parent = {k: v for k, v in app.mesh_parent.items() if k != "port"}
+            if port:
+                parent["port"] = port
+            try:
+                refs = []
+                for d in route.get("route") or []:
+                    ref = app.backend(d["destination"], kind, name, at("to"), what=f"{key} route")
+                    ref["weight"] = int(d.get("weight", 100))
+                    refs.append(ref)
+            except SpecError as e:
+                errors.append(e)
+                continue
+            spec: dict[str, Any] = {"parentRefs": [parent], "rules": [{"name": name, "backendRefs": refs}]}
+            if hostnames:
+                spec["hostnames"] = hostnames
+            out.append((kind, f"{kind.lower()}-{name}.yaml", {
+                "apiVersion": API, "kind": kind, "metadata": self._meta(app, f"{app.name}-{name}", app.namespace),
+                "spec": spec}))
+        return out
+
+    def _gateway(self, app: _Plain, name: str, hosts: list[str], tls: Mapping[str, Any] | None) -> dict[str, Any]:
         listeners = []
         for i, host in enumerate(hosts):
             listeners.append({"name": f"http-{i}", "hostname": host, "port": 80, "protocol": "HTTP"})
@@ -262,7 +525,7 @@ class GatewayApiTarget:
         return {"apiVersion": API, "kind": "Gateway", "metadata": self._meta(app, name, app.namespace),
                 "spec": {"gatewayClassName": app.gateway_class, "listeners": listeners}}
 
-    def _redirect(self, app: AppInput, gw: str, hosts: list[str]) -> dict[str, Any]:
+    def _redirect(self, app: _Plain, gw: str, hosts: list[str]) -> dict[str, Any]:
         return {"apiVersion": API, "kind": "HTTPRoute",
                 "metadata": self._meta(app, f"{app.name}-https-redirect", app.namespace),
                 "spec": {"parentRefs": [{"name": gw, "sectionName": f"http-{i}"} for i in range(len(hosts))],
@@ -298,19 +561,30 @@ class GatewayApiTarget:
 
     # -- explain ------------------------------------------------------------------------------
     def as_virtual_service(self, objects: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The app's HTTPRoutes as the one VirtualService Istio converts them into.
+        """The app's routes as the one VirtualService Istio converts them into.
 
         Istio turns each match of each rule into one route and sorts them by the Gateway API
         precedence (conversion.go ``sortHTTPRoutes``); a ``PathPrefix /p`` becomes the two
         blocks ``exact /p`` and ``prefix /p/`` (whole segments), ranked as the prefix. A
-        route bound to the Service is bound to ``mesh``; one bound to the Gateway to
-        ``<namespace>/<gateway>``; a ``backendRef`` ``<app>-<version>`` is the subset
-        ``<version>`` of the app's host.
+        route bound to the Service (or ServiceEntry) is bound to ``mesh``; one bound to the
+        Gateway to ``<namespace>/<gateway>``; a ``backendRef`` to a version Service of the app
+        (``<app>-<version>``) is the subset ``<version>`` of the app's host, to another Service
+        that Service's host, to a ``Hostname`` that host (conversion.go ``buildDestination``).
+        Filters become the route's ``headers``, ``rewrite`` and ``mirror``/``mirrorPercentage``
+        (conversion.go ``createHeadersFilter``, ``createRewriteFilter``, ``createMirrorFilter``);
+        a ``ReplacePrefixMatch`` splits the prefix's two blocks into two routes, since Istio's
+        prefix rewrite of ``/p/`` must keep the ``/``. TCPRoutes and TLSRoutes become the
+        ``tcp`` and ``tls`` routes (conversion.go ``convertTCPRoute``, ``convertTLSRoute``).
         """
-        routes = [o for o in objects if o.get("kind") in ("HTTPRoute", "GRPCRoute")]
-        main = next(o for o in routes if not o["metadata"]["name"].endswith("-https-redirect"))
+        routes = [o for o in objects if o.get("kind") in ("HTTPRoute", "GRPCRoute")
+                  and not o["metadata"]["name"].endswith("-https-redirect")]
+        l4_routes = [o for o in objects if o.get("kind") in ("TCPRoute", "TLSRoute")]
+        main = (routes or l4_routes)[0]
         app = main["metadata"]["labels"].get("app.kubernetes.io/name", "")
         ns = main["metadata"]["namespace"]
+        versions = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o.get("kind") == "Service"}
+        entries = {o["metadata"]["name"]: (o.get("spec") or {}).get("hosts") or [] for o in objects
+                   if o.get("kind") == "ServiceEntry"}
         gateways: dict[str, Any] = {}
         for o in objects:
             if o.get("kind") == "Gateway":
@@ -323,19 +597,35 @@ class GatewayApiTarget:
                 gateways[f"{o['metadata']['namespace']}/{o['metadata']['name']}"] = {
                     "apiVersion": ISTIO_API, "kind": "Gateway", "metadata": dict(o["metadata"]),
                     "spec": {"servers": servers}}
-        host, flat = "", []
-        all_gateways: list[str] = []
-        for route in routes:
-            if route["metadata"]["name"].endswith("-https-redirect"):
-                continue
+        host = ""
+
+        def parents(route: Mapping[str, Any]) -> list[str]:
+            nonlocal host
             bound = []
             for parent in route["spec"].get("parentRefs") or []:
                 if parent.get("kind") == "Service":
                     host = f"{parent['name']}.{parent.get('namespace', ns)}.svc.cluster.local"
                     bound.append("mesh")
+                elif parent.get("kind") == "ServiceEntry":
+                    host = (entries.get(parent["name"]) or [parent["name"]])[0]
+                    bound.append("mesh")
                 else:
                     bound.append(f"{parent.get('namespace', ns)}/{parent['name']}")
-            bound = list(dict.fromkeys(bound))
+            return list(dict.fromkeys(bound))
+
+        def destination(ref: Mapping[str, Any]) -> dict[str, Any]:
+            ref_ns = ref.get("namespace", ns)
+            port = {"port": {"number": ref["port"]}} if ref.get("port") else {}
+            if ref.get("kind") == "Hostname":
+                return {"host": ref["name"], **port}
+            if (ref_ns, ref["name"]) in versions:
+                return {"host": host, "subset": _version_of(app, ref["name"]), **port}
+            return {"host": f"{ref['name']}.{ref_ns}.svc.cluster.local", **port}
+
+        flat: list[tuple[Any, int, dict[str, Any]]] = []
+        all_gateways: list[str] = []
+        for route in routes:
+            bound = parents(route)
             all_gateways.extend(b for b in bound if b not in all_gateways)
             for r_index, rule in enumerate(route["spec"].get("rules") or []):
                 for m_index, match in enumerate(rule.get("matches") or [{}]):
@@ -346,18 +636,43 @@ class GatewayApiTarget:
                     for block in blocks:
                         block["gateways"] = bound
                     entry: dict[str, Any] = {"name": rule.get("name", f"rule-{r_index}"), "match": blocks}
-                    entry["route"] = [{"destination": {"host": host, "subset": _version_of(app, ref["name"]),
-                                                       **({"port": {"number": ref["port"]}} if ref.get("port") else {})},
-                                       "weight": int(ref.get("weight", 1))} for ref in rule.get("backendRefs") or []]
+                    entry["route"] = [{"destination": destination(ref), "weight": int(ref.get("weight", 1))}
+                                      for ref in rule.get("backendRefs") or []]
                     if "timeouts" in rule:
                         entry["timeout"] = rule["timeouts"].get("request")
+                    prefix_rewrite = _filters(rule, entry, destination)
+                    if prefix_rewrite is not None and len(blocks) == 2:  # exact /p, then prefix /p/
+                        stem = prefix_rewrite.rstrip("/")
+                        first = {**copy.deepcopy(entry), "match": [blocks[0]]}
+                        first["rewrite"]["uri"] = stem or "/"
+                        entry["match"] = [blocks[1]]
+                        entry["rewrite"]["uri"] = stem + "/"
+                        flat.append((m.rank(), len(flat), first))
                     flat.append((m.rank(), len(flat), entry))
         flat.sort(key=lambda t: (tuple(-x for x in t[0]), t[1]))
-        hosts = [host] + [h for r in routes if not r["metadata"]["name"].endswith("-https-redirect")
-                          for h in r["spec"].get("hostnames") or []]
+        l4: dict[str, list[dict[str, Any]]] = {"tcp": [], "tls": []}
+        for route in l4_routes:
+            bound = parents(route)
+            all_gateways.extend(b for b in bound if b not in all_gateways)
+            block: dict[str, Any] = {}
+            port = next((p.get("port") for p in route["spec"].get("parentRefs") or [] if p.get("port")), None)
+            if port:
+                block["port"] = port
+            if route["kind"] == "TLSRoute":
+                block["sniHosts"] = list(route["spec"].get("hostnames") or [])
+            for rule in route["spec"].get("rules") or []:
+                entry = {"route": [{"destination": destination(ref), "weight": int(ref.get("weight", 1))}
+                                   for ref in rule.get("backendRefs") or []]}
+                if block:
+                    entry["match"] = [dict(block)]
+                l4["tcp" if route["kind"] == "TCPRoute" else "tls"].append(entry)
+        hosts = [host] + [h for r in routes for h in r["spec"].get("hostnames") or []]
         vs = {"apiVersion": ISTIO_API, "kind": "VirtualService",
               "metadata": {"name": app, "namespace": ns, "labels": dict(main["metadata"]["labels"])},
               "spec": {"hosts": list(dict.fromkeys(hosts)), "http": [e for _, _, e in flat]}}
+        for key in ("tcp", "tls"):
+            if l4[key]:
+                vs["spec"][key] = l4[key]
         if all_gateways != ["mesh"]:
             vs["spec"]["gateways"] = all_gateways
         else:  # the mesh alone: a VirtualService without gateways, as the Istio target writes it
@@ -365,6 +680,44 @@ class GatewayApiTarget:
                 for block in entry["match"]:
                     del block["gateways"]
         return vs, gateways
+
+
+def _filters(rule: Mapping[str, Any], entry: dict[str, Any], destination: Any) -> str | None:
+    """A rule's filters as the Istio route fields they become (conversion.go); returns the
+    ``replacePrefixMatch`` of a ``URLRewrite``, if any."""
+    prefix = None
+    for f in rule.get("filters") or []:
+        kind = f.get("type")
+        if kind in ("RequestHeaderModifier", "ResponseHeaderModifier"):
+            mod = f.get(kind[0].lower() + kind[1:]) or {}
+            ops: dict[str, Any] = {}
+            for op in ("set", "add"):
+                if mod.get(op):
+                    ops[op] = {h["name"]: h["value"] for h in mod[op]}
+            if mod.get("remove"):
+                ops["remove"] = list(mod["remove"])
+            entry.setdefault("headers", {})["request" if kind == "RequestHeaderModifier" else "response"] = ops
+        elif kind == "URLRewrite":
+            r = f.get("urlRewrite") or {}
+            rewrite: dict[str, Any] = {}
+            if r.get("hostname"):
+                rewrite["authority"] = r["hostname"]
+            path = r.get("path") or {}
+            if path.get("type") == "ReplaceFullPath":
+                rewrite["uri"] = path["replaceFullPath"]
+            elif path.get("type") == "ReplacePrefixMatch":
+                rewrite["uri"] = prefix = path["replacePrefixMatch"]
+            entry["rewrite"] = rewrite
+        elif kind == "RequestMirror":
+            m = f.get("requestMirror") or {}
+            entry["mirror"] = destination(m["backendRef"])
+            if "percent" in m:
+                entry["mirrorPercentage"] = {"value": float(m["percent"])}
+            elif "fraction" in m:
+                fraction = m["fraction"]
+                entry["mirrorPercentage"] = {"value": float(Fraction(fraction["numerator"],
+                                                                     fraction.get("denominator", 100)) * 100)}
+    return prefix
 
 
 def _grpc_rule(rule: dict[str, Any], compiled: httproute.Rule, routes: Sequence[SpecRoute]) -> dict[str, Any]:
@@ -385,6 +738,8 @@ def _grpc_rule(rule: dict[str, Any], compiled: httproute.Rule, routes: Sequence[
     out: dict[str, Any] = {k: v for k, v in rule.items() if k not in ("matches", "timeouts")}
     if "timeouts" in rule:
         raise refuse("a timeout", "GRPCRoute has no timeouts; drop timeout here or keep spec.target: istio")
+    if any(f.get("type") == "URLRewrite" for f in rule.get("filters") or []):
+        raise refuse("a rewrite", "GRPCRoute has no URLRewrite filter; drop rewrite here or keep spec.target: istio")
     matches = []
     for m in rule["matches"]:
         if m.get("queryParams") or m.get("method"):
