@@ -128,3 +128,13 @@ def test_fault_injection_is_refused_with_what_to_do():
         compile_rules([route])
     assert "fault cannot be written in an HTTPRoute" in e.value.errors[0].message
     assert "spec.target: istio" in e.value.errors[0].hint
+
+
+def test_a_refusal_in_a_guard_that_carries_the_catch_all_is_placed_at_the_guarded_route():
+    """Found by the Envoy property (tests/test_envoy_gatewayapi.py): the guard of ``not uri
+    regex`` carries the last route, which has no ``when`` to point at, and the refusal had no
+    place at all."""
+    routes = [_route("r", 'not uri regex "/a.*"'), SpecRoute("last", None, {}, None)]
+    with pytest.raises(SpecErrors) as e:
+        compile_rules(routes)
+    assert [err.place for err in e.value.errors] == [Place("apps/a.yaml", 9, 13)]

@@ -325,7 +325,7 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
             continue  # HTTPRoute answers 404 by itself where no rule matches
         spec_name = compiler.spec_route_name(entry["name"], names)
         index = by_name[spec_name]
-        route = routes[index]
+        route = _placed(routes[index], entry["name"], by_name, routes)
         try:
             matches = [_block_matches(b, route) for b in entry.get("match") or [{}]]
             matches = _pair_prefixes(matches, route)
@@ -336,6 +336,16 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
     SpecErrors.collect(list({e.format(): e for e in errors}.values()))
     _keep_first_match(rules, routes, max_matches)
     return rules
+
+
+def _placed(route: SpecRoute, entry_name: str, by_name: Mapping[str, int], routes: Sequence[SpecRoute]) -> SpecRoute:
+    """The route a refusal of entry ``entry_name`` is placed at: the route it carries, or --
+    for a guard carrying a route without ``when`` (nowhere to point) -- the route whose
+    negated literal the guard is made of (``beta-guard-1-default``: ``beta``)."""
+    if route.place is not None or entry_name == route.name:
+        return route
+    owner = entry_name.split("-guard-", 1)[0]
+    return routes[by_name[owner]] if owner in by_name else route
 
 
 def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int) -> None:
@@ -356,14 +366,16 @@ def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int
                             if both is not None and both.rank() < b.rank():
                                 raise _Unrepresentable  # a regex path ranks below any prefix
                         except _Unrepresentable:
-                            first, second = routes[rule.spec_index], routes[later.spec_index]
+                            by_name = {r.name: k for k, r in enumerate(routes)}
+                            first = _placed(routes[rule.spec_index], rule.name, by_name, routes)
+                            second = _placed(routes[later.spec_index], later.name, by_name, routes)
                             raise SpecErrors([SpecError(
                                 f"route {as_yaml(second.name)} outranks route {as_yaml(first.name)} in an "
                                 "HTTPRoute (an Exact path, then the longest prefix, then method, headers, "
                                 "query) and the requests both match cannot be given back to "
                                 f"{as_yaml(first.name)}: two regexes, or a regex and a prefix, on one field, "
                                 "or a regex path (which ranks below every prefix) (target gateway-api)",
-                                place=first.place,
+                                place=first.place or second.place,
                                 hint=f"make the two conditions exclude each other, or move {as_yaml(second.name)}"
                                      f" before {as_yaml(first.name)} if it should win")]) from None
                         if both is None or any(_covers(m, both) for m in rule.matches):
