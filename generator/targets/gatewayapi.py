@@ -35,8 +35,9 @@ Per app of an environment with ``spec.target: gateway-api``:
     the same rules with gRPC method matches (:func:`_grpc_rule`).
 ``ReferenceGrant`` (``gateway.networking.k8s.io/v1beta1``)
     where the Service (``spec.service.host`` in another namespace) is not in the app's
-    namespace: in the Service's namespace, allowing ``HTTPRoute`` from the app's namespace to
-    refer to ``Service`` (gateway-api GEP-709).
+    namespace: in the Service's namespace, allowing ``HTTPRoute`` (``GRPCRoute`` for a gRPC
+    service: a grant names the kind it lets refer) from the app's namespace to refer to
+    ``Service`` (gateway-api GEP-709).
 
 Telemetry: a request a route sends to ``backendRef`` ``<app>-<version>`` leaves the client's
 proxy (or the gateway) on the cluster ``outbound|<port>||<app>-<version>.<ns>.svc.cluster.local``.
@@ -197,7 +198,11 @@ class GatewayApiTarget:
             out.append(("ReferenceGrant", "referencegrant.yaml", {
                 "apiVersion": GRANT_API, "kind": "ReferenceGrant",
                 "metadata": self._meta(app, f"{app.name}-from-{app.namespace}", svc_ns),
-                "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute",
+                # the grant names the route's own kind: Istio looks grants up by From{Kind,
+                # Namespace} (istio/istio pilot/pkg/config/kube/gatewaycommon/references.go
+                # BackendAllowed), so a GRPCRoute needs one from GRPCRoute
+                "spec": {"from": [{"group": "gateway.networking.k8s.io",
+                                   "kind": "GRPCRoute" if app.protocol == "grpc" else "HTTPRoute",
                                    "namespace": app.namespace}],
                          "to": [{"group": "", "kind": "Service"}]}}))
         return out
