@@ -65,6 +65,8 @@ GRPC_URIS = ["/pkg.S/M", "/pkg.S/N", "/pkg.S", "/pkg.T/M", "/pkg.Sx/M", "/", "/p
 HTTP_PATHS = [["/a"], ["/a/"], ["/a/b"], ["/b", "/a/b"]]
 GRPC_PATHS = [["/pkg.S"], ["/pkg.T"]]
 REQUESTS_PER_APP = 30
+#: Where a client of the mesh runs: the app's namespace, the Service's (when it is elsewhere), another.
+CLIENT_NAMESPACES = [NS, "backend", "other"]
 
 
 # --------------------------------------------------------------------------- drawn apps
@@ -195,7 +197,8 @@ def drawn_requests(rnd: random.Random, app: DrawnApp, n: int) -> list[tuple[Requ
         out.append((Request(uri=rnd.choice(GRPC_URIS if app.grpc else HTTP_URIS),
                             method="POST" if app.grpc else rnd.choice(["GET", "POST"]), headers=headers,
                             query=query, authority=authority, port=80 if at_gateway else app.port,
-                            gateway=f"{NS}/{app.name}-gateway" if at_gateway else "mesh"), at_gateway))
+                            gateway=f"{NS}/{app.name}-gateway" if at_gateway else "mesh",
+                            source_namespace=rnd.choice(CLIENT_NAMESPACES)), at_gateway))
     return out
 
 
@@ -242,12 +245,18 @@ class Served:
         self.hosts.setdefault(proxy, []).append(host)
 
 
-def serve_routes(objects: list[dict[str, Any]], served: Served, labels: tuple[tuple[str, str], ...] = ()) -> None:
+def serve_routes(objects: list[dict[str, Any]], served: Served, labels: tuple[tuple[str, str], ...] = (),
+                 clients: tuple[str, ...] = ("default",)) -> None:
     """Each rendered route, for each of its parents, as istiod converts it: a Service parent
-    (GAMMA) in the sidecar of a client in the route's namespace, on the parentRef's port; a
-    Gateway parent in the Gateway's proxy on port 80, one virtual host per hostname. ``labels``
-    tell apart the proxies of several environments in one Envoy."""
+    (GAMMA) in the sidecars of clients in the route's namespace and in ``clients``, on the
+    parentRef's port; a Gateway parent in the Gateway's proxy on port 80, one virtual host per
+    hostname. ``labels`` tell apart the proxies of several environments in one Envoy."""
     index = httproute.Objects.of(objects)
+    for route in (o for o in objects if o["kind"] in ("HTTPRoute", "GRPCRoute")):
+        for parent in route["spec"]["parentRefs"]:  # the app's Service: every version's endpoints
+            if parent.get("kind") == "Service":
+                host = f"{parent['name']}.{parent.get('namespace') or httproute.meta(route)[0]}.svc.cluster.local"
+                served.clusters[(host, parent["port"])] = []
     for obj in objects:
         if obj["kind"] == "Service":
             ns, name = httproute.meta(obj)
@@ -258,8 +267,9 @@ def serve_routes(objects: list[dict[str, Any]], served: Served, labels: tuple[tu
             if parent.get("kind") == "Service":
                 http = convert([route], index, mesh_port=parent["port"], mesh=True)
                 host = f"{parent['name']}.{parent.get('namespace') or ns}.svc.cluster.local"
-                served.add(envoy.Proxy("mesh", parent["port"], labels, ns),
-                           envoy.VirtualHost("", http, parent["port"], host, (host,), ns))
+                for client in dict.fromkeys((ns, *clients)):
+                    served.add(envoy.Proxy("mesh", parent["port"], labels, client),
+                               envoy.VirtualHost("", http, parent["port"], host, (host,), ns))
             else:
                 http = convert([route], index)
                 proxy = envoy.Proxy(f"{parent.get('namespace') or ns}/{parent['name']}", 80, labels)
@@ -315,10 +325,10 @@ def ask_envoy(served: Served, cases: list[Case]) -> None:
 
 
 def proxy_of(app: DrawnApp, request: Request, at_gateway: bool, labels: tuple[tuple[str, str], ...]) -> envoy.Proxy:
-    """The Gateway's proxy (port 80), or a sidecar in the app's namespace on the Service's port."""
+    """The Gateway's proxy (port 80), or the client's sidecar (in its namespace) on the Service's port."""
     if at_gateway:
         return envoy.Proxy(request.gateway, 80, labels)
-    return envoy.Proxy("mesh", app.port, labels, app.namespace)
+    return envoy.Proxy("mesh", app.port, labels, request.source_namespace)
 
 
 def run_batch(tmp_path: Path, drawn: list[DrawnApp], seed: int,
@@ -334,7 +344,7 @@ def run_batch(tmp_path: Path, drawn: list[DrawnApp], seed: int,
     objects = [o.obj for o in rendering.objects]
     check_weights(objects, kept)
     served = Served()
-    serve_routes(objects, served)
+    serve_routes(objects, served, clients=tuple(CLIENT_NAMESPACES))
     rnd = random.Random(seed)
     ask_envoy(served, [(app, request, at_gateway, ()) for app in kept.values()
                        for request, at_gateway in (asks[app.name] if asks else
@@ -381,7 +391,7 @@ def test_a_grpc_service_in_another_namespace_is_reached_through_the_gateway(tmp_
                    grpc=True, service_ns="backend", exposed=True)
     at = {"authority": app.exposed_host, "gateway": f"{NS}/g-gateway", "method": "POST"}
     asks = [(Request(uri="/pkg.S/M", **at), True), (Request(uri="/pkg.T/M", **at), True),
-            (Request(uri="/pkg.S/M", authority=app.host, port=80, method="POST"), False)]
+            (Request(uri="/pkg.S/M", authority=app.host, port=80, method="POST", source_namespace="other"), False)]
     assert run_batch(tmp_path, [app], 0, {"g": asks}) == (1, {})
     grant = next(o.obj for o in render_repo(tmp_path / "repo-0", cache=False).objects if o.kind == "ReferenceGrant")
     assert grant["spec"]["from"] == [{"group": "gateway.networking.k8s.io", "kind": "GRPCRoute", "namespace": NS}]
@@ -486,3 +496,14 @@ def test_the_golden_routing_cases_rendered_for_gateway_api_route_in_envoy_as_rev
             assert (want and want[0]) == ask["route"], (reviewed[app.name][0], ask)
             cases.append((app, request, False, ()))
     ask_envoy(served, cases)
+
+
+def test_a_service_in_another_namespace_routes_the_requests_of_every_clients_namespace(tmp_path: Path) -> None:
+    """The mesh's HTTPRoute lives in the Service's namespace: in the app's namespace it was a
+    consumer route (GAMMA), which istiod gives only to the sidecars of that namespace (route.go
+    ``buildSidecarVirtualHostsForVirtualService``), and a client elsewhere reached every version."""
+    app = DrawnApp("c", 9080, ["v1", "v2"], [("beta", 'header "x" exact "1"', {"v2": 100}), ("rest", None, {"v1": 100})],
+                   service_ns="backend")
+    asks = [(Request(uri="/", headers={"x": "1"}, authority=app.host, port=9080, source_namespace=ns), False)
+            for ns in CLIENT_NAMESPACES for _ in range(3)]
+    assert run_batch(tmp_path, [app], 0, {"c": asks}) == (1, {})

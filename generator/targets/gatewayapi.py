@@ -15,7 +15,13 @@ Per app of an environment with ``spec.target: gateway-api``:
     :func:`generator.routing.httproute_compiler.compile_rules`: the spec's first-match meaning under the
     Gateway API's precedence, or a placed refusal. With ``expose.paths`` the Gateway gets its
     own ``HTTPRoute`` ``<app>-gateway``, the same rules narrowed to those paths (whole
-    segments, as a ``PathPrefix``).
+    segments, as a ``PathPrefix``). The mesh's route is in the Service's namespace: a route
+    in the Service's namespace is a producer route, for every client, while one in another
+    namespace is a consumer route, for the clients of its own namespace only (GEP-1426;
+    istio/istio ``pilot/pkg/networking/core/route/route.go``
+    ``buildSidecarVirtualHostsForVirtualService``). So when ``spec.service.host`` is in
+    another namespace, ``<app>`` is there and the Gateway's rules are ``<app>-gateway`` in
+    the app's namespace.
 ``Service`` ``<app>-<version>`` per version
     HTTPRoute has no subsets, so each version is a Service selecting that version's labels
     (with the app Service's selector, ``spec.service.selector``, default ``{app: <service>}``:
@@ -34,8 +40,8 @@ Per app of an environment with ``spec.target: gateway-api``:
 ``GRPCRoute`` instead of the ``HTTPRoute``, when ``spec.service.protocol: grpc``
     the same rules with gRPC method matches (:func:`_grpc_rule`).
 ``ReferenceGrant`` (``gateway.networking.k8s.io/v1beta1``)
-    where the Service (``spec.service.host`` in another namespace) is not in the app's
-    namespace: in the Service's namespace, allowing ``HTTPRoute`` (``GRPCRoute`` for a gRPC
+    where the app is exposed and the Service (``spec.service.host`` in another namespace) is
+    not in the app's namespace: in the Service's namespace, allowing ``HTTPRoute`` (``GRPCRoute`` for a gRPC
     service: a grant names the kind it lets refer) from the app's namespace to refer to
     ``Service`` (gateway-api GEP-709).
 
@@ -159,25 +165,30 @@ class GatewayApiTarget:
         paths = expose.get("paths") or []
         rules = self.compile(routes, None, body_places)
         stem = "grpcroute" if app.protocol == "grpc" else "httproute"
+        # the mesh's route lives in the Service's namespace: a producer route, which GAMMA applies
+        # to every client (a route in another namespace is a consumer route, for the clients of
+        # that namespace only: gateway-api GEP-1426; istio/istio pilot/pkg/networking/core/route/
+        # route.go buildSidecarVirtualHostsForVirtualService)
         mesh_parent = {"group": "", "kind": "Service", "name": svc_name, "port": app.port}
-        if svc_ns != app.namespace:
-            mesh_parent["namespace"] = svc_ns
         gw = f"{app.name}-gateway"
         hosts = list(expose.get("hosts") or [])
         tls = expose.get("tls")
         gw_parents = ([{"name": gw, "sectionName": f"https-{i}"} for i in range(len(hosts))] if tls
                       else [{"name": gw}]) if expose else []
-        if expose and paths:
-            scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
-                                for p in paths)
-            gw_rules = self.compile(routes, scope, body_places)
-            for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [mesh_parent], [], rules, svc_ns, routes)),
+        if expose and (paths or svc_ns != app.namespace):
+            gw_rules = rules
+            if paths:
+                scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
+                                    for p in paths)
+                gw_rules = self.compile(routes, scope, body_places)
+            for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [mesh_parent], [], rules, svc_ns, routes,
+                                                            svc_ns)),
                               (f"{stem}-gateway.yaml", self._route(app, f"{app.name}-gateway", gw_parents, hosts,
-                                                                   gw_rules, svc_ns, routes))):
+                                                                   gw_rules, svc_ns, routes, app.namespace))):
                 out.append((obj["kind"], file, obj))
         else:
             obj = self._route(app, app.name, [mesh_parent, *gw_parents], hosts if expose else [], rules, svc_ns,
-                              routes)
+                              routes, svc_ns)
             out.append((obj["kind"], f"{stem}.yaml", obj))
         if expose:
             out.append(("Gateway", "gateway.yaml", self._gateway(app, gw, hosts, tls)))
@@ -194,7 +205,7 @@ class GatewayApiTarget:
                 out.append(("DestinationRule", f"destinationrule-{version}.yaml", {
                     "apiVersion": ISTIO_API, "kind": "DestinationRule", "metadata": self._meta(app, name, svc_ns),
                     "spec": {"host": f"{name}.{svc_ns}.svc.cluster.local", "trafficPolicy": policy}}))  # one use per document: no YAML alias
-        if svc_ns != app.namespace:
+        if expose and svc_ns != app.namespace:  # the Gateway's route refers to the Services
             out.append(("ReferenceGrant", "referencegrant.yaml", {
                 "apiVersion": GRANT_API, "kind": "ReferenceGrant",
                 "metadata": self._meta(app, f"{app.name}-from-{app.namespace}", svc_ns),
@@ -215,8 +226,8 @@ class GatewayApiTarget:
         return meta
 
     def _route(self, app: AppInput, name: str, parents: list[dict[str, Any]], hostnames: list[str],
-               rules: list[httproute.Rule], svc_ns: str, routes: Sequence[SpecRoute]) -> dict[str, Any]:
-        made = [self._rule(app, r, svc_ns) for r in rules]
+               rules: list[httproute.Rule], svc_ns: str, routes: Sequence[SpecRoute], namespace: str) -> dict[str, Any]:
+        made = [self._rule(app, r, svc_ns, namespace) for r in rules]
         kind = "HTTPRoute"
         if app.protocol == "grpc":
             kind = "GRPCRoute"
@@ -224,16 +235,16 @@ class GatewayApiTarget:
         spec: dict[str, Any] = {"parentRefs": parents, "rules": made}
         if hostnames:
             spec["hostnames"] = hostnames
-        return {"apiVersion": API, "kind": kind, "metadata": self._meta(app, name, app.namespace),
+        return {"apiVersion": API, "kind": kind, "metadata": self._meta(app, name, namespace),
                 "spec": spec}
 
-    def _rule(self, app: AppInput, rule: httproute.Rule, svc_ns: str) -> dict[str, Any]:
+    def _rule(self, app: AppInput, rule: httproute.Rule, svc_ns: str, namespace: str) -> dict[str, Any]:
         out: dict[str, Any] = {"name": rule.name, "matches": [m.to_object() for m in rule.matches]}
         refs = []
         for d in rule.body.get("route") or []:
             ref: dict[str, Any] = {"name": version_service(app.name, d["destination"]["subset"]),
                                    "port": app.port, "weight": int(d.get("weight", 100))}
-            if svc_ns != app.namespace:
+            if svc_ns != namespace:
                 ref["namespace"] = svc_ns
             refs.append(ref)
         out["backendRefs"] = refs
@@ -334,12 +345,13 @@ class GatewayApiTarget:
             if route["metadata"]["name"].endswith("-https-redirect"):
                 continue
             bound = []
+            route_ns = route["metadata"]["namespace"]
             for parent in route["spec"].get("parentRefs") or []:
                 if parent.get("kind") == "Service":
-                    host = f"{parent['name']}.{parent.get('namespace', ns)}.svc.cluster.local"
+                    host = f"{parent['name']}.{parent.get('namespace', route_ns)}.svc.cluster.local"
                     bound.append("mesh")
                 else:
-                    bound.append(f"{parent.get('namespace', ns)}/{parent['name']}")
+                    bound.append(f"{parent.get('namespace', route_ns)}/{parent['name']}")
             bound = list(dict.fromkeys(bound))
             all_gateways.extend(b for b in bound if b not in all_gateways)
             for r_index, rule in enumerate(route["spec"].get("rules") or []):
