@@ -507,3 +507,20 @@ def test_a_service_in_another_namespace_routes_the_requests_of_every_clients_nam
     asks = [(Request(uri="/", headers={"x": "1"}, authority=app.host, port=9080, source_namespace=ns), False)
             for ns in CLIENT_NAMESPACES for _ in range(3)]
     assert run_batch(tmp_path, [app], 0, {"c": asks}) == (1, {})
+
+
+def test_an_exposed_path_less_its_own_exact_path_routes_in_envoy_as_the_spec_says(tmp_path: Path) -> None:
+    """Under ``expose.paths: [/a]`` a route ``not uri exact "/a"`` means ``/a/...`` only, which
+    was refused (a ``PathPrefix /a`` takes ``/a`` too). The compiler writes ``PathPrefix /a``
+    and gives ``Exact /a`` to the route the spec sends ``/a`` to, which outranks it."""
+    app = DrawnApp("e", 80, ["v1", "v2"], [("deep", 'not uri exact "/a"', {"v2": 100}), ("rest", None, {"v1": 100})],
+                   expose_paths=["/a"], exposed=True)
+    at = {"authority": app.exposed_host, "gateway": f"{NS}/e-gateway"}
+    asks = [(Request(uri=u, **at), True) for u in ("/a", "/a/", "/a/b", "/ab", "/b")]
+    asks += [(Request(uri=u, authority=app.host, source_namespace=NS), False) for u in ("/a", "/a/b", "/b")]
+    assert run_batch(tmp_path, [app], 0, {"e": asks}) == (1, {})
+    route = next(o.obj for o in render_repo(tmp_path / "repo-0", cache=False).objects
+                 if o.obj["metadata"]["name"] == "e-gateway" and o.kind == "HTTPRoute")
+    assert [(r["name"], [m["path"] for m in r["matches"]]) for r in route["spec"]["rules"]] == [
+        ("deep", [{"type": "PathPrefix", "value": "/a"}]),
+        ("rest", [{"type": "PathPrefix", "value": "/a"}, {"type": "Exact", "value": "/a"}])]

@@ -138,3 +138,18 @@ def test_a_refusal_in_a_guard_that_carries_the_catch_all_is_placed_at_the_guarde
     with pytest.raises(SpecErrors) as e:
         compile_rules(routes)
     assert [err.place for err in e.value.errors] == [Place("apps/a.yaml", 9, 13)]
+
+
+def test_a_prefix_without_its_exact_path_hands_the_exact_path_to_the_route_the_spec_sends_it_to():
+    """``not uri exact "/a"`` under the exposed path ``/a`` is ``uri prefix "/a/"`` alone: written
+    ``PathPrefix /a`` (which also takes ``/a``), with ``Exact /a`` given to the later routes."""
+    routes = [_route("deep", 'not uri exact "/a"'), _route("get", 'method exact "GET"'), _route("last", None)]
+    rules = compile_rules(routes, scope=SCOPE)
+    objects = [{"matches": [m.to_object() for m in rule.matches]} for rule in rules]
+    for uri, method, want in (("/a", "GET", "get"), ("/a", "POST", "last"), ("/a/", "GET", "deep"),
+                              ("/a/b", "POST", "deep"), ("/ab", "GET", None)):
+        index = model.chosen_rule(objects, uri, method)
+        assert (None if index is None else routes[rules[index].spec_index].name) == want, (uri, method, objects)
+    with pytest.raises(SpecErrors) as e:  # nothing takes /a itself: the spec answers 404, a PathPrefix cannot
+        compile_rules([_route("deep", 'not uri exact "/a"'), _route("get", 'method exact "GET"')], scope=SCOPE)
+    assert "no later route takes every request to /a" in e.value.errors[0].message
