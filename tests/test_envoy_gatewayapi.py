@@ -4,14 +4,14 @@ App specs with drawn ``when`` route lists, versions and weights are rendered by 
 renderer into an environment with ``spec.target: gateway-api`` -- the HTTPRoutes (GRPCRoutes
 for a gRPC service) a user would commit. Each route is converted as istiod converts it
 (tests/gateway_conversion.py, after istio/istio ``pilot/pkg/config/kube/gateway/conversion.go``)
-for each of its parents: the app's Service (the mesh, GAMMA: a sidecar or waypoint on the
-Service's port) and, for an exposed app, its Gateway (north-south, by hostname). One Envoy
-serves a batch of apps (tests/envoy.py); every request it answers must be the spec's own
-first-match answer (:func:`generator.routing.conditions.holds` over the spec's routes in
-order): the route taken (each spec route sets the response header ``x-route`` to its name, a
-``ResponseHeaderModifier`` the target carries), a version the route gives a positive weight,
-and 404 where no route takes the request (at the Gateway also where the path is outside
-``expose.paths``, whole segments, or the host is not exposed).
+for each of its parents: the app's Service (the mesh, GAMMA: the sidecars of clients in
+several namespaces, on the Service's port) and, for an exposed app, its Gateway (north-south,
+by hostname). One Envoy serves a batch of apps (tests/envoy.py); every request it answers
+must be the spec's own first-match answer (:func:`generator.routing.conditions.holds` over
+the spec's routes in order): the route taken (each spec route sets the response header
+``x-route`` to its name, a ``ResponseHeaderModifier`` the target carries), a version the
+route gives a positive weight, and 404 where no route takes the request (at the Gateway also
+where the path is outside ``expose.paths``, whole segments, or the host is not exposed).
 
 Specs the compiler refuses (placed errors, by design: docs/writing-specs.md "Gateway API
 target") are left out of the batch and counted; most must compile. The bundled example and the
@@ -38,7 +38,6 @@ from generator.routing import conditions, httproute
 from generator.routing.compiler import spec_route_name
 from generator.routing.request import Request
 from tests import envoy
-from tests.conftest import ROOT
 from tests.gateway_conversion import convert
 from tests.test_gatewayapi_routing import ATOMS
 from tests.test_gatewayapi_routing import conditions as http_conditions
@@ -362,6 +361,7 @@ def test_drawn_apps_rendered_for_gateway_api_route_in_envoy_as_the_spec_says(tmp
     tally = {"compiled": 0, "refused": 0, "exposed": 0, "grpc": 0, "other namespace": 0}
     reasons: Counter[str] = Counter()
 
+    # no shrinking: a batch restarts Envoy, and the failing app and request are in the message
     @settings(derandomize=True, deadline=None, max_examples=6, database=None, phases=[Phase.explicit, Phase.generate],
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                      HealthCheck.function_scoped_fixture])
