@@ -153,3 +153,14 @@ def test_a_prefix_without_its_exact_path_hands_the_exact_path_to_the_route_the_s
     with pytest.raises(SpecErrors) as e:  # nothing takes /a itself: the spec answers 404, a PathPrefix cannot
         compile_rules([_route("deep", 'not uri exact "/a"'), _route("get", 'method exact "GET"')], scope=SCOPE)
     assert "no later route takes every request to /a" in e.value.errors[0].message
+
+
+def test_two_regexes_on_one_header_are_refused_for_what_they_are():
+    """tests/golden/routing/two-user-agent-regexes.yaml has no ``not``; its refusal spoke of a
+    negated header. The guard that checks the second regex needs the header's absence."""
+    when = 'header "User-Agent" regex ".*Chrome.*" and header "User-Agent" regex ".*Mobile.*"'
+    with pytest.raises(SpecErrors) as e:
+        compile_rules([_route("chrome-mobile", when), SpecRoute("last", None, {}, None)])
+    error, = e.value.errors
+    assert error.message.startswith('route \'chrome-mobile\': two matchers on header "user-agent" cannot be written')
+    assert error.place == Place("apps/a.yaml", 9, 13) and "one regex" in error.hint

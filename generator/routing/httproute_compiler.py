@@ -238,6 +238,13 @@ def _block_matches(block: dict[str, Any], route: SpecRoute) -> Match:
             f = {"sourceLabels": "source_label", "sourceNamespace": "source_namespace", "gateways": "gateway",
                  "withoutHeaders": "header"}.get(key, key)
             if key == "withoutHeaders":
+                if not _negates_a_header(route):  # two matchers on one header: a guard needs absence
+                    names = ", ".join(cond.quote(n) for n in sorted(block["withoutHeaders"]))
+                    raise _refuse_at(route, lambda p: p.field == "header", f"two matchers on header {names} "
+                                     "cannot be written in an HTTPRoute match: one match holds one matcher per "
+                                     "header, and the guard that checks the second needs the header's absence, "
+                                     "which HTTPRoute cannot match",
+                                     "write one regex that holds both, or keep spec.target: istio")
                 raise _refuse_at(route, lambda p: p.field == "header", "a negated header (header absence) "
                                  "cannot be written in an HTTPRoute match",
                                  "HTTPRoute has no header absence; match the values you want positively, "
@@ -282,6 +289,23 @@ def _block_matches(block: dict[str, Any], route: SpecRoute) -> Match:
 
     return Match(path, method, keyed(block.get("headers") or {}, "header", "header"),
                  keyed(block.get("queryParams") or {}, "query", "query parameter"))
+
+
+def _negates_a_header(route: SpecRoute) -> bool:
+    """Whether the route's ``when`` has a ``not`` over a header predicate."""
+    def walk(expr: cond.Expr, negated: bool) -> bool:
+        if isinstance(expr, cond.Pred):
+            return negated and expr.field == "header"
+        if isinstance(expr, cond.Not):
+            return walk(expr.item, not negated)
+        if isinstance(expr, (cond.And, cond.Or)):
+            return any(walk(e, negated) for e in expr.items)
+        return False
+
+    try:
+        return route.when is not None and walk(cond.parse(route.when), False)
+    except SpecError:
+        return True
 
 
 def _pair_prefixes(matches: list[Match], route: SpecRoute) -> list[Match]:
