@@ -12,6 +12,8 @@ the spec's routes in order): the route taken (each spec route sets the response 
 ``x-route`` to its name, a ``ResponseHeaderModifier`` the target carries), a version the
 route gives a positive weight, and 404 where no route takes the request (at the Gateway also
 where the path is outside ``expose.paths``, whole segments, or the host is not exposed).
+``meshgen explain``, which reads the same objects as the VirtualService Istio converts them
+into, must say the same.
 
 Specs the compiler refuses (placed errors, by design: docs/writing-specs.md "Gateway API
 target") are left out of the batch and counted; most must compile. The bundled example and the
@@ -33,6 +35,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from generator.errors import SpecErrors
+from generator import targets
+from generator.render import explain as explain_mod
 from generator.render.render import render_repo
 from generator.routing import conditions, httproute
 from generator.routing.compiler import spec_route_name
@@ -300,9 +304,44 @@ def check_weights(objects: list[dict[str, Any]], drawn: dict[str, DrawnApp]) -> 
 Case = tuple[DrawnApp, Request, bool, tuple[tuple[str, str], ...]]
 
 
-def ask_envoy(served: Served, cases: list[Case]) -> None:
+def explained(objects: list[Any]) -> dict[tuple[str, str], explain_mod.Rendered]:
+    """``meshgen explain``'s view of each rendered app, by ``(environment, app)``: its route
+    objects read as the VirtualService Istio converts them into."""
+    by_app: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for o in objects:
+        by_app.setdefault((o.env, o.app), []).append(o.obj)
+    out = {}
+    for key, objs in by_app.items():
+        target = targets.of_objects(objs)
+        assert target is not None
+        vs, gateways = target.as_virtual_service(objs)
+        versions = sorted({d["destination"]["subset"] for r in vs["spec"]["http"] for d in r.get("route") or []})
+        out[key] = explain_mod.Rendered("/".join(key), vs, gateways, versions)
+    return out
+
+
+def check_explain(rendered: explain_mod.Rendered, request: Request, want: tuple[str, dict[str, int]] | None,
+                  context: Any, exact_weights: bool = True) -> None:
+    """``meshgen explain`` names the spec's route and weights (no route: none); without
+    ``exact_weights`` (a rollout's weights, which the bot moves), versions among the spec's."""
+    result = rendered.explain(explain_mod.Ask(uri=request.uri, method=request.method, headers=request.headers,
+                                              query=request.query, authority=request.authority, port=request.port,
+                                              source_namespace=request.source_namespace, gateway=request.gateway))
+    if want is None:
+        assert result.spec_route is None, (context, result)
+        return
+    assert result.spec_route == want[0], (context, result)
+    if exact_weights:
+        assert result.destinations == {v: w for v, w in want[1].items() if w}, (context, result)
+    else:
+        assert set(result.destinations) <= {v for v, w in want[1].items() if w}, (context, result)
+
+
+def ask_envoy(served: Served, cases: list[Case], rendered: dict[tuple[str, str], explain_mod.Rendered] | None = None,
+              env: str = "dev", exact_weights: bool = True) -> None:
     """Start one Envoy with ``served`` and send each case ``(app, request, at the Gateway,
-    proxy labels)``: the answer must be the spec's (:func:`check_answer`)."""
+    proxy labels)``: the answer must be the spec's (:func:`check_answer`), and so must
+    ``meshgen explain``'s where ``rendered`` is given (environment: the ``env`` proxy label, else ``env``)."""
     proxies = list(served.hosts)
     for app, request, at_gateway, labels in cases:  # a proxy without routes for the host still listens
         proxy = proxy_of(app, request, at_gateway, labels)
@@ -317,8 +356,11 @@ def ask_envoy(served: Served, cases: list[Case]) -> None:
             answer = server.send(proxy_of(app, request, at_gateway, labels), request.method, target, request.authority,
                                  request.headers)
             want = spec_answer(app, request, at_gateway)
-            check_answer(answer, want, app.name, (app.name, app.routes, request, at_gateway, want, answer.status,
-                                                  answer.subset, answer.headers.get("x-route")))
+            context = (app.name, app.routes, request, at_gateway, want, answer.status, answer.subset,
+                       answer.headers.get("x-route"))
+            check_answer(answer, want, app.name, context)
+            if rendered is not None:
+                check_explain(rendered[(dict(labels).get("env", env), app.name)], request, want, context, exact_weights)
     finally:
         server.close()
 
@@ -347,7 +389,8 @@ def run_batch(tmp_path: Path, drawn: list[DrawnApp], seed: int,
     rnd = random.Random(seed)
     ask_envoy(served, [(app, request, at_gateway, ()) for app in kept.values()
                        for request, at_gateway in (asks[app.name] if asks else
-                                                   drawn_requests(rnd, app, REQUESTS_PER_APP))])
+                                                   drawn_requests(rnd, app, REQUESTS_PER_APP))],
+              explained(rendering.objects))
     return len(kept), refused
 
 
@@ -459,7 +502,7 @@ def test_the_bundled_example_rendered_for_gateway_api_routes_in_envoy_as_the_spe
                         cases.append((app, Request(uri=uri, headers=headers, authority=host,
                                                    gateway=f"{app.namespace}/{app.name}-gateway"), True, labels))
     assert {a.name for a, *_ in cases} == {"books", "gw", "reviews"} and len(cases) > 100
-    ask_envoy(served, cases)
+    ask_envoy(served, cases, explained(rendering.objects), exact_weights=False)
 
 
 GOLDEN = Path(__file__).parent / "golden" / "routing"
@@ -495,7 +538,7 @@ def test_the_golden_routing_cases_rendered_for_gateway_api_route_in_envoy_as_rev
             want = spec_answer(app, request, False)
             assert (want and want[0]) == ask["route"], (reviewed[app.name][0], ask)
             cases.append((app, request, False, ()))
-    ask_envoy(served, cases)
+    ask_envoy(served, cases, explained(rendering.objects))
 
 
 def test_a_service_in_another_namespace_routes_the_requests_of_every_clients_namespace(tmp_path: Path) -> None:
