@@ -495,6 +495,17 @@ def domains_for(vh: "VirtualHost", proxy: "Proxy") -> list[str]:
     return gateway_domains(vh.hosts, servers, vh.namespace)
 
 
+def _gateway_route_applies(vh: "VirtualHost", proxy: "Proxy") -> bool:
+    """route.go ``buildSidecarVirtualHostsForVirtualService``: a route converted from Gateway
+    API (``UseGatewaySemantics``) reaches a sidecar only when the Service is in the route's
+    namespace (a producer route, GAMMA) or the sidecar is (a consumer route)."""
+    if proxy.gateway != "mesh" or not vh.service or not any(e.get(GATEWAY_SEMANTICS) for e in vh.http):
+        return True
+    parts = vh.service.split(".")
+    service_ns = parts[1] if len(parts) > 2 and parts[2] == "svc" else vh.namespace
+    return service_ns == vh.namespace or proxy.namespace == vh.namespace
+
+
 @dataclass
 class Answer:
     """What came back: ``subset`` that answered (``None`` when Envoy answered itself)."""
@@ -546,6 +557,8 @@ class Envoy:
             vhosts, taken = [], set()
             for j, vh in enumerate(hosts[proxy] if isinstance(hosts, dict) else hosts):
                 routes = translate_routes(vh.http, proxy, vh.host_port)
+                if routes is not None and not _gateway_route_applies(vh, proxy):
+                    routes = None
                 domains = domains_for(vh, proxy)
                 if routes is None:
                     if proxy.gateway != "mesh" or not vh.service:

@@ -128,3 +128,39 @@ def test_fault_injection_is_refused_with_what_to_do():
         compile_rules([route])
     assert "fault cannot be written in an HTTPRoute" in e.value.errors[0].message
     assert "spec.target: istio" in e.value.errors[0].hint
+
+
+def test_a_refusal_in_a_guard_that_carries_the_catch_all_is_placed_at_the_guarded_route():
+    """Found by the Envoy property (tests/test_envoy_gatewayapi.py): the guard of ``not uri
+    regex`` carries the last route, which has no ``when`` to point at, and the refusal had no
+    place at all."""
+    routes = [_route("r", 'not uri regex "/a.*"'), SpecRoute("last", None, {}, None)]
+    with pytest.raises(SpecErrors) as e:
+        compile_rules(routes)
+    assert [err.place for err in e.value.errors] == [Place("apps/a.yaml", 9, 13)]
+
+
+def test_a_prefix_without_its_exact_path_hands_the_exact_path_to_the_route_the_spec_sends_it_to():
+    """``not uri exact "/a"`` under the exposed path ``/a`` is ``uri prefix "/a/"`` alone: written
+    ``PathPrefix /a`` (which also takes ``/a``), with ``Exact /a`` given to the later routes."""
+    routes = [_route("deep", 'not uri exact "/a"'), _route("get", 'method exact "GET"'), _route("last", None)]
+    rules = compile_rules(routes, scope=SCOPE)
+    objects = [{"matches": [m.to_object() for m in rule.matches]} for rule in rules]
+    for uri, method, want in (("/a", "GET", "get"), ("/a", "POST", "last"), ("/a/", "GET", "deep"),
+                              ("/a/b", "POST", "deep"), ("/ab", "GET", None)):
+        index = model.chosen_rule(objects, uri, method)
+        assert (None if index is None else routes[rules[index].spec_index].name) == want, (uri, method, objects)
+    with pytest.raises(SpecErrors) as e:  # nothing takes /a itself: the spec answers 404, a PathPrefix cannot
+        compile_rules([_route("deep", 'not uri exact "/a"'), _route("get", 'method exact "GET"')], scope=SCOPE)
+    assert "no later route takes every request to /a" in e.value.errors[0].message
+
+
+def test_two_regexes_on_one_header_are_refused_for_what_they_are():
+    """tests/golden/routing/two-user-agent-regexes.yaml has no ``not``; its refusal spoke of a
+    negated header. The guard that checks the second regex needs the header's absence."""
+    when = 'header "User-Agent" regex ".*Chrome.*" and header "User-Agent" regex ".*Mobile.*"'
+    with pytest.raises(SpecErrors) as e:
+        compile_rules([_route("chrome-mobile", when), SpecRoute("last", None, {}, None)])
+    error, = e.value.errors
+    assert error.message.startswith('route \'chrome-mobile\': two matchers on header "user-agent" cannot be written')
+    assert error.place == Place("apps/a.yaml", 9, 13) and "one regex" in error.hint

@@ -95,15 +95,29 @@ def test_an_exposed_app_gets_a_gateway_of_the_environments_class_and_a_route_nar
     assert redirect["parentRefs"] == [{"name": "ratings-gateway", "sectionName": "http-0"}]
 
 
-def test_a_service_in_another_namespace_gets_a_reference_grant(tmp_path):
-    objs = _objects(render.render_repo(_repo(tmp_path, host="ratings.backend.svc.cluster.local"), cache=False))
+def test_a_service_in_another_namespace_gets_its_mesh_route_there_and_a_reference_grant_for_the_gateway(tmp_path):
+    """The mesh's route lives in the Service's namespace (a producer route, for every client:
+    one in the app's namespace would be a consumer route, for that namespace's clients only --
+    Envoy showed it, tests/test_envoy_gatewayapi.py); the Gateway's route stays in the app's
+    namespace and refers to the version Services through a ReferenceGrant."""
+    objs = _objects(render.render_repo(_repo(tmp_path / "mesh", host="ratings.backend.svc.cluster.local"), cache=False))
+    route = objs["httproute.yaml"]
+    assert route["metadata"]["namespace"] == "backend" and "referencegrant.yaml" not in objs
+    assert route["spec"]["parentRefs"] == [{"group": "", "kind": "Service", "name": "ratings", "port": 80}]
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "ratings-v2", "port": 80, "weight": 100}]
+    assert objs["service-v1.yaml"]["metadata"]["namespace"] == "backend"
+    expose = "  expose: {hosts: [ratings.example.com]}\n"
+    objs = _objects(render.render_repo(_repo(tmp_path / "gw", host="ratings.backend.svc.cluster.local",
+                                             expose=expose, extra="  gatewayClassName: istio\n"), cache=False))
+    assert objs["httproute.yaml"]["metadata"]["namespace"] == "backend"
+    north = objs["httproute-gateway.yaml"]
+    assert north["metadata"]["namespace"] == "shop" and north["spec"]["parentRefs"] == [{"name": "ratings-gateway"}]
+    assert north["spec"]["rules"][0]["backendRefs"] == [{"name": "ratings-v2", "namespace": "backend", "port": 80,
+                                                         "weight": 100}]
     grant = objs["referencegrant.yaml"]
     assert grant["metadata"]["namespace"] == "backend"
     assert grant["spec"] == {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "shop"}],
                              "to": [{"group": "", "kind": "Service"}]}
-    refs = objs["httproute.yaml"]["spec"]["rules"][0]["backendRefs"]
-    assert refs == [{"name": "ratings-v2", "namespace": "backend", "port": 80, "weight": 100}]
-    assert objs["service-v1.yaml"]["metadata"]["namespace"] == "backend"
 
 
 def test_what_an_httproute_cannot_carry_is_refused_at_its_place(tmp_path):

@@ -25,7 +25,13 @@ How the first-match meaning is kept:
    segments -- ``/foo`` matches ``/foo`` and ``/foo/bar``, never ``/foobar`` -- so the spec's
    string prefix maps to it only where it means the same: ``uri prefix "/"``, and the pair
    ``uri exact "/foo" or uri prefix "/foo/"`` (one route, same other literals), which is
-   ``PathPrefix /foo``. Any other ``uri prefix`` is refused, with that pair as the way out.
+   ``PathPrefix /foo``. A ``uri prefix "/foo/"`` alone (``/foo/...`` but not ``/foo``, as
+   ``not uri exact "/foo"`` leaves of an exposed path ``/foo``) is written ``PathPrefix /foo``
+   too, and the requests to ``/foo`` itself (with the match's other fields) are handed to the
+   routes the spec sends them to: each other rule gets the intersection of ``Exact /foo``
+   with each of its matches, and an ``Exact`` path outranks every prefix. When no single
+   match takes all of ``/foo`` (the spec answers 404 for some), it is refused. Any other
+   ``uri prefix`` is refused, with the pair as the way out.
 4. Precedence: a block ``B`` of a later rule that outranks a block ``A`` of an earlier rule
    would take the requests both match, which the spec sends to ``A``'s route. For each such
    pair that can overlap, the compiler adds the intersection ``A and B`` to ``A``'s rule: it
@@ -67,7 +73,9 @@ class Match:
     """One ``HTTPRouteMatch`` as the compiler reasons about it.
 
     Attributes:
-        path: ``(type, value)``: ``Exact``, ``PathPrefix`` or ``RegularExpression``.
+        path: ``(type, value)``: ``Exact``, ``PathPrefix`` or ``RegularExpression``; or
+            ``("Segments", "/foo/")``: the paths under ``/foo/``, not ``/foo`` itself, written
+            ``PathPrefix /foo`` (see the module docstring).
         method: the HTTP method, or ``None``.
         headers: ``((lower-case name, type, value), ...)`` sorted; type ``Exact`` or ``RegularExpression``.
         query: ``((name, type, value), ...)`` sorted.
@@ -81,12 +89,24 @@ class Match:
     def rank(self) -> tuple[int, int, int, int, int]:
         """Istio's sort key (higher first): path type (Exact 3, PathPrefix 2, RegularExpression
         1), path length, method, header count, query count (conversion.go ``sortHTTPRoutes``)."""
-        kind = {"Exact": 3, "PathPrefix": 2, "RegularExpression": 1}[self.path[0]]
-        return (kind, len(self.path[1]), self.method is not None, len(self.headers), len(self.query))
+        kind = {"Exact": 3, "PathPrefix": 2, "Segments": 2, "RegularExpression": 1}[self.path[0]]
+        return (kind, len(self.written_path()[1]), self.method is not None, len(self.headers), len(self.query))
+
+    def written_path(self) -> tuple[str, str]:
+        """The path as the ``HTTPRouteMatch`` holds it (a ``Segments`` path is a ``PathPrefix``)."""
+        if self.path[0] == "Segments":
+            return ("PathPrefix", self.path[1][:-1])
+        return self.path
+
+    def exact_base(self) -> "Match":
+        """For a ``Segments`` path ``/foo/``: the requests to ``/foo`` its ``PathPrefix`` also
+        takes, which the compiler hands to the other rules."""
+        return Match(("Exact", self.path[1][:-1]), self.method, self.headers, self.query)
 
     def to_object(self) -> dict[str, Any]:
         """The ``HTTPRouteMatch`` object."""
-        out: dict[str, Any] = {"path": {"type": self.path[0], "value": self.path[1]}}
+        kind, value = self.written_path()
+        out: dict[str, Any] = {"path": {"type": kind, "value": value}}
         if self.method:
             out["method"] = self.method
         if self.headers:
@@ -117,9 +137,28 @@ def _and_values(a: tuple[str, str], b: tuple[str, str]) -> tuple[str, str] | Non
     raise _Unrepresentable
 
 
+def _and_segments(seg: tuple[str, str], other: tuple[str, str]) -> tuple[str, str] | None:
+    """``Segments /p/`` (paths starting with ``/p/``) and another path."""
+    base = seg[1]
+    kind, value = other
+    if kind == "Exact":
+        return other if value.startswith(base) else None
+    if kind == "Segments":
+        return seg if base.startswith(value) else other if value.startswith(base) else None
+    if kind == "PathPrefix":
+        if httproute.prefix_matches(value, base[:-1]):
+            return seg  # /p is under the prefix: so is all of /p/...
+        return other if value.rstrip("/").startswith(base) else None
+    raise _Unrepresentable
+
+
 def _and_paths(a: tuple[str, str], b: tuple[str, str]) -> tuple[str, str] | None:
     if a == b:
         return a
+    if a[0] == "Segments":
+        return _and_segments(a, b)
+    if b[0] == "Segments":
+        return _and_segments(b, a)
     order = {"Exact": 0, "PathPrefix": 1, "RegularExpression": 2}
     first, second = sorted([a, b], key=lambda m: order[m[0]])
     (ta, va), (tb, vb) = first, second
@@ -200,6 +239,13 @@ def _block_matches(block: dict[str, Any], route: SpecRoute) -> Match:
             f = {"sourceLabels": "source_label", "sourceNamespace": "source_namespace", "gateways": "gateway",
                  "withoutHeaders": "header"}.get(key, key)
             if key == "withoutHeaders":
+                if not _negates_a_header(route):  # two matchers on one header: a guard needs absence
+                    names = ", ".join(cond.quote(n) for n in sorted(block["withoutHeaders"]))
+                    raise _refuse_at(route, lambda p: p.field == "header", f"two matchers on header {names} "
+                                     "cannot be written in an HTTPRoute match: one match holds one matcher per "
+                                     "header, and the guard that checks the second needs the header's absence, "
+                                     "which HTTPRoute cannot match",
+                                     "write one regex that holds both, or keep spec.target: istio")
                 raise _refuse_at(route, lambda p: p.field == "header", "a negated header (header absence) "
                                  "cannot be written in an HTTPRoute match",
                                  "HTTPRoute has no header absence; match the values you want positively, "
@@ -246,6 +292,23 @@ def _block_matches(block: dict[str, Any], route: SpecRoute) -> Match:
                  keyed(block.get("queryParams") or {}, "query", "query parameter"))
 
 
+def _negates_a_header(route: SpecRoute) -> bool:
+    """Whether the route's ``when`` has a ``not`` over a header predicate."""
+    def walk(expr: cond.Expr, negated: bool) -> bool:
+        if isinstance(expr, cond.Pred):
+            return negated and expr.field == "header"
+        if isinstance(expr, cond.Not):
+            return walk(expr.item, not negated)
+        if isinstance(expr, (cond.And, cond.Or)):
+            return any(walk(e, negated) for e in expr.items)
+        return False
+
+    try:
+        return route.when is not None and walk(cond.parse(route.when), False)
+    except SpecError:
+        return True
+
+
 def _pair_prefixes(matches: list[Match], route: SpecRoute) -> list[Match]:
     """Fold ``Exact /foo`` + string prefix ``/foo/`` (same other fields) into ``PathPrefix /foo``;
     refuse any other string prefix."""
@@ -258,6 +321,9 @@ def _pair_prefixes(matches: list[Match], route: SpecRoute) -> list[Match]:
         exact = Match(("Exact", base), m.method, m.headers, m.query)
         if value.endswith("/") and base and exact in out:
             out[out.index(exact)] = Match(("PathPrefix", base), m.method, m.headers, m.query)
+            continue
+        if value.endswith("/") and base:  # /foo/... but not /foo: the other rules get /foo
+            out.append(Match(("Segments", value), m.method, m.headers, m.query))
             continue
         seg = value.rstrip("/") or "/"
         raise _refuse_at(route, lambda p, v=value: p.field == "uri" and p.matcher.kind == "prefix"
@@ -327,7 +393,7 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
             continue  # HTTPRoute answers 404 by itself where no rule matches
         spec_name = compiler.spec_route_name(entry["name"], names)
         index = by_name[spec_name]
-        route = routes[index]
+        route = _placed(routes[index], entry["name"], by_name, routes)
         try:
             matches = [_block_matches(b, route) for b in entry.get("match") or [{}]]
             matches = _pair_prefixes(matches, route)
@@ -336,13 +402,73 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
             continue
         rules.append(Rule(entry["name"], index, matches, bodies[index]))
     SpecErrors.collect(list({e.format(): e for e in errors}.values()))
-    _keep_first_match(rules, routes, max_matches)
+    while _keep_first_match(rules, routes, max_matches) | _hand_over_exact(rules, routes, max_matches):
+        pass
     return rules
 
 
-def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int) -> None:
-    """Add to each rule the intersections that keep its requests from later, higher-ranked rules."""
+def _placed(route: SpecRoute, entry_name: str, by_name: Mapping[str, int], routes: Sequence[SpecRoute]) -> SpecRoute:
+    """The route a refusal of entry ``entry_name`` is placed at: the route it carries, or --
+    for a guard carrying a route without ``when`` (nowhere to point) -- the route whose
+    negated literal the guard is made of (``beta-guard-1-default``: ``beta``)."""
+    if route.place is not None or entry_name == route.name:
+        return route
+    owner = entry_name.split("-guard-", 1)[0]
+    return routes[by_name[owner]] if owner in by_name else route
+
+
+def _hand_over_exact(rules: list[Rule], routes: Sequence[SpecRoute], limit: int) -> bool:
+    """For each ``Segments /p/`` match (written ``PathPrefix /p``, which also takes ``/p``): give
+    every other rule the intersection of ``Exact /p`` (with the match's other fields) and each
+    of its matches, so that an ``Exact`` match, which outranks every prefix, takes each such
+    request where the spec sends it (:func:`_keep_first_match` then orders them). Whether
+    anything was added.
+
+    Raises:
+        SpecErrors: some of ``/p`` would go nowhere in the spec (404), which a ``PathPrefix``
+            cannot leave out; or an intersection is not one match.
+    """
+    by_name = {r.name: k for k, r in enumerate(routes)}
+    added = False
+    for i, rule in enumerate(rules):
+        for s in [m for m in rule.matches if m.path[0] == "Segments"]:
+            exact = s.exact_base()
+            covered = False
+            for j, other in enumerate(rules):
+                for m in list(other.matches):
+                    try:
+                        both = intersect(exact, m)
+                    except _Unrepresentable:
+                        both = None  # an Exact path with two regexes on a header: left to the cover check
+                    if both is None:
+                        continue
+                    covered = covered or both == exact
+                    if any(_covers(k, both) for k in other.matches):
+                        continue
+                    other.matches.append(both)
+                    added = True
+            if not covered:
+                route = _placed(routes[rule.spec_index], rule.name, by_name, routes)
+                base = s.path[1][:-1]
+                raise SpecErrors([SpecError(
+                    f"route {as_yaml(route.name)}: uri prefix {cond.quote(s.path[1])} without {base} itself "
+                    f"cannot be written in an HTTPRoute: its PathPrefix {base} also takes {base}, and no later "
+                    f"route takes every request to {base} (target gateway-api)", place=route.place,
+                    hint=f"add a last route without `when`, or write uri regex {cond.quote(_re_escape(s.path[1]) + '.*')}")])
+            if sum(len(r.matches) for r in rules) > limit:
+                raise SpecErrors([SpecError(
+                    f"route {as_yaml(routes[rule.spec_index].name)}: the HTTPRoute needs more than "
+                    f"{limit} matches to keep the spec's order (target gateway-api)",
+                    place=_placed(routes[rule.spec_index], rule.name, by_name, routes).place,
+                    hint="order routes from the most specific path to the least")])
+    return added
+
+
+def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int) -> bool:
+    """Add to each rule the intersections that keep its requests from later, higher-ranked
+    rules; whether anything was added."""
     changed = True
+    added = False
     while changed:
         changed = False
         for i, rule in enumerate(rules):
@@ -358,26 +484,29 @@ def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int
                             if both is not None and both.rank() < b.rank():
                                 raise _Unrepresentable  # a regex path ranks below any prefix
                         except _Unrepresentable:
-                            first, second = routes[rule.spec_index], routes[later.spec_index]
+                            by_name = {r.name: k for k, r in enumerate(routes)}
+                            first = _placed(routes[rule.spec_index], rule.name, by_name, routes)
+                            second = _placed(routes[later.spec_index], later.name, by_name, routes)
                             raise SpecErrors([SpecError(
                                 f"route {as_yaml(second.name)} outranks route {as_yaml(first.name)} in an "
                                 "HTTPRoute (an Exact path, then the longest prefix, then method, headers, "
                                 "query) and the requests both match cannot be given back to "
                                 f"{as_yaml(first.name)}: two regexes, or a regex and a prefix, on one field, "
                                 "or a regex path (which ranks below every prefix) (target gateway-api)",
-                                place=first.place,
+                                place=first.place or second.place,
                                 hint=f"make the two conditions exclude each other, or move {as_yaml(second.name)}"
                                      f" before {as_yaml(first.name)} if it should win")]) from None
                         if both is None or any(_covers(m, both) for m in rule.matches):
                             continue
                         rule.matches.append(both)
-                        changed = True
+                        changed = added = True
                         if sum(len(r.matches) for r in rules) > limit:
                             raise SpecErrors([SpecError(
                                 f"route {as_yaml(routes[rule.spec_index].name)}: the HTTPRoute needs more than "
                                 f"{limit} matches to keep the spec's order (target gateway-api)",
                                 place=routes[rule.spec_index].place,
                                 hint="order routes from the most specific path to the least")])
+    return added
 
 
 def _covers(m: Match, other: Match) -> bool:

@@ -15,7 +15,13 @@ Per app of an environment with ``spec.target: gateway-api``:
     :func:`generator.routing.httproute_compiler.compile_rules`: the spec's first-match meaning under the
     Gateway API's precedence, or a placed refusal. With ``expose.paths`` the Gateway gets its
     own ``HTTPRoute`` ``<app>-gateway``, the same rules narrowed to those paths (whole
-    segments, as a ``PathPrefix``).
+    segments, as a ``PathPrefix``). The mesh's route is in the Service's namespace: a route
+    in the Service's namespace is a producer route, for every client, while one in another
+    namespace is a consumer route, for the clients of its own namespace only (GEP-1426;
+    istio/istio ``pilot/pkg/networking/core/route/route.go``
+    ``buildSidecarVirtualHostsForVirtualService``). So when ``spec.service.host`` is in
+    another namespace, ``<app>`` is there and the Gateway's rules are ``<app>-gateway`` in
+    the app's namespace.
 ``Service`` ``<app>-<version>`` per version
     HTTPRoute has no subsets, so each version is a Service selecting that version's labels
     (with the app Service's selector, ``spec.service.selector``, default ``{app: <service>}``:
@@ -38,10 +44,12 @@ Per app of an environment with ``spec.target: gateway-api``:
     the ``sniHosts``. Routes bound to one port have no order in Gateway API, so routes that can
     take the same connection are refused, as are matches on anything but port and SNI.
 ``ReferenceGrant`` (``gateway.networking.k8s.io/v1beta1``)
-    in each namespace, other than the app's, of a Service a route refers to (the app's own
-    Service, ``spec.service.host`` in another namespace: ``referencegrant.yaml``; another
-    app's: ``referencegrant-<namespace>.yaml``), allowing the route kinds of the app's namespace
-    to refer to ``Service`` (gateway-api GEP-709).
+    where a route refers to a Service of another namespace, in that namespace, allowing the
+    route's kind (``HTTPRoute``, ``GRPCRoute``, ...: a grant names the kind it lets refer,
+    istio/istio ``pilot/pkg/config/kube/gatewaycommon/references.go`` ``BackendAllowed``) from
+    the route's namespace to refer to ``Service`` (gateway-api GEP-709): the Gateway's route
+    (in the app's namespace) to a Service in another (``referencegrant.yaml``), a route to
+    another app's Service (``referencegrant-<namespace>.yaml``).
 ``ServiceEntry`` (Istio), with ``spec.serviceEntry``
     as the istio target renders it (its template); the routes are bound to it (``parentRefs``
     ``{group: networking.istio.io, kind: ServiceEntry}``) and send to its host as the backend
@@ -76,7 +84,9 @@ so the built-in metrics read ``reporter="source"`` series with
 
 from __future__ import annotations
 
+
 import copy
+import functools
 import re
 from fractions import Fraction
 from typing import Any, Mapping, Sequence
@@ -127,13 +137,15 @@ class _Plain:
                 self.mesh_parent["port"] = self.port
         else:
             self.mesh_parent = {"group": "", "kind": "Service", "name": self.svc_name, "port": self.port}
-            if self.svc_ns != self.namespace:
-                self.mesh_parent["namespace"] = self.svc_ns
-        #: ``{namespace: {route kind}}``: the routes that refer to Services of another namespace
-        self.grants: dict[str, set[str]] = {}
+        #: the namespace of the mesh's routes: the Service's (a producer route, GEP-1426), or the
+        #: app's for a ServiceEntry host
+        self.mesh_ns = self.namespace if self.entry is not None else self.svc_ns
+        #: ``{namespace: {(route kind, route namespace)}}``: the routes that refer to Services of
+        #: another namespace, for the ReferenceGrant there
+        self.grants: dict[str, set[tuple[str, str]]] = {}
 
     def backend(self, dest: Mapping[str, Any], kind: str, route: str, place: Place | None,
-                what: str = "route") -> dict[str, Any]:
+                what: str = "route", *, from_ns: str) -> dict[str, Any]:
         """The ``backendRef`` (without ``weight``) of an Istio destination ``{host, subset?, port?}``.
 
         A version of the app is its Service ``<app>-<version>``; the app's own host without a
@@ -145,7 +157,7 @@ class _Plain:
         to the host in its registry, and which must name a port and no namespace (istio/istio
         ``pilot/pkg/config/kube/gateway/conversion.go`` ``buildDestination``: "port is required in
         backendRef for Hostname kind"; istio.io docs/tasks/traffic-management/egress). A route ``kind``
-        that crosses namespaces is noted for the ReferenceGrant.
+        in namespace ``from_ns`` that crosses namespaces is noted for the ReferenceGrant.
 
         Raises:
             SpecError: a subset of another host; no port for a Service or host.
@@ -157,7 +169,7 @@ class _Plain:
             return SpecError(f"{what} {as_yaml(route)}: {message} (target gateway-api)", place=place, hint=hint)
 
         ref: dict[str, Any]
-        namespace = self.namespace
+        namespace = from_ns
         if host == self.host and subset:
             ref, namespace = {"name": version_service(self.name, subset), "port": self.port}, self.svc_ns
         elif host == self.host and self.entry is None:
@@ -174,16 +186,16 @@ class _Plain:
             port = port or (self.port if host == self.host else self.given.ports.get(host))
             if port:
                 ref["port"] = port
-            namespace = self.namespace
+            namespace = from_ns
         if ref.get("kind") != "Hostname" and not ref.get("port"):
             raise refuse(f"the destination {host} has no port, and a backendRef to a Service names one",
                          "add port: <the Service's port> to the destination")
         if ref.get("kind") == "Hostname" and not ref.get("port"):
             raise refuse(f"the destination {host} has no port, and Istio needs one for a Hostname backendRef",
                          "add port: <the host's port> to the destination, or spec.service.port to the app")
-        if namespace != self.namespace:
+        if namespace != from_ns:
             ref["namespace"] = namespace
-            self.grants.setdefault(namespace, set()).add(kind)
+            self.grants.setdefault(namespace, set()).add((kind, from_ns))
         return ref
 
 
@@ -330,22 +342,30 @@ class GatewayApiTarget:
         http = bool(routes) or not any(given.l4.get(k) for k in ("tcp", "tls"))
         rules = self.compile(routes, None, body_places) if http else []
         stem = "grpcroute" if app.protocol == "grpc" else "httproute"
+        # the mesh's route lives in the Service's namespace: a producer route, which GAMMA applies
+        # to every client (a route in another namespace is a consumer route, for the clients of
+        # that namespace only: gateway-api GEP-1426; istio/istio pilot/pkg/networking/core/route/
+        # route.go buildSidecarVirtualHostsForVirtualService)
+        mesh_ns = app.mesh_ns
         gw = f"{app.name}-gateway"
         hosts = list(expose.get("hosts") or [])
         tls = expose.get("tls")
         gw_parents = ([{"name": gw, "sectionName": f"https-{i}"} for i in range(len(hosts))] if tls
                       else [{"name": gw}]) if expose else []
-        if http and expose and paths:
-            scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
-                                for p in paths)
-            gw_rules = self.compile(routes, scope, body_places)
-            for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [app.mesh_parent], [], rules, routes, errors)),
+        if http and expose and (paths or mesh_ns != app.namespace):
+            gw_rules = rules
+            if paths:
+                scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
+                                    for p in paths)
+                gw_rules = self.compile(routes, scope, body_places)
+            for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [app.mesh_parent], [], rules, routes, errors,
+                                                            mesh_ns)),
                               (f"{stem}-gateway.yaml", self._route(app, f"{app.name}-gateway", gw_parents, hosts,
-                                                                   gw_rules, routes, errors))):
+                                                                   gw_rules, routes, errors, app.namespace))):
                 out.append((obj["kind"], file, obj))
         elif http:  # an app with tcp or tls routes only has no HTTPRoute, as it has no VirtualService http
             obj = self._route(app, app.name, [app.mesh_parent, *gw_parents], hosts if expose else [], rules, routes,
-                              errors)
+                              errors, mesh_ns)
             out.append((obj["kind"], f"{stem}.yaml", obj))
         if expose:
             out.append(("Gateway", "gateway.yaml", self._gateway(app, gw, hosts, tls)))
@@ -374,8 +394,8 @@ class GatewayApiTarget:
             out.append(("ReferenceGrant", "referencegrant.yaml" if ns == svc_ns else f"referencegrant-{ns}.yaml", {
                 "apiVersion": GRANT_API, "kind": "ReferenceGrant",
                 "metadata": self._meta(app, f"{app.name}-from-{app.namespace}", ns),
-                "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": kind, "namespace": app.namespace}
-                                  for kind in sorted(kinds)],
+                "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": kind, "namespace": from_ns}
+                                  for kind, from_ns in sorted(kinds)],
                          "to": [{"group": "", "kind": "Service"}]}}))
         meta_place = given.place("metadata", "name")
         places = {"Gateway": given.key_place("spec", "expose")}
@@ -392,22 +412,23 @@ class GatewayApiTarget:
         return meta
 
     def _route(self, app: _Plain, name: str, parents: list[dict[str, Any]], hostnames: list[str],
-               rules: list[httproute.Rule], routes: Sequence[SpecRoute], errors: list[SpecError]) -> dict[str, Any]:
+               rules: list[httproute.Rule], routes: Sequence[SpecRoute], errors: list[SpecError],
+               namespace: str) -> dict[str, Any]:
         kind = "GRPCRoute" if app.protocol == "grpc" else "HTTPRoute"
         made = []
         for r in rules:
             try:
-                rule = self._rule(app, r, kind, routes[r.spec_index].name)
+                rule = self._rule(app, r, kind, routes[r.spec_index].name, namespace)
                 made.append(_grpc_rule(rule, r, routes) if kind == "GRPCRoute" else rule)
             except SpecError as e:
                 errors.append(e)
         spec: dict[str, Any] = {"parentRefs": parents, "rules": made}
         if hostnames:
             spec["hostnames"] = hostnames
-        return {"apiVersion": API, "kind": kind, "metadata": self._meta(app, name, app.namespace),
+        return {"apiVersion": API, "kind": kind, "metadata": self._meta(app, name, namespace),
                 "spec": spec}
 
-    def _rule(self, app: _Plain, rule: httproute.Rule, kind: str, route_name: str) -> dict[str, Any]:
+    def _rule(self, app: _Plain, rule: httproute.Rule, kind: str, route_name: str, namespace: str) -> dict[str, Any]:
         out: dict[str, Any] = {"name": rule.name, "matches": [m.to_object() for m in rule.matches]}
 
         def where(key: str) -> Place | None:
@@ -416,7 +437,7 @@ class GatewayApiTarget:
         body = rule.body
         refs = []
         for d in body.get("route") or []:
-            ref = app.backend(d["destination"], kind, route_name, where("to"))
+            ref = app.backend(d["destination"], kind, route_name, where("to"), from_ns=namespace)
             ref["weight"] = int(d.get("weight", 100))
             refs.append(ref)
         out["backendRefs"] = refs
@@ -438,7 +459,8 @@ class GatewayApiTarget:
         if body.get("rewrite"):
             filters.append(_rewrite(rule, body["rewrite"], route_name, where("rewrite")))
         if body.get("mirror"):
-            mirror: dict[str, Any] = {"backendRef": app.backend(body["mirror"], kind, route_name, where("mirror"))}
+            mirror: dict[str, Any] = {"backendRef": app.backend(body["mirror"], kind, route_name, where("mirror"),
+                                                                   from_ns=namespace)}
             percent = (body.get("mirrorPercentage") or {}).get("value")
             if percent is not None and percent != 100:
                 if float(percent).is_integer():
@@ -500,7 +522,8 @@ class GatewayApiTarget:
             try:
                 refs = []
                 for d in route.get("route") or []:
-                    ref = app.backend(d["destination"], kind, name, at("to"), what=f"{key} route")
+                    ref = app.backend(d["destination"], kind, name, at("to"), what=f"{key} route",
+                                      from_ns=app.mesh_ns)
                     ref["weight"] = int(d.get("weight", 100))
                     refs.append(ref)
             except SpecError as e:
@@ -510,7 +533,7 @@ class GatewayApiTarget:
             if hostnames:
                 spec["hostnames"] = hostnames
             out.append((kind, f"{kind.lower()}-{name}.yaml", {
-                "apiVersion": API, "kind": kind, "metadata": self._meta(app, f"{app.name}-{name}", app.namespace),
+                "apiVersion": API, "kind": kind, "metadata": self._meta(app, f"{app.name}-{name}", app.mesh_ns),
                 "spec": spec}))
         return out
 
@@ -602,19 +625,20 @@ class GatewayApiTarget:
         def parents(route: Mapping[str, Any]) -> list[str]:
             nonlocal host
             bound = []
+            route_ns = route["metadata"]["namespace"]
             for parent in route["spec"].get("parentRefs") or []:
                 if parent.get("kind") == "Service":
-                    host = f"{parent['name']}.{parent.get('namespace', ns)}.svc.cluster.local"
+                    host = f"{parent['name']}.{parent.get('namespace', route_ns)}.svc.cluster.local"
                     bound.append("mesh")
                 elif parent.get("kind") == "ServiceEntry":
                     host = (entries.get(parent["name"]) or [parent["name"]])[0]
                     bound.append("mesh")
                 else:
-                    bound.append(f"{parent.get('namespace', ns)}/{parent['name']}")
+                    bound.append(f"{parent.get('namespace', route_ns)}/{parent['name']}")
             return list(dict.fromkeys(bound))
 
-        def destination(ref: Mapping[str, Any]) -> dict[str, Any]:
-            ref_ns = ref.get("namespace", ns)
+        def destination(ref: Mapping[str, Any], route_ns: str) -> dict[str, Any]:
+            ref_ns = ref.get("namespace", route_ns)
             port = {"port": {"number": ref["port"]}} if ref.get("port") else {}
             if ref.get("kind") == "Hostname":
                 return {"host": ref["name"], **port}
@@ -636,11 +660,13 @@ class GatewayApiTarget:
                     for block in blocks:
                         block["gateways"] = bound
                     entry: dict[str, Any] = {"name": rule.get("name", f"rule-{r_index}"), "match": blocks}
-                    entry["route"] = [{"destination": destination(ref), "weight": int(ref.get("weight", 1))}
+                    entry["route"] = [{"destination": destination(ref, route["metadata"]["namespace"]),
+                                        "weight": int(ref.get("weight", 1))}
                                       for ref in rule.get("backendRefs") or []]
                     if "timeouts" in rule:
                         entry["timeout"] = rule["timeouts"].get("request")
-                    prefix_rewrite = _filters(rule, entry, destination)
+                    prefix_rewrite = _filters(rule, entry,
+                                              functools.partial(destination, route_ns=route["metadata"]["namespace"]))
                     if prefix_rewrite is not None and len(blocks) == 2:  # exact /p, then prefix /p/
                         stem = prefix_rewrite.rstrip("/")
                         first = {**copy.deepcopy(entry), "match": [blocks[0]]}
@@ -661,7 +687,8 @@ class GatewayApiTarget:
             if route["kind"] == "TLSRoute":
                 block["sniHosts"] = list(route["spec"].get("hostnames") or [])
             for rule in route["spec"].get("rules") or []:
-                entry = {"route": [{"destination": destination(ref), "weight": int(ref.get("weight", 1))}
+                entry = {"route": [{"destination": destination(ref, route["metadata"]["namespace"]),
+                                    "weight": int(ref.get("weight", 1))}
                                    for ref in rule.get("backendRefs") or []]}
                 if block:
                     entry["match"] = [dict(block)]
