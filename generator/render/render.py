@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import pickle
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,14 +101,11 @@ class Rendering:
         """The loaded repository (loaded again on first use when the rendering came from the cache)."""
         return load_repo(self.root)
 
-
-class CachedRendering(Rendering):
-    """A :class:`Rendering` from the render cache: its files are at hand, its objects are
-    unpickled when first asked for (a no-op ``meshgen render`` writes files only)."""
-
-    @functools.cached_property
-    def objects(self) -> list[RenderedObject]:  # type: ignore[override]
-        return pickle.loads(self.__dict__.pop("_objects"))
+    @property
+    def object_count(self) -> int:
+        """``len(objects)`` (a cached rendering, :class:`~generator.render.cache.CachedRendering`,
+        knows it without unpickling them)."""
+        return len(self.objects)
 
 
 def service_fqdn(app: EffectiveApp) -> str:
@@ -691,7 +687,8 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
             (the statuses a tick is about to commit).
 
     Returns:
-        The :class:`Rendering` (nothing is written).
+        The :class:`Rendering` (nothing is written); from the cache, a
+        :class:`~generator.render.cache.CachedRendering` with the same attributes.
 
     Raises:
         SpecErrors: every error of every app and environment, with places.
@@ -717,7 +714,7 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         if collecting:
             gc.enable()
     if store is not None:
-        store.put(rendering, CachedRendering)
+        store.put(rendering)
     return rendering
 
 
