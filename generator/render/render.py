@@ -4,7 +4,8 @@ For each environment and each app: merge the environment's overrides into the Ap
 (:mod:`generator.spec.config`), check it (:mod:`generator.render.checks`), apply the rollout status if the
 bot has one, compile the routes (:mod:`generator.routing.compiler`), fill the Jinja2 templates (one per
 Istio kind, a repo's own ``templates/`` overriding the built-ins by file name), parse the text
-back with PyYAML's C loader, check the object, and dump it canonically with the C dumper.
+back with PyYAML's C loader (a built-in template once per shape of its context, see
+:mod:`generator.render.shapes`), check the object, and dump it canonically with the C dumper.
 The result is in memory (:class:`Rendering`); :mod:`generator.render.output` writes it.
 
 Output layout (DESIGN §5): ``rendered/<env>/<namespace>/<app>/{destinationrule,virtualservice,gateway}.yaml``
@@ -26,7 +27,7 @@ import yaml
 
 from generator import resources
 from generator.errors import Place, SpecError, SpecErrors, UsageError, as_yaml
-from generator.render import analysis, cel, checks, manifests, output, timelimit
+from generator.render import analysis, cel, checks, manifests, output, shapes, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
 from generator.rollout import decision, groups, promotion
@@ -241,6 +242,7 @@ class _Renderer:
         self.rendered = repo.rel("rendered")
         self.statuses: Mapping[str, Mapping[str, Any] | None] = {}
         self.dumped = _DumpCache()
+        self.shapes = shapes.Shapes(lambda template, context: template.render(context), loader.parse_plain)
 
     @staticmethod
     def _fill(template: jinja2.Template, context: dict[str, Any], untrusted: bool) -> str:
@@ -474,8 +476,7 @@ class _Renderer:
     def emit(self, out: list[RenderedObject], app: EffectiveApp, kind: str, path: str, place: Place,
              sources: list[str], context: dict[str, Any]) -> None:
         try:
-            text = self._fill(self.templates[kind], context, self.overridden[kind])
-            obj = loader.parse_plain(text)
+            obj = self._object(kind, context)
         except templating.TemplateFailure as e:
             place = self.template_place[kind]
             self.errors.append(SpecError(f"template for {kind} failed for app {as_yaml(app.name)} in {as_yaml(app.env)}: "
@@ -491,6 +492,17 @@ class _Renderer:
                                          place=self.template_place[kind]) for p in problems)
             return
         out.append(RenderedObject(app.env, app.name, app.namespace, kind, obj, path, place, sources))
+
+    def _object(self, kind: str, context: dict[str, Any]) -> Any:
+        """What the template of ``kind`` yields for ``context``, parsed: a built-in template's
+        object is built once its context's shape has been seen (:mod:`generator.render.shapes`),
+        anything else is filled and parsed back."""
+        if not self.overridden[kind]:
+            try:
+                return self.shapes.build(self.templates[kind], context)
+            except shapes.Unshaped:
+                pass
+        return loader.parse_plain(self._fill(self.templates[kind], context, self.overridden[kind]))
 
     def check_object(self, obj: Any, kind: str, app: EffectiveApp) -> list[str]:
         if not isinstance(obj, dict):
