@@ -328,7 +328,7 @@ def test_render_cache_key_covers_the_code_of_every_package(monkeypatch: pytest.M
 
 def test_noop_render_command_imports_only_what_it_needs(tmp_path: Path) -> None:
     """``meshgen render`` with nothing changed writes from the cache without importing the
-    renderer or its libraries (YAML, Jinja2, JSON Schema, CEL, the spec loader): what
+    renderer or its libraries (YAML, Jinja2, JSON Schema, CEL, rich, the spec loader): what
     ``python -X importtime`` lists is the command line, the cache and the writer."""
     repo = copy_example(tmp_path, ("apps", "environments", "status"))
     shutil.copy(ROOT / "meshgen.yaml", repo / "meshgen.yaml")  # configured settings are read from the index too
@@ -340,7 +340,7 @@ def test_noop_render_command_imports_only_what_it_needs(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=True)
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "generator.render.cache" in imported and "generator.render.output" in imported
-    heavy = {"yaml", "jinja2", "jsonschema", "celpy", "ruamel", "generator.render.render", "generator.spec.config",
+    heavy = {"yaml", "jinja2", "jsonschema", "celpy", "rich", "generator.render.render", "generator.spec.config",
              "generator.spec.loader", "generator.spec.schema", "generator.render.checks"}
     assert not heavy & imported
     assert " 0 written, 0 deleted," in proc.stdout and proc.stdout.split(" objects")[0] == first.stdout.split(" objects")[0]

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 
 from generator import errors
-from generator.cli.base import Context, err_console, fail, pass_ctx, run, verbose_option
+from generator.cli.base import Context, fail, pass_ctx, run, verbose_option
 
 
 def _progress() -> tuple[Any, Callable[[int, int], None] | None]:
@@ -23,6 +23,8 @@ def _progress() -> tuple[Any, Callable[[int, int], None] | None]:
         TextColumn,
         TimeElapsedColumn,
     )
+
+    from generator.cli.base import err_console
 
     bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err_console, transient=True)
