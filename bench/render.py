@@ -91,28 +91,47 @@ def build(root: Path, n: int, target: str | None = None) -> None:
     subprocess.run(["git", "init", "-q", str(root)], check=True)
 
 
-#: Parts of a render, by where a function's code lives (the first pattern found in its file
-#: name or, for a built-in, its name), for the profile's summary.
+#: Parts of a render, by where a function's code lives (the first pattern found in
+#: ``<file>:<function>``), for the profile's summary.
 PARTS = [
-    ("YAML dump (representer, C emitter)", ("yaml/representer", "yaml/serializer", "yaml/emitter", "yaml/__init__",
-                                            "yaml/nodes", "yaml/resolver", "dump_all", "Emitter", "_yaml")),
-    ("loading specs (YAML with places)", ("generator/spec/loader", "yaml/", "compose")),
-    ("specs: schema, merge, config", ("generator/spec/", "jsonschema", "fastjsonschema", "referencing", "copy.py")),
+    ("parsing filled templates back", ("yaml/__init__.py:compose", "spec/loader.py:walk", "spec/loader.py:<dictcomp>",
+                                       "spec/loader.py:parse_plain", "spec/loader.py:_scalar", "yaml/constructor")),
+    ("YAML dump (representer; the floor's too)", ("yaml/representer", "yaml/serializer", "yaml/emitter",
+                                                  "yaml/events", "yaml/__init__.py:dump")),
+    ("loading specs (YAML with places)", ("generator/spec/loader",)),
+    ("specs: schema, merge, config", ("generator/spec/", "jsonschema", "fastjsonschema", "referencing")),
     ("checks (per app, cross-app)", ("generator/render/checks", "generator/render/analysis", "generator/rollout/")),
     ("routes (compiler)", ("generator/routing/",)),
     ("templates (shapes, Jinja2, q)", ("generator/render/shapes", "jinja2", "templates/", "quoting", "<lambda>")),
-    ("writing rendered/", ("generator/render/output", "posix", "io.open", "_io", "os.py", "<frozen os>")),
-    ("render's own loop and dump cache", ("generator/render/render",)),
+    ("writing rendered/", ("generator/render/output", "spec/paths", "os.py", "<frozen os>", "posixpath")),
+    ("render's own loop and dump cache", ("generator/render/render", "json/")),
 ]
+#: Helpers whose time belongs to their callers: built-ins (``isinstance``, ``dict.get``, the
+#: C emitter...), PyYAML's resolver (the parse back and the dump both call it), the standard
+#: library's general helpers (pathlib, deepcopy...).
+HELPERS = ("~:", "yaml/resolver", "yaml/nodes", "pathlib", "typing", "<frozen abc>", "fractions", "urllib/",
+           "attr/", "re/", "enum", "functools", "copy.py")
+
+
+def _parts(stats, func, share: float, sums: dict[str, float], depth: int = 0) -> None:
+    where = f"{func[0]}:{func[2]}"
+    callers = stats.stats[func][4] if func in stats.stats else {}
+    if any(h in where for h in HELPERS) and callers and depth < 8:
+        spent = sum(entry[2] for entry in callers.values()) or 1.0
+        for caller, entry in callers.items():
+            _parts(stats, caller, share * entry[2] / spent, sums, depth + 1)
+        return
+    part = next((label for label, keys in PARTS if any(k in where for k in keys)), "other")
+    sums[part] = sums.get(part, 0.0) + share
 
 
 def profile_summary(stats) -> list[tuple[str, float]]:
-    """cProfile's own time summed by :data:`PARTS` (the rest: "other"), largest first."""
+    """cProfile's own time summed by :data:`PARTS` (the rest: "other"), largest first; a
+    helper's (:data:`HELPERS`) goes to its callers' parts, in proportion to the time each call
+    site spent in it."""
     sums: dict[str, float] = {}
-    for (filename, _, name), (_, _, own, _, _) in stats.stats.items():
-        where = f"{filename}:{name}"
-        part = next((label for label, keys in PARTS if any(k in where for k in keys)), "other")
-        sums[part] = sums.get(part, 0.0) + own
+    for func, (_, _, own, _, _) in stats.stats.items():
+        _parts(stats, func, own, sums)
     return sorted(sums.items(), key=lambda item: -item[1])
 
 
