@@ -101,16 +101,16 @@ PARTS = [
     ("loading specs (YAML with places)", ("generator/spec/loader",)),
     ("specs: schema, merge, config", ("generator/spec/", "jsonschema", "fastjsonschema", "referencing")),
     ("checks (per app, cross-app)", ("generator/render/checks", "generator/render/analysis", "generator/rollout/")),
-    ("routes (compiler)", ("generator/routing/",)),
+    ("routes (compiler, its deep copies)", ("generator/routing/", "copy.py")),
     ("templates (shapes, Jinja2, q)", ("generator/render/shapes", "jinja2", "templates/", "quoting", "<lambda>")),
     ("writing rendered/", ("generator/render/output", "spec/paths", "os.py", "<frozen os>", "posixpath")),
     ("render's own loop and dump cache", ("generator/render/render", "json/")),
 ]
 #: Helpers whose time belongs to their callers: built-ins (``isinstance``, ``dict.get``, the
 #: C emitter...), PyYAML's resolver (the parse back and the dump both call it), the standard
-#: library's general helpers (pathlib, deepcopy...).
+#: library's general helpers (pathlib, typing...).
 HELPERS = ("~:", "yaml/resolver", "yaml/nodes", "pathlib", "typing", "<frozen abc>", "fractions", "urllib/",
-           "attr/", "re/", "enum", "functools", "copy.py")
+           "attr/", "enum")
 
 
 def _parts(stats, func, share: float, sums: dict[str, float], depth: int = 0) -> None:
