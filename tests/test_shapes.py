@@ -149,3 +149,20 @@ def test_a_fleet_of_alike_apps_fills_each_template_twice_per_shape(tmp_path: Pat
         "destinationrule.yaml.j2": 2, "virtualservice.yaml.j2": 4, "gateway.yaml.j2": 2, "kustomization.yaml.j2": 3}
     monkeypatch.setattr(shapes.Shapes, "build", _unshaped)  # every object filled and parsed back
     assert render.render_repo(tmp_path, cache=False).files == fast.files
+
+
+def test_the_dump_cache_shares_text_only_between_objects_alike_but_for_their_environment() -> None:
+    """Objects that differ only in their environment label share one dump; a value of another
+    type (``1``, ``"1"``, ``True``, ``1.0``) or a key of another type is never taken for it."""
+    def obj(env: str, value: Any, key: Any = "k") -> dict[str, Any]:
+        return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": "a", "labels": {"meshgen.io/environment": env}},
+                "spec": {key: value, "other": "meshgen.io/environment: dev"}}
+
+    cache = render._DumpCache()
+    for env in ("dev", "staging", "prod"):
+        for value in (1, "1", True, 1.0, None, [1], {"1": 1}):
+            for key in ("k", 1, "1"):
+                made = obj(env, value, key)
+                assert cache.dump(made, env) == render.dump(made)
+                assert made == obj(env, value, key)  # the label is put back

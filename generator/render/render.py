@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
@@ -558,10 +557,13 @@ class _DumpCache:
     ``meshgen.io/environment`` label, done once: the same app renders to the same object in
     every environment its overrides leave alone, and dumping is most of a render's time.
 
-    A hit is the earlier text with that label's one line changed, which is the exact text
-    :func:`dump` writes, since an environment name (a DNS label) that YAML writes plain is
-    written plain in that line and nowhere else changes; names YAML would quote (``"true"``,
-    ``"1"``) and texts where the line is not found exactly once are dumped afresh.
+    Objects are alike when their ``repr`` is, the label's value left blank: ``repr`` tells
+    ``1`` from ``"1"`` and ``True``, and equal texts mean equal plain values in the same key
+    order (order does not change the dump, which sorts keys; it only makes a miss). A hit is the
+    earlier text with that label's one line changed, which is the exact text :func:`dump`
+    writes, since an environment name (a DNS label) that YAML writes plain is written plain in
+    that line and nowhere else changes; names YAML would quote (``"true"``, ``"1"``) and texts
+    where the line is not found exactly once are dumped afresh.
     """
 
     LABEL = "meshgen.io/environment"
@@ -579,12 +581,13 @@ class _DumpCache:
         labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
         if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
             return dump(obj)
-        if not _str_keys(obj):  # JSON writes 1 and "1" alike as a key: no shared text then
-            return dump(obj)
+        labels[self.LABEL] = None  # the key: the object's repr with the label left blank (its place kept)
         try:
-            key = json.dumps(obj, sort_keys=True).replace(json.dumps(f"{self.LABEL}") + ": " + json.dumps(env), "", 1)
-        except (TypeError, ValueError):
+            key = repr(obj)
+        except RecursionError:
             return dump(obj)
+        finally:
+            labels[self.LABEL] = env
         hit = self._texts.get(key)
         if hit is not None:
             old_env, text = hit
@@ -594,22 +597,6 @@ class _DumpCache:
         text = dump(obj)
         self._texts[key] = (env, text)
         return text
-
-
-def _str_keys(obj: Any) -> bool:
-    """Whether every mapping key in ``obj`` is a string."""
-    stack = [obj]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for k, v in node.items():
-                if not isinstance(k, str):
-                    return False
-                if isinstance(v, (dict, list)):
-                    stack.append(v)
-        elif isinstance(node, list):
-            stack.extend(v for v in node if isinstance(v, (dict, list)))
-    return True
 
 
 def _not_for_gateway_api(spec: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
