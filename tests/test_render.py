@@ -346,6 +346,38 @@ def test_noop_render_command_imports_only_what_it_needs(tmp_path: Path) -> None:
     assert " 0 written, 0 deleted," in proc.stdout and proc.stdout.split(" objects")[0] == first.stdout.split(" objects")[0]
 
 
+def test_writing_lists_each_rendered_directory_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing a rendering lists rendered/ in one walk that serves the odd-file check, stale
+    temporaries and orphans alike (a no-op's cost is that walk and reading each file once),
+    and still finds each: a managed orphan is deleted, a stale temporary removed, a hand-made
+    file kept, a link refused."""
+    repo = copy_example(tmp_path, ("apps", "environments", "status", "rendered"))
+    rendering = render.render_repo(repo, cache=False)
+    orphan = repo / "rendered/dev/mesh/gone/virtualservice.yaml"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_text(f"{output.HEADER} from apps/gone.yaml; do not edit.\n")
+    (repo / "rendered/dev/notes.txt").write_text("kept\n")
+    stale = repo / "rendered/dev/.kustomization.yaml.999999999.tmp"
+    stale.write_text("half")
+    listed: list[str] = []
+    real = os.scandir
+
+    def counting(path: Any = ".") -> Any:
+        listed.append(os.path.realpath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    changes = output.write_rendering(repo, rendering)
+    monkeypatch.setattr(os, "scandir", real)
+    assert changes.written == [] and changes.deleted == ["rendered/dev/mesh/gone/virtualservice.yaml"]
+    assert changes.temporaries == ["rendered/dev/.kustomization.yaml.999999999.tmp"]
+    assert (repo / "rendered/dev/notes.txt").is_file() and not stale.exists() and not orphan.parent.exists()
+    assert listed and len(listed) == len(set(listed))
+    (repo / "rendered/dev/link.yaml").symlink_to(repo / "apps/reviews.yaml")
+    with pytest.raises(output.SpecErrors, match="rendered/dev/link.yaml: error: is a symbolic link"):
+        output.write_rendering(repo, rendering)
+
+
 def test_render_cache_key_reads_only_files_whose_stat_changed(tmp_path: Path) -> None:
     """The key is computed from the stat index: an unchanged file is not read again; a file
     whose bytes changed is always seen, its size and mtime kept (the ctime moves), and a file
