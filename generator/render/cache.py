@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 from generator import resources
 from generator.errors import DiskFull
 
-#: The repository's settings file (as :data:`generator.spec.config.SETTINGS_FILE`, not imported: a hit needs no spec loader).
+#: The repository's settings file: :data:`generator.spec.config.SETTINGS_FILE`, named here too
+#: because a hit imports no spec loader.
 SETTINGS_FILE = "meshgen.yaml"
 
 if TYPE_CHECKING:
@@ -171,7 +172,8 @@ def _code_digest(stats: _Stats) -> bytes:
     entries: list[tuple[str, str, os.stat_result | None]] = []
     _walk(str(package), "", entries)
     for rel, path, est in sorted(entries):
-        if rel.endswith(".py") and "__pycache__" not in rel.split("/"):  # source only: bytecode changes as it is compiled
+        # source only: bytecode changes as it is compiled
+        if rel.endswith(".py") and "__pycache__" not in rel.split("/"):
             h.update(f"\0generator/{rel}\0".encode())
             h.update(stats.digest(path, est) if est is not None and stat.S_ISREG(est.st_mode)
                      else Path(path).read_bytes())

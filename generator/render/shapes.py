@@ -19,8 +19,9 @@ The built object equals the one filling and parsing would give: scalars that ``q
 write back exactly as themselves (a string with a lone surrogate, which YAML cannot escape), a
 mapping key that is not a string, or any other type are refused (:class:`Unshaped`), and so is
 a shape whose filled text holds a placeholder, or a piece of one, other than as a whole scalar
-(a template that iterates over a string or changes a value instead of quoting it): those are filled the usual way, as is everything of a
-template a repository overrides (the renderer never asks for those).
+(a template that iterates over a string or changes a value instead of quoting it): those are
+filled the usual way, as is everything of a template a repository overrides (the renderer
+never asks for those).
 """
 
 from __future__ import annotations
