@@ -8,7 +8,6 @@ In a source checkout (or an editable install) they are the repository's own ``sc
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ def _directory(name: str, marker: str) -> Path:
         return source
     # generator.schemas and generator.templates are namespace packages (no __init__.py), for which
     # files() is a MultiplexedPath whose str() is not a path; joinpath() gives a real one.
+    import importlib.resources  # here: a source checkout (and a no-op render) never needs it
+
     return Path(str(importlib.resources.files(f"generator.{name}").joinpath(marker))).parent
 
 

@@ -27,6 +27,7 @@ ORDER = ["errors", "resources", "spec", "routing", "rollout", "targets", "render
 #: The pure core: spec, routing, the rollout decision, and the pure parts of render.
 PURE = {"generator", "generator.errors", "generator.resources",
         "generator.render.checks", "generator.render.quoting", "generator.render.analysis", "generator.render.cel",
+        "generator.render.shapes",
         "generator.importer", "generator.importer.read", "generator.importer.convert"}
 PURE_PACKAGES = ("generator.spec", "generator.routing", "generator.rollout", "generator.targets")
 

@@ -318,12 +318,64 @@ def test_render_cache_key_covers_the_code_of_every_package(monkeypatch: pytest.M
         return real(self)
 
     monkeypatch.setattr(Path, "read_bytes", spy)
-    cache._code_digest.__wrapped__()
+    cache._code_digest(cache._Stats())
     code = {p.relative_to(ROOT).as_posix() for p in read if "generator" in p.parts}
     for module in ("generator/routing/compiler.py", "generator/spec/status.py", "generator/rollout/decision.py",
                    "generator/render/render.py", "generator/errors.py"):
         assert module in code
     assert not [p for p in code if "__pycache__" in p]
+
+
+def test_noop_render_command_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """``meshgen render`` with nothing changed writes from the cache without importing the
+    renderer or its libraries (YAML, Jinja2, JSON Schema, CEL, rich, the spec loader): what
+    ``python -X importtime`` lists is the command line, the cache and the writer."""
+    repo = copy_example(tmp_path, ("apps", "environments", "status"))
+    shutil.copy(ROOT / "meshgen.yaml", repo / "meshgen.yaml")  # configured settings are read from the index too
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    first = run_meshgen("render", cwd=repo, check=True)
+    assert "0 unchanged" in first.stdout
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "generator", "render"], cwd=repo, env=env,
+                          capture_output=True, text=True, check=True)
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "generator.render.cache" in imported and "generator.render.output" in imported
+    heavy = {"yaml", "jinja2", "jsonschema", "celpy", "rich", "generator.render.render", "generator.spec.config",
+             "generator.spec.loader", "generator.spec.schema", "generator.render.checks"}
+    assert not heavy & imported
+    assert " 0 written, 0 deleted," in proc.stdout and proc.stdout.split(" objects")[0] == first.stdout.split(" objects")[0]
+
+
+def test_writing_lists_each_rendered_directory_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing a rendering lists rendered/ in one walk that serves the odd-file check, stale
+    temporaries and orphans alike (a no-op's cost is that walk and reading each file once),
+    and still finds each: a managed orphan is deleted, a stale temporary removed, a hand-made
+    file kept, a link refused."""
+    repo = copy_example(tmp_path, ("apps", "environments", "status", "rendered"))
+    rendering = render.render_repo(repo, cache=False)
+    orphan = repo / "rendered/dev/mesh/gone/virtualservice.yaml"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_text(f"{output.HEADER} from apps/gone.yaml; do not edit.\n")
+    (repo / "rendered/dev/notes.txt").write_text("kept\n")
+    stale = repo / "rendered/dev/.kustomization.yaml.999999999.tmp"
+    stale.write_text("half")
+    listed: list[str] = []
+    real = os.scandir
+
+    def counting(path: Any = ".") -> Any:
+        listed.append(os.path.realpath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    changes = output.write_rendering(repo, rendering)
+    monkeypatch.setattr(os, "scandir", real)
+    assert changes.written == [] and changes.deleted == ["rendered/dev/mesh/gone/virtualservice.yaml"]
+    assert changes.temporaries == ["rendered/dev/.kustomization.yaml.999999999.tmp"]
+    assert (repo / "rendered/dev/notes.txt").is_file() and not stale.exists() and not orphan.parent.exists()
+    assert listed and len(listed) == len(set(listed))
+    (repo / "rendered/dev/link.yaml").symlink_to(repo / "apps/reviews.yaml")
+    with pytest.raises(output.SpecErrors, match="rendered/dev/link.yaml: error: is a symbolic link"):
+        output.write_rendering(repo, rendering)
 
 
 def test_render_cache_key_reads_only_files_whose_stat_changed(tmp_path: Path) -> None:

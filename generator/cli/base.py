@@ -11,15 +11,29 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 import click
-from rich.console import Console
 
 from generator import errors
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    err_console: Console
+    out_console: Console
+
+
+def __getattr__(name: str) -> Any:
+    """``err_console`` and ``out_console``: rich consoles, made (and rich imported) when a
+    command first asks for one, so a command that prints plain lines does not pay for rich."""
+    if name in ("err_console", "out_console"):
+        from rich.console import Console
+
+        console = Console(stderr=name == "err_console", highlight=False, soft_wrap=True)
+        globals()[name] = console
+        return console
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def fail(error: errors.MeshgenError) -> NoReturn:

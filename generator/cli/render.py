@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 
 from generator import errors
-from generator.cli.base import Context, err_console, fail, pass_ctx, run, verbose_option
+from generator.cli.base import Context, fail, pass_ctx, run, verbose_option
 
 
 def _progress() -> tuple[Any, Callable[[int, int], None] | None]:
@@ -23,6 +23,8 @@ def _progress() -> tuple[Any, Callable[[int, int], None] | None]:
         TextColumn,
         TimeElapsedColumn,
     )
+
+    from generator.cli.base import err_console
 
     bar = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=err_console, transient=True)
@@ -43,15 +45,20 @@ def _progress() -> tuple[Any, Callable[[int, int], None] | None]:
 @pass_ctx
 def render(ctx: Context, envs: tuple[str, ...]) -> None:
     """Write rendered/ for every (or the named) environment."""
-    from generator.render import output
-    from generator.render import render as render_mod
+    from generator.render import cache, output
 
-    bar, progress = _progress()
-    try:
-        rendering = run(render_mod.render_repo, ctx.root, list(envs), progress=progress)
-    finally:
-        if bar is not None and bar.live.is_started:
-            bar.stop()
+    # nothing changed: the cached rendering, without importing the renderer (a no-op's cost is
+    # interpreter start-up, the cache key and comparing files)
+    rendering = run(cache.cached, ctx.root, list(envs))
+    if rendering is None:
+        from generator.render import render as render_mod
+
+        bar, progress = _progress()
+        try:
+            rendering = run(render_mod.render_repo, ctx.root, list(envs), progress=progress)
+        finally:
+            if bar is not None and bar.live.is_started:
+                bar.stop()
     changes = run(output.write_rendering, ctx.root, rendering)
     if ctx.verbose:
         for path in changes.written:
@@ -59,7 +66,7 @@ def render(ctx: Context, envs: tuple[str, ...]) -> None:
         for path in changes.deleted:
             click.echo(f"deleted {path}")
     click.echo(f"rendered {len(rendering.envs)} environment{'s' if len(rendering.envs) != 1 else ''}, "
-               f"{len(rendering.objects)} objects: {len(changes.written)} written, "
+               f"{rendering.object_count} objects: {len(changes.written)} written, "
                f"{len(changes.deleted)} deleted, {len(changes.unchanged)} unchanged")
 
 

@@ -4,7 +4,7 @@ A render reads every spec, checks it and fills every template; when nothing it r
 changed, the result is the same bytes. The cache key is a BLAKE2 digest over every input
 file's path and bytes -- ``meshgen.yaml``, ``apps/``, ``environments/``, ``status/``, the repo's
 ``templates/`` -- plus meshgen's own code, templates and schemas, the environments asked for
-and the strictness. A hit returns the stored :class:`~generator.render.render.Rendering`; anything
+and the strictness. A hit returns the stored rendering (a :class:`CachedRendering`); anything
 else renders afresh. The cache lives in the repository's git directory
 (``.git/meshgen/render-cache.pickle``; a worktree's own git directory), so it is never
 committed, and only there: a directory that is not a git checkout is rendered afresh every time. ``MESHGEN_NO_CACHE=1`` turns it off.
@@ -15,7 +15,13 @@ as git's index does for ``git status``. A file modified within :data:`RACY_SECON
 moment its digest was recorded is "racily clean" (git's term): it could have changed again
 within the file system's timestamp granularity without its times showing it, so its
 digest is never reused and it is read again every time until it is older. Symbolic links
-and odd files are always looked at afresh.
+and odd files are always looked at afresh. meshgen's own code, templates and schemas are
+looked up in the same index, and the directories ``meshgen.yaml`` configures are kept in it by
+that file's digest, so a hit reads no file but the two cache files.
+
+A hit imports only this module and what it needs (no YAML, Jinja2 or JSON Schema library):
+:class:`CachedRendering` is defined here, its objects unpickled (and their module imported)
+only when first asked for, so a no-op ``meshgen render`` writes files only.
 """
 
 from __future__ import annotations
@@ -27,15 +33,19 @@ import pickle
 import stat
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from generator import resources
 from generator.errors import DiskFull
 
+#: The repository's settings file: :data:`generator.spec.config.SETTINGS_FILE`, named here too
+#: because a hit imports no spec loader.
+SETTINGS_FILE = "meshgen.yaml"
+
 if TYPE_CHECKING:
     from generator.render.render import Rendering
 
-_FORMAT = 2
+_FORMAT = 3
 #: A file modified this close to (or after) the moment its digest was recorded is read again.
 RACY_SECONDS = 2.0
 
@@ -43,11 +53,32 @@ RACY_SECONDS = 2.0
 class _Stats:
     """Digests of files by path, each with the ``stat`` it was taken at (the stat index)."""
 
-    def __init__(self, entries: dict[str, tuple[tuple[int, int, int, int], bytes]] | None = None) -> None:
+    def __init__(self, entries: dict[str, tuple[tuple[int, int, int, int], bytes]] | None = None,
+                 settings: dict[bytes, dict[str, str]] | None = None) -> None:
         self.old = entries or {}
         self.new: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
         self.started = time.time_ns()
         self.reads = 0
+        #: ``{digest of meshgen.yaml (or of its absence): the directories it configures}``,
+        #: recorded when that file last loaded without error
+        self.settings_old = settings or {}
+        self.settings: dict[bytes, dict[str, str]] = {}
+
+    @classmethod
+    def load(cls, index: Path) -> "_Stats":
+        """The stat index stored at ``index``; an empty one when it is missing, damaged or
+        from another version (every file is then read)."""
+        try:
+            with index.open("rb") as f:
+                version, entries, settings = pickle.load(f)
+            if version == _FORMAT:
+                return cls(entries, settings)
+        except Exception:
+            pass
+        return cls()
+
+    def dumps(self) -> bytes:
+        return pickle.dumps((_FORMAT, self.new, self.settings), protocol=pickle.HIGHEST_PROTOCOL)
 
     def digest(self, path: str, st: os.stat_result) -> bytes:
         """The BLAKE2 digest of the regular file ``path`` whose ``lstat`` is ``st``."""
@@ -56,8 +87,7 @@ class _Stats:
         if known is not None and known[0] == key:
             digest = known[1]
         else:
-            with open(path, "rb") as f:
-                digest = hashlib.blake2b(f.read(), digest_size=20).digest()
+            digest = hashlib.blake2b(Path(path).read_bytes(), digest_size=20).digest()
             self.reads += 1
         # A write within the same timestamp tick as the recording would leave the times as
         # recorded: racily clean. (Setting the times back with utime changes the ctime.)
@@ -68,7 +98,7 @@ class _Stats:
 
     @property
     def changed(self) -> bool:
-        return self.new != self.old
+        return self.new != self.old or self.settings != self.settings_old
 
 
 def _digest_tree(h: "hashlib._Hash", base: Path, label: str, root: Path | None = None,
@@ -132,17 +162,41 @@ def _readable(root: Path, path: Path, directory: bool = False) -> bool:
         return False
 
 
-@functools.cache
-def _code_digest() -> bytes:
+def _code_digest(stats: _Stats) -> bytes:
+    """The digest of meshgen's own code (every ``.py`` of ``generator/``, not only render's),
+    templates and schemas, each file's digest taken from ``stats`` when its stat shows it
+    unchanged."""
     h = hashlib.blake2b(digest_size=20)
     h.update(str(_FORMAT).encode())
-    package = Path(__file__).resolve().parent.parent  # the whole of generator/, not only render/
-    for path in sorted(package.rglob("*.py")):  # source only: __pycache__ changes as it is compiled
-        h.update(f"\0generator/{path.relative_to(package).as_posix()}\0".encode())
-        h.update(path.read_bytes())
-    _digest_tree(h, resources.templates_dir(), "templates")
-    _digest_tree(h, resources.schemas_dir(), "schemas")
+    package = Path(__file__).resolve().parent.parent
+    entries: list[tuple[str, str, os.stat_result | None]] = []
+    _walk(str(package), "", entries)
+    for rel, path, est in sorted(entries):
+        # source only: bytecode changes as it is compiled
+        if rel.endswith(".py") and "__pycache__" not in rel.split("/"):
+            h.update(f"\0generator/{rel}\0".encode())
+            h.update(stats.digest(path, est) if est is not None and stat.S_ISREG(est.st_mode)
+                     else Path(path).read_bytes())
+    _digest_tree(h, resources.templates_dir(), "templates", stats=stats)
+    _digest_tree(h, resources.schemas_dir(), "schemas", stats=stats)
     return h.digest()
+
+
+def _settings_paths(root: Path, digest: bytes, stats: _Stats) -> dict[str, str] | None:
+    """The directories ``meshgen.yaml`` (whose digest is ``digest``) configures: recorded in
+    ``stats`` when that file last loaded, else loaded now (:func:`generator.spec.config.load_settings`);
+    ``None`` when it does not load (the real render reports it)."""
+    paths = stats.settings_old.get(digest)
+    if paths is None:
+        from generator.errors import MeshgenError
+        from generator.spec.config import load_settings
+
+        try:
+            paths = dict(load_settings(root).paths)
+        except MeshgenError:
+            return None
+    stats.settings[digest] = paths
+    return paths
 
 
 def _git_dir(root: Path) -> Path | None:
@@ -174,30 +228,24 @@ class RenderCache:
         git_dir = _git_dir(root)
         if os.environ.get("MESHGEN_NO_CACHE") or git_dir is None:
             return None
-        from generator.errors import MeshgenError
-        from generator.spec.config import SETTINGS_FILE, load_settings
-
-        try:
-            paths = load_settings(root).paths
-        except MeshgenError:
-            return None  # let the real render report it
         index = git_dir / "meshgen" / "stat-index.pickle"
-        try:
-            with index.open("rb") as f:
-                stats = _Stats(pickle.load(f))
-        except Exception:  # missing, damaged or from another version: every file is read
-            stats = _Stats()
+        stats = _Stats.load(index)
+        settings = hashlib.blake2b(digest_size=20)
+        _digest_tree(settings, root / SETTINGS_FILE, "settings", root, stats)
+        paths = _settings_paths(root, settings.digest(), stats)
+        if paths is None:
+            return None  # let the real render report it
         h = hashlib.blake2b(digest_size=20)
-        h.update(_code_digest())
+        h.update(_code_digest(stats))
         h.update(repr((sorted(envs or []), strict, sorted(paths.items()))).encode())
-        _digest_tree(h, root / SETTINGS_FILE, "settings", root, stats)
+        h.update(settings.digest())
         for name in ("apps", "environments", "status", "templates"):
             _digest_tree(h, root / paths[name], name, root, stats)
         if stats.changed:
-            _store(index, pickle.dumps(stats.new, protocol=pickle.HIGHEST_PROTOCOL))
+            _store(index, stats.dumps())
         return cls(git_dir / "meshgen" / "render-cache.pickle", h.hexdigest(), stats.reads)
 
-    def get(self) -> "Rendering | None":
+    def get(self) -> "CachedRendering | None":
         """The stored rendering if its key matches, else ``None`` (a damaged cache is a miss)."""
         try:
             with self.path.open("rb") as f:
@@ -206,16 +254,49 @@ class RenderCache:
             return None
         return rendering if key == self.key else None
 
-    def put(self, rendering: "Rendering", cached: type) -> None:
+    def put(self, rendering: "Rendering") -> None:
         """Store ``rendering`` (atomically; failures to write the cache are ignored), to be
-        read back as a ``cached`` (a :class:`~generator.render.render.CachedRendering`: its
-        objects pickled apart, unpickled when first asked for)."""
+        read back as a :class:`CachedRendering` (its objects pickled apart)."""
         state = dict(rendering.__dict__)
         state.pop("repo", None)
-        state["_objects"] = pickle.dumps(state.pop("objects"), protocol=pickle.HIGHEST_PROTOCOL)
-        clone = cached.__new__(cached)
+        objects = state.pop("objects")
+        state["object_count"] = len(objects)
+        state["_objects"] = pickle.dumps(objects, protocol=pickle.HIGHEST_PROTOCOL)
+        clone = CachedRendering.__new__(CachedRendering)
         clone.__dict__.update(state)
         _store(self.path, pickle.dumps((self.key, clone), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def cached(root: Path, envs: list[str] | None = None, strict: bool = False) -> "CachedRendering | None":
+    """The stored rendering of ``root`` when none of its inputs changed (what
+    :func:`generator.render.render.render_repo` would return from the cache), else ``None``."""
+    store = RenderCache.for_repo(root, envs, strict)
+    return store.get() if store is not None else None
+
+
+class CachedRendering:
+    """A :class:`~generator.render.render.Rendering` from the render cache, with the same
+    attributes: its files are at hand, its objects (:class:`~generator.render.render.RenderedObject`)
+    unpickled when first asked for, and ``object_count`` says how many without unpickling them."""
+
+    files: dict[str, bytes]
+    envs: list[str]
+    all_envs: list[str]
+    rendered_dir: str
+    root: Path
+    applied: dict[tuple[str, str], tuple[str, str, int] | None]
+    object_count: int
+
+    @functools.cached_property
+    def objects(self) -> list[Any]:
+        return pickle.loads(self.__dict__.pop("_objects"))
+
+    @functools.cached_property
+    def repo(self) -> Any:
+        """The loaded repository (:class:`~generator.spec.config.Repo`), loaded on first use."""
+        from generator.spec.config import load_repo
+
+        return load_repo(self.root)
 
 
 def _store(path: Path, data: bytes) -> None:

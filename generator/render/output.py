@@ -166,14 +166,20 @@ def removing_temporaries_on_signals(what: str) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def temporaries(root: Path, rendered_dir: str) -> list[str]:
+def temporaries(root: Path, rendered_dir: str, files: list[str] | None = None) -> list[str]:
     """Temporaries of :func:`atomic_write` (``.<name>.<pid>.tmp``) anywhere under
-    ``rendered_dir``, repository-relative and sorted: what a write killed mid-way leaves."""
-    base = root / rendered_dir
-    if not base.is_dir() or base.is_symlink():
-        return []
-    return sorted(p.relative_to(root).as_posix() for p in base.rglob(".*.tmp")
-                  if TEMPORARY.match(p.name) and p.is_file() and not p.is_symlink())
+    ``rendered_dir``, repository-relative and sorted: what a write killed mid-way leaves.
+
+    Args:
+        files: the regular files under ``rendered_dir`` (:func:`generator.spec.paths.scan_output`),
+            when already listed.
+    """
+    if files is None:
+        base = root / rendered_dir
+        if not base.is_dir() or base.is_symlink():
+            return []
+        files = paths.scan_output(root, rendered_dir)[1]
+    return [rel for rel in files if TEMPORARY.match(rel.rpartition("/")[2])]
 
 
 def _running(pid: int) -> bool:
@@ -189,15 +195,18 @@ def _running(pid: int) -> bool:
     return pid > 0
 
 
-def remove_stale_temporaries(root: Path, rendered_dir: str) -> list[str]:
+def remove_stale_temporaries(root: Path, rendered_dir: str, files: list[str] | None = None) -> list[str]:
     """Remove the temporaries under ``rendered_dir`` whose process is gone (a render killed
     mid-write); those of a live process (a render running beside this one) stay.
+
+    Args:
+        files: as :func:`temporaries`.
 
     Returns:
         The paths removed, repository-relative.
     """
     removed = []
-    for rel in temporaries(root, rendered_dir):
+    for rel in temporaries(root, rendered_dir, files):
         match = TEMPORARY.match(Path(rel).name)
         if match and not _running(int(match["pid"])):
             _unlink(root / rel)
@@ -224,15 +233,24 @@ def _env_dirs(root: Path, rendering: Rendering) -> list[Path]:
     return dirs + [base / GITOPS_DIR]  # Argo CD / Flux manifests cover every environment
 
 
-def orphans(root: Path, rendering: Rendering) -> list[str]:
-    """Managed files under the rendered environments that the rendering does not produce."""
+def orphans(root: Path, rendering: Rendering, files: list[str] | None = None) -> list[str]:
+    """Managed files under the rendered environments that the rendering does not produce.
+
+    Args:
+        files: the regular files under the rendered directory, when already listed
+            (:func:`generator.spec.paths.scan_output`: then nothing there is a link).
+    """
+    if files is not None:
+        prefixes = tuple(f"{d.relative_to(root).as_posix()}/" for d in _env_dirs(root, rendering))
+        return [rel for rel in files if rel.startswith(prefixes) and rel not in rendering.files
+                and not TEMPORARY.match(rel.rpartition("/")[2]) and is_managed(root / rel)]
     out = []
     prefix = 0 if str(root) == "." else len(os.path.join(str(root), ""))  # Path(".") / "x" is "x"
     for env_dir in _env_dirs(root, rendering):
         if not env_dir.is_dir():
             continue
-        for top, _, files in os.walk(str(env_dir), followlinks=False):  # links are never followed
-            for name in files:
+        for top, _, names in os.walk(str(env_dir), followlinks=False):  # links are never followed
+            for name in names:
                 full = os.path.join(top, name)
                 rel = full[prefix:].replace(os.sep, "/")
                 if rel not in rendering.files and not TEMPORARY.match(name) and os.path.isfile(full) \
@@ -247,7 +265,7 @@ def stale_files(root: Path, rendering: Rendering) -> list[str]:
     Raises:
         SpecErrors: as :func:`write_rendering`.
     """
-    check_output_dir(root, rendering)
+    existing = check_output_dir(root, rendering)
     stale = []
     for rel, data in rendering.files.items():
         path = root / rel
@@ -256,16 +274,21 @@ def stale_files(root: Path, rendering: Rendering) -> list[str]:
                 stale.append(rel)
         except FileNotFoundError:
             stale.append(rel)
-    return sorted(stale + orphans(root, rendering))
+    return sorted(stale + orphans(root, rendering, existing))
 
 
-def check_output_dir(root: Path, rendering: Rendering) -> None:
+def check_output_dir(root: Path, rendering: Rendering) -> list[str]:
     """Refuse a ``rendered/`` that holds a symbolic link or an odd file (see :mod:`generator.spec.paths`).
+
+    Returns:
+        The regular files under it, repository-relative and sorted.
 
     Raises:
         SpecErrors: each offending path, named.
     """
-    SpecErrors.collect(paths.output_problems(root, rendering.rendered_dir))
+    problems, files = paths.scan_output(root, rendering.rendered_dir)
+    SpecErrors.collect(problems)
+    return files
 
 
 def write_rendering(root: Path, rendering: Rendering) -> Changes:
@@ -281,25 +304,32 @@ def write_rendering(root: Path, rendering: Rendering) -> Changes:
         DiskFull: no space left; the files written so far are whole, the rest as they were.
         Interrupted: a SIGTERM or SIGINT (exit 143 or 130).
     """
-    check_output_dir(root, rendering)
+    existing = check_output_dir(root, rendering)  # one walk of rendered/ serves every step below
     changes = Changes()
     top = str(root)
+    present = set(existing)
     with removing_temporaries_on_signals(f"{rendering.rendered_dir}/"):
-        changes.temporaries = remove_stale_temporaries(root, rendering.rendered_dir)
+        changes.temporaries = remove_stale_temporaries(root, rendering.rendered_dir, existing)
         for rel in changes.temporaries:
             log.warning("removed %s, left by an interrupted write", rel)
         for rel, data in sorted(rendering.files.items()):
-            try:
-                with open(os.path.join(top, rel), "rb") as f:  # plain strings: this loop is a no-op's cost
-                    same = f.read(len(data) + 1) == data
-            except FileNotFoundError:
-                same = False
+            same = False
+            if rel in present:  # this loop is a no-op's cost: plain strings and bare file descriptors
+                try:
+                    fd = os.open(f"{top}/{rel}", os.O_RDONLY)
+                except FileNotFoundError:
+                    pass
+                else:
+                    try:
+                        same = os.read(fd, len(data) + 1) == data
+                    finally:
+                        os.close(fd)
             if same:
                 changes.unchanged.append(rel)
             else:
                 atomic_write(root / rel, data)
                 changes.written.append(rel)
-        for rel in orphans(root, rendering):
+        for rel in orphans(root, rendering, existing):
             path = root / rel
             path.unlink()
             changes.deleted.append(rel)

@@ -5,9 +5,9 @@ For each environment and each app: merge the environment's overrides into the Ap
 bot has one, put the routes in Istio's terms, and ask the environment's output target
 (:mod:`generator.targets`, ``spec.target``) for the app's objects: an object it builds itself,
 or the values of a Jinja2 template (one per Istio kind, a repo's own ``templates/`` overriding
-the built-ins by file name) that the renderer fills and parses back with PyYAML's C loader;
-check the object, and dump it canonically with the C dumper. The renderer never asks which
-target it is.
+the built-ins by file name) that the renderer fills and parses back with PyYAML's C loader (a
+built-in template once per shape of its context, see :mod:`generator.render.shapes`); check the
+object, and dump it canonically with the C dumper. The renderer never asks which target it is.
 The result is in memory (:class:`Rendering`); :mod:`generator.render.output` writes it.
 
 Output layout (DESIGN §5): ``rendered/<env>/<namespace>/<app>/{destinationrule,virtualservice,gateway}.yaml``
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import pickle
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
@@ -30,7 +28,7 @@ import yaml
 
 from generator import resources
 from generator.errors import Place, SpecError, SpecErrors, UsageError, as_yaml
-from generator.render import analysis, cel, checks, manifests, output, timelimit
+from generator.render import analysis, cel, checks, manifests, output, shapes, timelimit
 from generator.render.quoting import quote
 from generator.routing import compiler as routing
 from generator.rollout import decision, groups, promotion
@@ -104,14 +102,11 @@ class Rendering:
         """The loaded repository (loaded again on first use when the rendering came from the cache)."""
         return load_repo(self.root)
 
-
-class CachedRendering(Rendering):
-    """A :class:`Rendering` from the render cache: its files are at hand, its objects are
-    unpickled when first asked for (a no-op ``meshgen render`` writes files only)."""
-
-    @functools.cached_property
-    def objects(self) -> list[RenderedObject]:  # type: ignore[override]
-        return pickle.loads(self.__dict__.pop("_objects"))
+    @property
+    def object_count(self) -> int:
+        """``len(objects)`` (a cached rendering, :class:`~generator.render.cache.CachedRendering`,
+        knows it without unpickling them)."""
+        return len(self.objects)
 
 
 def service_fqdn(app: EffectiveApp) -> str:
@@ -208,6 +203,7 @@ class _Renderer:
         self.statuses: Mapping[str, Mapping[str, Any] | None] = {}
         self.dumped = _DumpCache()
         self.ports: dict[str, dict[str, int | None]] = {}
+        self.shapes = shapes.Shapes(lambda template, context: template.render(context), loader.parse_plain)
 
     @staticmethod
     def _fill(template: jinja2.Template, context: dict[str, Any], untrusted: bool) -> str:
@@ -372,8 +368,7 @@ class _Renderer:
     def emit(self, out: list[RenderedObject], app: EffectiveApp, kind: str, path: str, place: Place,
              sources: list[str], context: dict[str, Any]) -> None:
         try:
-            text = self._fill(self.templates[kind], context, self.overridden[kind])
-            obj = loader.parse_plain(text)
+            obj = self._object(kind, context)
         except templating.TemplateFailure as e:
             place = self.template_place[kind]
             self.errors.append(SpecError(f"template for {kind} failed for app {as_yaml(app.name)} in {as_yaml(app.env)}: "
@@ -389,6 +384,17 @@ class _Renderer:
                                          place=self.template_place[kind]) for p in problems)
             return
         out.append(RenderedObject(app.env, app.name, app.namespace, kind, obj, path, place, sources))
+
+    def _object(self, kind: str, context: dict[str, Any]) -> Any:
+        """What the template of ``kind`` yields for ``context``, parsed: a built-in template's
+        object is built once its context's shape has been seen (:mod:`generator.render.shapes`),
+        anything else is filled and parsed back."""
+        if not self.overridden[kind]:
+            try:
+                return self.shapes.build(self.templates[kind], context)
+            except shapes.Unshaped:
+                pass
+        return loader.parse_plain(self._fill(self.templates[kind], context, self.overridden[kind]))
 
     def check_object(self, obj: Any, kind: str, app: EffectiveApp) -> list[str]:
         if not isinstance(obj, dict):
@@ -444,10 +450,13 @@ class _DumpCache:
     ``meshgen.io/environment`` label, done once: the same app renders to the same object in
     every environment its overrides leave alone, and dumping is most of a render's time.
 
-    A hit is the earlier text with that label's one line changed, which is the exact text
-    :func:`dump` writes, since an environment name (a DNS label) that YAML writes plain is
-    written plain in that line and nowhere else changes; names YAML would quote (``"true"``,
-    ``"1"``) and texts where the line is not found exactly once are dumped afresh.
+    Objects are alike when their ``repr`` is, the label's value left blank: ``repr`` tells
+    ``1`` from ``"1"`` and ``True``, and equal texts mean equal plain values in the same key
+    order (order does not change the dump, which sorts keys; it only makes a miss). A hit is the
+    earlier text with that label's one line changed, which is the exact text :func:`dump`
+    writes, since an environment name (a DNS label) that YAML writes plain is written plain in
+    that line and nowhere else changes; names YAML would quote (``"true"``, ``"1"``) and texts
+    where the line is not found exactly once are dumped afresh.
     """
 
     LABEL = "meshgen.io/environment"
@@ -465,12 +474,13 @@ class _DumpCache:
         labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
         if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
             return dump(obj)
-        if not _str_keys(obj):  # JSON writes 1 and "1" alike as a key: no shared text then
-            return dump(obj)
+        labels[self.LABEL] = None  # the key: the object's repr with the label left blank (its place kept)
         try:
-            key = json.dumps(obj, sort_keys=True).replace(json.dumps(f"{self.LABEL}") + ": " + json.dumps(env), "", 1)
-        except (TypeError, ValueError):
+            key = repr(obj)
+        except RecursionError:
             return dump(obj)
+        finally:
+            labels[self.LABEL] = env
         hit = self._texts.get(key)
         if hit is not None:
             old_env, text = hit
@@ -560,7 +570,8 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
             (the statuses a tick is about to commit).
 
     Returns:
-        The :class:`Rendering` (nothing is written).
+        The :class:`Rendering` (nothing is written); from the cache, a
+        :class:`~generator.render.cache.CachedRendering` with the same attributes.
 
     Raises:
         SpecErrors: every error of every app and environment, with places.
@@ -586,7 +597,7 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         if collecting:
             gc.enable()
     if store is not None:
-        store.put(rendering, CachedRendering)
+        store.put(rendering)
     return rendering
 
 

@@ -78,6 +78,17 @@ def input_problem(root: Path, path: Path, shown: str, *, directory: bool = False
 def output_problems(root: Path, rel: str) -> list[SpecError]:
     """Symbolic links and odd files at or under the output directory ``rel`` (and in the path
     leading to it), each an error naming it."""
+    return scan_output(root, rel)[0]
+
+
+def scan_output(root: Path, rel: str) -> tuple[list[SpecError], list[str]]:
+    """One walk of the output directory ``rel``: the problems :func:`output_problems` names,
+    and the repository-relative POSIX paths of the regular files under it (sorted).
+
+    Each directory is listed once with ``os.scandir``, whose entries carry their type
+    (``d_type``), so only an entry that is neither a directory nor a regular file costs an
+    ``lstat``; links are never followed.
+    """
     found: list[SpecError] = []
     path = root
     parts = Path(rel).parts
@@ -87,33 +98,46 @@ def output_problems(root: Path, rel: str) -> list[SpecError]:
         try:
             mode = os.lstat(path).st_mode
         except FileNotFoundError:
-            return found
+            return found, []
         except OSError as e:
-            return [SpecError(f"cannot be read: {e.strerror}", place=Place(shown))]
+            return [SpecError(f"cannot be read: {e.strerror}", place=Place(shown))], []
         if stat.S_ISLNK(mode):
             return [SpecError(f"is a symbolic link (to {os.readlink(path)}); meshgen never writes or deletes "
-                              f"through a link", place=Place(shown), hint=_HINT_OUTPUT)]
+                              f"through a link", place=Place(shown), hint=_HINT_OUTPUT)], []
         if not stat.S_ISDIR(mode):
             return [SpecError(f"is {_kind(mode)}, where meshgen keeps a directory", place=Place(shown),
-                              hint=_HINT_OUTPUT)]
-    prefix = 0 if str(root) == "." else len(os.path.join(str(root), ""))  # Path(".") / "x" is "x"
-    for top, dirs, files in os.walk(str(path), followlinks=False):
-        for name in sorted(dirs + files):
-            full = os.path.join(top, name)
-            try:
-                mode = os.lstat(full).st_mode
-            except OSError:
+                              hint=_HINT_OUTPUT)], []
+    files: list[str] = []
+    top = f"{Path(rel).as_posix()}/" if parts else ""
+    stack = [(str(path), top)]
+    while stack:
+        directory, shown_dir = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        below = []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                below.append((entry.path, f"{shown_dir}{entry.name}/"))
                 continue
-            if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
-                continue
-            shown = full[prefix:].replace(os.sep, "/")
-            if stat.S_ISLNK(mode):
-                found.append(SpecError(f"is a symbolic link (to {os.readlink(full)}); meshgen never writes or "
-                                       f"deletes through a link", place=Place(shown), hint=_HINT_OUTPUT))
-            elif not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            shown = f"{shown_dir}{entry.name}"
+            if entry.is_file(follow_symlinks=False):
+                files.append(shown)
+            elif entry.is_symlink():
+                found.append(SpecError(f"is a symbolic link (to {os.readlink(entry.path)}); meshgen never writes "
+                                       f"or deletes through a link", place=Place(shown), hint=_HINT_OUTPUT))
+            else:
+                try:
+                    mode = os.lstat(entry.path).st_mode
+                except OSError:
+                    continue
                 found.append(SpecError(f"is {_kind(mode)}, not a regular file", place=Place(shown),
                                        hint=_HINT_OUTPUT))
-    return found
+        stack.extend(reversed(below))  # depth first, in name order
+    files.sort()
+    return found, files
 
 
 def configured_problems(root: Path, paths: dict[str, str]) -> list[SpecError]:

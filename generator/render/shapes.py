@@ -1,0 +1,164 @@
+"""Fill a built-in template once per shape of its context, not once per object.
+
+meshgen's own templates (``templates/*.yaml.j2``) lay out structure and do two things with a
+spec value: pass it through the ``q`` filter (:mod:`generator.render.quoting`), which writes it
+as one YAML flow value that parses back to the value itself, or test whether it is true. The
+object a template yields, filled and parsed back, is therefore a function of its context's
+*shape* -- every mapping's keys in order, every list's length, and each scalar's truth -- with
+the scalars put where ``q`` wrote them. Apps written alike (most of a fleet) share a shape, and
+so does one app in every environment its overrides leave alone.
+
+:class:`Shapes` fills a template with a placeholder string in place of each true scalar the
+second time a shape is seen, parses the text back once, and compiles the result into a function
+that builds the object from the scalars (a Python expression, so a build costs what writing the
+literal costs). Every later context of that shape calls the function: no Jinja2, no ``q``, no
+YAML parse. The first context of a shape is filled the usual way (a repository whose objects all
+differ pays nothing more than the shape's computation).
+
+The built object equals the one filling and parsing would give: scalars that ``q`` would not
+write back exactly as themselves (a string with a lone surrogate, which YAML cannot escape), a
+mapping key that is not a string, or any other type are refused (:class:`Unshaped`), and so is
+a shape whose filled text holds a placeholder, or a piece of one, other than as a whole scalar
+(a template that iterates over a string or changes a value instead of quoting it): those are
+filled the usual way, as is everything of a template a repository overrides (the renderer
+never asks for those).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+#: Starts every placeholder (which ends with NUL too): the static text of a built-in template
+#: holds no NUL, so a NUL anywhere but in a whole placeholder is a piece of a value.
+_MARK = "\x00meshgen-value-"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSEEN, _SEEN = object(), object()
+
+
+class Unshaped(Exception):
+    """The context (or its shape) cannot be built without filling the template: fill it."""
+
+
+def _shape(value: Any, values: list[Any]) -> Any:
+    """A hashable key of ``value``'s shape; each true scalar is appended to ``values`` (and
+    marked ``"$"`` in the key), a false one is in the key itself.
+
+    Raises:
+        Unshaped: a type other than dict, list, tuple, str, int, float, bool and ``None``, a
+            key that is not a string, or a string ``q`` would not write back as itself.
+    """
+    kind = type(value)
+    if kind is str:
+        if not value:
+            return "''"
+        if not value.isascii() and _SURROGATE.search(value):
+            raise Unshaped
+        values.append(value)
+        return "$"
+    if kind is dict:
+        key: list[Any] = ["{"]
+        for k, v in value.items():
+            if type(k) is not str or (not k.isascii() and _SURROGATE.search(k)):
+                raise Unshaped
+            key.append(k)
+            key.append(_shape(v, values))
+        return tuple(key)
+    if kind is list or kind is tuple:
+        return ("[" if kind is list else "(", *(_shape(v, values) for v in value))
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or kind is float:
+        if value:
+            values.append(value)
+            return "$"
+        return repr(value)  # 0, 0.0, -0.0: written as they are
+    raise Unshaped
+
+
+def _placeheld(value: Any, count: list[int]) -> Any:
+    """``value`` with each true scalar replaced by the next placeholder (in :func:`_shape`'s order)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _placeheld(v, count) for k, v in value.items()}
+    if kind is list:
+        return [_placeheld(v, count) for v in value]
+    if kind is tuple:
+        return tuple(_placeheld(v, count) for v in value)
+    if kind is bool or value is None or not value:
+        return value
+    count[0] += 1
+    return f"{_MARK}{count[0] - 1}\x00"
+
+
+def _source(node: Any, places: dict[str, int], constants: list[Any]) -> str:
+    """A Python expression that builds ``node`` (a parsed, filled template) with ``v[i]`` for
+    placeholder ``i``."""
+    kind = type(node)
+    if kind is str:
+        at = places.get(node)
+        if at is not None:
+            return f"v[{at}]"
+        if "\x00" in node:  # a value the template did more with than quote it (cut, iterated over)
+            raise Unshaped
+        return repr(node)
+    if kind is dict:
+        return "{" + ", ".join(f"{_source(k, places, constants)}: {_source(v, places, constants)}"
+                               for k, v in node.items()) + "}"
+    if kind is list:
+        return "[" + ", ".join(_source(v, places, constants) for v in node) + "]"
+    if node is None or kind is bool or kind is int:
+        return repr(node)
+    constants.append(node)  # a float (repr of nan or inf is not Python)
+    return f"c[{len(constants) - 1}]"
+
+
+class Shapes:
+    """The object each filled template yields, built per shape of its context.
+
+    Args:
+        fill: ``fill(template, context)``, the template's text (Jinja2's ``Template.render``).
+        parse: ``parse(text)``, the text parsed back into plain values
+            (:func:`generator.spec.loader.parse_plain`).
+    """
+
+    def __init__(self, fill: Callable[[Any, dict[str, Any]], str], parse: Callable[[str], Any]) -> None:
+        self._fill = fill
+        self._parse = parse
+        self._builders: dict[Any, Any] = {}
+
+    def build(self, template: Any, context: dict[str, Any]) -> Any:
+        """The object ``template`` filled with ``context`` and parsed back would be.
+
+        Raises:
+            Unshaped: fill the template: the first context of its shape, or one this module
+                cannot stand for (see the module docstring).
+        """
+        values: list[Any] = []
+        try:
+            key = (template, _shape(context, values))
+        except RecursionError:
+            raise Unshaped from None
+        builder = self._builders.get(key, _UNSEEN)
+        if builder is _UNSEEN:
+            self._builders[key] = _SEEN
+            raise Unshaped
+        if builder is _SEEN:
+            builder = self._builders[key] = self._compile(template, context, len(values))
+        if builder is None:
+            raise Unshaped
+        return builder(values)
+
+    def _compile(self, template: Any, context: dict[str, Any], n: int) -> Callable[[list[Any]], Any] | None:
+        """The builder of ``context``'s shape, or ``None`` when it has none."""
+        count = [0]
+        held = _placeheld(context, count)
+        places = {f"{_MARK}{i}\x00": i for i in range(n)}
+        constants: list[Any] = []
+        try:
+            source = _source(self._parse(self._fill(template, held)), places, constants)
+            return eval(f"lambda v: {source}", {"c": constants, "__builtins__": {}})  # noqa: S307 (own text)
+        except Exception:  # a failing fill or parse, or an expression Python cannot compile: fill each time
+            return None

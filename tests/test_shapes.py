@@ -1,0 +1,168 @@
+"""Built-in templates filled once per shape (generator.render.shapes): the objects built from a
+shape are those filling and parsing back gives, byte for byte once dumped, for any values."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from generator import resources
+from generator.render import render, shapes
+from generator.spec import loader, templating
+
+KINDS = sorted(render.TEMPLATES)
+
+scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.sampled_from([0, 0.0, -0.0, ""])
+           | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
+           | st.sampled_from(["true", "1", "null", "~", "- destination:", "{}", "a: b", "\u2028", "\ud800", "é"]))
+values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.text(max_size=6) | st.sampled_from(["name", "labels", "hosts"]),
+                                        inner, max_size=3), max_leaves=12)
+subset = st.fixed_dictionaries({"name": values, "labels": values, "trafficPolicy": values})
+contexts = st.fixed_dictionaries({
+    "name": values, "namespace": values, "labels": values, "annotations": values, "host": values,
+    "export_to": values, "traffic_policy": values, "subsets": st.lists(subset, max_size=2) | values,
+    "hosts": values, "gateways": values, "http": values, "tcp": values,
+    "tls": st.fixed_dictionaries({}, optional={"credentialName": values}) | values,
+    "gateway_name": values, "selector": values, "expose_hosts": values, "servers": values,
+    "https_redirect": values, "entry": values})
+
+
+@pytest.fixture(scope="module")
+def templates() -> dict[str, jinja2.Template]:
+    """The built-in templates, in the environment the renderer fills them in."""
+    env = templating.BoundedEnvironment(loader=jinja2.FileSystemLoader(str(resources.templates_dir())),
+                                        undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters["q"] = render.quote
+    return {kind: env.get_template(name) for kind, name in render.TEMPLATES.items()}
+
+
+def filled(template: jinja2.Template, context: dict[str, Any]) -> Any:
+    """The object as filling and parsing back gives it, or the exception doing so raises."""
+    try:
+        return render.dump(loader.parse_plain(template.render(context)))
+    except Exception as e:  # noqa: BLE001 - the same failure is what is compared
+        return type(e)
+
+
+def built(made: shapes.Shapes, template: jinja2.Template, context: dict[str, Any]) -> Any:
+    try:
+        return render.dump(made.build(template, context))
+    except shapes.Unshaped:
+        return None
+
+
+def _same_kind(value: Any, draw: Any) -> Any:
+    """Another true scalar of ``value``'s kind (what a second app of the same shape holds)."""
+    if isinstance(value, str):
+        return draw(st.text(min_size=1, max_size=12).filter(lambda s: not shapes._SURROGATE.search(s)))
+    if isinstance(value, int):
+        return draw(st.integers(-10**6, 10**6).filter(bool))
+    return draw(st.floats(allow_nan=True).filter(lambda f: math.isnan(f) or f != 0))
+
+
+def _refill(value: Any, new: list[Any]) -> Any:
+    kind = type(value)
+    if kind is dict:
+        return {k: _refill(v, new) for k, v in value.items()}
+    if kind in (list, tuple):
+        return kind(_refill(v, new) for v in value)
+    if kind is bool or value is None or not value:
+        return value
+    return new.pop(0)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(kind=st.sampled_from(KINDS), first=contexts, data=st.data())
+def test_an_object_built_from_its_shape_is_the_filled_one(templates: dict[str, jinja2.Template], kind: str,
+                                                          first: dict[str, Any], data: st.DataObject) -> None:
+    """For every built-in template: the first context of a shape is filled; a second context
+    of that shape (other strings, numbers, the same keys, lengths and truths) is built, and
+    dumps to the bytes filling and parsing it back dumps to. A context the shapes cannot stand
+    for is filled every time, and so is one whose template fails."""
+    template = templates[kind]
+    made = shapes.Shapes(lambda t, c: t.render(c), loader.parse_plain)
+    try:
+        held: list[Any] = []
+        shapes._shape(first, held)
+    except shapes.Unshaped:
+        assert built(made, template, first) is None and built(made, template, first) is None
+        return
+    second = _refill(first, [_same_kind(v, data.draw) for v in held])
+    assert built(made, template, first) is None  # first of its shape: filled
+    for context in (second, first):
+        fast = built(made, template, context)
+        slow = filled(template, context)
+        if fast is None:
+            continue  # filled the usual way
+        assert fast == slow
+
+
+APP = """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata: {{name: app-{i}, namespace: team-{team}}}
+spec:
+  service: {{host: app-{i}, port: 8080}}
+  versions: {{v1: {{labels: {{version: v1}}}}, v2: {{labels: {{version: v2}}}}}}
+  trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL}}}}
+{expose}  routes:
+    - {{name: default, to: {{v1: 90, v2: 10}}, timeout: 5s}}
+"""
+
+
+def _unshaped(self: shapes.Shapes, template: Any, context: Any) -> Any:
+    raise shapes.Unshaped
+
+
+def test_a_fleet_of_alike_apps_fills_each_template_twice_per_shape(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """30 apps written alike, in three environments: each built-in template is filled for the
+    first two contexts of each shape only (the rest are built; an exposed app's VirtualService
+    has a shape of its own), and the files are the bytes filling every object gives."""
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "environments").mkdir()
+    for i in range(30):
+        expose = f"  expose: {{hosts: [app-{i}.example.com]}}\n" if i % 4 == 0 else ""
+        (tmp_path / "apps" / f"app-{i}.yaml").write_text(APP.format(i=i, team=i % 3, expose=expose))
+    for env in ("dev", "staging", "prod"):
+        (tmp_path / "environments" / f"{env}.yaml").write_text(
+            f"apiVersion: meshgen.io/v1alpha1\nkind: Environment\nmetadata: {{name: {env}}}\n"
+            "spec: {ingress: {selector: {istio: ingressgateway}}}\n")
+    fills: list[str] = []
+    real = jinja2.Template.render
+
+    def counting(self: jinja2.Template, *args: Any, **kwargs: Any) -> str:
+        fills.append(self.name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Template, "render", counting)
+    fast = render.render_repo(tmp_path, cache=False)
+    assert len(fast.objects) == 3 * (30 + 30 + 8)  # a DestinationRule and a VirtualService each, a Gateway every 4th
+    assert {name: fills.count(name) for name in set(fills)} == {
+        "destinationrule.yaml.j2": 2, "virtualservice.yaml.j2": 4, "gateway.yaml.j2": 2, "kustomization.yaml.j2": 3}
+    monkeypatch.setattr(shapes.Shapes, "build", _unshaped)  # every object filled and parsed back
+    assert render.render_repo(tmp_path, cache=False).files == fast.files
+
+
+def test_the_dump_cache_shares_text_only_between_objects_alike_but_for_their_environment() -> None:
+    """Objects that differ only in their environment label share one dump; a value of another
+    type (``1``, ``"1"``, ``True``, ``1.0``) or a key of another type is never taken for it."""
+    def obj(env: str, value: Any, key: Any = "k") -> dict[str, Any]:
+        return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": "a", "labels": {"meshgen.io/environment": env}},
+                "spec": {key: value, "other": "meshgen.io/environment: dev"}}
+
+    cache = render._DumpCache()
+    for env in ("dev", "staging", "prod"):
+        for value in (1, "1", True, 1.0, None, [1], {"1": 1}):
+            for key in ("k", 1, "1"):
+                made = obj(env, value, key)
+                assert cache.dump(made, env) == render.dump(made)
+                assert made == obj(env, value, key)  # the label is put back
