@@ -128,8 +128,50 @@ settings.load_profile("meshgen")
 FAST_EXAMPLES = int(os.environ.get("MESHGEN_FAST_EXAMPLES") or 0)
 
 
+#: The longest tests (``pytest -n 4 --durations=40``: each 20 s to over a minute on a 2-core
+#: machine, most of it CPU), first file then test name. They are run first, so each worker
+#: starts on one of them and none begins near the end to keep one worker busy while the
+#: others have nothing left: pytest-xdist's ``load`` scheduling hands the tests out in
+#: collection order, the first ones round-robin. (A test whose time is a module-scoped
+#: fixture's, as the report's Chromium, stays with its module: moved, it would start it twice.)
+LONGEST = (
+    ("test_bot_faults.py", "test_kill_9_of_the_tick_at_random_moments_then_one_tick_recovers"),
+    ("test_routing_properties.py", "test_route_lists_compile_exactly"),
+    ("test_interrupted_render.py", "test_a_render_signalled_while_writing_leaves_no_temporary"),
+    ("test_cel.py", "test_every_rule_of_the_conformance_and_rendered_objects_is_evaluated_and_holds"),
+    ("test_rollout.py", "test_steering_by_hand_and_the_status_table"),
+    ("test_ci.py", "test_hook_passes_when_fresh_and_fails_when_stale"),
+    ("test_routing_properties.py", "test_scoped_route_lists_compile_exactly"),
+    ("test_render.py", "test_init_scaffolds_a_repository_that_renders_and_checks"),
+    ("test_yamlq.py", "test_any_value_round_trips_through_yaml"),
+    ("test_fuzz.py", "test_structural_mutants_exit_0_or_a_placed_error"),
+    ("test_edges.py", "test_two_ticks_at_once_in_one_checkout_push_only_consistent_commits"),
+    ("test_rollout.py", "test_two_bots_ticking_at_the_same_moment_never_double_step"),
+    ("test_rollout.py", "test_healthy_canary_goes_through_every_step_to_success"),
+    ("test_rollout.py", "test_a_push_rejected_mid_tick_is_decided_again"),
+    ("test_conditions.py", "test_printed_conditions_parse_back_to_the_same_tree"),
+    ("test_gatewayapi_target.py", "test_the_bot_steps_backend_ref_weights_and_promotes"),
+    ("test_gatewayapi_routing.py", "test_precedence_ordered_rules_mean_the_spec_first_match"),
+    ("test_waves.py", "test_a_group_steps_together_in_one_commit_per_tick"),
+)
+
+
+def _longest_first(items: list[pytest.Item]) -> None:
+    """Reorder ``items`` in place: those of :data:`LONGEST` first, in its order (parameters
+    together), then every other test in collection order. Every test still runs once."""
+    rank = {key: i for i, key in enumerate(LONGEST)}
+
+    def key(item: pytest.Item) -> int:
+        name = getattr(item, "originalname", None) or item.name.split("[")[0]
+        return rank.get((Path(str(item.fspath)).name, name), len(LONGEST))
+
+    items.sort(key=key)  # stable: the rest keep their order
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``MESHGEN_FAST_EXAMPLES``, lower each Hypothesis test's ``max_examples`` to it."""
+    """The longest tests first (:func:`_longest_first`); under ``MESHGEN_FAST_EXAMPLES``, each
+    Hypothesis test's ``max_examples`` lowered to it."""
+    _longest_first(items)
     if not FAST_EXAMPLES:
         return
     for item in items:
