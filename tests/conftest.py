@@ -6,8 +6,10 @@ them or in this file; none of them mock what can run here.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +20,8 @@ from typing import Iterator
 
 import pytest
 from hypothesis import settings
+
+from tests import forkserver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,17 +35,51 @@ def build_file_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def run_meshgen(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False,
-                timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m generator ARGS`` in ``cwd`` with this checkout on PYTHONPATH."""
+def _cli_env() -> dict[str, str]:
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT)
     full_env.setdefault("NO_COLOR", "1")
     full_env["COLUMNS"] = "200"
+    return full_env
+
+
+_fork_server: list[forkserver.ForkServer | None] = []
+
+
+def _server() -> forkserver.ForkServer | None:
+    """This worker's :class:`tests.forkserver.ForkServer`, started on first use (stopped at
+    exit), or ``None`` where it cannot run or ``MESHGEN_TESTS_FORKSERVER=0`` turns it off."""
+    if not _fork_server:
+        server = None
+        if os.environ.get("MESHGEN_TESTS_FORKSERVER", "1") != "0" and hasattr(os, "pidfd_open") \
+                and hasattr(socket, "send_fds"):
+            folder = Path(tempfile.mkdtemp(prefix="forkserver-"))
+            server = forkserver.ForkServer(folder, _cli_env())
+
+            def stop() -> None:
+                server.close()
+                shutil.rmtree(folder, ignore_errors=True)
+
+            atexit.register(stop)
+        _fork_server.append(server)
+    server = _fork_server[0]
+    return server if server is not None and server.alive() else None
+
+
+def run_meshgen(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m generator ARGS`` in ``cwd`` with this checkout on PYTHONPATH: a process
+    of its own, forked from this worker's fork server (:mod:`tests.forkserver`) unless the
+    environment changes what a new interpreter would read at start-up."""
+    full_env = _cli_env()
     if env:
         full_env.update(env)
-    proc = subprocess.run([sys.executable, "-m", "generator", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    server = _server()
+    if server is not None and forkserver.usable(full_env, server.env):
+        proc = server.run(list(args), cwd, full_env, timeout)
+    else:
+        proc = subprocess.run([sys.executable, "-m", "generator", *args], cwd=cwd, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"meshgen {' '.join(args)} exited {proc.returncode}\n"
                              f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
