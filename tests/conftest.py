@@ -180,6 +180,7 @@ LONGEST = (
     ("test_rollout.py", "test_steering_by_hand_and_the_status_table"),
     ("test_ci.py", "test_hook_passes_when_fresh_and_fails_when_stale"),
     ("test_routing_properties.py", "test_scoped_route_lists_compile_exactly"),
+    ("test_routing_properties.py", "test_guard_heavy_route_lists_compile_exactly"),
     ("test_render.py", "test_init_scaffolds_a_repository_that_renders_and_checks"),
     ("test_yamlq.py", "test_any_value_round_trips_through_yaml"),
     ("test_fuzz.py", "test_structural_mutants_exit_0_or_a_placed_error"),
