@@ -98,7 +98,13 @@ def serve(path: str) -> None:
     while True:
         ready, _, _ = select.select([server, sys.stdin, *waiting], [], [])
         for item in ready:
-            if item is sys.stdin:  # the test worker is gone (its end of the pipe closed)
+            if item is sys.stdin:  # the test worker is gone (its end of the pipe closed): leave nothing
+                server.close()
+                for leftover in (lambda: os.unlink(path), lambda: os.rmdir(os.path.dirname(path))):
+                    try:
+                        leftover()
+                    except OSError:
+                        pass
                 return
             if item is server:
                 conn, _ = server.accept()
