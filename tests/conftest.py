@@ -6,8 +6,10 @@ them or in this file; none of them mock what can run here.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +20,8 @@ from typing import Iterator
 
 import pytest
 from hypothesis import settings
+
+from tests import forkserver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,17 +35,51 @@ def build_file_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def run_meshgen(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False,
-                timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m generator ARGS`` in ``cwd`` with this checkout on PYTHONPATH."""
+def _cli_env() -> dict[str, str]:
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = str(ROOT)
     full_env.setdefault("NO_COLOR", "1")
     full_env["COLUMNS"] = "200"
+    return full_env
+
+
+_fork_server: list[forkserver.ForkServer | None] = []
+
+
+def _server() -> forkserver.ForkServer | None:
+    """This worker's :class:`tests.forkserver.ForkServer`, started on first use (stopped at
+    exit), or ``None`` where it cannot run or ``MESHGEN_TESTS_FORKSERVER=0`` turns it off."""
+    if not _fork_server:
+        server = None
+        if os.environ.get("MESHGEN_TESTS_FORKSERVER", "1") != "0" and hasattr(os, "pidfd_open") \
+                and hasattr(socket, "send_fds"):
+            folder = Path(tempfile.mkdtemp(prefix="forkserver-"))
+            server = forkserver.ForkServer(folder, _cli_env())
+
+            def stop() -> None:
+                server.close()
+                shutil.rmtree(folder, ignore_errors=True)
+
+            atexit.register(stop)
+        _fork_server.append(server)
+    server = _fork_server[0]
+    return server if server is not None and server.alive() else None
+
+
+def run_meshgen(*args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m generator ARGS`` in ``cwd`` with this checkout on PYTHONPATH: a process
+    of its own, forked from this worker's fork server (:mod:`tests.forkserver`) unless the
+    environment changes what a new interpreter would read at start-up."""
+    full_env = _cli_env()
     if env:
         full_env.update(env)
-    proc = subprocess.run([sys.executable, "-m", "generator", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    server = _server()
+    if server is not None and forkserver.usable(full_env, server.env):
+        proc = server.run(list(args), cwd, full_env, timeout)
+    else:
+        proc = subprocess.run([sys.executable, "-m", "generator", *args], cwd=cwd, env=full_env,
+                              capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"meshgen {' '.join(args)} exited {proc.returncode}\n"
                              f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
@@ -128,8 +166,51 @@ settings.load_profile("meshgen")
 FAST_EXAMPLES = int(os.environ.get("MESHGEN_FAST_EXAMPLES") or 0)
 
 
+#: The longest tests (``pytest -n 4 --durations=40``: each 20 s to over a minute on a 2-core
+#: machine, most of it CPU), first file then test name. They are run first, so each worker
+#: starts on one of them and none begins near the end to keep one worker busy while the
+#: others have nothing left: pytest-xdist's ``load`` scheduling hands the tests out in
+#: collection order, the first ones round-robin. (A test whose time is a module-scoped
+#: fixture's, as the report's Chromium, stays with its module: moved, it would start it twice.)
+LONGEST = (
+    ("test_bot_faults.py", "test_kill_9_of_the_tick_at_random_moments_then_one_tick_recovers"),
+    ("test_routing_properties.py", "test_route_lists_compile_exactly"),
+    ("test_interrupted_render.py", "test_a_render_signalled_while_writing_leaves_no_temporary"),
+    ("test_cel.py", "test_every_rule_of_the_conformance_and_rendered_objects_is_evaluated_and_holds"),
+    ("test_rollout.py", "test_steering_by_hand_and_the_status_table"),
+    ("test_ci.py", "test_hook_passes_when_fresh_and_fails_when_stale"),
+    ("test_routing_properties.py", "test_scoped_route_lists_compile_exactly"),
+    ("test_routing_properties.py", "test_guard_heavy_route_lists_compile_exactly"),
+    ("test_render.py", "test_init_scaffolds_a_repository_that_renders_and_checks"),
+    ("test_yamlq.py", "test_any_value_round_trips_through_yaml"),
+    ("test_fuzz.py", "test_structural_mutants_exit_0_or_a_placed_error"),
+    ("test_edges.py", "test_two_ticks_at_once_in_one_checkout_push_only_consistent_commits"),
+    ("test_rollout.py", "test_two_bots_ticking_at_the_same_moment_never_double_step"),
+    ("test_rollout.py", "test_healthy_canary_goes_through_every_step_to_success"),
+    ("test_rollout.py", "test_a_push_rejected_mid_tick_is_decided_again"),
+    ("test_conditions.py", "test_printed_conditions_parse_back_to_the_same_tree"),
+    ("test_gatewayapi_target.py", "test_the_bot_steps_backend_ref_weights_and_promotes"),
+    ("test_gatewayapi_routing.py", "test_precedence_ordered_rules_mean_the_spec_first_match"),
+    ("test_waves.py", "test_a_group_steps_together_in_one_commit_per_tick"),
+)
+
+
+def _longest_first(items: list[pytest.Item]) -> None:
+    """Reorder ``items`` in place: those of :data:`LONGEST` first, in its order (parameters
+    together), then every other test in collection order. Every test still runs once."""
+    rank = {key: i for i, key in enumerate(LONGEST)}
+
+    def key(item: pytest.Item) -> int:
+        name = getattr(item, "originalname", None) or item.name.split("[")[0]
+        return rank.get((Path(str(item.fspath)).name, name), len(LONGEST))
+
+    items.sort(key=key)  # stable: the rest keep their order
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``MESHGEN_FAST_EXAMPLES``, lower each Hypothesis test's ``max_examples`` to it."""
+    """The longest tests first (:func:`_longest_first`); under ``MESHGEN_FAST_EXAMPLES``, each
+    Hypothesis test's ``max_examples`` lowered to it."""
+    _longest_first(items)
     if not FAST_EXAMPLES:
         return
     for item in items:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+import yaml
 
 from demo.fakemesh import (
     LocalPrometheus,
@@ -99,6 +100,26 @@ def wait_until(condition: Callable[[], object], timeout: float, interval: float 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what or condition}")
         time.sleep(interval)
+
+
+def wait_until_checks_due(work: Path, timeout: float = 10.0) -> None:
+    """Wait until every progressing rollout of the config repository ``work`` has its next check
+    due (:func:`generator.rollout.decision.next_check` from its committed status) on the bot's
+    clock (:func:`generator.bot.bot.utcnow`, whole seconds): the event a fixed sleep of one
+    interval stood for, and no longer than it takes."""
+    from generator.bot import bot
+    from generator.rollout import decision
+
+    due = []
+    for path in sorted((work / "status").glob("*/*.yaml")):
+        status = (yaml.safe_load(path.read_text()) or {}).get("status")
+        spec = yaml.safe_load((work / "apps" / f"{path.stem}.yaml").read_text())["spec"].get("rollout")
+        when = decision.next_check(spec, status) if spec and status else None
+        if when is not None:
+            due.append(when)
+    if due:
+        latest = max(due)
+        wait_until(lambda: bot.utcnow() >= latest, timeout, interval=0.02, what=f"the checks due at {latest}")
 
 
 class Recorder:

@@ -31,7 +31,7 @@ import yaml
 from demo.fakemesh import free_port
 from generator.bot import bot
 from tests.conftest import ROOT, build_file_tree, require_loopback, run_meshgen
-from tests.promfixtures import clone, git, wait_until
+from tests.promfixtures import clone, git, wait_until, wait_until_checks_due
 
 APP = """\
 apiVersion: meshgen.io/v1alpha1
@@ -234,7 +234,7 @@ def test_prometheus_failing_skips_the_environment_and_the_next_tick_carries_on(s
     remote, work, _ = setup
     history = History(remote)
     started(work, history)
-    time.sleep(1.1)  # every rollout's interval has passed: all are due
+    wait_until_checks_due(work)  # every rollout's interval has passed: all are due
     faulty.mode = mode
     url = f"http://127.0.0.1:{free_port()}" if mode == "refused" else faulty.url
     before = history.main()
@@ -253,7 +253,7 @@ def test_a_slow_prometheus_makes_a_slow_tick_not_a_wrong_one(setup, faulty):
     remote, work, _ = setup
     history = History(remote)
     started(work, history)
-    time.sleep(1.1)
+    wait_until_checks_due(work)
     faulty.mode, faulty.delay = "slow", 1.0
     begun = time.monotonic()
     report = recover(work, history)
@@ -272,7 +272,7 @@ def test_a_push_refused_by_a_hook_stays_local_and_is_decided_again_once_allowed(
     hook = remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'pushes to main are closed for maintenance' >&2\nexit 1\n")
     hook.chmod(0o755)
-    time.sleep(1.1)
+    wait_until_checks_due(work)
     before = history.main()
     proc = run_meshgen("rollout", "step", "--push", cwd=work)
     assert proc.returncode == 3, proc.stderr
@@ -302,7 +302,7 @@ def test_a_vanished_remote_exits_3_and_the_next_tick_recovers(setup):
     gone = remote.with_name("remote.gone")
     remote.rename(gone)
     try:
-        time.sleep(1.1)
+        wait_until_checks_due(work)
         proc = run_meshgen("rollout", "step", "--push", cwd=work)
         assert proc.returncode == 3, proc.stderr
         assert "error: git fetch origin/main failed" in proc.stderr and "Traceback" not in proc.stderr

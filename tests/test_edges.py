@@ -30,7 +30,7 @@ from generator.bot.prometheus import Prometheus
 from generator.errors import DeadlineExceeded, PrometheusError, redact
 from generator.render import output, render
 from tests.conftest import ROOT, build_file_tree, require_loopback, run_meshgen
-from tests.promfixtures import clone, git, wait_until
+from tests.promfixtures import clone, git, wait_until, wait_until_checks_due
 
 NO_PROMETHEUS = "http://127.0.0.1:9"
 
@@ -403,7 +403,7 @@ def started_canary(pushed, url: str) -> tuple[Path, Path]:
 def test_a_wrong_shape_makes_step_exit_3_without_a_commit_and_run_go_on(pushed, loopback):
     server = loopback(json_answer(b'{"status": "success", "data": "x"}'))
     remote, work = started_canary(pushed, server.url)
-    time.sleep(1.1)  # the 1 s interval: the next check is due
+    wait_until_checks_due(work)  # the 1 s interval: the next check is due
     head = git(remote, "rev-parse", "main")
     proc = meshgen("rollout", "step", "--push", cwd=work)
     assert proc.returncode == 3 and "data of type string" in proc.stderr
@@ -448,7 +448,7 @@ def test_the_tick_deadline_bounds_a_silent_prometheus(pushed, tmp_path):
     listener.listen(16)  # accepts connections, never answers
     try:
         remote, work = started_canary(pushed, f"http://127.0.0.1:{listener.getsockname()[1]}")
-        time.sleep(1.1)
+        wait_until_checks_due(work)
         started = time.monotonic()
         proc = meshgen("rollout", "step", "--push", "--deadline", "2s", cwd=work)
         assert time.monotonic() - started < 10
@@ -526,7 +526,7 @@ def test_a_status_time_in_the_future_is_said_not_silently_waited_for(tmp_path):
 @pytest.mark.prometheus
 def test_a_skewed_bot_clock_is_said(pushed, prometheus):
     remote, work = started_canary(pushed, prometheus.url)
-    time.sleep(1.1)
+    wait_until_checks_due(work)
     report = bot.tick(work, push=True, clock=lambda: bot.utcnow() + timedelta(minutes=10))
     assert not report.commits
     assert "clock is 600 s ahead of Prometheus" in str(report.failed_envs["dev"])
@@ -579,7 +579,7 @@ def test_custom_query_template_failures_are_placed_errors(case, tmp_path):
 
 def test_credentials_in_the_prometheus_url_are_never_printed(pushed):
     remote, work = started_canary(pushed, NO_PROMETHEUS)
-    time.sleep(1.1)
+    wait_until_checks_due(work)
     proc = meshgen("rollout", "step", "--push", "--deadline", "10s", cwd=work,
                    env={"MESHGEN_PROMETHEUS_URL": "http://admin:PASSWORD@127.0.0.1:9/?access_token=TOKEN"})
     assert proc.returncode == 3

@@ -280,3 +280,33 @@ def test_history_parses_each_status_blob_once_across_runs(repo, monkeypatch):
     assert len(parsed) == 1 and again[0].events[:2] == first[0].events
     (repo / ".git/meshgen/status-blobs.pickle").write_bytes(b"damaged")
     assert bot_history.read_history(repo) == again and len(parsed) == 4
+
+
+def test_history_command_loads_none_of_the_tick_machinery_and_prints_a_rollout_a_line(repo):
+    """``rollout history`` reads git with git itself and prints: over 10,000 commits the
+    imports of the tick (Prometheus, gates, templates, GitPython) would cost as much as git's
+    own work, so the command loads none of them; ``--output json`` writes one rollout to a line
+    (``bench/history.py`` holds the command within 3x git's floor)."""
+    b = Bot(repo)
+    b.tick(None)
+    b.tick(PASS)
+    probe = ("import json, sys\n"
+             "from generator.cli import main\n"
+             "try:\n"
+             "    main(['rollout', 'history', '--output', 'json'])\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "heavy = ('generator.bot.bot', 'generator.bot.prometheus', 'generator.rollout.promotion', 'git', 'httpx',"
+             " 'jinja2')\n"
+             "print(json.dumps(sorted(m for m in heavy if m in sys.modules and"
+             " type(sys.modules[m]).__name__ != '_LazyModule')))\n")
+    proc = subprocess.run([os.sys.executable, "-c", probe], cwd=repo, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert proc.returncode == 0, proc.stderr
+    document, loaded = proc.stdout.rsplit("\n", 2)[:2]
+    assert json.loads(loaded) == []
+    lines = document.splitlines()
+    assert lines[0] == '{"rollouts": [' and lines[-1] == "]}" and len(lines) == 3
+    assert [e["kind"] for e in json.loads(document)["rollouts"][0]["events"]] == ["start", "step"]
+    # a steering command, which needs the bot, still finds it
+    assert run_meshgen("rollout", "pause", "books", cwd=repo).returncode == 0

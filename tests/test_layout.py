@@ -1,7 +1,8 @@
 """The tree shows the architecture: packages by concern, imports in one direction, no cycle.
 
-Every ``import`` in ``generator/`` is read with :mod:`ast` (function-level imports included;
-imports under ``if TYPE_CHECKING:`` are annotations only and not counted). The rules:
+Every ``import`` in ``generator/`` is read with :mod:`ast` (function-level imports and
+``lazy_module("...")`` included; imports under ``if TYPE_CHECKING:`` are annotations only and
+not counted). The rules:
 
 - a package imports only itself and the packages before it in :data:`ORDER`;
 - the pure core (:data:`PURE`) imports nothing of the IO shell: no git, HTTP, subprocess or
@@ -74,6 +75,9 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
             for alias in node.names:
                 full = f"{base}.{alias.name}"
                 found.add(full if full in known else base)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_module" and node.args \
+                and isinstance(node.args[0], ast.Constant):  # generator.cli.base.lazy_module("a.b")
+            found.add(node.args[0].value)
     return found
 
 

@@ -21,7 +21,7 @@ from demo.fakemesh import FakeMesh, free_port
 from generator.bot import bot
 from generator.render import output, render
 from tests.conftest import ROOT, build_file_tree, run_meshgen
-from tests.promfixtures import clone, git, wait_until
+from tests.promfixtures import clone, git, wait_until, wait_until_checks_due
 
 APP = """\
 apiVersion: meshgen.io/v1alpha1
@@ -182,7 +182,7 @@ def test_no_data_holds_and_commits_nothing(config, mesh_traffic):
     remote, work = config("e2e-nodata", rps=0)  # no traffic at all for this service
     first = bot.tick(work, push=True)
     assert [o.decision.action.value for o in first.commits] == ["start"]
-    time.sleep(WAIT)
+    wait_until_checks_due(work)
     report = bot.tick(work, push=True)
     assert [o.decision.action.value for o in report.outcomes] == ["hold"]
     # without traffic the new weight cannot be seen applied: one query (the split), no check
@@ -197,7 +197,7 @@ def test_no_data_holds_and_commits_nothing(config, mesh_traffic):
 def test_too_few_requests_hold(config, mesh_traffic):
     remote, work = config("e2e-few", rps=5)  # v2 gets 1 request per second at 20 %
     bot.tick(work, push=True)
-    time.sleep(WAIT)
+    wait_until_checks_due(work)
     reports = tick_until(work, lambda r: "fewer than" in r.outcomes[0].decision.reason, timeout=10)
     # the 20 % is seen applied (a commit), then its checks hold: nothing steps
     assert {o.decision.action.value for r in reports for o in r.outcomes} <= {"applied", "nothing", "hold"}
@@ -329,7 +329,7 @@ def test_prometheus_down_exits_3_and_commits_nothing(config):
     remote, work = config("e2e-down", url=f"http://127.0.0.1:{free_port()}")
     run_meshgen("rollout", "step", "--push", cwd=work, check=True)  # the start needs no Prometheus
     before = git(remote, "rev-parse", "main")
-    time.sleep(WAIT)
+    wait_until_checks_due(work)
     proc = run_meshgen("rollout", "step", "--push", cwd=work)
     assert proc.returncode == 3, proc.stderr
     assert "error: environment dev: Prometheus at http://127.0.0.1:" in proc.stderr

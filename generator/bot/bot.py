@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from generator.bot import PROMETHEUS_URL_ENV  # noqa: F401 - bot.PROMETHEUS_URL_ENV, as before
 from generator.bot import gates as bot_gates
 from generator.bot import lock, notify, vcs
 from generator.bot import sync as bot_sync
@@ -61,7 +62,6 @@ from generator import targets
 
 log = logging.getLogger(__name__)
 
-PROMETHEUS_URL_ENV = "MESHGEN_PROMETHEUS_URL"
 PUSH_ATTEMPTS = 5
 #: Seconds the bot's clock may differ from Prometheus's before an environment's checks are refused.
 MAX_CLOCK_SKEW = 10.0

@@ -8,8 +8,10 @@ no import cycle.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
@@ -106,3 +108,27 @@ def verbose_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     return click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=enable,
                         help="Say what is done, file by file.")(fn)
+
+
+def lazy_module(name: str) -> types.ModuleType:
+    """The module ``name``, executed on its first attribute access rather than now, so a
+    command module can name at its top what only some of its commands use, and a command that
+    uses none of it does not pay its import (Python's LazyLoader recipe,
+    https://docs.python.org/3/library/importlib.html#implementing-lazy-imports). A module
+    already imported is returned as it is. ``tests/test_layout.py`` counts these as imports.
+
+    Raises:
+        ModuleNotFoundError: no module ``name``.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"no module named {name!r}", name=name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    return module
+

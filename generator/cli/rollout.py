@@ -15,13 +15,18 @@ import click
 from rich.measure import Measurement
 from rich.table import Table
 
-from generator.bot import bot
-from generator.bot import backtest as bot_backtest
+from generator.bot import PROMETHEUS_URL_ENV
 from generator.bot import deadline as deadline_mod
 from generator.bot import history as bot_history
-from generator.cli.base import Context, fail, out_console, pass_ctx, run, verbose_option
+from generator.cli.base import Context, fail, lazy_module, out_console, pass_ctx, run, verbose_option
 from generator.errors import MeshgenError, OutsideError, PrometheusError, UsageError, redact
-from generator.rollout import decision, history, promotion
+from generator.rollout import decision, history
+
+# Imported when a command first uses them: ``rollout history`` needs none of the tick's
+# machinery (Prometheus and gates clients, templates, the pack writer).
+bot = lazy_module("generator.bot.bot")
+bot_backtest = lazy_module("generator.bot.backtest")
+promotion = lazy_module("generator.rollout.promotion")
 
 _env = click.option("--env", "envs", multiple=True, metavar="E", help="Only this environment (repeatable).")
 _push = click.option("--push", is_flag=True, help="Sync with the tracked remote branch first and push the commits.")
@@ -30,7 +35,7 @@ _deadline = click.option("--deadline", default=None, metavar="DURATION",
                               f"gets at most what is left of it (0 for none). Default: "
                               f"{deadline_mod.DEFAULT_SECONDS:g}s; for run at most 4/5 of --every (5s at least).")
 _prometheus = click.option("--prometheus-url", metavar="URL", default=None,
-                           help=f"Query this Prometheus for every environment (default: ${bot.PROMETHEUS_URL_ENV}, "
+                           help=f"Query this Prometheus for every environment (default: ${PROMETHEUS_URL_ENV}, "
                                 "else each environment's spec.prometheus.url).")
 
 
@@ -278,18 +283,28 @@ def history_(ctx: Context, app: str | None, envs: tuple[str, ...], since: str | 
     rollbacks, success, and steering by hand with its author."""
     found = run(bot_history.read_history, ctx.root, app=app, envs=list(envs), since=_moment("--since", since))
     if output == "json":
-        click.echo(json.dumps({"rollouts": [t.to_json() for t in found]}, indent=2))
+        click.echo(_rollouts_json(found))
         return
     if not found:
         what = " ".join(filter(None, [app, f"in {', '.join(envs)}" if envs else "",
                                       f"since {since}" if since else ""]))
         click.echo(f"no rollout history{' for ' + what if what else ''}: no commit changed a status file")
         return
+    lines = []  # written at once: one write per line would cost a system call each
     for timeline in found:
-        click.echo(_timeline_heading(timeline))
-        for event in timeline.events:
-            click.echo(_event_line(event))
-        click.echo("")
+        lines.append(_timeline_heading(timeline))
+        lines.extend(_event_line(event) for event in timeline.events)
+        lines.append("")
+    click.echo("\n".join(lines))
+
+
+def _rollouts_json(found: list[history.Timeline]) -> str:
+    """``{"rollouts": [...]}`` with one rollout to a line (every event in it): the json module's
+    C encoder writes each line, where ``indent`` would send the whole document through its
+    pure-Python encoder, several times slower on a long history."""
+    if not found:
+        return '{"rollouts": []}'
+    return '{"rollouts": [\n' + ",\n".join(json.dumps(t.to_json()) for t in found) + "\n]}"
 
 
 def _timeline_heading(timeline: history.Timeline) -> str:
