@@ -422,8 +422,10 @@ def _meaning_change(old: dict, new: dict, names: list[str] | None, ports: set[in
             continue
         if a[0] == b[0] and a[0] not in (_NO_ROUTE, _DEFAULT_ROUTE):
             changed.setdefault(a[0], (a[2], b[2]))
-        else:
-            moved.setdefault((_answer_text(a), _answer_text(b)), request)
+        else:  # the simplest request shows it best
+            key = (_answer_text(a), _answer_text(b))
+            if key not in moved or _plainness(request) < _plainness(moved[key]):
+                moved[key] = request
     for name, (route_old, route_new) in changed.items():
         lines += [f"route `{name}`: {s}" for s in _route_change(route_old, route_new)]
     for (was, now), request in moved.items():
@@ -434,6 +436,10 @@ def _meaning_change(old: dict, new: dict, names: list[str] | None, ports: set[in
         if l_old != l_new:
             lines += _virtual_service({key: l_old}, {key: l_new})
     return lines
+
+
+def _plainness(request: simulate.Request) -> tuple[int, int, int, str]:
+    return (len(request.headers) + len(request.query), request.method != "GET", len(request.uri), request.uri)
 
 
 def _answer(http: list[dict], request: simulate.Request) -> tuple[str, str, dict]:

@@ -1,0 +1,173 @@
+"""``meshgen diff`` across a change of an environment's ``spec.target`` (istio <-> gateway-api).
+
+Each test builds a real git repository from the bundled example (ratings without its
+retries, which an HTTPRoute cannot carry) plus ``shop``, an app whose ``when`` conditions the
+gateway-api compiler reorders (an Exact path ranks first) and splits into guards, commits it,
+switches an environment's target in a second commit and runs the command line. The summary
+must say, per app, whether the routing *means* something else, not how it is written.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from generator.gitops import diff
+from generator.render import render
+from tests.conftest import run_meshgen
+from tests.example import copy_example
+
+SHOP = """\
+apiVersion: meshgen.io/v1alpha1
+kind: App
+metadata: {name: shop, namespace: mesh}
+spec:
+  service: {host: shop, port: 9080}
+  versions:
+    v1: {labels: {version: v1}}
+    v2: {labels: {version: v2}}
+    v3: {labels: {version: v3}}
+  routes:
+    - name: beta
+      when: header "x-beta" exact "1" and not method exact "POST"
+      to: v3
+    - name: api
+      when: uri prefix "/api/v2/" or query "v" exact "2"
+      to: v2
+    - name: health
+      when: uri exact "/health"
+      to: v1
+    - name: default
+      to: {v1: 80, v2: 20}
+      timeout: 1.5s
+"""
+
+
+def sh(*args: str, cwd: Path) -> str:
+    return subprocess.run(args, cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def commit(repo: Path, message: str) -> None:
+    run_meshgen("render", cwd=repo, check=True)
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "--quiet", "-m", message, cwd=repo)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The example plus ``shop`` on the istio target, committed, then ``dev`` switched to
+    gateway-api in a second commit."""
+    root = copy_example(tmp_path / "config")
+    edit(root / "apps/ratings.yaml", "      retries: {attempts: 3, perTryTimeout: 2s}\n", "")
+    (root / "apps/shop.yaml").write_text(SHOP)
+    sh("git", "init", "--quiet", "--initial-branch=main", cwd=root)
+    sh("git", "config", "user.email", "dev@example.com", cwd=root)
+    sh("git", "config", "user.name", "Dev", cwd=root)
+    commit(root, "Example on the istio target")
+    edit(root / "environments/dev.yaml", "\nspec:\n", "\nspec:\n  target: gateway-api\n")
+    commit(root, "dev: Gateway API")
+    return root
+
+
+def entries(text: str) -> dict[str, list[str]]:
+    """``{entry title: [its lines]}`` of the summary (``books/dev: ...`` -> ``books/dev``)."""
+    out: dict[str, list[str]] = {}
+    title = None
+    for line in text.split("\n--- ", 1)[0].splitlines()[1:]:
+        if line and not line.startswith(" "):
+            title, _, objects = line.partition(": ")
+            out[title] = [objects]
+        elif line and title:
+            out[title].append(line.strip())
+    return out
+
+
+def test_a_target_change_with_the_same_meaning_says_routing_unchanged(repo: Path) -> None:
+    proc = run_meshgen("diff", "--base", "HEAD~1", cwd=repo, check=True)
+    summary = entries(proc.stdout)
+    assert summary["books/dev"] == [
+        "VirtualService removed, DestinationRules changed, HTTPRoute added, 2 Services added",
+        "now written as Gateway API HTTPRoute (istio -> gateway-api); routing unchanged: same routes, same weights",
+        "2 Services added: books-v1, books-v2 (one per version: the routes' backends, as HTTPRoute has no subsets)"]
+    # rules reordered by HTTPRoute precedence, guards and per-match rules, ports made explicit,
+    # 1.5s written 1500ms: none of it is a change
+    assert summary["shop/dev"][1] == ("now written as Gateway API HTTPRoute (istio -> gateway-api); "
+                                      "routing unchanged: same routes, same weights")
+    assert summary["ratings/dev"][1].endswith("routing unchanged: same routes, same weights")
+    assert summary["gw/dev"][1:3] == [
+        "now written as Gateway API HTTPRoute (istio -> gateway-api); routing unchanged: same routes, same weights",
+        "Gateway mesh/gw-gateway: served by the gateway Istio deploys for it (a new address) "
+        "instead of the pods with istio=ingressgateway"]
+    assert not any("reordered" in line or "new match" in line or "9080" in line
+                   for lines in summary.values() for line in lines), proc.stdout
+    assert "--- a/rendered/dev/mesh/shop/virtualservice.yaml" in proc.stdout  # the YAML diff still follows
+
+
+def test_a_target_change_with_a_new_weight_says_exactly_that(repo: Path) -> None:
+    edit(repo / "apps/shop.yaml", "to: {v1: 80, v2: 20}", "to: {v1: 90, v2: 10}")
+    proc = run_meshgen("diff", "--base", "HEAD~1", cwd=repo, check=True)
+    summary = entries(proc.stdout)
+    assert summary["shop/dev"][1:] == [
+        "now written as Gateway API HTTPRoute (istio -> gateway-api)",
+        "route `default`: v1 80 / v2 20 → v1 90 / v2 10",
+        "3 Services added: shop-v1, shop-v2, shop-v3 (one per version: the routes' backends, "
+        "as HTTPRoute has no subsets)"]
+    assert summary["shop/prod, staging"] == ["VirtualService changed", "route `default`: v1 80 / v2 20 → v1 90 / v2 10"]
+
+
+def test_requests_that_now_take_another_route_are_shown(repo: Path) -> None:
+    """reviews is exposed under ``/reviews``: Istio's ``uri prefix`` also takes ``/reviewsx``,
+    an HTTPRoute ``PathPrefix`` only whole segments; the reviewer is shown such a request."""
+    summary = entries(run_meshgen("diff", "--base", "HEAD~1", cwd=repo, check=True).stdout)
+    assert summary["reviews/dev"][1:4] == [
+        "now written as Gateway API HTTPRoute (istio -> gateway-api)",
+        "requests like `GET /reviewsx` with header end-user=jason through gateway mesh/reviews-gateway "
+        "now take no route (404), not route `jason` (v2 100)",
+        "requests like `GET /reviewsx` through gateway mesh/reviews-gateway now take no route (404), "
+        "not route `default` (v1 50 / v2 50)"]
+
+
+def test_a_condition_that_changes_with_the_target_is_shown_with_a_request(repo: Path) -> None:
+    edit(repo / "apps/shop.yaml", 'uri exact "/health"', 'uri exact "/healthz"')
+    summary = entries(run_meshgen("diff", "--base", "HEAD~1", cwd=repo, check=True).stdout)
+    lines = summary["shop/dev"][1:]
+    assert lines[0] == "now written as Gateway API HTTPRoute (istio -> gateway-api)"
+    assert "requests like `GET /healthz` from the mesh now take route `health` (v1 100), " \
+           "not route `default` (v1 80 / v2 20)" in lines
+    assert "requests like `GET /health` from the mesh now take route `default` (v1 80 / v2 20), " \
+           "not route `health` (v1 100)" in lines
+
+
+def test_back_from_gateway_api_to_istio_reads_the_same(repo: Path) -> None:
+    sh("git", "revert", "--no-edit", "HEAD", cwd=repo)
+    summary = entries(run_meshgen("diff", "--base", "HEAD~1", cwd=repo, check=True).stdout)
+    assert summary["books/dev"] == [
+        "VirtualService added, DestinationRules changed, HTTPRoute removed, 2 Services removed",
+        "now written as Istio VirtualService (gateway-api -> istio); routing unchanged: same routes, same weights",
+        "2 Services removed: books-v1, books-v2"]
+    assert summary["shop/dev"][1].endswith("routing unchanged: same routes, same weights")
+
+
+def test_a_port_made_explicit_equal_to_the_services_port_is_no_change(repo: Path) -> None:
+    """An Istio destination without a port goes to the Service's port (Istio picks it when
+    the Service has one); the HTTPRoute's ``backendRefs`` must name it."""
+    base = render.render_repo(repo).files
+    sh("git", "checkout", "--quiet", "HEAD~1", cwd=repo)
+    istio = dict(render.render_repo(repo).files)
+    path = "rendered/dev/mesh/shop/virtualservice.yaml"
+    vs = yaml.safe_load(istio[path])
+    for route in vs["spec"]["http"]:
+        for d in route["route"]:
+            d["destination"].pop("port")
+    istio[path] = yaml.safe_dump(vs).encode()
+    change, = [c for c in diff.compare(istio, base).changes if c.title == "shop/dev"]
+    assert change.traffic[0].endswith("routing unchanged: same routes, same weights")
