@@ -11,6 +11,10 @@ The comparison (:func:`summarize`, :func:`unified_diff`, :func:`format_text`,
 :func:`diff_repo` touches git: it checks the base ref out into a temporary ``git worktree``
 (removed afterwards) and renders both trees with :func:`generator.render.render.render_repo`.
 
+Across a change of an environment's output target (``spec.target``) the summary compares
+what the routes mean, request by request, not how each target writes them (see
+:func:`_target_change`).
+
 Field meanings follow Istio's reference (networking.istio.io/v1 VirtualService ``http`` routes,
 ``HTTPMatchRequest``, ``HTTPRetry``, ``HTTPFaultInjection``; DestinationRule ``trafficPolicy``
 and ``subsets``; Gateway ``servers``).
@@ -428,13 +432,31 @@ def _meaning_change(old: dict, new: dict, names: list[str] | None, ports: set[in
                 moved[key] = request
     for name, (route_old, route_new) in changed.items():
         lines += [f"route `{name}`: {s}" for s in _route_change(route_old, route_new)]
-    for (was, now), request in moved.items():
-        lines.append(f"requests like {_request_text(request)} now take {now}, not {was}")
+    lines += _moved_text(moved)
     for key in ("tcp", "tls"):
         l_old = [_normal_route(r, "", ports, implicit_new) for r in old.get(key) or []]
         l_new = [_normal_route(r, "", ports, implicit_old) for r in new.get(key) or []]
         if l_old != l_new:
             lines += _virtual_service({key: l_old}, {key: l_new})
+    return lines
+
+
+def _moved_text(moved: Mapping[tuple[str, str], simulate.Request]) -> list[str]:
+    """One sentence per (route before, route now), with its plainest request; requests that
+    differ in headers or query only and now take the same route (or none) are said once for
+    all the routes they took (``requests to /shopx through gateway ...``)."""
+    groups: dict[tuple[str, str, str, str], list[tuple[str, simulate.Request]]] = {}
+    for (was, now), request in moved.items():
+        groups.setdefault((now, request.method, request.uri, request.gateway), []).append((was, request))
+    lines = []
+    for (now, method, uri, gateway), items in groups.items():
+        if len(items) == 1:
+            (was, request), = items
+            lines.append(f"requests like {_request_text(request)} now take {now}, not {was}")
+        else:
+            where = " from the mesh" if gateway == "mesh" else f" through gateway {gateway}"
+            lines.append(f"requests like `{method} {uri}`{where} now take {now}, not (by their headers "
+                         f"and query) {', '.join(was for was, _ in items)}")
     return lines
 
 
