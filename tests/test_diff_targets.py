@@ -97,7 +97,7 @@ def test_a_target_change_with_the_same_meaning_says_routing_unchanged(repo: Path
     assert summary["books/dev"] == [
         "VirtualService removed, DestinationRules changed, HTTPRoute added, 2 Services added",
         "now written as Gateway API HTTPRoute (istio -> gateway-api); routing unchanged: same routes, same weights",
-        "2 Services added: books-v1, books-v2 (one per version: the routes' backends, as HTTPRoute has no subsets)"]
+        "2 Services added: books-v1, books-v2 (one per version: the routes' backends, as Gateway API routes have no subsets)"]
     # rules reordered by HTTPRoute precedence, guards and per-match rules, ports made explicit,
     # 1.5s written 1500ms: none of it is a change
     assert summary["shop/dev"][1] == ("now written as Gateway API HTTPRoute (istio -> gateway-api); "
@@ -120,7 +120,7 @@ def test_a_target_change_with_a_new_weight_says_exactly_that(repo: Path) -> None
         "now written as Gateway API HTTPRoute (istio -> gateway-api)",
         "route `default`: v1 80 / v2 20 → v1 90 / v2 10",
         "3 Services added: shop-v1, shop-v2, shop-v3 (one per version: the routes' backends, "
-        "as HTTPRoute has no subsets)"]
+        "as Gateway API routes have no subsets)"]
     assert summary["shop/prod, staging"] == ["VirtualService changed", "route `default`: v1 80 / v2 20 → v1 90 / v2 10"]
 
 
@@ -169,3 +169,42 @@ def test_a_port_made_explicit_equal_to_the_services_port_is_no_change(repo: Path
     istio[path] = yaml.safe_dump(vs).encode()
     change, = [c for c in diff.compare(istio, base).changes if c.title == "shop/dev"]
     assert change.traffic[0].endswith("routing unchanged: same routes, same weights")
+
+
+def _as_target_change(before: dict[str, bytes], after: dict[str, bytes]) -> tuple[dict, dict]:
+    """The istio environment ``mesh`` of ``before`` and the gateway-api one ``gw`` of ``after``,
+    as if ``gw`` had moved from the one target to the other."""
+    base = {p.replace("rendered/mesh/", "rendered/gw/"): b for p, b in before.items() if p.startswith("rendered/mesh/")}
+    return base, {p: b for p, b in after.items() if p.startswith("rendered/gw/")}
+
+
+def test_rewrites_mirrors_headers_other_hosts_tcp_and_tls_routes_carried_alike_are_no_change(tmp_path: Path) -> None:
+    from tests.test_gatewayapi_carried import DB, PAYMENTS, RATINGS, REVIEWS, _repo
+
+    rendering = render.render_repo(_repo(tmp_path, {"ratings": RATINGS, "reviews": REVIEWS, "payments": PAYMENTS,
+                                                    "db": DB}), cache=False)
+    when = {("gw", app): w for (env, app), w in diff.conditions(rendering).items() if env == "mesh"}
+    base, head = _as_target_change(rendering.files, rendering.files)
+    changes = {c.app: c for c in diff.compare(base, head, base_when=when, head_when=when).changes}
+    assert changes["ratings"].traffic == (
+        "now written as Gateway API HTTPRoute (istio -> gateway-api); routing unchanged: same routes, same weights",
+        "2 Services added: ratings-v1, ratings-v2 (one per version: the routes' backends, "
+        "as Gateway API routes have no subsets)",
+        "ReferenceGrant added: ratings-from-shop (opening a namespace to the routes)")
+    # two TCPRoutes, one per port: their order means nothing
+    assert changes["db"].traffic[0] == ("now written as Gateway API TCPRoute (istio -> gateway-api); "
+                                        "routing unchanged: same routes, same weights")
+    assert changes["payments"].traffic[0] == ("now written as Gateway API TLSRoute (istio -> gateway-api); "
+                                              "routing unchanged: same routes, same weights")
+    assert changes["reviews"].traffic[0].endswith("routing unchanged: same routes, same weights")
+
+
+def test_a_tcp_weight_changed_with_the_target_is_shown(tmp_path: Path) -> None:
+    from tests.test_gatewayapi_carried import DB, _repo
+
+    before = render.render_repo(_repo(tmp_path / "before", {"db": DB}), cache=False).files
+    changed = DB.replace("to: {v1: 80, v2: 20}", "to: {v1: 70, v2: 30}")
+    after = render.render_repo(_repo(tmp_path / "after", {"db": changed}), cache=False).files
+    change, = diff.compare(*_as_target_change(before, after)).changes
+    assert change.traffic[:2] == ("now written as Gateway API TCPRoute (istio -> gateway-api)",
+                                  "tcp route 1: v1 80 / v2 20 → v1 70 / v2 30")

@@ -236,7 +236,7 @@ def test_diff_across_a_target_change_names_the_objects_and_compares_the_routes(t
     assert change.traffic == (
         "now written as Gateway API HTTPRoute (istio -> gateway-api); routing unchanged: same routes, same weights",
         "2 Services added: ratings-v1, ratings-v2 (one per version: the routes' backends, "
-        "as HTTPRoute has no subsets)")
+        "as Gateway API routes have no subsets)")
     weights = (root / "apps/ratings.yaml").read_text().replace("      to: v1\n", "      to: {v1: 90, v2: 10}\n")
     (root / "apps/ratings.yaml").write_text(weights)
     env.write_text(env.read_text().replace("\nspec:\n", "\nspec:\n  target: gateway-api\n", 1))

@@ -297,7 +297,7 @@ def _support_objects(old: list[Any], new: list[Any]) -> list[str]:
     """The objects a target adds around its routes (the per-version Services an HTTPRoute
     sends to, ReferenceGrants), each kind named once with its objects."""
     lines = []
-    for kind, why in (("Service", "one per version: the routes' backends, as HTTPRoute has no subsets"),
+    for kind, why in (("Service", "one per version: the routes' backends, as Gateway API routes have no subsets"),
                       ("ReferenceGrant", "opening a namespace to the routes")):
         names_old = sorted(_name(o) for o in old if o.get("kind") == kind)
         names_new = sorted(_name(o) for o in new if o.get("kind") == kind)
@@ -434,11 +434,24 @@ def _meaning_change(old: dict, new: dict, names: list[str] | None, ports: set[in
         lines += [f"route `{name}`: {s}" for s in _route_change(route_old, route_new)]
     lines += _moved_text(moved)
     for key in ("tcp", "tls"):
-        l_old = [_normal_route(r, "", ports, implicit_new) for r in old.get(key) or []]
-        l_new = [_normal_route(r, "", ports, implicit_old) for r in new.get(key) or []]
+        l_old = _normal_l4(old.get(key) or [], ports, implicit_new)
+        l_new = _normal_l4(new.get(key) or [], ports, implicit_old)
         if l_old != l_new:
             lines += _virtual_service({key: l_old}, {key: l_new})
     return lines
+
+
+def _normal_l4(routes: list[dict], ports: set[int], portless: set[str]) -> list[dict]:
+    """TCP or TLS routes, normalised as :func:`_normal_route`; sorted by port when each
+    matches on ports alone, no two on the same (a connection then meets one of them only, so
+    their order means nothing)."""
+    out = [_normal_route(r, "", ports, portless) for r in routes]
+    by_port = [[b.get("port") for b in r.get("match") or []] for r in out]
+    seen = [p for each in by_port for p in each]
+    if all(each and None not in each for each in by_port) and len(set(seen)) == len(seen) and \
+            all(set(b) == {"port"} for r in out for b in r["match"]):
+        out.sort(key=lambda r: min(b["port"] for b in r["match"]))
+    return out
 
 
 def _moved_text(moved: Mapping[tuple[str, str], simulate.Request]) -> list[str]:
