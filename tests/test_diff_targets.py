@@ -40,6 +40,9 @@ spec:
     - name: health
       when: uri exact "/health"
       to: v1
+    - name: chrome
+      when: header "User-Agent" regex "^.*(Chrome).*$"
+      to: {v1: 50, v3: 50}
     - name: default
       to: {v1: 80, v2: 20}
       timeout: 1.5s
@@ -139,10 +142,19 @@ def test_a_condition_that_changes_with_the_target_is_shown_with_a_request(repo: 
     summary = entries(run_meshgen("diff", "--base", "HEAD~1", cwd=repo, check=True).stdout)
     lines = summary["shop/dev"][1:]
     assert lines[0] == "now written as Gateway API HTTPRoute (istio -> gateway-api)"
-    assert "requests like `GET /healthz` from the mesh now take route `health` (v1 100), " \
-           "not route `default` (v1 80 / v2 20)" in lines
+    assert "requests like `GET /healthz` from the mesh now take route `health` (v1 100), not (by their " \
+           "headers and query) route `chrome` (v1 50 / v3 50), route `default` (v1 80 / v2 20)" in lines
     assert "requests like `GET /health` from the mesh now take route `default` (v1 80 / v2 20), " \
            "not route `health` (v1 100)" in lines
+
+
+def test_a_regex_condition_that_changes_with_the_target_is_shown_with_a_request(repo: Path) -> None:
+    edit(repo / "apps/shop.yaml", '"^.*(Chrome).*$"', '"^.*(Firefox).*$"')
+    lines = entries(run_meshgen("diff", "--base", "HEAD~1", cwd=repo, check=True).stdout)["shop/dev"][1:]
+    assert "requests like `GET /` with header user-agent=xChromex from the mesh now take route `default` " \
+           "(v1 80 / v2 20), not route `chrome` (v1 50 / v3 50)" in lines, lines
+    assert "requests like `GET /` with header user-agent=xFirefoxx from the mesh now take route `chrome` " \
+           "(v1 50 / v3 50), not route `default` (v1 80 / v2 20)" in lines, lines
 
 
 def test_back_from_gateway_api_to_istio_reads_the_same(repo: Path) -> None:

@@ -37,6 +37,7 @@ from generator import errors
 from generator import targets
 from generator.render import render
 from generator.routing import simulate
+from generator.routing.conditions import compiled
 from generator.routing.compiler import NO_ROUTE, spec_route_name
 
 KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
@@ -633,14 +634,44 @@ def _probe_requests(http: list[dict], limit: int = 60) -> list[simulate.Request]
 
 
 def _value_of(sm: Any) -> str | None:
-    """A value the string match accepts; ``None`` when none is known (a regex)."""
+    """A value the string match accepts; ``None`` when none is found (a regex
+    :func:`_regex_sample` cannot satisfy)."""
     if not isinstance(sm, dict) or not sm or sm.get("regex") == "*":
         return "1"
     if "exact" in sm:
         return str(sm["exact"])
     if "prefix" in sm:
         return str(sm["prefix"])
+    if "regex" in sm:
+        return _regex_sample(str(sm["regex"]))
     return None
+
+
+_REGEX_STEPS = (
+    (re.compile(r"\\d"), "0"), (re.compile(r"\\w"), "a"), (re.compile(r"\\s"), " "),
+    (re.compile(r"\[\^[^\]]*\]"), "~"),                      # a negated class: a character it rarely names
+    (re.compile(r"\[\\?(.)[^\]]*\]"), r"\1"),                # a class: its first character
+    (re.compile(r"\((?:\?:)?([^()|]*)(?:\|[^()]*)?\)"), r"\1"),  # a group: its first alternative
+    (re.compile(r"(?<!\\)\.[*+?]"), "x"), (re.compile(r"(?<!\\)\."), "x"),
+    (re.compile(r"(?<!\\)[*+?]"), ""),
+    (re.compile(r"(\\?.)\{([0-9]+)(,[0-9]*)?\}"), lambda m: m.group(1) * int(m.group(2))),  # x{n,m}: n times
+)
+
+
+def _regex_sample(pattern: str) -> str | None:
+    """A string the RE2 ``pattern`` fully matches (as Envoy's ``safe_regex`` does), made by
+    reading its simple parts literally (a class as its first character, a group as its first
+    alternative, ``.*`` as ``x``); ``None`` when the result does not match."""
+    text = pattern.removeprefix("^")
+    text = text[:-1] if text.endswith("$") and not text.endswith("\\$") else text
+    for _ in range(8):  # groups inside groups
+        for step, replacement in _REGEX_STEPS:
+            text = step.sub(replacement, text)
+    text = re.sub(r"\\(.)", r"\1", text)  # escaped characters as themselves
+    try:
+        return text if compiled(pattern).fullmatch(text) is not None else None
+    except Exception:  # a pattern RE2 refuses matches nothing
+        return None
 
 
 def _witness(block: dict) -> list[dict | None]:
@@ -650,9 +681,10 @@ def _witness(block: dict) -> list[dict | None]:
     uri = block.get("uri")
     if isinstance(uri, dict) and uri and uri.get("regex") != "*":
         how = "exact" if "exact" in uri else "prefix" if "prefix" in uri else None
-        if how is None:
+        value = str(uri[how]) if how else _value_of(uri)
+        if value is None:
             return [None]
-        w["uri"] = (how, str(uri[how]))
+        w["uri"] = (how or "exact", value)
     if block.get("method"):
         value = _value_of(block["method"])
         if value is None:
