@@ -127,6 +127,14 @@ def test_a_target_change_with_a_new_weight_says_exactly_that(repo: Path) -> None
     assert summary["shop/prod, staging"] == ["VirtualService changed", "route `default`: v1 80 / v2 20 → v1 90 / v2 10"]
 
 
+def test_a_traffic_policy_changed_with_the_target_is_said_once_for_every_version(repo: Path) -> None:
+    """books' policy moves from its DestinationRule to one DestinationRule per version Service."""
+    edit(repo / "apps/books.yaml", "      maxEjectionPercent: 100\n", "")
+    summary = entries(run_meshgen("diff", "--base", "HEAD~1", cwd=repo, check=True).stdout)
+    assert summary["books/dev"][1:3] == ["now written as Gateway API HTTPRoute (istio -> gateway-api)",
+                                         "outlier detection: maxEjectionPercent 100 removed"]
+
+
 def test_requests_that_now_take_another_route_are_shown(repo: Path) -> None:
     """reviews is exposed under ``/reviews``: Istio's ``uri prefix`` also takes ``/reviewsx``,
     an HTTPRoute ``PathPrefix`` only whole segments; the reviewer is shown such a request."""

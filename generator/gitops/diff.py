@@ -389,14 +389,12 @@ def _policy_of_versions(old: list[Any], new: list[Any]) -> list[str]:
                 out[version] = spec.get("trafficPolicy") or {}
         return out
     a, b = per_version(old), per_version(new)
-    shared_a, shared_b = _unique(_inline(v) for v in a.values()), _unique(_inline(v) for v in b.values())
-    if len(shared_a) == 1 and len(shared_b) == 1:  # one policy for every version on each side
-        return _policy_change("", next(iter(a.values())), next(iter(b.values())))
-    if not a or not b:
-        return []
+    pairs = {v: (a.get(v) or {}, b.get(v) or {}) for v in sorted({*a, *b})}
+    if len(_unique(_inline(pair) for pair in pairs.values())) == 1:  # alike for every version
+        return _policy_change("", *next(iter(pairs.values())))
     lines = []
-    for version in sorted({*a, *b}):
-        lines += _policy_change(f"{version}: ", a.get(version) or {}, b.get(version) or {})
+    for version, (policy_a, policy_b) in pairs.items():
+        lines += _policy_change(f"{version}: ", policy_a, policy_b)
     return lines
 
 
