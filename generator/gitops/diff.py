@@ -415,8 +415,9 @@ def _meaning_change(old: dict, new: dict, names: list[str] | None, ports: set[in
     implicit_new = _portless_hosts(new)
     http_old = _normal_http(old, names, ports, implicit_new)
     http_new = _normal_http(new, names, ports, implicit_old)
-    lines = _set_change("host", sorted(old.get("hosts") or []), sorted(new.get("hosts") or [])) \
-        if sorted(old.get("hosts") or []) != sorted(new.get("hosts") or []) else []
+    hosts_old = sorted(h for h in old.get("hosts") or [] if h)
+    hosts_new = sorted(h for h in new.get("hosts") or [] if h)
+    lines = _set_change("host", hosts_old, hosts_new)
     changed: dict[str, tuple[dict, dict]] = {}
     moved: dict[tuple[str, str], simulate.Request] = {}
     for request in _probe_requests(http_old + http_new):
@@ -430,7 +431,8 @@ def _meaning_change(old: dict, new: dict, names: list[str] | None, ports: set[in
             if key not in moved or _plainness(request) < _plainness(moved[key]):
                 moved[key] = request
     for name, (route_old, route_new) in changed.items():
-        lines += [f"route `{name}`: {s}" for s in _route_change(route_old, route_new)]
+        said = _route_change(route_old, route_new) or [f"{_inline(route_old)} → {_inline(route_new)}"]
+        lines += [f"route `{name}`: {s}" for s in said]
     lines += _moved_text(moved)
     for key in ("tcp", "tls"):
         l_old = _normal_l4(old.get(key) or [], ports, implicit_new)
@@ -521,7 +523,7 @@ def _normal_http(spec: dict, names: list[str] | None, ports: set[int], portless:
     (the VirtualService's when it names none, ``mesh`` without), destinations by version
     (a subset without host is the app's), weights in percent of the route, and ports left out
     where the Service's port is meant."""
-    hosts = spec.get("hosts") or []
+    hosts = [h for h in spec.get("hosts") or [] if h]
     own = next((h for h in hosts if h.endswith(".svc.cluster.local")), hosts[0] if hosts else "")
     bound = spec.get("gateways") or ["mesh"]
     out = []
