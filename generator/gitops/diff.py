@@ -23,6 +23,7 @@ and ``subsets``; Gateway ``servers``).
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -390,7 +391,7 @@ def _policy_of_versions(old: list[Any], new: list[Any]) -> list[str]:
         return out
     a, b = per_version(old), per_version(new)
     pairs = {v: (a.get(v) or {}, b.get(v) or {}) for v in sorted({*a, *b})}
-    if len(_unique(_inline(pair) for pair in pairs.values())) == 1:  # alike for every version
+    if len(_unique(json.dumps(pair, sort_keys=True, default=str) for pair in pairs.values())) == 1:  # alike for all
         return _policy_change("", *next(iter(pairs.values())))
     lines = []
     for version, (policy_a, policy_b) in pairs.items():
@@ -479,11 +480,11 @@ def _plainness(request: simulate.Request) -> tuple[int, int, int, str]:
 
 
 def _answer(http: list[dict], request: simulate.Request) -> tuple[str, str, dict]:
-    """``(spec route or status, the route's action as text, the route)`` for one request."""
+    """``(spec route or status, the route's action as canonical JSON, the route)`` for one request."""
     outcome = simulate.evaluate(http, request)
     if outcome.kind == simulate.ROUTE and outcome.route is not None and outcome.route.get("name"):
         action = {k: v for k, v in outcome.route.items() if k not in ("name", "match")}
-        return str(outcome.route["name"]), _inline(action), action
+        return str(outcome.route["name"]), json.dumps(action, sort_keys=True, default=str), action
     if outcome.kind == simulate.OMITTED and request.gateway == "mesh":
         return _DEFAULT_ROUTE, "", {}
     return _NO_ROUTE, "", {}
