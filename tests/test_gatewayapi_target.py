@@ -231,17 +231,19 @@ def test_diff_across_a_target_change_names_the_objects_and_compares_the_routes(t
     env.write_text(env.read_text().replace("  target: gateway-api\n", ""))
     before = render.render_repo(root, cache=False).files
     change, = [c for c in diff.compare(before, after).changes if c.app == "ratings"]
+    assert change.objects_text() == ("VirtualService removed, DestinationRules changed, HTTPRoute added, "
+                                     "2 Services added")
     assert change.traffic == (
-        "output target istio -> gateway-api: 2 DestinationRules, HTTPRoute, 2 Services replace "
-        "DestinationRule, VirtualService",
-        "routes unchanged: the same spec routes, in the same order, to the same versions and weights")
+        "now written as Gateway API HTTPRoute (istio -> gateway-api); routing unchanged: same routes, same weights",
+        "2 Services added: ratings-v1, ratings-v2 (one per version: the routes' backends, "
+        "as Gateway API routes have no subsets)")
     weights = (root / "apps/ratings.yaml").read_text().replace("      to: v1\n", "      to: {v1: 90, v2: 10}\n")
     (root / "apps/ratings.yaml").write_text(weights)
     env.write_text(env.read_text().replace("\nspec:\n", "\nspec:\n  target: gateway-api\n", 1))
     moved = render.render_repo(root, cache=False).files
     change, = [c for c in diff.compare(before, moved).changes if c.app == "ratings"]
-    assert change.traffic[0].startswith("output target istio -> gateway-api")
-    assert any("v2" in line and "10" in line for line in change.traffic[1:]), change.traffic
+    assert change.traffic[:2] == ("now written as Gateway API HTTPRoute (istio -> gateway-api)",
+                                  "route `default`: v1 100 → v1 90 / v2 10")
 
 
 def test_objects_alike_across_environments_are_written_as_dump_writes_them(tmp_path):

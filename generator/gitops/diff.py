@@ -11,6 +11,10 @@ The comparison (:func:`summarize`, :func:`unified_diff`, :func:`format_text`,
 :func:`diff_repo` touches git: it checks the base ref out into a temporary ``git worktree``
 (removed afterwards) and renders both trees with :func:`generator.render.render.render_repo`.
 
+Across a change of an environment's output target (``spec.target``) the summary compares
+what the routes mean, request by request, not how each target writes them (see
+:func:`_target_change`).
+
 Field meanings follow Istio's reference (networking.istio.io/v1 VirtualService ``http`` routes,
 ``HTTPMatchRequest``, ``HTTPRetry``, ``HTTPFaultInjection``; DestinationRule ``trafficPolicy``
 and ``subsets``; Gateway ``servers``).
@@ -19,8 +23,11 @@ and ``subsets``; Gateway ``servers``).
 from __future__ import annotations
 
 import difflib
+import json
+import re
 import tempfile
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping
 
@@ -30,7 +37,9 @@ import yaml
 from generator import errors
 from generator import targets
 from generator.render import render
-from generator.routing.compiler import spec_route_name
+from generator.routing import simulate
+from generator.routing.conditions import compiled
+from generator.routing.compiler import NO_ROUTE, spec_route_name
 
 KINDS = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
 """Istio kinds whose changes are described in words; other files only count as changed."""
@@ -195,43 +204,558 @@ def summarize(base: Mapping[str, Any], head: Mapping[str, Any],
                 traffic.extend(describe(kinds[path], old, new, (base_when or {}).get((env, app)),
                                         (head_when or {}).get((env, app))))
         if switched is not None:
-            traffic.extend(switched)
+            objects, traffic = list(switched[0]), list(switched[1])
         out.append(AppChange(env, app, ns, tuple(objects), tuple(traffic)))
     return out
 
 
-def _count_kinds(objs: list[Any]) -> str:
-    counts: dict[str, int] = {}
-    for o in objs:
-        counts[o["kind"]] = counts.get(o["kind"], 0) + 1
-    return ", ".join(k if n == 1 else f"{n} {k}s" for k, n in counts.items())
-
-
 def _target_change(paths: list[str], base: Mapping[str, Any], head: Mapping[str, Any],
                    when_old: Mapping[str, str | None] | None,
-                   when_new: Mapping[str, str | None] | None) -> list[str] | None:
-    """Sentences for an app whose environment changed its output target (``spec.target``):
-    which objects replace which, and what the routes do on each side, read through each
-    target's :meth:`generator.targets.Target.as_virtual_service` -- ``None`` when the target
-    did not change."""
+                   when_new: Mapping[str, str | None] | None
+                   ) -> tuple[tuple[tuple[str, str], ...], list[str]] | None:
+    """``(objects, sentences)`` for an app whose environment changed its output target
+    (``spec.target``), ``None`` when the target did not change.
+
+    ``objects`` names each kind once (``3 Services added``, ``DestinationRule changed``). The
+    sentences compare what the routing *means*: both sides are read through their target's
+    :meth:`generator.targets.Target.as_virtual_service` (Istio's conversion of HTTPRoutes,
+    sorted by the Gateway API precedence) and asked where each request of
+    :func:`_probe_requests` goes (:func:`generator.routing.simulate.evaluate`). Rules are
+    named by the spec route they carry (guards, intersections and per-match rules are one
+    route), destinations by version, weights in percent of the route, and a destination port
+    equal to the Service's port is the port Istio picks itself. When every request takes the
+    same spec route to the same versions with the same weights and policies, one sentence says
+    so; otherwise the sentences name the weights or policies that changed, and the requests
+    that now take another route (or none), one example each.
+    """
     old = [base[p] for p in paths if isinstance(base.get(p), dict) and base[p].get("kind")]
     new = [head[p] for p in paths if isinstance(head.get(p), dict) and head[p].get("kind")]
     before, after = targets.of_objects(old), targets.of_objects(new)
     if before is None or after is None or before.name == after.name:
         return None
-    lines = [f"output target {before.name} -> {after.name}: {_count_kinds(new)} replace {_count_kinds(old)}"]
+    objects = _kinds_change(old, new)
+    written = f"now written as {_route_kinds_text(new, after.route_kinds)} ({before.name} -> {after.name})"
     try:
-        vs_old, _ = before.as_virtual_service(old)
-        vs_new, _ = after.as_virtual_service(new)
-    except (KeyError, TypeError, StopIteration, AttributeError):
-        return lines
-    routes_old = spec_routes(vs_old.get("spec") or {}, when_old)
-    routes_new = spec_routes(vs_new.get("spec") or {}, when_new)
-    if [(n, split(r)) for n, _, r in routes_old] == [(n, split(r)) for n, _, r in routes_new]:
-        lines.append("routes unchanged: the same spec routes, in the same order, to the same versions and weights")
-    else:
-        lines.extend(_virtual_service(vs_old.get("spec") or {}, vs_new.get("spec") or {}, when_old, when_new))
+        vs_old, gws_old = before.as_virtual_service(old)
+        vs_new, gws_new = after.as_virtual_service(new)
+    except (KeyError, TypeError, IndexError, StopIteration, AttributeError, ValueError):
+        return objects, [written + "; the routes could not be compared: read the YAML diff"]
+    names = _unique([*(when_old or {}), *(when_new or {})]) or None
+    ports = _service_ports(old + new)
+    try:
+        lines = _meaning_change(vs_old.get("spec") or {}, vs_new.get("spec") or {}, names, ports)
+    except simulate.UnmodelledMatch:
+        lines = _virtual_service(vs_old.get("spec") or {}, vs_new.get("spec") or {}, when_old, when_new)
+    lines += _gateways_change(gws_old, gws_new)
+    lines += _policy_of_versions(old, new)
+    if not lines:
+        written += "; routing unchanged: same routes, same weights"
+    return objects, [written, *lines, *_gateway_deployments(gws_old, gws_new), *_support_objects(old, new)]
+
+
+_API_NAMES = {"gateway.networking.k8s.io": "Gateway API", "networking.istio.io": "Istio"}
+"""How the summary names an object's API group."""
+
+
+def _group(obj: Mapping[str, Any]) -> str:
+    api = str(obj.get("apiVersion") or "")
+    return api.split("/")[0] if "/" in api else "core"
+
+
+def _plural(kind: str, n: int) -> str:
+    return kind if n == 1 else f"{n} {kind}s"
+
+
+def _kinds_change(old: list[Any], new: list[Any]) -> tuple[tuple[str, str], ...]:
+    """Each kind once, in kind order: ``(3 Services, added)``, ``(VirtualService, removed)``,
+    ``(DestinationRule, changed)`` (on both sides, in whatever number)."""
+    count_old: dict[str, int] = {}
+    count_new: dict[str, int] = {}
+    for objs, counts in ((old, count_old), (new, count_new)):
+        for o in objs:
+            counts[o["kind"]] = counts.get(o["kind"], 0) + 1
+    order = {k: i for i, k in enumerate(KINDS)}
+    out = []
+    for kind in sorted(set(count_old) | set(count_new), key=lambda k: (order.get(k, len(KINDS)), k)):
+        a, b = count_old.get(kind, 0), count_new.get(kind, 0)
+        out.append((_plural(kind, b), "added") if not a else (_plural(kind, a), "removed") if not b
+                   else (kind if a == b == 1 else f"{kind}s", "changed"))
+    return tuple(out)
+
+
+def _route_kinds_text(objects: list[Any], route_kinds: Iterable[str]) -> str:
+    """``Gateway API HTTPRoute``, ``Istio VirtualService``: the kinds that carry the routes now."""
+    by_group: dict[str, list[str]] = {}
+    for kind in route_kinds:
+        for o in objects:
+            if o.get("kind") == kind:
+                group = _API_NAMES.get(_group(o), _group(o))
+                if kind not in by_group.setdefault(group, []):
+                    by_group[group].append(kind)
+    return ", ".join(f"{g} {' and '.join(ks)}" for g, ks in by_group.items()) or "other objects"
+
+
+def _support_objects(old: list[Any], new: list[Any]) -> list[str]:
+    """The objects a target adds around its routes (the per-version Services an HTTPRoute
+    sends to, ReferenceGrants), each kind named once with its objects."""
+    lines = []
+    for kind, why in (("Service", "one per version: the routes' backends, as Gateway API routes have no subsets"),
+                      ("ReferenceGrant", "opening a namespace to the routes")):
+        names_old = sorted(_name(o) for o in old if o.get("kind") == kind)
+        names_new = sorted(_name(o) for o in new if o.get("kind") == kind)
+        added = [n for n in names_new if n not in names_old]
+        removed = [n for n in names_old if n not in names_new]
+        if added:
+            lines.append(f"{_plural(kind, len(added))} added: {', '.join(added)}"
+                         + (f" ({why})" if kind != "Service" or all(_selects_version(o) for o in new
+                                                                     if o.get("kind") == kind) else ""))
+        if removed:
+            lines.append(f"{_plural(kind, len(removed))} removed: {', '.join(removed)}")
     return lines
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("name", "?"))
+
+
+def _selects_version(service: Mapping[str, Any]) -> bool:
+    return len(((service.get("spec") or {}).get("selector") or {})) > 1
+
+
+def _service_ports(objects: list[Any]) -> set[int]:
+    """The app's Service ports: those of its per-version Services and of the Service the mesh
+    route is bound to (``parentRefs[].port``)."""
+    ports: set[int] = set()
+    for o in objects:
+        spec = o.get("spec") or {}
+        if o.get("kind") == "Service":
+            ports.update(int(p["port"]) for p in spec.get("ports") or [] if p.get("port"))
+        for parent in spec.get("parentRefs") or [] if isinstance(spec, dict) else []:
+            if parent.get("kind") == "Service" and parent.get("port"):
+                ports.add(int(parent["port"]))
+    return ports
+
+
+def _gateways_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Gateways by ``namespace/name`` (as Istio Gateways, see ``as_virtual_service``): added,
+    removed, or their hosts and ports changed."""
+    lines = [f"new Gateway {n} for {', '.join(_gateway_hosts(g.get('spec') or {}))}"
+             for n, g in new.items() if n not in old]
+    lines += [f"Gateway {n} removed: no more ingress for {', '.join(_gateway_hosts(g.get('spec') or {}))}"
+              for n, g in old.items() if n not in new]
+    for name in (n for n in new if n in old):
+        a, b = old[name].get("spec") or {}, new[name].get("spec") or {}
+        if sorted(_gateway_hosts(a)) != sorted(_gateway_hosts(b)):
+            lines += [f"Gateway {name}: {s}" for s in _set_change("host", _gateway_hosts(a), _gateway_hosts(b))]
+        ports_a = sorted({(s.get("port") or {}).get("number") for s in a.get("servers") or []})
+        ports_b = sorted({(s.get("port") or {}).get("number") for s in b.get("servers") or []})
+        lines += [f"Gateway {name}: {s}" for s in _set_change("port", ports_a, ports_b)]
+    return lines
+
+
+def _gateway_deployments(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Which pods serve a Gateway kept across the target change: an Istio Gateway is served by
+    the gateway pods its ``selector`` picks; for a Gateway API Gateway of class ``istio``,
+    Istio deploys a gateway (Deployment and Service) of its own (istio.io
+    tasks/traffic-management/ingress/gateway-api, "Automated Deployment") -- so its
+    address changes, though its routes do not."""
+    lines = []
+    for name in (n for n in new if n in old):
+        a, b = old[name].get("spec") or {}, new[name].get("spec") or {}
+        if a.get("selector") and not b.get("selector"):
+            lines.append(f"Gateway {name}: served by the gateway Istio deploys for it (a new address) "
+                         f"instead of the pods with {_labels({'labels': a['selector']})}")
+        elif b.get("selector") and not a.get("selector"):
+            lines.append(f"Gateway {name}: served by the pods with {_labels({'labels': b['selector']})} "
+                         f"instead of the gateway Istio deployed for it (a new address)")
+    return lines
+
+
+def _policy_of_versions(old: list[Any], new: list[Any]) -> list[str]:
+    """The ``trafficPolicy`` each version's traffic gets: the DestinationRule of the app's host
+    (and its subsets'), or one DestinationRule per version Service; each change once."""
+    def per_version(objects: list[Any]) -> dict[str, Any]:
+        rules = [o.get("spec") or {} for o in objects if o.get("kind") == "DestinationRule"]
+        out: dict[str, Any] = {}
+        for spec in rules:  # Istio merges a subset's policy over its host's, field by field
+            for subset in spec.get("subsets") or []:
+                out[str(subset.get("name"))] = {**(spec.get("trafficPolicy") or {}),
+                                                **(subset.get("trafficPolicy") or {})}
+        for o in objects:
+            spec = o.get("spec") or {}
+            if o.get("kind") == "DestinationRule" and not spec.get("subsets"):
+                app = ((o.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/name", "")
+                version = str(spec.get("host", "")).split(".")[0].removeprefix(f"{app}-")
+                out[version] = spec.get("trafficPolicy") or {}
+        return out
+    a, b = per_version(old), per_version(new)
+    pairs = {v: (a.get(v) or {}, b.get(v) or {}) for v in sorted({*a, *b})}
+    if len(_unique(json.dumps(pair, sort_keys=True, default=str) for pair in pairs.values())) == 1:  # alike for all
+        return _policy_change("", *next(iter(pairs.values())))
+    lines = []
+    for version, (policy_a, policy_b) in pairs.items():
+        lines += _policy_change(f"{version}: ", policy_a, policy_b)
+    return lines
+
+
+# ------------------------------------------------------------------ routing meaning
+
+
+_NO_ROUTE = "no route (404)"
+_DEFAULT_ROUTE = "the Service's own routing (every version, no weights)"
+
+
+def _meaning_change(old: dict, new: dict, names: list[str] | None, ports: set[int]) -> list[str]:
+    """What the routes of two VirtualService ``spec``s do differently, request by request.
+
+    Raises:
+        simulate.UnmodelledMatch: a match the request model does not evaluate.
+    """
+    implicit_old = _portless_hosts(old)
+    implicit_new = _portless_hosts(new)
+    http_old = _normal_http(old, names, ports, implicit_new)
+    http_new = _normal_http(new, names, ports, implicit_old)
+    hosts_old = sorted(h for h in old.get("hosts") or [] if h)
+    hosts_new = sorted(h for h in new.get("hosts") or [] if h)
+    lines = _set_change("host", hosts_old, hosts_new)
+    changed: dict[str, tuple[dict, dict]] = {}
+    moved: dict[tuple[str, str], simulate.Request] = {}
+    for request in _probe_requests(http_old + http_new):
+        a, b = _answer(http_old, request), _answer(http_new, request)
+        if a[:2] == b[:2]:
+            continue
+        if a[0] == b[0] and a[0] not in (_NO_ROUTE, _DEFAULT_ROUTE):
+            changed.setdefault(a[0], (a[2], b[2]))
+        else:  # the simplest request shows it best
+            key = (_answer_text(a), _answer_text(b))
+            if key not in moved or _plainness(request) < _plainness(moved[key]):
+                moved[key] = request
+    for name, (route_old, route_new) in changed.items():
+        said = _route_change(route_old, route_new) or [f"{_inline(route_old)} → {_inline(route_new)}"]
+        lines += [f"route `{name}`: {s}" for s in said]
+    lines += _moved_text(moved)
+    for key in ("tcp", "tls"):
+        l_old = _normal_l4(old.get(key) or [], ports, implicit_new)
+        l_new = _normal_l4(new.get(key) or [], ports, implicit_old)
+        if l_old != l_new:
+            lines += _virtual_service({key: l_old}, {key: l_new})
+    return lines
+
+
+def _normal_l4(routes: list[dict], ports: set[int], portless: set[str]) -> list[dict]:
+    """TCP or TLS routes, normalised as :func:`_normal_route`; sorted by port when each
+    matches on ports alone, no two on the same (a connection then meets one of them only, so
+    their order means nothing)."""
+    out = [_normal_route(r, "", ports, portless) for r in routes]
+    by_port = [[b.get("port") for b in r.get("match") or []] for r in out]
+    seen = [p for each in by_port for p in each]
+    if all(each and None not in each for each in by_port) and len(set(seen)) == len(seen) and \
+            all(set(b) == {"port"} for r in out for b in r["match"]):
+        out.sort(key=lambda r: min(b["port"] for b in r["match"]))
+    return out
+
+
+def _moved_text(moved: Mapping[tuple[str, str], simulate.Request]) -> list[str]:
+    """One sentence per (route before, route now), with its plainest request; requests that
+    differ in headers or query only and now take the same route (or none) are said once for
+    all the routes they took (``requests to /shopx through gateway ...``)."""
+    groups: dict[tuple[str, str, str, str], list[tuple[str, simulate.Request]]] = {}
+    for (was, now), request in moved.items():
+        groups.setdefault((now, request.method, request.uri, request.gateway), []).append((was, request))
+    lines = []
+    for (now, method, uri, gateway), items in groups.items():
+        if len(items) == 1:
+            (was, request), = items
+            lines.append(f"requests like {_request_text(request)} now take {now}, not {was}")
+        else:
+            where = " from the mesh" if gateway == "mesh" else f" through gateway {gateway}"
+            lines.append(f"requests like `{method} {uri}`{where} now take {now}, not (by their headers "
+                         f"and query) {', '.join(was for was, _ in items)}")
+    return lines
+
+
+def _plainness(request: simulate.Request) -> tuple[int, int, int, str]:
+    return (len(request.headers) + len(request.query), request.method != "GET", len(request.uri), request.uri)
+
+
+def _answer(http: list[dict], request: simulate.Request) -> tuple[str, str, dict]:
+    """``(spec route or status, the route's action as canonical JSON, the route)`` for one request."""
+    outcome = simulate.evaluate(http, request)
+    if outcome.kind == simulate.ROUTE and outcome.route is not None and outcome.route.get("name"):
+        action = {k: v for k, v in outcome.route.items() if k not in ("name", "match")}
+        return str(outcome.route["name"]), json.dumps(action, sort_keys=True, default=str), action
+    if outcome.kind == simulate.OMITTED and request.gateway == "mesh":
+        return _DEFAULT_ROUTE, "", {}
+    return _NO_ROUTE, "", {}
+
+
+def _answer_text(answer: tuple[str, str, dict]) -> str:
+    if answer[0] in (_NO_ROUTE, _DEFAULT_ROUTE):
+        return answer[0]
+    return f"route `{answer[0]}` ({action_text(answer[2])})"
+
+
+def _request_text(request: simulate.Request) -> str:
+    """```GET /reviewsx` with header end-user=jason through gateway mesh/reviews-gateway``."""
+    parts = [f"`{request.method} {request.uri}"
+             + ("?" + "&".join(f"{k}={v}" for k, v in sorted(request.query.items())) if request.query else "")
+             + "`"]
+    parts += [f"header {k}={v}" for k, v in sorted(request.headers.items())]
+    text = parts[0] + (f" with {', '.join(parts[1:])}" if parts[1:] else "")
+    return text + (" from the mesh" if request.gateway == "mesh" else f" through gateway {request.gateway}")
+
+
+def _portless_hosts(spec: dict) -> set[str]:
+    """Hosts some destination of ``spec`` names without a port (Istio picks the Service's)."""
+    out = set()
+    for key in ("http", "tcp", "tls"):
+        for route in spec.get(key) or []:
+            for d in route.get("route") or []:
+                dest = d.get("destination") or {}
+                if not dest.get("port"):
+                    out.add(dest.get("host", ""))
+    return out
+
+
+def _normal_http(spec: dict, names: list[str] | None, ports: set[int], portless: set[str]) -> list[dict]:
+    """``spec.http`` with each route named by its spec route (``beta-guard-1-default`` ->
+    ``default``; an explicit ``no-route`` unnamed), every match block bound to its gateways
+    (the VirtualService's when it names none, ``mesh`` without), destinations by version
+    (a subset without host is the app's), weights in percent of the route, and ports left out
+    where the Service's port is meant."""
+    hosts = [h for h in spec.get("hosts") or [] if h]
+    own = next((h for h in hosts if h.endswith(".svc.cluster.local")), hosts[0] if hosts else "")
+    bound = spec.get("gateways") or ["mesh"]
+    out = []
+    for route in spec.get("http") or []:
+        entry = _normal_route(route, own, ports, portless)
+        istio = route.get("name") or ""
+        name = spec_route_name(istio, names) if names is not None else spec_route_name(istio)
+        if name is None and istio and istio != NO_ROUTE and names is not None:
+            name = spec_route_name(istio)
+        if name:
+            entry["name"] = name
+        else:
+            entry.pop("name", None)
+        if route.get("match"):
+            entry["match"] = [{**b, "gateways": b.get("gateways") or bound} for b in route["match"]]
+        out.append(entry)
+    return out
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|us|µs|ns|m|s)")
+_DURATION_UNITS = {"h": Decimal(3600), "m": Decimal(60), "s": Decimal(1), "ms": Decimal("0.001"),
+                   "us": Decimal("0.000001"), "µs": Decimal("0.000001"), "ns": Decimal("0.000000001")}
+
+
+def _duration(text: Any) -> Any:
+    """A duration in seconds, written ``1.5s``: Istio's (protobuf ``Duration``, ``1.5s``) and
+    Gateway API's (GEP-2257, ``1500ms``, ``1h30m``) alike; any other value as it is."""
+    if not isinstance(text, str) or not text.strip() or \
+            "".join(m.group(0) for m in _DURATION_PART.finditer(text)) != text.strip():
+        return text
+    seconds = sum(Decimal(m.group(1)) * _DURATION_UNITS[m.group(2)] for m in _DURATION_PART.finditer(text))
+    return f"{seconds.normalize():f}s"
+
+
+def _normal_route(route: dict, own: str, ports: set[int], portless: set[str]) -> dict:
+    entry = {k: v for k, v in route.items() if k not in ("route", "mirror")}
+    if "timeout" in entry:
+        entry["timeout"] = _duration(entry["timeout"])
+    if isinstance(entry.get("retries"), dict) and "perTryTimeout" in entry["retries"]:
+        entry["retries"] = {**entry["retries"], "perTryTimeout": _duration(entry["retries"]["perTryTimeout"])}
+    dests = route.get("route") or []
+    total = sum(int(d.get("weight", 100 if len(dests) == 1 else 0)) for d in dests)
+    if dests:
+        normal = []
+        for d in dests:
+            weight = int(d.get("weight", 100 if len(dests) == 1 else 0))
+            percent = weight * 100 / total if total else 0
+            if percent:
+                normal.append({"destination": _normal_destination(d.get("destination") or {}, own, ports, portless),
+                               "weight": int(percent) if percent == int(percent) else round(percent, 2)})
+        entry["route"] = normal
+    if route.get("mirror"):
+        entry["mirror"] = _normal_destination(route["mirror"], own, ports, portless)
+    return entry
+
+
+def _normal_destination(dest: Mapping[str, Any], own: str, ports: set[int], portless: set[str]) -> dict:
+    out = dict(dest)
+    if not out.get("host"):
+        out["host"] = own
+    port = (out.get("port") or {}).get("number")
+    if port is not None and ((out["host"] == own and port in ports) or out["host"] in portless):
+        del out["port"]
+    return out
+
+
+# ------------------------------------------------------------------ requests that tell routes apart
+
+
+def _probe_requests(http: list[dict], limit: int = 60) -> list[simulate.Request]:
+    """Requests that tell the routes of ``http`` apart: for each match block one that it
+    accepts and, for each of its conditions, one that fails just that condition (another value,
+    the header absent, the prefix not ending a segment, another gateway); and a request
+    accepted by two blocks at once wherever two blocks can both accept one (where precedence
+    and guards decide), as long as there are at most ``limit`` distinct blocks."""
+    gateways = _unique(g for r in http for b in r.get("match") or [] for g in b.get("gateways") or ["mesh"])
+    gateways = gateways or ["mesh"]
+    witnesses: list[dict] = []
+    for route in http:
+        for block in route.get("match") or []:
+            for w in _witness(block):
+                if w is not None and w not in witnesses:
+                    witnesses.append(w)
+    seen: set[tuple] = set()
+    out: list[simulate.Request] = []
+
+    def add(w: dict) -> None:
+        request = _request_of(w)
+        key = (request.method, request.uri, tuple(sorted(request.headers.items())),
+               tuple(sorted(request.query.items())), request.gateway, request.port)
+        if key not in seen:
+            seen.add(key)
+            out.append(request)
+
+    for g in gateways:
+        add({"gateway": g})
+    for w in witnesses:
+        add(w)
+        for variant in _variants(w, gateways):
+            add(variant)
+    if len(witnesses) <= limit:
+        for i, a in enumerate(witnesses):
+            for b in witnesses[i + 1:]:
+                both = _merge(a, b)
+                if both is not None:
+                    add(both)
+    return out
+
+
+def _value_of(sm: Any) -> str | None:
+    """A value the string match accepts; ``None`` when none is found (a regex
+    :func:`_regex_sample` cannot satisfy)."""
+    if not isinstance(sm, dict) or not sm or sm.get("regex") == "*":
+        return "1"
+    if "exact" in sm:
+        return str(sm["exact"])
+    if "prefix" in sm:
+        return str(sm["prefix"])
+    if "regex" in sm:
+        return _regex_sample(str(sm["regex"]))
+    return None
+
+
+_REGEX_STEPS = (
+    (re.compile(r"\\d"), "0"), (re.compile(r"\\w"), "a"), (re.compile(r"\\s"), " "),
+    (re.compile(r"\[\^[^\]]*\]"), "~"),                      # a negated class: a character it rarely names
+    (re.compile(r"\[\\?(.)[^\]]*\]"), r"\1"),                # a class: its first character
+    (re.compile(r"\((?:\?:)?([^()|]*)(?:\|[^()]*)?\)"), r"\1"),  # a group: its first alternative
+    (re.compile(r"(?<!\\)\.[*+?]"), "x"), (re.compile(r"(?<!\\)\."), "x"),
+    (re.compile(r"(?<!\\)[*+?]"), ""),
+    (re.compile(r"(\\?.)\{([0-9]+)(,[0-9]*)?\}"), lambda m: m.group(1) * int(m.group(2))),  # x{n,m}: n times
+)
+
+
+def _regex_sample(pattern: str) -> str | None:
+    """A string the RE2 ``pattern`` fully matches (as Envoy's ``safe_regex`` does), made by
+    reading its simple parts literally (a class as its first character, a group as its first
+    alternative, ``.*`` as ``x``); ``None`` when the result does not match."""
+    text = pattern.removeprefix("^")
+    text = text[:-1] if text.endswith("$") and not text.endswith("\\$") else text
+    for _ in range(8):  # groups inside groups
+        for step, replacement in _REGEX_STEPS:
+            text = step.sub(replacement, text)
+    text = re.sub(r"\\(.)", r"\1", text)  # escaped characters as themselves
+    try:
+        return text if compiled(pattern).fullmatch(text) is not None else None
+    except Exception:  # a pattern RE2 refuses matches nothing
+        return None
+
+
+def _witness(block: dict) -> list[dict | None]:
+    """One witness per gateway of the block: ``{"gateway", "uri": (how, value), "method",
+    "headers": {name: value | None (absent)}, "query": {...}, "port"}``."""
+    w: dict[str, Any] = {"headers": {}, "query": {}}
+    uri = block.get("uri")
+    if isinstance(uri, dict) and uri and uri.get("regex") != "*":
+        how = "exact" if "exact" in uri else "prefix" if "prefix" in uri else None
+        value = str(uri[how]) if how else _value_of(uri)
+        if value is None:
+            return [None]
+        w["uri"] = (how or "exact", value)
+    if block.get("method"):
+        value = _value_of(block["method"])
+        if value is None:
+            return [None]
+        w["method"] = value
+    for key, field_ in (("headers", "headers"), ("queryParams", "query")):
+        for name, sm in (block.get(key) or {}).items():
+            value = _value_of(sm)
+            if value is None:
+                return [None]
+            w[field_][name.lower() if field_ == "headers" else name] = value
+    for name, sm in (block.get("withoutHeaders") or {}).items():
+        w["headers"].setdefault(name.lower(), None)
+    if block.get("port"):
+        w["port"] = int(block["port"])
+    return [{**w, "gateway": g} for g in block.get("gateways") or ["mesh"]]
+
+
+def _variants(w: dict, gateways: list[str]) -> list[dict]:
+    out = [{**w, "gateway": g} for g in gateways if g != w.get("gateway")]
+    if "uri" in w:
+        how, value = w["uri"]
+        out += [{**w, "uri": ("exact", v)} for v in (value + "x", value.rstrip("/") + "/x", value.rstrip("/") or "/")]
+        out.append({k: v for k, v in w.items() if k != "uri"})
+    if "method" in w:
+        out.append({**w, "method": "PUT" if w["method"] != "PUT" else "PATCH"})
+    for field_ in ("headers", "query"):
+        for name, value in w[field_].items():
+            others = {k: v for k, v in w[field_].items() if k != name}
+            out.append({**w, field_: others})
+            out.append({**w, field_: {**others, name: (value or "") + "x"}})
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict | None:
+    """A witness both ``a`` and ``b`` describe, or ``None`` when they contradict."""
+    if a.get("gateway") != b.get("gateway") or a.get("port", b.get("port")) != b.get("port", a.get("port")):
+        return None
+    if a.get("method", b.get("method")) != b.get("method", a.get("method")):
+        return None
+    out = {**a, **b}
+    if "uri" in a and "uri" in b:
+        (how_a, va), (how_b, vb) = a["uri"], b["uri"]
+        if how_a == how_b == "exact":
+            if va != vb:
+                return None
+        elif how_a == "exact" or how_b == "exact":
+            exact, prefix = (va, vb) if how_a == "exact" else (vb, va)
+            if not exact.startswith(prefix):
+                return None
+            out["uri"] = ("exact", exact)
+        else:
+            longer, shorter = (va, vb) if len(va) >= len(vb) else (vb, va)
+            if not longer.startswith(shorter):
+                return None
+            out["uri"] = ("prefix", longer)
+    for field_ in ("headers", "query"):
+        for name in set(a[field_]) & set(b[field_]):
+            if a[field_][name] != b[field_][name]:
+                return None
+        out[field_] = {**a[field_], **b[field_]}
+    return out
+
+
+def _request_of(w: dict) -> simulate.Request:
+    uri = w["uri"][1] if "uri" in w else "/"
+    return simulate.Request(headers={k: v for k, v in w.get("headers", {}).items() if v is not None},
+                            query={k: v for k, v in w.get("query", {}).items() if v is not None},
+                            uri=uri or "/", method=w.get("method", "GET"), port=w.get("port", 80),
+                            gateway=w.get("gateway", "mesh"))
 
 
 def _gitops_label(kind: str, obj: Any, path: str) -> str:
