@@ -9,6 +9,7 @@ import json
 import pytest
 import yaml
 
+from generator import targets
 from generator.bot import bot
 from generator.render import output, render
 from generator.errors import SpecErrors
@@ -93,6 +94,19 @@ def test_an_exposed_app_gets_a_gateway_of_the_environments_class_and_a_route_nar
     assert objs["httproute.yaml"]["spec"]["parentRefs"][0]["kind"] == "Service"
     redirect = objs["httproute-https-redirect.yaml"]["spec"]
     assert redirect["parentRefs"] == [{"name": "ratings-gateway", "sectionName": "http-0"}]
+
+
+def test_the_routes_read_back_name_the_apps_host_whichever_route_comes_first(tmp_path):
+    """as_virtual_service learns the host from the mesh parent: the Gateway's route read before
+    the mesh's must still send to the app's host, not to an empty one."""
+    expose = "  expose: {hosts: [ratings.example.com], paths: [/ratings]}\n"
+    rendering = render.render_repo(_repo(tmp_path, expose=expose), cache=False)
+    objs = [o.obj for o in rendering.objects]
+    gateway_first = sorted(objs, key=lambda o: o["metadata"]["name"] != "ratings-gateway")
+    for order in (objs, gateway_first):
+        vs, _ = targets.get("gateway-api").as_virtual_service(order)
+        hosts = {r["destination"]["host"] for http in vs["spec"]["http"] for r in http.get("route") or []}
+        assert hosts == {"ratings.shop.svc.cluster.local"}, order
 
 
 def test_a_service_in_another_namespace_gets_its_mesh_route_there_and_a_reference_grant_for_the_gateway(tmp_path):

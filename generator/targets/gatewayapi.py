@@ -646,6 +646,8 @@ class GatewayApiTarget:
                 return {"host": host, "subset": _version_of(app, ref["name"]), **port}
             return {"host": f"{ref['name']}.{ref_ns}.svc.cluster.local", **port}
 
+        for route in (*routes, *l4_routes):  # the mesh parent names the host, whichever route is read first
+            parents(route)
         flat: list[tuple[Any, int, dict[str, Any]]] = []
         all_gateways: list[str] = []
         for route in routes:
