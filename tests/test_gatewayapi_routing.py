@@ -233,7 +233,8 @@ def test_a_negated_header_is_carried_by_guard_rules_that_outrank_the_route_by_th
 
 def test_a_negated_header_without_a_later_catch_all_is_refused_at_the_predicate():
     with pytest.raises(SpecErrors) as e:
-        compile_rules([_route("beta", 'method exact "GET" and not header "x" exact "1"'), _route("a", 'uri exact "/a"')])
+        compile_rules([_route("beta", 'method exact "GET" and not header "x" exact "1"'),
+                       _route("a", 'uri exact "/a"')])
     error, = e.value.errors
     assert "needs guard routes" in error.message and error.place == Place("apps/a.yaml", 9, 13 + 27)
     assert error.hint == "add a last route without `when`"
