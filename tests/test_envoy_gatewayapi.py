@@ -63,7 +63,7 @@ VERSIONS = ["v1", "v2", "v3"]
 HTTP_URIS = ["/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/b", "/b/a"]
 GRPC_ATOMS = ['uri exact "/pkg.S/M"', 'uri exact "/pkg.S/N"', '(uri exact "/pkg.S" or uri prefix "/pkg.S/")',
               '(uri exact "/pkg.T" or uri prefix "/pkg.T/")', 'header "x" exact "1"', 'header "x" regex "[12]"',
-              'header "y" exact "1"', 'uri prefix "/"']
+              'header "y" exact "1"', 'uri prefix "/"', 'not header "x" exact "1"', 'not header "y" regex "2?"']
 GRPC_URIS = ["/pkg.S/M", "/pkg.S/N", "/pkg.S", "/pkg.T/M", "/pkg.Sx/M", "/", "/pkg.S/M/x"]
 HTTP_PATHS = [["/a"], ["/a/"], ["/a/b"], ["/b", "/a/b"]]
 GRPC_PATHS = [["/pkg.S"], ["/pkg.T"]]

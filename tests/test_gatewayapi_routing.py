@@ -238,3 +238,17 @@ def test_a_negated_header_without_a_later_catch_all_is_refused_at_the_predicate(
     error, = e.value.errors
     assert "needs guard routes" in error.message and error.place == Place("apps/a.yaml", 9, 13 + 27)
     assert error.hint == "add a last route without `when`"
+
+
+def test_a_guard_rule_outranked_by_a_later_rule_is_named_as_a_guard_rule():
+    """The Envoy property drew negated headers before routes whose guard rules cannot be kept
+    in order, and the refusal read "route 'r1' outranks route 'r1'", with the hint to move 'r1'
+    before 'r1': it named each rule by the route it carries, not as the guard rule it is."""
+    routes = [_route("r0", 'method exact "GET" and not header "x" exact "1"'), _route("r1", 'uri regex "/a.*"'),
+              _route("r2", '(uri exact "/a/b" or uri prefix "/a/b/")'), _route("last", None)]
+    with pytest.raises(SpecErrors) as e:
+        compile_rules(routes)
+    error, = e.value.errors
+    assert error.message.startswith("the guard rule of route 'r0' that sends on to 'r2' outranks the guard rule "
+                                    "of route 'r0' that sends on to 'r1' (which comes first)"), error.message
+    assert "move" not in error.hint and error.place is not None

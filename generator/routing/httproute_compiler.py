@@ -455,6 +455,17 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
     return rules
 
 
+def placed_route(rule: Rule, routes: Sequence[SpecRoute]) -> SpecRoute:
+    """The spec route a refusal of ``rule`` is placed at: the route it carries or, for a guard
+    rule carrying a route without ``when``, the route the guard is made for (see :func:`_placed`).
+
+    Args:
+        rule: one of :func:`compile_rules`' rules.
+        routes: the spec's routes, as given to :func:`compile_rules`.
+    """
+    return _placed(routes[rule.spec_index], rule.name, {r.name: k for k, r in enumerate(routes)}, routes)
+
+
 def _placed(route: SpecRoute, entry_name: str, by_name: Mapping[str, int], routes: Sequence[SpecRoute]) -> SpecRoute:
     """The route a refusal of entry ``entry_name`` is placed at: the route it carries, or --
     for a guard carrying a route without ``when`` (nowhere to point) -- the route whose
@@ -535,15 +546,17 @@ def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int
                             by_name = {r.name: k for k, r in enumerate(routes)}
                             first = _placed(routes[rule.spec_index], rule.name, by_name, routes)
                             second = _placed(routes[later.spec_index], later.name, by_name, routes)
+                            hint = "make the two conditions exclude each other"
+                            if rule.name == first.name and later.name == second.name:
+                                hint += (f", or move {as_yaml(second.name)} before {as_yaml(first.name)} "
+                                         "if it should win")
                             raise SpecErrors([SpecError(
-                                f"route {as_yaml(second.name)} outranks route {as_yaml(first.name)} in an "
-                                "HTTPRoute (an Exact path, then the longest prefix, then method, headers, "
-                                "query) and the requests both match cannot be given back to "
-                                f"{as_yaml(first.name)}: two regexes, or a regex and a prefix, on one field, "
+                                f"{_rule_words(later, routes)} outranks {_rule_words(rule, routes)} (which "
+                                "comes first) in an HTTPRoute (an Exact path, then the longest prefix, then method, "
+                                "headers, query) and the requests both match cannot be given back to the "
+                                "earlier rule: two regexes, or a regex and a prefix, on one field, "
                                 "or a regex path (which ranks below every prefix) (target gateway-api)",
-                                place=first.place or second.place,
-                                hint=f"make the two conditions exclude each other, or move {as_yaml(second.name)}"
-                                     f" before {as_yaml(first.name)} if it should win")]) from None
+                                place=first.place or second.place, hint=hint)]) from None
                         if both is None or any(_covers(m, both) for m in rule.matches):
                             continue
                         rule.matches.append(both)
@@ -555,6 +568,15 @@ def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int
                                 place=routes[rule.spec_index].place,
                                 hint="order routes from the most specific path to the least")])
     return added
+
+
+def _rule_words(rule: Rule, routes: Sequence[SpecRoute]) -> str:
+    """``route 'beta'``, or for a guard rule (``beta-guard-1-default``) ``the guard rule of route
+    'beta' that sends on to 'default'``."""
+    carried = routes[rule.spec_index].name
+    if rule.name == carried:
+        return f"route {as_yaml(carried)}"
+    return f"the guard rule of route {as_yaml(rule.name.split('-guard-', 1)[0])} that sends on to {as_yaml(carried)}"
 
 
 def _covers(m: Match, other: Match) -> bool:
