@@ -299,6 +299,31 @@ def test_a_grpc_service_is_routed_by_a_grpcroute(tmp_path):
     assert "cannot be written in a GRPCRoute" in e.value.errors[0].message
 
 
+def test_a_grpc_service_carries_a_negated_header_through_a_guard_rule_or_refuses_it_placed(tmp_path):
+    """The guard rule matches the header's value and sends it to the later route. Under an
+    exposed service path, with a later route between, a guard rule needs ``Exact /shop.Beta`` (a
+    service without a method), which a GRPCRoute cannot hold: refused at the route whose guard
+    it is (the catch-all it carries has no ``when`` to point at), where it had no place."""
+    root = _repo(tmp_path)
+    text = (root / "apps/ratings.yaml").read_text().replace(
+        "port: 80}", "port: 80, protocol: grpc}").replace(
+        'when: header "x-beta" exact "1"', 'when: not header "x-beta" exact "1"').replace("      timeout: 1.5s\n", "")
+    (root / "apps/ratings.yaml").write_text(text)
+    route = _objects(render.render_repo(root, cache=False))["grpcroute.yaml"]
+    assert [(r["name"], r["matches"], r["backendRefs"][0]["name"]) for r in route["spec"]["rules"]] == [
+        ("beta-guard-1-default", [{"headers": [{"name": "x-beta", "type": "Exact", "value": "1"}]}], "ratings-v1"),
+        ("beta", [{}], "ratings-v2")]
+    (root / "apps/ratings.yaml").write_text(text.replace(
+        "  routes:", "  expose: {hosts: [ratings.example.com], paths: [/shop.Beta]}\n  routes:").replace(
+        "    - name: default\n", '    - name: gamma\n      when: header "x-gamma" exact "1"\n      to: v1\n'
+        "    - name: default\n"))
+    with pytest.raises(SpecErrors) as e:
+        render.render_repo(root, cache=False)
+    assert e.value.errors and all(err.place is not None and err.place.path == "apps/ratings.yaml"
+                                  for err in e.value.errors), [err.format() for err in e.value.errors]
+    assert "cannot be written in a GRPCRoute" in e.value.errors[0].message
+
+
 def test_the_report_shows_a_gateway_api_environments_routes_as_the_spec_names_them(tmp_path):
     from generator.report import site
 

@@ -17,7 +17,8 @@ How (docs/conditions.md has the long form):
    two prefixes keep the longer or contradict; a regex whose literal start implies a prefix
    absorbs it; several negated header matchers become one ``withoutHeaders`` regex
    alternation). Contradictory terms are dropped.
-3. Negated header predicates become ``withoutHeaders``. Istio sets
+3. Negated header predicates become ``withoutHeaders`` (with ``header_absence=False``, for a
+   target without it, a negated header ``exact`` or ``regex`` is guarded as in 4). Istio sets
    ``treat_missing_header_as_empty`` on those (route.go ``TranslateRouteMatch``), so when the
    negated matcher accepts ``""`` a missing header would be rejected where the spec accepts
    it; the compiler adds a second block ``withoutHeaders: {name: {}}`` (header absent).
@@ -319,11 +320,16 @@ class _Lowered:
 
 
 @functools.lru_cache(maxsize=8192)
-def _lower(lits: Term, own: Term) -> _Lowered:
+def _lower(lits: Term, own: Term, absence: bool = True) -> _Lowered:
     """Istio match blocks (OR-ed) equal to the conjunction ``lits`` (cached: do not mutate).
 
     ``own`` are the literals of the route's own term (the rest is context); only they may be
     returned as ``split`` -- a literal to take out of the term and guard against.
+    ``absence``: negated header predicates are written ``withoutHeaders``; when ``False`` (a
+    target that cannot match a header's absence, Gateway API's ``HTTPRouteMatch``), a negated
+    header ``exact`` or ``regex`` of ``own`` is split like a negated path (a negated header
+    ``prefix`` or ``present``, or one of the context, is still written ``withoutHeaders``, for
+    the target to refuse: its guard would need a header prefix or presence match).
 
     Raises:
         _Refusal: the conjunction cannot be expressed.
@@ -352,6 +358,10 @@ def _lower(lits: Term, own: Term) -> _Lowered:
             if not mine:
                 raise _Refusal(f"`{_lit_text(neg[0])}` cannot be expressed in this context", neg[0][0])
             return _Lowered(split=mine[0])
+        if neg and field == "header" and not absence:
+            mine = [n for n in neg if n in own and n[0].matcher.kind in ("exact", "regex")]
+            if mine:
+                return _Lowered(split=mine[-1])
     gateways = [k for k in merged if k[0] == "gateway"]
     sources = [k for k in merged if k[0] in _SOURCE_FIELDS]
     if gateways and sources:
@@ -461,9 +471,10 @@ class _Out:
 
 
 class _Compiler:
-    def __init__(self, names: list[str], max_routes: int) -> None:
+    def __init__(self, names: list[str], max_routes: int, absence: bool = True) -> None:
         self.names = names
         self.max_routes = max_routes
+        self.absence = absence  # negated headers as withoutHeaders (else guarded: see _lower)
         self.size = 0  # Envoy routes emitted so far
 
     def compile(self, routes: list[tuple[int, Expr]], context: list[Term]) -> list[_Out]:
@@ -512,7 +523,7 @@ class _Compiler:
         pending = [(k, t, ()) for k in context for t in _dnf(expr, self.max_routes)]
         while pending:
             k, t, learned = pending.pop(0)
-            lowered = _lower(k | t, t - k)
+            lowered = _lower(k | t, t - k, self.absence)
             if lowered.contra:
                 continue
             if lowered.blocks is not None:
@@ -550,20 +561,23 @@ class _Compiler:
         needed).
         """
         guard = k | {opposite}
-        first = _lower(guard, frozenset())
+        first = _lower(guard, frozenset(), self.absence)
         if first.contra:
             return None
         if first.blocks is None:
             raise _Refusal(f"`{_lit_text((opposite[0], not opposite[1]))}` cannot be guarded "
                            "in this context", opposite[0])
         for lit in sorted(rest, key=_lit_key):
+            # without header absence, a negated header stays out of the guard (its route has
+            # guards of its own for it): only whether it contradicts the guard counts
+            left_out = not self.absence and lit[0].field == "header" and not lit[1]
             try:
                 lowered = _lower(guard | {lit}, frozenset())
             except _Refusal:
                 continue
             if lowered.contra:
                 return None
-            if lowered.blocks is not None:
+            if lowered.blocks is not None and not left_out:
                 guard = guard | {lit}
         return guard
 
@@ -573,14 +587,14 @@ class _Compiler:
             raise _TooBig
 
 
-def _context_of(scope: str | None, limit: int) -> tuple[list[Term], Expr | None]:
+def _context_of(scope: str | None, limit: int, absence: bool = True) -> tuple[list[Term], Expr | None]:
     """The scope as an OR of block-expressible terms, or as an expression to AND in."""
     if scope is None:
         return [frozenset()], None
     expr = cond.simplify(cond.parse(scope))
     terms = _dnf(expr, limit)
     try:
-        if all(_lower(t, t).blocks is not None for t in terms):
+        if all(_lower(t, t, absence).blocks is not None for t in terms):
             return terms, None
     except _Refusal:
         pass
@@ -588,7 +602,7 @@ def _context_of(scope: str | None, limit: int) -> tuple[list[Term], Expr | None]
 
 
 def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
-                 max_routes: int = MAX_ROUTES) -> list[dict[str, Any]]:
+                 max_routes: int = MAX_ROUTES, header_absence: bool = True) -> list[dict[str, Any]]:
     """Istio ``VirtualService.spec.http`` routes equal to the spec's first-match route list.
 
     For every request, the first of the returned routes whose ``match`` accepts it (istio/api
@@ -604,6 +618,13 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
         scope: a condition ANDed onto every route, the catch-all included (the renderer's
             ``gateway "mesh" or (gateway "ns/gw" and (uri prefix "/p"))`` for exposed paths).
         max_routes: bound on the output size in Envoy routes (one per match block).
+        header_absence: write negated header predicates as ``withoutHeaders`` (Istio). ``False``
+            for a target whose matches cannot say a header is absent or differs (Gateway API
+            ``HTTPRouteMatch``): a negated header ``exact`` or ``regex`` predicate is guarded as
+            a negated path is (the guard matches the header's value and sends the request on to
+            the later routes); a negated header ``prefix`` or ``present``, and the guard of a
+            second matcher on one header, are still written ``withoutHeaders`` for the caller
+            to refuse.
 
     No route left for a proxy: istiod builds each proxy's routes from the match blocks that
     apply to it (a block's ``port``, ``gateways``, ``sourceLabels``, ``sourceNamespace``) and,
@@ -633,10 +654,10 @@ def compile_http(routes: Sequence[SpecRoute], *, scope: str | None = None,
             parsed.append((i, cond.simplify(cond.parse(r.when, r.place))))
         except SpecError as e:
             errors.append(e)  # compile the others all the same, to report their errors too
-    context, folded = _context_of(scope, max_routes)
+    context, folded = _context_of(scope, max_routes, header_absence)
     if folded is not None:
         parsed = [(i, cond.simplify(cond.And((folded, e)))) for i, e in parsed]
-    compiler = _Compiler([r.name for r in routes], max_routes)
+    compiler = _Compiler([r.name for r in routes], max_routes, header_absence)
     out: list[_Out] = []
     guards: dict[int, int] = defaultdict(int)
     for pos, (i, _expr) in enumerate(parsed):

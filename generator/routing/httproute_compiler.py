@@ -10,13 +10,20 @@ most ``headers``, then the most ``queryParams`` -- and only a tie falls back to 
 
 How the first-match meaning is kept:
 
-1. The routes go through :func:`generator.routing.compiler.compile_http` first: conditions in
-   normal form, negated predicates turned into guard routes placed before the route. The result
-   is a first-match list of routes whose match blocks hold only positive matchers.
+1. The routes go through :func:`generator.routing.compiler.compile_http` first (without header
+   absence): conditions in normal form, negated predicates -- a negated header ``exact`` or
+   ``regex`` too -- turned into guard routes placed before the route. The result is a
+   first-match list of routes whose match blocks hold only positive matchers. A guard of a
+   negated header matches the header's value with the route's other literals, so it ranks at
+   least as high as the route it guards (one header match more, or as many where the route
+   matches that header already) and comes first in list order (step 4 orders the rest).
 2. Each block becomes one ``HTTPRouteMatch`` (a rule's matches are OR-ed, a match's fields
    AND-ed). What a match cannot hold is refused, placed at the predicate: header or query
-   ``prefix`` and ``present``, a negated header (``withoutHeaders``: HTTPRoute has no header
-   absence), ``authority``, ``scheme``, ``port``, ``source label``/``source namespace``,
+   ``prefix`` and ``present``, an empty header or query value (``HTTPHeaderMatch.value`` and
+   ``HTTPQueryParamMatch.value`` have ``minLength: 1``), a header's absence (``withoutHeaders``, which ``compile_http``
+   still writes for ``not header "x" present``, a negated header ``prefix`` and the guard of a
+   second matcher on one header: HTTPRoute has no header absence),
+   ``authority``, ``scheme``, ``port``, ``source label``/``source namespace``,
    ``gateway``; and route bodies HTTPRoute cannot carry (``fault``; ``retries``, which only
    the experimental channel has; ``corsPolicy``, ``directResponse``, ``redirect``). ``mirror``
    and ``rewrite`` are passed on to the target, which writes them as filters.
@@ -233,23 +240,23 @@ def _refuse_at(route: SpecRoute, test: Callable[[cond.Pred], bool] | None, messa
     return SpecError(f"route {as_yaml(route.name)}: {message} (target gateway-api)", place=place, hint=hint)
 
 
-def _block_matches(block: dict[str, Any], route: SpecRoute) -> Match:
+def _has_pred(route: SpecRoute, test: Callable[[cond.Pred], bool]) -> bool:
+    try:
+        return route.when is not None and any(test(p) for p in cond.atoms(cond.parse(route.when)))
+    except SpecError:
+        return False
+
+
+def _block_matches(block: dict[str, Any], route: SpecRoute, owner: SpecRoute | None = None) -> Match:
+    """The ``HTTPRouteMatch`` of one compiled block of ``route`` (for a guard's block:
+    ``owner``, the route whose negated literal the guard is made of, where a refusal of what
+    that literal put in the block is placed)."""
     for key in block:
         if key not in ("uri", "method", "headers", "queryParams"):
             f = {"sourceLabels": "source_label", "sourceNamespace": "source_namespace", "gateways": "gateway",
                  "withoutHeaders": "header"}.get(key, key)
             if key == "withoutHeaders":
-                if not _negates_a_header(route):  # two matchers on one header: a guard needs absence
-                    names = ", ".join(cond.quote(n) for n in sorted(block["withoutHeaders"]))
-                    raise _refuse_at(route, lambda p: p.field == "header", f"two matchers on header {names} "
-                                     "cannot be written in an HTTPRoute match: one match holds one matcher per "
-                                     "header, and the guard that checks the second needs the header's absence, "
-                                     "which HTTPRoute cannot match",
-                                     "write one regex that holds both, or keep spec.target: istio")
-                raise _refuse_at(route, lambda p: p.field == "header", "a negated header (header absence) "
-                                 "cannot be written in an HTTPRoute match",
-                                 "HTTPRoute has no header absence; match the values you want positively, "
-                                 "or keep spec.target: istio")
+                raise _refuse_without_headers(route, block["withoutHeaders"])
             word = _FIELD_WORDS.get(f, f)
             raise _refuse_at(route, lambda p, f=f: p.field == f, f"{word} conditions cannot be written in an "
                              "HTTPRoute match", "HTTPRoute matches a path, method, headers and query "
@@ -285,6 +292,14 @@ def _block_matches(block: dict[str, Any], route: SpecRoute) -> Match:
                                  f"a {word} {what} match cannot be written in an HTTPRoute match",
                                  f"HTTPRoute matches {word}s exactly or by regex: write {word} "
                                  f"{cond.quote(name)} regex {cond.quote('prefix.*')}, or keep spec.target: istio")
+            if value == "":  # HTTPHeaderMatch / HTTPQueryParamMatch: value has minLength 1
+                def empty(p: cond.Pred, n: str = name, k: str = kind) -> bool:
+                    return p.field == field and p.key == n and p.matcher.kind == k and p.matcher.value == ""
+                at = next((r for r in (route, owner) if r is not None and _has_pred(r, empty)), route)
+                raise _refuse_at(at, empty, f"a {word} {kind} match on the empty value cannot be written in an "
+                                 f"HTTPRoute match (its value must not be empty, in the Gateway API CRD)",
+                                 f'match the empty value by a regex: {word} {cond.quote(name)} regex "()", '
+                                 "or keep spec.target: istio")
             out.append((name, "Exact" if kind == "exact" else "RegularExpression", value))
         return tuple(sorted(out))
 
@@ -292,21 +307,53 @@ def _block_matches(block: dict[str, Any], route: SpecRoute) -> Match:
                  keyed(block.get("queryParams") or {}, "query", "query parameter"))
 
 
-def _negates_a_header(route: SpecRoute) -> bool:
-    """Whether the route's ``when`` has a ``not`` over a header predicate."""
-    def walk(expr: cond.Expr, negated: bool) -> bool:
+def _refuse_without_headers(route: SpecRoute, without: Mapping[str, Any]) -> SpecError:
+    """The refusal of a match that needs a header's absence (``withoutHeaders``), which
+    :func:`compiler.compile_http` writes, without header absence, only for a negated header
+    ``present`` or ``prefix`` (a negated ``exact`` or ``regex`` is guarded) and for the guard of
+    a second matcher on one header."""
+    negated = _negated_header(route, set(without))
+    if negated is None:  # two matchers on one header: the guard that checks the second needs absence
+        names = ", ".join(cond.quote(n) for n in sorted(without))
+        return _refuse_at(route, lambda p: p.field == "header", f"two matchers on header {names} cannot be "
+                          "written in an HTTPRoute match: one match holds one matcher per header, and the "
+                          "guard that checks the second needs the header's absence, which HTTPRoute cannot match",
+                          "write one regex that holds both, or keep spec.target: istio")
+    text = cond.pred_text(negated)
+    at = (lambda p: p.field == "header" and p.key == negated.key and p.matcher == negated.matcher)
+    if negated.matcher.kind == "present":
+        return _refuse_at(route, at, f"`not {text}` (header absence) cannot be written in an HTTPRoute match: "
+                          "HTTPRoute matches header values, never a header's absence",
+                          f"match the values you want positively (header {cond.quote(negated.key)} exact or "
+                          "regex), or keep spec.target: istio")
+    return _refuse_at(route, at, f"`not {text}`: a negated header prefix match cannot be written in an "
+                      "HTTPRoute match (its guard rule would need a header prefix match)",
+                      f"write not header {cond.quote(negated.key)} regex "
+                      f"{cond.quote(_re_escape(negated.matcher.value) + '.*')}: a negated header exact or regex "
+                      "match is carried through guard rules")
+
+
+def _negated_header(route: SpecRoute, names: set[str]) -> cond.Pred | None:
+    """The first negated header ``present`` or ``prefix`` predicate of the route's ``when`` on
+    one of ``names`` (the ones :func:`compiler.compile_http` leaves to ``withoutHeaders``)."""
+    found: list[cond.Pred] = []
+
+    def walk(expr: cond.Expr, negated: bool) -> None:
         if isinstance(expr, cond.Pred):
-            return negated and expr.field == "header"
-        if isinstance(expr, cond.Not):
-            return walk(expr.item, not negated)
-        if isinstance(expr, (cond.And, cond.Or)):
-            return any(walk(e, negated) for e in expr.items)
-        return False
+            if negated and expr.field == "header" and expr.key in names and expr.matcher.kind in ("present", "prefix"):
+                found.append(expr)
+        elif isinstance(expr, cond.Not):
+            walk(expr.item, not negated)
+        elif isinstance(expr, (cond.And, cond.Or)):
+            for e in expr.items:
+                walk(e, negated)
 
     try:
-        return route.when is not None and walk(cond.parse(route.when), False)
+        if route.when is not None:
+            walk(cond.parse(route.when), False)
     except SpecError:
-        return True
+        return None
+    return min(found, key=lambda p: p.column) if found else None
 
 
 def _pair_prefixes(matches: list[Match], route: SpecRoute) -> list[Match]:
@@ -381,7 +428,7 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
             errors.append(e)
             bodies[i] = {}
     try:
-        http = compiler.compile_http(routes, scope=scope, max_routes=max_matches)
+        http = compiler.compile_http(routes, scope=scope, max_routes=max_matches, header_absence=False)
     except SpecErrors as e:
         SpecErrors.collect(errors + list(e.errors))
         raise
@@ -395,7 +442,8 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
         index = by_name[spec_name]
         route = _placed(routes[index], entry["name"], by_name, routes)
         try:
-            matches = [_block_matches(b, route) for b in entry.get("match") or [{}]]
+            owner = routes[by_name.get(entry["name"].split("-guard-", 1)[0], index)]
+            matches = [_block_matches(b, route, owner) for b in entry.get("match") or [{}]]
             matches = _pair_prefixes(matches, route)
         except SpecError as e:
             errors.append(e)
@@ -405,6 +453,17 @@ def compile_rules(routes: Sequence[SpecRoute], *, scope: str | None = None,
     while _keep_first_match(rules, routes, max_matches) | _hand_over_exact(rules, routes, max_matches):
         pass
     return rules
+
+
+def placed_route(rule: Rule, routes: Sequence[SpecRoute]) -> SpecRoute:
+    """The spec route a refusal of ``rule`` is placed at: the route it carries or, for a guard
+    rule carrying a route without ``when``, the route the guard is made for (see :func:`_placed`).
+
+    Args:
+        rule: one of :func:`compile_rules`' rules.
+        routes: the spec's routes, as given to :func:`compile_rules`.
+    """
+    return _placed(routes[rule.spec_index], rule.name, {r.name: k for k, r in enumerate(routes)}, routes)
 
 
 def _placed(route: SpecRoute, entry_name: str, by_name: Mapping[str, int], routes: Sequence[SpecRoute]) -> SpecRoute:
@@ -487,15 +546,17 @@ def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int
                             by_name = {r.name: k for k, r in enumerate(routes)}
                             first = _placed(routes[rule.spec_index], rule.name, by_name, routes)
                             second = _placed(routes[later.spec_index], later.name, by_name, routes)
+                            hint = "make the two conditions exclude each other"
+                            if rule.name == first.name and later.name == second.name:
+                                hint += (f", or move {as_yaml(second.name)} before {as_yaml(first.name)} "
+                                         "if it should win")
                             raise SpecErrors([SpecError(
-                                f"route {as_yaml(second.name)} outranks route {as_yaml(first.name)} in an "
-                                "HTTPRoute (an Exact path, then the longest prefix, then method, headers, "
-                                "query) and the requests both match cannot be given back to "
-                                f"{as_yaml(first.name)}: two regexes, or a regex and a prefix, on one field, "
+                                f"{_rule_words(later, routes)} outranks {_rule_words(rule, routes)} (which "
+                                "comes first) in an HTTPRoute (an Exact path, then the longest prefix, then method, "
+                                "headers, query) and the requests both match cannot be given back to the "
+                                "earlier rule: two regexes, or a regex and a prefix, on one field, "
                                 "or a regex path (which ranks below every prefix) (target gateway-api)",
-                                place=first.place or second.place,
-                                hint=f"make the two conditions exclude each other, or move {as_yaml(second.name)}"
-                                     f" before {as_yaml(first.name)} if it should win")]) from None
+                                place=first.place or second.place, hint=hint)]) from None
                         if both is None or any(_covers(m, both) for m in rule.matches):
                             continue
                         rule.matches.append(both)
@@ -507,6 +568,15 @@ def _keep_first_match(rules: list[Rule], routes: Sequence[SpecRoute], limit: int
                                 place=routes[rule.spec_index].place,
                                 hint="order routes from the most specific path to the least")])
     return added
+
+
+def _rule_words(rule: Rule, routes: Sequence[SpecRoute]) -> str:
+    """``route 'beta'``, or for a guard rule (``beta-guard-1-default``) ``the guard rule of route
+    'beta' that sends on to 'default'``."""
+    carried = routes[rule.spec_index].name
+    if rule.name == carried:
+        return f"route {as_yaml(carried)}"
+    return f"the guard rule of route {as_yaml(rule.name.split('-guard-', 1)[0])} that sends on to {as_yaml(carried)}"
 
 
 def _covers(m: Match, other: Match) -> bool:

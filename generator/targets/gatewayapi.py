@@ -756,9 +756,10 @@ def _grpc_rule(rule: dict[str, Any], compiled: httproute.Rule, routes: Sequence[
     those paths and ranks them alike, conversion.go ``createGRPCURIMatch``).
 
     Raises:
-        SpecError: a match or field a GRPCRoute cannot carry (placed at the route's ``when``).
+        SpecError: a match or field a GRPCRoute cannot carry (placed at the route's ``when``; for
+            a guard rule carrying the route without ``when``, at the guarded route's).
     """
-    route = routes[compiled.spec_index]
+    route = httproute.placed_route(compiled, routes)
 
     def refuse(what: str, hint: str) -> SpecError:
         return SpecError(f"route {as_yaml(route.name)}: {what} cannot be written in a GRPCRoute "
