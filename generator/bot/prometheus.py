@@ -94,6 +94,7 @@ class Prometheus:
         self.deadline = deadline
         self.clock = clock
         self.queries = 0
+        self._counting = threading.Lock()  # queries may be sent from several threads at once
         self.skew: float | None = None
         headers = {"Accept": "application/json"}
         auth: httpx.Auth | None = None
@@ -210,7 +211,8 @@ class Prometheus:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             budget = self._budget(promql)
-            self.queries += 1
+            with self._counting:
+                self.queries += 1
             try:
                 response = self._exchange(path, params, budget)
             except httpx.HTTPError as e:
