@@ -8,8 +8,9 @@ One tick (DESIGN §6), for each environment and each app with a ``rollout`` bloc
    committing (:meth:`generator.bot.vcs.Workspace.restore`), and with ``push`` move onto the
    tracked branch's head (:meth:`~generator.bot.vcs.Workspace.sync`);
 2. read ``status/<env>/<app>.yaml``; for the apps whose check is due, ask the environment's
-   Prometheus each distinct query once (:func:`generator.rollout.metrics.plan`) -- the built-in
-   queries are grouped by service and version, so their number does not grow with the apps;
+   Prometheus each distinct query once (:func:`generator.rollout.metrics.plan`), side by side
+   (:data:`MAX_CONCURRENT_QUERIES` at once) -- the built-in queries are grouped by service and
+   version, so their number does not grow with the apps;
 3. decide (pure), and for each app whose phase, weight, step or failed-check count changed:
    write its status file, re-render, write its rendered files (each write atomic), and
    commit them together with a message naming the app, the environment, old -> new weight

@@ -76,6 +76,9 @@ class Prometheus:
         clock: the caller's time source (UTC), compared with the server's ``Date`` header to
             find a skewed clock (see :attr:`skew`).
 
+    One client may send queries from several threads at once (httpx's ``Client`` is
+    thread-safe; the rollout tick asks an environment's queries side by side).
+
     Attributes:
         queries: how many queries this client has sent (each retry counts once more).
         skew: seconds the caller's clock is ahead of the server's (negative: behind), from
