@@ -176,20 +176,31 @@ def run_tick(root: Path, profile: bool) -> dict:
             "profile": out.getvalue()}
 
 
+#: Runs its arguments as a child and prints, after the child's output, the child's
+#: ``ru_maxrss`` from ``os.wait4``. Linux counts in a child's ``ru_maxrss`` the resident size
+#: of the process it was forked from (exec keeps the larger of the two), so the tick is
+#: started from this small launcher, not from the bench with its set-up in memory.
+LAUNCHER = """\
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+out = child.stdout.read()
+_, status, usage = os.wait4(child.pid, 0)
+sys.stdout.buffer.write(out + json.dumps({"exit": os.waitstatus_to_exitcode(status),
+                                          "maxrss_kib": usage.ru_maxrss}).encode() + b"\\n")
+"""
+
+
 def tick_in_child(root: Path, profile: bool = False) -> dict:
     """Run one tick in a child process; its figures and its own peak memory (``ru_maxrss``
     from ``os.wait4``, MB)."""
-    child = subprocess.Popen([sys.executable, __file__, "--tick", str(root), *(["--profile"] if profile else [])],
-                             stdout=subprocess.PIPE)
-    assert child.stdout is not None
-    out = child.stdout.read()
-    child.stdout.close()
-    _, status_, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status_)
-    if child.returncode:
-        raise RuntimeError(f"the tick's process exited {child.returncode}")
-    figures = json.loads(out.decode().strip().splitlines()[-1])
-    figures["peak_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, sys.executable, __file__, "--tick", str(root),
+                           *(["--profile"] if profile else [])], stdout=subprocess.PIPE, check=True)
+    *lines, last = done.stdout.decode().strip().splitlines()
+    waited = json.loads(last)
+    if waited["exit"]:
+        raise RuntimeError(f"the tick's process exited {waited['exit']}")
+    figures = json.loads(lines[-1])
+    figures["peak_mb"] = waited["maxrss_kib"] / 1024  # KiB on Linux
     return figures
 
 
