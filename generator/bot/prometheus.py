@@ -76,6 +76,9 @@ class Prometheus:
         clock: the caller's time source (UTC), compared with the server's ``Date`` header to
             find a skewed clock (see :attr:`skew`).
 
+    One client may send queries from several threads at once (httpx's ``Client`` is
+    thread-safe; the rollout tick asks an environment's queries side by side).
+
     Attributes:
         queries: how many queries this client has sent (each retry counts once more).
         skew: seconds the caller's clock is ahead of the server's (negative: behind), from
@@ -94,6 +97,7 @@ class Prometheus:
         self.deadline = deadline
         self.clock = clock
         self.queries = 0
+        self._counting = threading.Lock()  # queries may be sent from several threads at once
         self.skew: float | None = None
         headers = {"Accept": "application/json"}
         auth: httpx.Auth | None = None
@@ -210,7 +214,8 @@ class Prometheus:
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             budget = self._budget(promql)
-            self.queries += 1
+            with self._counting:
+                self.queries += 1
             try:
                 response = self._exchange(path, params, budget)
             except httpx.HTTPError as e:

@@ -204,6 +204,7 @@ class _Renderer:
         self.dumped = _DumpCache()
         self.ports: dict[str, dict[str, int | None]] = {}
         self.shapes = shapes.Shapes(lambda template, context: template.render(context), loader.parse_plain)
+        self.checked: Any = None  # a tick's record of specs that passed (cache.CheckedApps)
 
     @staticmethod
     def _fill(template: jinja2.Template, context: dict[str, Any], untrusted: bool) -> str:
@@ -215,7 +216,14 @@ class _Renderer:
 
     # -- checks ---------------------------------------------------------------------------------
     def check(self, app: EffectiveApp) -> bool:
-        if self.repo.override(app.name, app.env):
+        if self.checked is not None:  # a tick: a spec that passed before as it is now is not checked again
+            key = self.checked.key(app.name, app.env, app.data)
+            if self.checked.passed(key):
+                return True
+            errors = self._check_app(app)
+            if not errors:
+                self.checked.add(key)
+        elif self.repo.override(app.name, app.env):
             errors = self._check_app(app)
         else:  # same spec in every environment without overrides: check once
             if app.name not in self.check_cache:
@@ -227,8 +235,11 @@ class _Renderer:
     @staticmethod
     def _check_app(app: EffectiveApp) -> list[SpecError]:
         spec = app.data.get("spec")  # absent in a spec the schema refuses
-        if not (isinstance(spec, dict) and spec.get("rollout")):
-            return checks.check_app(app)
+        rollout = spec.get("rollout") if isinstance(spec, dict) else None
+        analysis = rollout.get("analysis") if isinstance(rollout, dict) else None
+        listed = analysis.get("metrics") if isinstance(analysis, dict) else None
+        if not (isinstance(listed, list) and any(isinstance(m, dict) and "query" in m for m in listed)):
+            return checks.check_app(app)  # no custom query: no template to bound
         # a rollout's custom queries are templates: bounded in time while they render
         with timelimit.time_limit(what=f"checking the rollout of app {as_yaml(app.name)}"):
             try:
@@ -608,8 +619,11 @@ def _render_apps(repo: Repo, pairs: Collection[tuple[str, str]], strict: bool,
     unknown = sorted({e for e, _ in pairs} - set(repo.environments))
     if unknown:
         raise UsageError(f"unknown environment {', '.join(unknown)} (known: {', '.join(repo.environments)})")
+    from generator.render import cache as cache_mod
+
     renderer = _Renderer(repo, strict)
     renderer.statuses = statuses
+    renderer.checked = cache_mod.CheckedApps.for_repo(repo.root)
     renderer.errors.extend(promotion.check_pipelines(repo))
     wanted = set(pairs)
     objects: list[RenderedObject] = []
@@ -626,6 +640,7 @@ def _render_apps(repo: Repo, pairs: Collection[tuple[str, str]], strict: bool,
         for o in env_objects:
             files[o.path] = (f"{HEADER} from {', '.join(o.sources)}; do not edit.\n" + dump(o.obj)).encode()
         objects.extend(env_objects)
+    renderer.checked.save()
     SpecErrors.collect(list({e.format(): e for e in renderer.errors}.values()))
     rendering = Rendering(files, objects, names, list(repo.environments), repo.rel("rendered"), repo.root,
                           renderer.applied)

@@ -213,8 +213,7 @@ def judge(rollout: Rollout, status: Mapping[str, Any], pending: Pending, now: da
     if sync is not None and sync.synced is not True:
         why.append(f"{sync.source}: {sync.detail or 'not synced'}")
     reason = f"waiting for {weight} % to be applied" + (f"; {'; '.join(why)}" if why else "")
-    since = decision.parse_time(old["lastStepTime"]) if old.get("lastStepTime") else None
-    if since is not None and now - since >= timedelta(seconds=timeout):
+    if timed_out(old, now, timeout):
         commit = f"commit {pending.commit[:12]}" if pending.commit else "the commit that set it"
         look = sync.source if sync is not None else pending.look_at
         new = dict(old, phase=decision.PAUSED)
@@ -223,6 +222,13 @@ def judge(rollout: Rollout, status: Mapping[str, Any], pending: Pending, now: da
                           f"`meshgen rollout resume`")
         return Decision(new, Action.PAUSE, new["message"])
     return Decision(old, Action.HOLD, reason)
+
+
+def timed_out(status: Mapping[str, Any], now: datetime, timeout: float) -> bool:
+    """Whether ``timeout`` seconds (``analysis.applyTimeout``) have passed since the status's
+    ``lastStepTime`` at ``now``: a weight still unseen then pauses the rollout (:func:`judge`)."""
+    since = decision.parse_time(status["lastStepTime"]) if status.get("lastStepTime") else None
+    return since is not None and now - since >= timedelta(seconds=timeout)
 
 
 def decide(rollout: Rollout, status: Mapping[str, Any] | None, pending: Pending | None, now: datetime,
