@@ -182,6 +182,12 @@ def _code_digest(stats: _Stats) -> bytes:
     return h.digest()
 
 
+@functools.cache
+def _own_code_digest() -> bytes:
+    """:func:`_code_digest` read afresh, once per process (for records kept without a stat index)."""
+    return _code_digest(_Stats())
+
+
 def _settings_paths(root: Path, digest: bytes, stats: _Stats) -> dict[str, str] | None:
     """The directories ``meshgen.yaml`` (whose digest is ``digest``) configures: recorded in
     ``stats`` when that file last loaded, else loaded now (:func:`generator.spec.config.load_settings`);
@@ -342,7 +348,7 @@ class CheckedApps:
         try:
             with path.open("rb") as f:
                 code, known = pickle.load(f)
-            if code != _code_digest() or not isinstance(known, set):
+            if code != _own_code_digest() or not isinstance(known, set):
                 known = set()
         except Exception:  # missing, damaged or from another version: every app is checked
             known = set()
@@ -372,4 +378,4 @@ class CheckedApps:
     def save(self) -> None:
         """Keep this run's passes for the next (a failure to write is a later miss)."""
         if self.path is not None and self.seen != self.known:
-            _store(self.path, pickle.dumps((_code_digest(), self.seen), protocol=pickle.HIGHEST_PROTOCOL))
+            _store(self.path, pickle.dumps((_own_code_digest(), self.seen), protocol=pickle.HIGHEST_PROTOCOL))
