@@ -446,9 +446,11 @@ def _apply_split(to: Any, split: dict[str, int]) -> Any:
 
 
 class _DumpCache:
-    """:func:`dump` of objects that differ between environments only in their
-    ``meshgen.io/environment`` label, done once: the same app renders to the same object in
-    every environment its overrides leave alone, and dumping is most of a render's time.
+    """:func:`dump` done once per shape of object (:class:`generator.render.shapes.Dumps`):
+    apps written alike, and one app in every environment its overrides leave alone, render to
+    objects that differ only in scalars YAML writes plain, and dumping is most of a render's
+    time. An object :class:`~generator.render.shapes.Dumps` refuses (a float, say) is dumped
+    once for the environments that differ only in its ``meshgen.io/environment`` label.
 
     Objects are alike when their ``repr`` is, the label's value left blank: ``repr`` tells
     ``1`` from ``"1"`` and ``True``, and equal texts mean equal plain values in the same key
@@ -464,6 +466,7 @@ class _DumpCache:
     def __init__(self) -> None:
         self._texts: dict[str, tuple[str, str]] = {}
         self._plain: dict[str, bool] = {}
+        self._shapes = shapes.Dumps(dump)
 
     def _is_plain(self, env: str) -> bool:
         if env not in self._plain:
@@ -471,6 +474,10 @@ class _DumpCache:
         return self._plain[env]
 
     def dump(self, obj: Any, env: str) -> str:
+        try:
+            return self._shapes.dump(obj)
+        except shapes.Unshaped:
+            pass
         labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
         if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
             return dump(obj)

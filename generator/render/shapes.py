@@ -162,3 +162,127 @@ class Shapes:
             return eval(f"lambda v: {source}", {"c": constants, "__builtins__": {}})  # noqa: S307 (own text)
         except Exception:  # a failing fill or parse, or an expression Python cannot compile: fill each time
             return None
+
+
+# -- dumping once per shape ---------------------------------------------------------------------
+
+#: Starts and ends every placeholder of :class:`Dumps`: letters and digits, which YAML writes plain.
+_DUMP_MARK = "q7mgv"
+_DUMP_HOLE = re.compile(_DUMP_MARK + r"([0-9]+)" + _DUMP_MARK)
+#: Strings YAML writes plain and as themselves wherever a block mapping or sequence holds them:
+#: a letter or ``_`` first (no number, timestamp, ``.inf``, indicator or document marker), then
+#: letters, digits, ``_ . / -`` (no space to fold at, no ``: `` or `` #``) -- less the words
+#: PyYAML's resolver reads as a bool or null (``yaml/resolver.py``, YAML 1.1 ``bool``, ``null``).
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
+_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
+_SPACE = re.compile(r"\s")
+_HOLE, _NONE, _TRUE, _FALSE, _ZERO, _DICT, _LIST = (object() for _ in range(7))
+
+
+class Dumps:
+    """The YAML text of plain objects, dumped once per shape.
+
+    A block-style dump (:func:`generator.render.render.dump`: keys sorted, no line folding
+    below 65,536 columns) writes each scalar on its own line after its key or ``-``, so where
+    a scalar goes and how its neighbours are written never depends on another scalar's text.
+    An object's *shape* here is every mapping's keys in order, every list's length, and every
+    scalar but those YAML writes plain and as themselves (:meth:`plain`: strings without
+    whitespace that read back as strings, and non-zero integers), which are holes. The first
+    object of a shape is dumped with a placeholder in each hole and the text kept as a
+    ``%``-format; every later object of that shape is that format filled with its holes'
+    values (a string's text, an integer's ``str``): the exact text the dump writes.
+
+    Args:
+        dump: ``dump(obj)``, the canonical text (:func:`generator.render.render.dump`).
+    """
+
+    def __init__(self, dump: Callable[[Any], str]) -> None:
+        self._dump = dump
+        self._plain: dict[str, bool] = {}
+        self._formats: dict[Any, tuple[str, tuple[int, ...]] | None] = {}
+
+    def plain(self, text: str) -> bool:
+        """Whether the dump writes the string ``text`` plain, as itself, on no more than one line."""
+        if _PLAIN.match(text) and text.lower() not in _WORDS:
+            return True
+        known = self._plain.get(text)
+        if known is None:
+            known = self._plain[text] = (_DUMP_MARK not in text and not _SPACE.search(text)
+                                         and self._dump(text) in (f"{text}\n", f"{text}\n...\n"))
+        return known
+
+    def _shape(self, node: Any, values: list[Any], seen: set[int]) -> Any:
+        kind = type(node)
+        if kind is str:
+            if node and self.plain(node):
+                values.append(node)
+                return _HOLE
+            if _DUMP_MARK in node:
+                raise Unshaped
+            return node
+        if kind is dict or kind is list:
+            if id(node) in seen:  # a node held twice: the dump writes an anchor and an alias
+                raise Unshaped
+            seen.add(id(node))
+            if kind is list:
+                return (_LIST, *(self._shape(v, values, seen) for v in node))
+            key: list[Any] = [_DICT]
+            for k, v in node.items():
+                if type(k) is not str or _DUMP_MARK in k:
+                    raise Unshaped
+                key.append(k)
+                key.append(self._shape(v, values, seen))
+            return tuple(key)
+        if kind is int:
+            if node:
+                values.append(node)
+                return _HOLE
+            return _ZERO
+        if node is None:
+            return _NONE
+        if kind is bool:
+            return _TRUE if node else _FALSE
+        raise Unshaped  # a float, a tuple, any other type: dumped as it is
+
+    def dump(self, obj: Any) -> str:
+        """The dump's text of ``obj`` (``dict``, ``list``, ``str``, ``int``, ``bool``, ``None``).
+
+        Raises:
+            Unshaped: dump ``obj`` itself: it holds a float, a tuple, another type, a key that
+                is not a string, a node twice, or a placeholder's text.
+        """
+        values: list[Any] = []
+        try:
+            key = self._shape(obj, values, set())
+        except RecursionError:
+            raise Unshaped from None
+        made = self._formats.get(key, _UNSEEN)
+        if made is _UNSEEN:
+            made = self._formats[key] = self._compile(obj, len(values))
+        if made is None:
+            raise Unshaped
+        text, order = made
+        return text % tuple([values[i] for i in order]) if order else text
+
+    def _compile(self, obj: Any, n: int) -> tuple[str, tuple[int, ...]] | None:
+        """The format of ``obj``'s shape and the order its ``n`` holes appear in, or ``None``."""
+        count = [0]
+
+        def held(node: Any) -> Any:
+            kind = type(node)
+            if kind is dict:
+                return {k: held(v) for k, v in node.items()}
+            if kind is list:
+                return [held(v) for v in node]
+            if (kind is str and node and self.plain(node)) or (kind is int and node):
+                count[0] += 1
+                return f"{_DUMP_MARK}{count[0] - 1}{_DUMP_MARK}"
+            return node
+
+        pieces = _DUMP_HOLE.split(self._dump(held(obj)))
+        order = tuple(int(i) for i in pieces[1::2])
+        if count[0] != n or sorted(order) != list(range(n)):
+            return None
+        if not order:
+            return pieces[0], order
+        return "%s".join(p.replace("%", "%%") for p in pieces[0::2]), order
