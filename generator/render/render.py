@@ -446,11 +446,12 @@ def _apply_split(to: Any, split: dict[str, int]) -> Any:
 
 
 class _DumpCache:
-    """:func:`dump` done once per shape of object (:class:`generator.render.shapes.Dumps`):
-    apps written alike, and one app in every environment its overrides leave alone, render to
-    objects that differ only in scalars YAML writes plain, and dumping is most of a render's
-    time. An object :class:`~generator.render.shapes.Dumps` refuses (a float, say) is dumped
-    once for the environments that differ only in its ``meshgen.io/environment`` label.
+    """:func:`dump` of objects that differ between environments only in their
+    ``meshgen.io/environment`` label, done once: the same app renders to the same object in
+    every environment its overrides leave alone, and dumping is most of a render's time. The
+    first of them is dumped once per shape (:class:`generator.render.shapes.Dumps`): apps
+    written alike render to objects that differ only in scalars YAML writes plain; one
+    :class:`~generator.render.shapes.Dumps` refuses (a float, say) is dumped as it is.
 
     Objects are alike when their ``repr`` is, the label's value left blank: ``repr`` tells
     ``1`` from ``"1"`` and ``True``, and equal texts mean equal plain values in the same key
@@ -474,18 +475,14 @@ class _DumpCache:
         return self._plain[env]
 
     def dump(self, obj: Any, env: str) -> str:
-        try:
-            return self._shapes.dump(obj)
-        except shapes.Unshaped:
-            pass
         labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
         if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
-            return dump(obj)
+            return self._fresh(obj)
         labels[self.LABEL] = None  # the key: the object's repr with the label left blank (its place kept)
         try:
             key = repr(obj)
         except RecursionError:
-            return dump(obj)
+            return self._fresh(obj)
         finally:
             labels[self.LABEL] = env
         hit = self._texts.get(key)
@@ -494,9 +491,16 @@ class _DumpCache:
             line = f" {self.LABEL}: {old_env}\n"
             if text.count(line) == 1:
                 return text.replace(line, f" {self.LABEL}: {env}\n")
-        text = dump(obj)
+        text = self._fresh(obj)
         self._texts[key] = (env, text)
         return text
+
+    def _fresh(self, obj: Any) -> str:
+        """:func:`dump` of an object not seen in another environment: from its shape, or itself."""
+        try:
+            return self._shapes.dump(obj)
+        except shapes.Unshaped:
+            return dump(obj)
 
 
 def _str_keys(obj: Any) -> bool:

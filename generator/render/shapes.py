@@ -176,7 +176,7 @@ _DUMP_HOLE = re.compile(_DUMP_MARK + r"([0-9]+)" + _DUMP_MARK)
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
 _WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
 _SPACE = re.compile(r"\s")
-_HOLE, _NONE, _TRUE, _FALSE, _ZERO, _DICT, _LIST = (object() for _ in range(7))
+_HOLE, _LITERAL, _NONE, _TRUE, _FALSE, _ZERO, _DICT, _LIST = (object() for _ in range(8))
 
 
 class Dumps:
@@ -198,51 +198,100 @@ class Dumps:
 
     def __init__(self, dump: Callable[[Any], str]) -> None:
         self._dump = dump
-        self._plain: dict[str, bool] = {}
+        self._known: dict[str, Any] = {}
         self._formats: dict[Any, tuple[str, tuple[int, ...]] | None] = {}
 
     def plain(self, text: str) -> bool:
         """Whether the dump writes the string ``text`` plain, as itself, on no more than one line."""
-        if _PLAIN.match(text) and text.lower() not in _WORDS:
-            return True
-        known = self._plain.get(text)
-        if known is None:
-            known = self._plain[text] = (_DUMP_MARK not in text and not _SPACE.search(text)
-                                         and self._dump(text) in (f"{text}\n", f"{text}\n...\n"))
-        return known
+        return self._state(text) is _HOLE
 
-    def _shape(self, node: Any, values: list[Any], seen: set[int]) -> Any:
-        kind = type(node)
-        if kind is str:
-            if node and self.plain(node):
-                values.append(node)
-                return _HOLE
-            if _DUMP_MARK in node:
-                raise Unshaped
-            return node
-        if kind is dict or kind is list:
-            if id(node) in seen:  # a node held twice: the dump writes an anchor and an alias
-                raise Unshaped
-            seen.add(id(node))
-            if kind is list:
-                return (_LIST, *(self._shape(v, values, seen) for v in node))
-            key: list[Any] = [_DICT]
-            for k, v in node.items():
-                if type(k) is not str or _DUMP_MARK in k:
+    def _state(self, text: str) -> Any:
+        """``_HOLE`` for a string :meth:`plain` writes, ``_LITERAL`` for another, ``None`` for
+        one holding a placeholder's text; remembered."""
+        state = self._known.get(text)
+        if state is None:
+            if _DUMP_MARK in text:
+                return None
+            if text and ((_PLAIN.match(text) and text.lower() not in _WORDS)
+                         or (not _SPACE.search(text) and self._dump(text) in (f"{text}\n", f"{text}\n...\n"))):
+                state = _HOLE
+            else:
+                state = _LITERAL
+            self._known[text] = state
+        return state
+
+    def _shape(self, obj: Any, values: list[Any]) -> tuple[Any, ...]:
+        """A hashable key of ``obj``'s shape (a flat prefix code: a mapping is ``_DICT``, its
+        length, then each key and its value's code; a list ``_LIST``, its length, its items'
+        codes); each hole's value is appended to ``values``, in order.
+
+        Raises:
+            Unshaped: see :meth:`dump`.
+        """
+        flat: list[Any] = []
+        push, hold = flat.append, values.append
+        known, state_of = self._known.get, self._state
+        seen: set[int] = set()
+        mark = seen.add
+
+        def scalar(node: Any, kind: type) -> None:
+            if kind is int:
+                if node:
+                    hold(node)
+                    push(_HOLE)
+                else:
+                    push(_ZERO)
+            elif node is None:
+                push(_NONE)
+            elif kind is bool:
+                push(_TRUE if node else _FALSE)
+            else:
+                raise Unshaped  # a float, a tuple, any other type: dumped as it is
+
+        def walk(node: Any) -> None:
+            # strings, most of the leaves, are handled in the loops, without a call
+            if type(node) is dict:
+                items: Any = node.items()
+                tag = _DICT
+            elif type(node) is list:
+                items = node
+                tag = _LIST
+            elif type(node) is str:
+                items = (node,)
+                tag = None
+            else:
+                scalar(node, type(node))
+                return
+            if tag is not None:
+                size = len(seen)
+                mark(id(node))
+                if len(seen) == size:  # a node held twice: the dump writes an anchor and an alias
                     raise Unshaped
-                key.append(k)
-                key.append(self._shape(v, values, seen))
-            return tuple(key)
-        if kind is int:
-            if node:
-                values.append(node)
-                return _HOLE
-            return _ZERO
-        if node is None:
-            return _NONE
-        if kind is bool:
-            return _TRUE if node else _FALSE
-        raise Unshaped  # a float, a tuple, any other type: dumped as it is
+                push(tag)
+                push(len(node))
+            for v in items:
+                if tag is _DICT:
+                    k, v = v
+                    if type(k) is not str or _DUMP_MARK in k:
+                        raise Unshaped
+                    push(k)
+                kind = type(v)
+                if kind is str:
+                    state = known(v) or state_of(v)
+                    if state is _HOLE:
+                        hold(v)
+                        push(_HOLE)
+                    elif state is _LITERAL:
+                        push(v)
+                    else:
+                        raise Unshaped
+                elif kind is dict or kind is list:
+                    walk(v)
+                else:
+                    scalar(v, kind)
+
+        walk(obj)
+        return tuple(flat)
 
     def dump(self, obj: Any) -> str:
         """The dump's text of ``obj`` (``dict``, ``list``, ``str``, ``int``, ``bool``, ``None``).
@@ -253,7 +302,7 @@ class Dumps:
         """
         values: list[Any] = []
         try:
-            key = self._shape(obj, values, set())
+            key = self._shape(obj, values)
         except RecursionError:
             raise Unshaped from None
         made = self._formats.get(key, _UNSEEN)
