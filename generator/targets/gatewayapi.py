@@ -277,6 +277,12 @@ def version_service(app: str, version: str) -> str:
     return f"{app}-{version}"
 
 
+#: :meth:`GatewayApiTarget.compile`'s rules (name, spec route index, matches) by route list;
+#: emptied when full.
+_COMPILED: dict[str, list[tuple[str, int, tuple[httproute.Match, ...]]]] = {}
+_COMPILED_MAX = 4096
+
+
 class GatewayApiTarget:
     """``spec.target: gateway-api``."""
 
@@ -289,8 +295,27 @@ class GatewayApiTarget:
 
     def compile(self, routes: Sequence[SpecRoute], scope: str | None,
                 body_places: Mapping[tuple[int, str], Place] | None = None) -> list[httproute.Rule]:
-        """HTTPRoute rules (:func:`generator.routing.httproute_compiler.compile_rules`)."""
-        return httproute.compile_rules(routes, scope=scope, body_places=body_places)
+        """HTTPRoute rules (:func:`generator.routing.httproute_compiler.compile_rules`), new
+        objects on every call (each rule's ``body`` is the given route's own).
+
+        Compiled once per distinct ``(scope, [(name, when, body)...])``, keyed on its ``repr``
+        (which tells ``1`` from ``"1"``, ``1.0`` and ``True``): a fleet of apps written alike
+        compiles the same route list again and again. Places take no part in a compiled
+        result, only in refusals, which are never kept: a list refused is compiled (and
+        refused, at its own places) every time.
+
+        Raises:
+            SpecErrors: as :func:`~generator.routing.httproute_compiler.compile_rules`.
+        """
+        key = repr((scope, [(r.name, r.when, r.body) for r in routes]))
+        kept = _COMPILED.get(key)
+        if kept is None:
+            rules = httproute.compile_rules(routes, scope=scope, body_places=body_places)
+            if len(_COMPILED) >= _COMPILED_MAX:
+                _COMPILED.clear()
+            _COMPILED[key] = [(r.name, r.spec_index, tuple(r.matches)) for r in rules]
+            return rules
+        return [httproute.Rule(name, index, list(matches), routes[index].body) for name, index, matches in kept]
 
     # -- objects ------------------------------------------------------------------------------
     def refusals(self, spec: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
