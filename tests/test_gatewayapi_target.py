@@ -399,12 +399,11 @@ def test_the_renderer_bot_diff_and_report_reach_a_target_only_through_the_interf
 
 
 def test_a_route_list_is_compiled_once_and_a_refusal_is_placed_in_each_apps_own_file(tmp_path, monkeypatch):
-    """The same routes in three environments compile once (the rules are the app's own, new
-    objects each time); a refused route list is refused again at every app's own place."""
+    """The same routes in three environments compile once in a render (the rules are the
+    app's own, new objects each time), and again in the next render; a refused route list is
+    refused again at every app's own place."""
     from generator.routing import httproute_compiler
-    from generator.targets import gatewayapi
 
-    monkeypatch.setattr(gatewayapi, "_COMPILED", {})
     calls = []
     real = httproute_compiler.compile_rules
 
@@ -423,6 +422,8 @@ def test_a_route_list_is_compiled_once_and_a_refusal_is_placed_in_each_apps_own_
     assert len(routes) == 3 and all(r["spec"] == routes[0]["spec"] for r in routes)
     assert routes[0]["spec"]["rules"] is not routes[1]["spec"]["rules"]
     assert routes[0]["spec"]["rules"][1]["timeouts"] == {"request": "1500ms"}
+    assert render.render_repo(root, cache=False).files == rendering.files
+    assert calls == [["beta", "default"]] * 2
 
     refused = APP.format(namespace="shop", host="ratings", expose="", rollout="").replace(
         'exact "1"', 'prefix "1"')

@@ -203,6 +203,7 @@ class _Renderer:
         self.statuses: Mapping[str, Mapping[str, Any] | None] = {}
         self.dumped = _DumpCache()
         self.ports: dict[str, dict[str, int | None]] = {}
+        self.memo: dict[Any, Any] = {}  # the targets' (targets.AppInput.memo)
         self.shapes = shapes.Shapes(lambda template, context: template.render(context), loader.parse_plain)
 
     @staticmethod
@@ -327,7 +328,7 @@ class _Renderer:
             name=app.name, namespace=app.namespace, env=app.env,
             meta={"labels": labels, "annotations": common["annotations"]}, spec=spec, env_spec=env_spec,
             host=fqdn, routes=spec_routes, l4=l4_routes, ports=self.ports.get(app.env, {}),
-            place=app.place, key_place=app.key_place)
+            place=app.place, key_place=app.key_place, memo=self.memo)
         try:
             made = target.objects(given)
         except SpecErrors as e:

@@ -277,12 +277,6 @@ def version_service(app: str, version: str) -> str:
     return f"{app}-{version}"
 
 
-#: :meth:`GatewayApiTarget.compile`'s rules (name, spec route index, matches) by route list;
-#: emptied when full.
-_COMPILED: dict[str, list[tuple[str, int, tuple[httproute.Match, ...]]]] = {}
-_COMPILED_MAX = 4096
-
-
 class GatewayApiTarget:
     """``spec.target: gateway-api``."""
 
@@ -294,26 +288,28 @@ class GatewayApiTarget:
     series_reporter = "source"
 
     def compile(self, routes: Sequence[SpecRoute], scope: str | None,
-                body_places: Mapping[tuple[int, str], Place] | None = None) -> list[httproute.Rule]:
+                body_places: Mapping[tuple[int, str], Place] | None = None,
+                memo: dict[Any, Any] | None = None) -> list[httproute.Rule]:
         """HTTPRoute rules (:func:`generator.routing.httproute_compiler.compile_rules`), new
         objects on every call (each rule's ``body`` is the given route's own).
 
-        Compiled once per distinct ``(scope, [(name, when, body)...])``, keyed on its ``repr``
-        (which tells ``1`` from ``"1"``, ``1.0`` and ``True``): a fleet of apps written alike
-        compiles the same route list again and again. Places take no part in a compiled
-        result, only in refusals, which are never kept: a list refused is compiled (and
-        refused, at its own places) every time.
+        With ``memo`` (:attr:`generator.targets.AppInput.memo`, one per render), compiled once
+        per distinct ``(scope, [(name, when, body)...])``, keyed on its ``repr`` (which tells
+        ``1`` from ``"1"``, ``1.0`` and ``True``): an app in every environment its overrides
+        leave alone, and apps written alike, compile the same route list again and again.
+        Places take no part in a compiled result, only in refusals, which are never kept: a
+        list refused is compiled (and refused, at its own places) every time.
 
         Raises:
             SpecErrors: as :func:`~generator.routing.httproute_compiler.compile_rules`.
         """
-        key = repr((scope, [(r.name, r.when, r.body) for r in routes]))
-        kept = _COMPILED.get(key)
+        if memo is None:
+            return httproute.compile_rules(routes, scope=scope, body_places=body_places)
+        key = ("httproute rules", repr((scope, [(r.name, r.when, r.body) for r in routes])))
+        kept = memo.get(key)
         if kept is None:
             rules = httproute.compile_rules(routes, scope=scope, body_places=body_places)
-            if len(_COMPILED) >= _COMPILED_MAX:
-                _COMPILED.clear()
-            _COMPILED[key] = [(r.name, r.spec_index, tuple(r.matches)) for r in rules]
+            memo[key] = [(r.name, r.spec_index, tuple(r.matches)) for r in rules]
             return rules
         return [httproute.Rule(name, index, list(matches), routes[index].body) for name, index, matches in kept]
 
@@ -365,7 +361,7 @@ class GatewayApiTarget:
         paths = expose.get("paths") or []
         errors: list[SpecError] = []
         http = bool(routes) or not any(given.l4.get(k) for k in ("tcp", "tls"))
-        rules = self.compile(routes, None, body_places) if http else []
+        rules = self.compile(routes, None, body_places, given.memo) if http else []
         stem = "grpcroute" if app.protocol == "grpc" else "httproute"
         # the mesh's route lives in the Service's namespace: a producer route, which GAMMA applies
         # to every client (a route in another namespace is a consumer route, for the clients of
@@ -382,7 +378,7 @@ class GatewayApiTarget:
             if paths:
                 scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
                                     for p in paths)
-                gw_rules = self.compile(routes, scope, body_places)
+                gw_rules = self.compile(routes, scope, body_places, given.memo)
             for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [app.mesh_parent], [], rules, routes, errors,
                                                             mesh_ns)),
                               (f"{stem}-gateway.yaml", self._route(app, f"{app.name}-gateway", gw_parents, hosts,
