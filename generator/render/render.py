@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
@@ -454,9 +455,10 @@ class _DumpCache:
     written alike render to objects that differ only in scalars YAML writes plain; one
     :class:`~generator.render.shapes.Dumps` refuses (a float, say) is dumped as it is.
 
-    Objects are alike when their ``repr`` is, the label's value left blank: ``repr`` tells
-    ``1`` from ``"1"`` and ``True``, and equal texts mean equal plain values in the same key
-    order (order does not change the dump, which sorts keys; it only makes a miss). A hit is the
+    Objects are alike when their ``marshal`` bytes (version 2, without references) are, the
+    label's value left blank: ``marshal`` tells ``1`` from ``"1"``, ``1.0`` and ``True``, and
+    equal bytes mean equal plain values in the same key order (order does not change the dump,
+    which sorts keys; it only makes a miss); an object ``marshal`` cannot write is dumped afresh. A hit is the
     earlier text with that label's one line changed, which is the exact text :func:`dump`
     writes, since an environment name (a DNS label) that YAML writes plain is written plain in
     that line and nowhere else changes; names YAML would quote (``"true"``, ``"1"``) and texts
@@ -466,7 +468,7 @@ class _DumpCache:
     LABEL = "meshgen.io/environment"
 
     def __init__(self) -> None:
-        self._texts: dict[str, tuple[str, str]] = {}
+        self._texts: dict[bytes, tuple[str, str]] = {}
         self._plain: dict[str, bool] = {}
         self._shapes = shapes.Dumps(dump)
 
@@ -479,10 +481,10 @@ class _DumpCache:
         labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
         if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
             return self._fresh(obj)
-        labels[self.LABEL] = None  # the key: the object's repr with the label left blank (its place kept)
+        labels[self.LABEL] = None  # the key: the object's bytes with the label left blank (its place kept)
         try:
-            key = repr(obj)
-        except RecursionError:
+            key = marshal.dumps(obj, 2)  # version 2: no references, so the bytes are the values'
+        except (ValueError, RecursionError):  # a type marshal does not write (a str subclass...), too deep
             return self._fresh(obj)
         finally:
             labels[self.LABEL] = env
