@@ -104,8 +104,7 @@ PARTS = [
     ("checks (per app, cross-app)", ("generator/render/checks", "generator/render/analysis", "generator/rollout/")),
     ("routes (compiler, its deep copies)", ("generator/routing/", "copy.py")),
     ("objects built by a target (targets/)", ("generator/targets/",)),
-    ("templates, dumps by shape (shapes, Jinja2)", ("generator/render/shapes", "jinja2", "templates/", "quoting",
-                                                     "<lambda>")),
+    ("templates, dumps by shape", ("generator/render/shapes", "jinja2", "templates/", "quoting", "<lambda>")),
     ("writing rendered/", ("generator/render/output", "spec/paths", "os.py", "<frozen os>", "posixpath")),
     ("render's own loop and dump cache", ("generator/render/render", "json/")),
 ]
