@@ -118,19 +118,22 @@ def _make_dir(path: Path) -> None:
         raise
 
 
-def _write_in_place(path: str, data: bytes) -> None:
+def _write_in_place(path: str, data: bytes, pid: int | None = None) -> None:
     """:func:`atomic_write` of a path (a string) whose directory exists: the temporary, its
-    bytes (``os.write`` until all are written), ``os.replace``; no file object, no ``Path``."""
+    bytes (``os.write`` until all are written), ``os.replace``; no file object, no ``Path``.
+    ``pid``: this process's id, when the caller has it."""
     head, _, name = path.rpartition("/")
-    tmp = f"{head}/.{name}.{os.getpid()}.tmp"
+    tmp = f"{head}/.{name}.{os.getpid() if pid is None else pid}.tmp"
     _LIVE.add(tmp)  # before it exists: a signal from here on removes it
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                written = os.write(fd, data)
+                if written < len(data):
+                    view = memoryview(data)[written:]
+                    while view:
+                        view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
             os.replace(tmp, path)
@@ -335,6 +338,7 @@ def write_rendering(root: Path, rendering: Rendering) -> Changes:
     top = str(root)
     present = set(existing)
     made: set[str] = set()
+    pid = os.getpid()
     with removing_temporaries_on_signals(f"{rendering.rendered_dir}/"):
         changes.temporaries = remove_stale_temporaries(root, rendering.rendered_dir, existing)
         for rel in changes.temporaries:
@@ -360,7 +364,7 @@ def write_rendering(root: Path, rendering: Rendering) -> Changes:
                 if folder not in made:  # each directory made once, not once per file
                     _make_dir(root / folder)
                     made.add(folder)
-                _write_in_place(f"{top}/{rel}", data)
+                _write_in_place(f"{top}/{rel}", data, pid)
                 changes.written.append(rel)
         for rel in orphans(root, rendering, existing):
             path = root / rel
