@@ -1,9 +1,10 @@
 """Render speed: N synthetic apps x 3 environments.
 
 Usage: ``python bench/render.py [N] [--profile]`` (default 1000), or
-``python bench/render.py [N] --target gateway-api``: the same apps rendered by the ``istio`` and
-the ``gateway-api`` target (``spec.target`` of the three environments), side by side, best of
-rounds that alternate between them, and their ratio (goal: gateway-api within 1.2x istio).
+``python bench/render.py [N] --target gateway-api [--profile]``: the same apps rendered by the
+``istio`` and the ``gateway-api`` target (``spec.target`` of the three environments), side by
+side, best of rounds that alternate between them, and their ratio (goal: gateway-api within
+1.2x istio); with ``--profile``, then where one render of each target spends its time.
 The apps have no ``retries`` there (HTTPRoute does not carry them), on both sides.
 
 Prints, side by side in one run:
@@ -102,7 +103,8 @@ PARTS = [
     ("specs: schema, merge, config", ("generator/spec/", "jsonschema", "fastjsonschema", "referencing")),
     ("checks (per app, cross-app)", ("generator/render/checks", "generator/render/analysis", "generator/rollout/")),
     ("routes (compiler, its deep copies)", ("generator/routing/", "copy.py")),
-    ("templates (shapes, Jinja2, q)", ("generator/render/shapes", "jinja2", "templates/", "quoting", "<lambda>")),
+    ("objects built by a target (targets/)", ("generator/targets/",)),
+    ("templates, dumps by shape", ("generator/render/shapes", "jinja2", "templates/", "quoting", "<lambda>")),
     ("writing rendered/", ("generator/render/output", "spec/paths", "os.py", "<frozen os>", "posixpath")),
     ("render's own loop and dump cache", ("generator/render/render", "json/")),
 ]
@@ -154,8 +156,27 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-def targets_side_by_side(n: int, target: str) -> int:
-    """``istio`` against ``target`` on the same apps, full renders into an empty ``rendered/``."""
+def print_profile(fn, what: str) -> None:
+    """Where ``fn``'s time goes: cProfile's own time by part (:func:`profile_summary`), then the
+    top functions by own time."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.runcall(fn)
+    stats = pstats.Stats(profile, stream=sys.stdout)
+    summary = profile_summary(stats)
+    total = sum(own for _, own in summary)
+    print(f"where {what}'s time goes (cProfile, own time by part; {total:.2f} s profiled):")
+    for label, own in summary:
+        print(f"  {label:<40}{own:6.2f} s  {own / total:4.0%}")
+    print("top functions by own time:")
+    stats.sort_stats("tottime").print_stats(12)
+
+
+def targets_side_by_side(n: int, target: str, profile: bool = False) -> int:
+    """``istio`` against ``target`` on the same apps, full renders into an empty ``rendered/``;
+    with ``profile``, then where one render of each spends its time (:func:`print_profile`)."""
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
     tmp = Path(tempfile.mkdtemp(prefix="meshgen-bench-", dir=shm))
     try:
@@ -186,6 +207,12 @@ def targets_side_by_side(n: int, target: str) -> int:
                   f"{objects} objects, {files} files)")
         ratio = min(runs[target]) / min(runs["istio"])
         print(f"{'ratio ' + target + ' / istio':<28}{ratio:8.2f} x   (goal <= 1.2)")
+        if profile:
+            for name, repo in repos.items():
+                shutil.rmtree(repo / "rendered", ignore_errors=True)
+                gc.collect()
+                print_profile(lambda repo=repo: output.write_rendering(repo, render.render_repo(repo, cache=False)),
+                              f"one {name} render")
         return 0 if ratio <= 1.2 else 1
     finally:
         shutil.rmtree(tmp)
@@ -197,7 +224,7 @@ def main() -> int:
         at = args.index("--target")
         target = args[at + 1]
         del args[at:at + 2]
-        return targets_side_by_side(int(args[0]) if args else 1000, target)
+        return targets_side_by_side(int(args[0]) if args else 1000, target, "--profile" in sys.argv)
     n = int(args[0]) if args else 1000
     # in memory where the machine has it, so disk latency does not swamp the figures
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -234,19 +261,8 @@ def main() -> int:
         objects, files = len(rendering.objects), len(rendering.files)
         files_list = list(rendering.files)
         if "--profile" in sys.argv:
-            import cProfile
-            import pstats
-
             shutil.rmtree(repo / "rendered", ignore_errors=True)
-            profile = cProfile.Profile()
-            profile.runcall(full, cache=False)
-            stats = pstats.Stats(profile, stream=sys.stdout)
-            total = sum(own for _, own in profile_summary(stats))
-            print(f"where a full render's time goes (cProfile, own time by part; {total:.2f} s profiled):")
-            for label, own in profile_summary(stats):
-                print(f"  {label:<40}{own:6.2f} s  {own / total:4.0%}")
-            print("top functions by own time:")
-            stats.sort_stats("tottime").print_stats(12)
+            print_profile(lambda: full(cache=False), "a full render")
         del rendering
         gc.collect()
         output.write_rendering(repo, render.render_repo(repo))  # rendered/ and the cache as a full render left them

@@ -70,14 +70,10 @@ def assert_one_line(proc: subprocess.CompletedProcess[str], code: int, path: str
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
 def test_atomic_write_turns_no_space_into_disk_full_wherever_the_mount_is_refused(tmp_path, monkeypatch, code):
     """The same path without a tmpfs: the write itself fails as a full disk makes it fail."""
-    real = os.fdopen
+    def full(fd, data):
+        raise OSError(code, os.strerror(code))
 
-    def full(fd, *args, **kwargs):
-        f = real(fd, *args, **kwargs)
-        f.write = lambda data: (_ for _ in ()).throw(OSError(code, os.strerror(code)))
-        return f
-
-    monkeypatch.setattr(os, "fdopen", full)
+    monkeypatch.setattr(os, "write", full)
     with pytest.raises(DiskFull, match="no space left on device"):
         output.atomic_write(tmp_path / "a.yaml", b"x")
     assert os.listdir(tmp_path) == []

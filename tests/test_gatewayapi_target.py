@@ -437,3 +437,50 @@ def test_the_renderer_bot_diff_and_report_reach_a_target_only_through_the_interf
                     for c in [node.left, *node.comparators]):
                 assert "name" not in ast.unparse(node) and "target" not in ast.unparse(node), \
                     (path, node.lineno, ast.unparse(node))
+
+
+def test_a_route_list_is_compiled_once_and_a_refusal_is_placed_in_each_apps_own_file(tmp_path, monkeypatch):
+    """The same routes in three environments, and in another app (another host), compile
+    once in a render (the rules are the app's own, new objects each time), and again in the
+    next render; a refused route list is refused again at every app's own place."""
+    from generator.routing import httproute_compiler
+
+    calls = []
+    real = httproute_compiler.compile_rules
+
+    def counting(routes, **kwargs):
+        calls.append([r.name for r in routes])
+        return real(routes, **kwargs)
+
+    monkeypatch.setattr(httproute_compiler, "compile_rules", counting)
+    root = _repo(tmp_path)
+    for env in ("staging", "prod"):
+        (root / f"environments/{env}.yaml").write_text(
+            ENV.format(url="http://127.0.0.1:9", extra="").replace("name: dev", f"name: {env}"))
+    (root / "apps/reviews.yaml").write_text(
+        APP.format(namespace="shop", host="reviews", expose="", rollout="").replace("ratings", "reviews"))
+    rendering = render.render_repo(root, cache=False)
+    assert calls == [["beta", "default"]]
+    routes = {(o.env, o.app): o.obj for o in rendering.objects if o.kind == "HTTPRoute"}
+    assert len(routes) == 6 and all(r["spec"] == routes["dev", app]["spec"] for (_, app), r in routes.items())
+    assert routes["dev", "ratings"]["spec"]["rules"] is not routes["prod", "ratings"]["spec"]["rules"]
+    ratings, reviews = routes["dev", "ratings"]["spec"]["rules"], routes["dev", "reviews"]["spec"]["rules"]
+    assert [r["backendRefs"] for r in ratings] == [[{"name": "ratings-v2", "port": 80, "weight": 100}],
+                                                   [{"name": "ratings-v1", "port": 80, "weight": 100}]]
+    assert [r["backendRefs"] for r in reviews] == [[{"name": "reviews-v2", "port": 80, "weight": 100}],
+                                                   [{"name": "reviews-v1", "port": 80, "weight": 100}]]
+    assert [r["matches"] for r in ratings] == [r["matches"] for r in reviews]
+    assert ratings[1]["timeouts"] == {"request": "1500ms"}
+    assert render.render_repo(root, cache=False).files == rendering.files
+    assert calls == [["beta", "default"]] * 2
+
+    refused = APP.format(namespace="shop", host="ratings", expose="", rollout="").replace(
+        'exact "1"', 'prefix "1"')
+    (root / "apps/ratings.yaml").write_text(refused)
+    (root / "apps/reviews.yaml").write_text(refused.replace("ratings", "reviews"))
+    with pytest.raises(SpecErrors) as info:
+        render.render_repo(root, cache=False)
+    texts = [e.format() for e in info.value.errors]
+    line = refused.splitlines().index('      when: header "x-beta" prefix "1"') + 1
+    for app in ("ratings", "reviews"):
+        assert any(t.startswith(f"apps/{app}.yaml:{line}:") and "prefix" in t for t in texts), texts

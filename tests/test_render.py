@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +37,32 @@ def test_fresh_render_equals_the_committed_golden_tree(tmp_path: Path) -> None:
     repo = copy_example(tmp_path, ("apps", "environments", "status"))
     run_meshgen("render", cwd=repo, check=True)
     assert tree(repo / "rendered") == tree(ROOT / "rendered")
+
+
+def test_writing_rendered_makes_each_directory_once_and_writes_the_golden_bytes(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write into an empty rendered/ makes each directory once (not once per file) and
+    leaves the golden tree, every file whole and no temporary behind."""
+    repo = copy_example(tmp_path, ("apps", "environments", "status"))
+    rendering = render.render_repo(repo, cache=False)
+    made: list[Path] = []
+    real = Path.mkdir
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    changes = output.write_rendering(repo, rendering)
+    monkeypatch.setattr(Path, "mkdir", real)
+    folders = [repo / rel.rpartition("/")[0] for rel in rendering.files]
+    assert max(Counter(folders).values()) >= 3  # a folder of three files: made three times if once per file
+    # each directory made once (once more after its missing parents, as Path.mkdir(parents=True) does)
+    assert set(made) == {d for f in folders for d in (f, *f.parents) if repo / "rendered" in (d, *d.parents)}
+    assert max(Counter(made).values()) <= 2
+    assert changes.written == sorted(rendering.files)
+    assert tree(repo / "rendered") == tree(ROOT / "rendered")
+    assert not [p for p in (repo / "rendered").rglob(".*.tmp")]
 
 
 def _reorder_keys(root: Path, order: Callable[[list[str]], list[str]]) -> None:

@@ -166,3 +166,88 @@ def test_the_dump_cache_shares_text_only_between_objects_alike_but_for_their_env
                 made = obj(env, value, key)
                 assert cache.dump(made, env) == render.dump(made)
                 assert made == obj(env, value, key)  # the label is put back
+
+
+dump_scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.sampled_from([0, 0.0, 1.5, ""])
+                | st.text(max_size=12) | st.from_regex(r"[a-z][a-z0-9.-]{0,10}", fullmatch=True)
+                | st.sampled_from(["true", "Yes", "yEs", "1", "5s", "null", "~", "- a", "a: b", "a #b", "#a",
+                                   "q7mgv0q7", "x q7mgv1q7", "%s", "a%b", "---", "...", "é", "\u2028", " a",
+                                   "a ", "a\nb", "ISTIO_MUTUAL", "app-1.example.com", "*.example.com", "=", "<<"]))
+dump_values = st.recursive(dump_scalars, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=6) | st.sampled_from(["name", "q7mgv0q7", "a%"]),
+                                             inner, max_size=3), max_leaves=14)
+
+
+def _dump_refill(value: Any, draw: Any) -> Any:
+    """``value`` with each string and integer replaced by another of its kind (a second object
+    of the same keys and lengths, with other scalars)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _dump_refill(v, draw) for k, v in value.items()}
+    if kind is list:
+        return [_dump_refill(v, draw) for v in value]
+    if kind is str:
+        return draw(dump_scalars.filter(lambda s: isinstance(s, str)))
+    if kind is int:
+        return draw(st.integers(-10**9, 10**9))
+    return value
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(first=dump_values, data=st.data())
+def test_an_object_dumped_from_its_shape_is_the_dump_byte_for_byte(first: Any, data: st.DataObject) -> None:
+    """Objects of one shape dumped through :class:`shapes.Dumps` (strings YAML writes plain or
+    quotes, numbers, bools, nulls, keys and values that look like its placeholders or hold
+    ``%``) are the bytes the dump writes; what it refuses it says so (floats)."""
+    dumps = shapes.Dumps(render.dump)
+    objects = [first, _dump_refill(first, data.draw), _dump_refill(first, data.draw), first]
+    for obj in objects:
+        try:
+            text = dumps.dump(obj)
+        except shapes.Unshaped:
+            continue
+        assert text == render.dump(obj)
+
+
+def test_a_node_held_twice_is_dumped_with_its_anchor() -> None:
+    """A mapping held twice in one object is written with an anchor and an alias: never from
+    the shape of an object holding two equal mappings."""
+    dumps = shapes.Dumps(render.dump)
+    twice = {"a": {"b": "c"}, "d": {"b": "c"}}
+    assert dumps.dump(twice) == render.dump(twice)
+    shared = {"b": "c"}
+    with pytest.raises(shapes.Unshaped):
+        dumps.dump({"a": shared, "d": shared})
+
+
+def test_a_fleet_of_alike_apps_is_dumped_once_per_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """30 apps written alike, in three environments, on both targets: objects alike but for
+    plain scalars (names, hosts, the environment label) are dumped once per shape, and the
+    files are the bytes dumping every object gives."""
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "environments").mkdir()
+    for i in range(30):
+        expose = f"  expose: {{hosts: [app-{i}.example.com]}}\n" if i % 4 == 0 else ""
+        (tmp_path / "apps" / f"app-{i}.yaml").write_text(APP.format(i=i, team=i % 3, expose=expose))
+    for target in ("istio", "gateway-api"):
+        for env in ("dev", "staging", "prod"):
+            (tmp_path / "environments" / f"{env}.yaml").write_text(
+                f"apiVersion: meshgen.io/v1alpha1\nkind: Environment\nmetadata: {{name: {env}}}\n"
+                f"spec: {{target: {target}, ingress: {{selector: {{istio: ingressgateway}}}}}}\n")
+        dumped: list[Any] = []
+        real = render.dump
+
+        def counting(obj: Any) -> str:
+            dumped.append(obj)
+            return real(obj)
+
+        monkeypatch.setattr(render, "dump", counting)
+        fast = render.render_repo(tmp_path, cache=False)
+        monkeypatch.setattr(render, "dump", real)
+        objects = [o for o in fast.objects]
+        kinds = {o.kind for o in objects}
+        whole = [o for o in dumped if isinstance(o, dict) and o.get("kind") in kinds]
+        assert len(objects) >= 3 * 30 * 2
+        assert len(whole) <= 2 * len(kinds), (target, sorted(o["kind"] for o in whole))
+        for o in objects:
+            assert fast.files[o.path].decode().split("\n", 1)[1] == real(o.obj), o.path

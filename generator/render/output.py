@@ -38,7 +38,7 @@ TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>[0-9]+)\.tmp$")
 
 #: Temporaries this process is writing now; a SIGTERM or SIGINT removes them (see
 #: :func:`removing_temporaries_on_signals`).
-_LIVE: set[Path] = set()
+_LIVE: set[Path | str] = set()
 
 
 @dataclass
@@ -99,21 +99,50 @@ def atomic_write(path: Path, data: bytes) -> None:
         DiskFull: no space left on the device (or a quota reached); ``path`` is as it was.
         OSError: any other failure to write.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _make_dir(path.parent)
+    _write_in_place(str(path), data)
+
+
+def _make_dir(path: Path) -> None:
+    """``path`` and its parents, made where missing.
+
+    Raises:
+        DiskFull: no space left on the device (or a quota reached).
+        OSError: any other failure.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise DiskFull(str(path)) from e
+        raise
+
+
+def _write_in_place(path: str, data: bytes, pid: int | None = None) -> None:
+    """:func:`atomic_write` of a path (a string) whose directory exists: the temporary, its
+    bytes (``os.write`` until all are written), ``os.replace``; no file object, no ``Path``.
+    ``pid``: this process's id, when the caller has it."""
+    head, _, name = path.rpartition("/")
+    tmp = f"{head}/.{name}.{os.getpid() if pid is None else pid}.tmp"
     _LIVE.add(tmp)  # before it exists: a signal from here on removes it
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+            try:
+                written = os.write(fd, data)
+                if written < len(data):
+                    view = memoryview(data)[written:]
+                    while view:
+                        view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             _unlink(tmp)
             raise
     except OSError as e:
         if e.errno in NO_SPACE:
-            raise DiskFull(str(path)) from e
+            raise DiskFull(path) from e
         raise
     finally:
         _LIVE.discard(tmp)
@@ -308,11 +337,15 @@ def write_rendering(root: Path, rendering: Rendering) -> Changes:
     changes = Changes()
     top = str(root)
     present = set(existing)
+    made: set[str] = set()
+    pid = os.getpid()
     with removing_temporaries_on_signals(f"{rendering.rendered_dir}/"):
         changes.temporaries = remove_stale_temporaries(root, rendering.rendered_dir, existing)
         for rel in changes.temporaries:
             log.warning("removed %s, left by an interrupted write", rel)
-        for rel, data in sorted(rendering.files.items()):
+        files = rendering.files
+        for rel in sorted(files):  # no (path, bytes) pair per file for the cyclic collector to count
+            data = files[rel]
             same = False
             if rel in present:  # this loop is a no-op's cost: plain strings and bare file descriptors
                 try:
@@ -327,7 +360,11 @@ def write_rendering(root: Path, rendering: Rendering) -> Changes:
             if same:
                 changes.unchanged.append(rel)
             else:
-                atomic_write(root / rel, data)
+                folder = rel.rpartition("/")[0]
+                if folder not in made:  # each directory made once, not once per file
+                    _make_dir(root / folder)
+                    made.add(folder)
+                _write_in_place(f"{top}/{rel}", data, pid)
                 changes.written.append(rel)
         for rel in orphans(root, rendering, existing):
             path = root / rel

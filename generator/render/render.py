@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
@@ -203,6 +204,7 @@ class _Renderer:
         self.statuses: Mapping[str, Mapping[str, Any] | None] = {}
         self.dumped = _DumpCache()
         self.ports: dict[str, dict[str, int | None]] = {}
+        self.memo: dict[Any, Any] = {}  # the targets' (targets.AppInput.memo)
         self.shapes = shapes.Shapes(lambda template, context: template.render(context), loader.parse_plain)
         self.checked: Any = None  # a tick's record of specs that passed (cache.CheckedApps)
 
@@ -338,7 +340,7 @@ class _Renderer:
             name=app.name, namespace=app.namespace, env=app.env,
             meta={"labels": labels, "annotations": common["annotations"]}, spec=spec, env_spec=env_spec,
             host=fqdn, routes=spec_routes, l4=l4_routes, ports=self.ports.get(app.env, {}),
-            place=app.place, key_place=app.key_place)
+            place=app.place, key_place=app.key_place, memo=self.memo)
         try:
             made = target.objects(given)
         except SpecErrors as e:
@@ -459,11 +461,15 @@ def _apply_split(to: Any, split: dict[str, int]) -> Any:
 class _DumpCache:
     """:func:`dump` of objects that differ between environments only in their
     ``meshgen.io/environment`` label, done once: the same app renders to the same object in
-    every environment its overrides leave alone, and dumping is most of a render's time.
+    every environment its overrides leave alone, and dumping is most of a render's time. The
+    first of them is dumped once per shape (:class:`generator.render.shapes.Dumps`): apps
+    written alike render to objects that differ only in scalars YAML writes plain; one
+    :class:`~generator.render.shapes.Dumps` refuses (a float, say) is dumped as it is.
 
-    Objects are alike when their ``repr`` is, the label's value left blank: ``repr`` tells
-    ``1`` from ``"1"`` and ``True``, and equal texts mean equal plain values in the same key
-    order (order does not change the dump, which sorts keys; it only makes a miss). A hit is the
+    Objects are alike when their ``marshal`` bytes (version 2, without references) are, the
+    label's value left blank: ``marshal`` tells ``1`` from ``"1"``, ``1.0`` and ``True``, and
+    equal bytes mean equal plain values in the same key order (order does not change the dump,
+    which sorts keys; it only makes a miss); an object ``marshal`` cannot write is dumped afresh. A hit is the
     earlier text with that label's one line changed, which is the exact text :func:`dump`
     writes, since an environment name (a DNS label) that YAML writes plain is written plain in
     that line and nowhere else changes; names YAML would quote (``"true"``, ``"1"``) and texts
@@ -473,8 +479,9 @@ class _DumpCache:
     LABEL = "meshgen.io/environment"
 
     def __init__(self) -> None:
-        self._texts: dict[str, tuple[str, str]] = {}
+        self._texts: dict[bytes, tuple[str, str]] = {}
         self._plain: dict[str, bool] = {}
+        self._shapes = shapes.Dumps(dump)
 
     def _is_plain(self, env: str) -> bool:
         if env not in self._plain:
@@ -484,12 +491,12 @@ class _DumpCache:
     def dump(self, obj: Any, env: str) -> str:
         labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
         if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
-            return dump(obj)
-        labels[self.LABEL] = None  # the key: the object's repr with the label left blank (its place kept)
+            return self._fresh(obj)
+        labels[self.LABEL] = None  # the key: the object's bytes with the label left blank (its place kept)
         try:
-            key = repr(obj)
-        except RecursionError:
-            return dump(obj)
+            key = marshal.dumps(obj, 2)  # version 2: no references, so the bytes are the values'
+        except (ValueError, RecursionError):  # a type marshal does not write (a str subclass...), too deep
+            return self._fresh(obj)
         finally:
             labels[self.LABEL] = env
         hit = self._texts.get(key)
@@ -498,9 +505,16 @@ class _DumpCache:
             line = f" {self.LABEL}: {old_env}\n"
             if text.count(line) == 1:
                 return text.replace(line, f" {self.LABEL}: {env}\n")
-        text = dump(obj)
+        text = self._fresh(obj)
         self._texts[key] = (env, text)
         return text
+
+    def _fresh(self, obj: Any) -> str:
+        """:func:`dump` of an object not seen in another environment: from its shape, or itself."""
+        try:
+            return self._shapes.dump(obj)
+        except shapes.Unshaped:
+            return dump(obj)
 
 
 def _str_keys(obj: Any) -> bool:

@@ -162,3 +162,176 @@ class Shapes:
             return eval(f"lambda v: {source}", {"c": constants, "__builtins__": {}})  # noqa: S307 (own text)
         except Exception:  # a failing fill or parse, or an expression Python cannot compile: fill each time
             return None
+
+
+# -- dumping once per shape ---------------------------------------------------------------------
+
+#: Starts and ends every placeholder of :class:`Dumps`: letters and digits, which YAML writes plain.
+_DUMP_MARK = "q7mgv"
+_DUMP_HOLE = re.compile(_DUMP_MARK + r"([0-9]+)" + _DUMP_MARK)
+#: Strings YAML writes plain and as themselves wherever a block mapping or sequence holds them:
+#: a letter or ``_`` first (no number, timestamp, ``.inf``, indicator or document marker), then
+#: letters, digits, ``_ . / -`` (no space to fold at, no ``: `` or `` #``) -- less the words
+#: PyYAML's resolver reads as a bool or null (``yaml/resolver.py``, YAML 1.1 ``bool``, ``null``).
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*\Z")
+_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "null"})
+_SPACE = re.compile(r"\s")
+_HOLE, _LITERAL, _NONE, _TRUE, _FALSE, _ZERO, _DICT, _LIST = (object() for _ in range(8))
+
+
+class Dumps:
+    """The YAML text of plain objects, dumped once per shape.
+
+    A block-style dump (:func:`generator.render.render.dump`: keys sorted, no line folding
+    below 65,536 columns) writes each scalar on its own line after its key or ``-``, so where
+    a scalar goes and how its neighbours are written never depends on another scalar's text.
+    An object's *shape* here is every mapping's keys in order, every list's length, and every
+    scalar but those YAML writes plain and as themselves (:meth:`plain`: strings without
+    whitespace that read back as strings, and non-zero integers), which are holes. The first
+    object of a shape is dumped with a placeholder in each hole and the text kept as a
+    ``%``-format; every later object of that shape is that format filled with its holes'
+    values (a string's text, an integer's ``str``): the exact text the dump writes.
+
+    Args:
+        dump: ``dump(obj)``, the canonical text (:func:`generator.render.render.dump`).
+    """
+
+    def __init__(self, dump: Callable[[Any], str]) -> None:
+        self._dump = dump
+        self._known: dict[str, Any] = {}
+        self._formats: dict[Any, tuple[str, tuple[int, ...]] | None] = {}
+
+    def plain(self, text: str) -> bool:
+        """Whether the dump writes the string ``text`` plain, as itself, on no more than one line."""
+        return self._state(text) is _HOLE
+
+    def _state(self, text: str) -> Any:
+        """``_HOLE`` for a string :meth:`plain` writes, ``_LITERAL`` for another, ``None`` for
+        one holding a placeholder's text; remembered."""
+        state = self._known.get(text)
+        if state is None:
+            if _DUMP_MARK in text:
+                return None
+            if text and ((_PLAIN.match(text) and text.lower() not in _WORDS)
+                         or (not _SPACE.search(text) and self._dump(text) in (f"{text}\n", f"{text}\n...\n"))):
+                state = _HOLE
+            else:
+                state = _LITERAL
+            self._known[text] = state
+        return state
+
+    def _shape(self, obj: Any, values: list[Any]) -> tuple[Any, ...]:
+        """A hashable key of ``obj``'s shape (a flat prefix code: a mapping is ``_DICT``, its
+        length, then each key and its value's code; a list ``_LIST``, its length, its items'
+        codes); each hole's value is appended to ``values``, in order.
+
+        Raises:
+            Unshaped: see :meth:`dump`.
+        """
+        flat: list[Any] = []
+        push, hold = flat.append, values.append
+        known, state_of = self._known.get, self._state
+        seen: set[int] = set()
+        mark = seen.add
+
+        def scalar(node: Any, kind: type) -> None:
+            if kind is int:
+                if node:
+                    hold(node)
+                    push(_HOLE)
+                else:
+                    push(_ZERO)
+            elif node is None:
+                push(_NONE)
+            elif kind is bool:
+                push(_TRUE if node else _FALSE)
+            else:
+                raise Unshaped  # a float, a tuple, any other type: dumped as it is
+
+        def walk(node: Any) -> None:
+            # strings, most of the leaves, are handled in the loops, without a call
+            if type(node) is dict:
+                items: Any = node.items()
+                tag = _DICT
+            elif type(node) is list:
+                items = node
+                tag = _LIST
+            elif type(node) is str:
+                items = (node,)
+                tag = None
+            else:
+                scalar(node, type(node))
+                return
+            if tag is not None:
+                size = len(seen)
+                mark(id(node))
+                if len(seen) == size:  # a node held twice: the dump writes an anchor and an alias
+                    raise Unshaped
+                push(tag)
+                push(len(node))
+            for v in items:
+                if tag is _DICT:
+                    k, v = v
+                    if type(k) is not str or _DUMP_MARK in k:
+                        raise Unshaped
+                    push(k)
+                kind = type(v)
+                if kind is str:
+                    state = known(v) or state_of(v)
+                    if state is _HOLE:
+                        hold(v)
+                        push(_HOLE)
+                    elif state is _LITERAL:
+                        push(v)
+                    else:
+                        raise Unshaped
+                elif kind is dict or kind is list:
+                    walk(v)
+                else:
+                    scalar(v, kind)
+
+        walk(obj)
+        return tuple(flat)
+
+    def dump(self, obj: Any) -> str:
+        """The dump's text of ``obj`` (``dict``, ``list``, ``str``, ``int``, ``bool``, ``None``).
+
+        Raises:
+            Unshaped: dump ``obj`` itself: it holds a float, a tuple, another type, a key that
+                is not a string, a node twice, or a placeholder's text.
+        """
+        values: list[Any] = []
+        try:
+            key = self._shape(obj, values)
+        except RecursionError:
+            raise Unshaped from None
+        made = self._formats.get(key, _UNSEEN)
+        if made is _UNSEEN:
+            made = self._formats[key] = self._compile(obj, len(values))
+        if made is None:
+            raise Unshaped
+        text, order = made
+        return text % tuple([values[i] for i in order]) if order else text
+
+    def _compile(self, obj: Any, n: int) -> tuple[str, tuple[int, ...]] | None:
+        """The format of ``obj``'s shape and the order its ``n`` holes appear in, or ``None``."""
+        count = [0]
+
+        def held(node: Any) -> Any:
+            kind = type(node)
+            if kind is dict:
+                return {k: held(v) for k, v in node.items()}
+            if kind is list:
+                return [held(v) for v in node]
+            if (kind is str and node and self.plain(node)) or (kind is int and node):
+                count[0] += 1
+                return f"{_DUMP_MARK}{count[0] - 1}{_DUMP_MARK}"
+            return node
+
+        pieces = _DUMP_HOLE.split(self._dump(held(obj)))
+        order = tuple(int(i) for i in pieces[1::2])
+        if count[0] != n or sorted(order) != list(range(n)):
+            return None
+        if not order:
+            return pieces[0], order
+        return "%s".join(p.replace("%", "%%") for p in pieces[0::2]), order

@@ -49,6 +49,9 @@ class AppInput:
             destination to another app's host without a ``port`` takes that app's).
         place: where a value of the spec is (``EffectiveApp.place``: ``place("metadata", "name")``).
         key_place: where a key of the spec is (``EffectiveApp.key_place``).
+        memo: what a target keeps for the other apps of one render (the renderer passes one
+            dict to every app of a render; a target's own keys in it); by default a dict of
+            this app's own.
     """
 
     name: str
@@ -63,6 +66,7 @@ class AppInput:
     ports: Mapping[str, int | None] = field(default_factory=dict)
     place: Callable[..., Place | None] = lambda *keys: None
     key_place: Callable[..., Place | None] = lambda *keys: None
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def port(self) -> int | None:

@@ -106,6 +106,27 @@ _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")  # PreciseHostname
 
 
+class _BodyPlaces(Mapping[tuple[int, str], Place | None]):
+    """``{(route index, key): place}`` of a spec's route fields other than ``name``, ``when``
+    and ``to``, each place looked up when asked for (only a refusal asks)."""
+
+    def __init__(self, given: AppInput, routes: Sequence[Mapping[str, Any]]) -> None:
+        self._given = given
+        self._keys = [(i, key) for i, route in enumerate(routes) for key in route
+                      if key not in ("name", "when", "to")]
+
+    def __getitem__(self, at: tuple[int, str]) -> Place | None:
+        if at not in self._keys:
+            raise KeyError(at)
+        return self._given.key_place("spec", "routes", *at)
+
+    def __iter__(self) -> Any:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 class _Plain:
     """The values of an :class:`AppInput` the objects are built from, and the backends they
     refer to (:meth:`backend`, which notes the namespaces a ReferenceGrant must open)."""
@@ -288,9 +309,36 @@ class GatewayApiTarget:
     series_reporter = "source"
 
     def compile(self, routes: Sequence[SpecRoute], scope: str | None,
-                body_places: Mapping[tuple[int, str], Place] | None = None) -> list[httproute.Rule]:
-        """HTTPRoute rules (:func:`generator.routing.httproute_compiler.compile_rules`)."""
-        return httproute.compile_rules(routes, scope=scope, body_places=body_places)
+                body_places: Mapping[tuple[int, str], Place] | None = None,
+                memo: dict[Any, Any] | None = None) -> list[httproute.Rule]:
+        """HTTPRoute rules (:func:`generator.routing.httproute_compiler.compile_rules`), new
+        objects on every call (each rule's ``body`` is the given route's own).
+
+        With ``memo`` (:attr:`generator.targets.AppInput.memo`, one per render), compiled once
+        per distinct key: an app in every environment its overrides leave alone, and apps
+        written alike, compile the same route list again and again. The key is the ``repr``
+        (which tells ``1`` from ``"1"``, ``1.0`` and ``True``) of what the compiler reads: the
+        scope, each route's name, ``when`` and body keys (a key HTTPRoute cannot carry is
+        refused), and which routes have equal bodies (a rule keeps the requests a later rule
+        of an equal body would take, ``_keep_first_match``); the bodies themselves are only
+        handed through, so apps whose routes differ only in their hosts share one compile.
+        Places take no part in a compiled result, only in refusals, which are never kept: a
+        list refused is compiled (and refused, at its own places) every time.
+
+        Raises:
+            SpecErrors: as :func:`~generator.routing.httproute_compiler.compile_rules`.
+        """
+        if memo is None:
+            return httproute.compile_rules(routes, scope=scope, body_places=body_places)
+        bodies = [r.body for r in routes]
+        key = ("httproute rules", repr((scope, [(r.name, r.when, tuple(r.body)) for r in routes],
+                                        [bodies.index(b) for b in bodies])))
+        kept = memo.get(key)
+        if kept is None:
+            rules = httproute.compile_rules(routes, scope=scope, body_places=body_places)
+            memo[key] = [(r.name, r.spec_index, tuple(r.matches)) for r in rules]
+            return rules
+        return [httproute.Rule(name, index, list(matches), routes[index].body) for name, index, matches in kept]
 
     # -- objects ------------------------------------------------------------------------------
     def refusals(self, spec: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
@@ -316,9 +364,7 @@ class GatewayApiTarget:
         """
         spec = given.spec
         routes = given.routes
-        body_places = {(i, key): given.key_place("spec", "routes", i, key)
-                       for i, route in enumerate(spec.get("routes") or []) for key in route
-                       if key not in ("name", "when", "to")}
+        body_places = _BodyPlaces(given, spec.get("routes") or [])
         app = _Plain(given)
         if app.entry is not None and app.versions:
             raise SpecError(f"app {as_yaml(app.name)}: versions of a serviceEntry host cannot be written as "
@@ -340,7 +386,7 @@ class GatewayApiTarget:
         paths = expose.get("paths") or []
         errors: list[SpecError] = []
         http = bool(routes) or not any(given.l4.get(k) for k in ("tcp", "tls"))
-        rules = self.compile(routes, None, body_places) if http else []
+        rules = self.compile(routes, None, body_places, given.memo) if http else []
         stem = "grpcroute" if app.protocol == "grpc" else "httproute"
         # the mesh's route lives in the Service's namespace: a producer route, which GAMMA applies
         # to every client (a route in another namespace is a consumer route, for the clients of
@@ -357,7 +403,7 @@ class GatewayApiTarget:
             if paths:
                 scope = " or ".join(f'(uri exact {_q(p.rstrip("/") or "/")} or uri prefix {_q(p.rstrip("/") + "/")})'
                                     for p in paths)
-                gw_rules = self.compile(routes, scope, body_places)
+                gw_rules = self.compile(routes, scope, body_places, given.memo)
             for file, obj in ((f"{stem}.yaml", self._route(app, app.name, [app.mesh_parent], [], rules, routes, errors,
                                                             mesh_ns)),
                               (f"{stem}-gateway.yaml", self._route(app, f"{app.name}-gateway", gw_parents, hosts,
@@ -397,11 +443,12 @@ class GatewayApiTarget:
                 "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": kind, "namespace": from_ns}
                                   for kind, from_ns in sorted(kinds)],
                          "to": [{"group": "", "kind": "Service"}]}}))
-        meta_place = given.place("metadata", "name")
-        places = {"Gateway": given.key_place("spec", "expose")}
+        meta_place = app.place
+        places = {"Gateway": given.key_place("spec", "expose")} if expose else {}
+        policy_place = given.key_place("spec", "trafficPolicy")
         made = [istio.service_entry(given)] if app.entry is not None else []
         return made + [Made(kind, file, places.get(kind, meta_place), obj=obj,
-                            problem_place=given.key_place("spec", "trafficPolicy") if kind == "DestinationRule" else None)
+                            problem_place=policy_place if kind == "DestinationRule" else None)
                        for kind, file, obj in out]
 
     @staticmethod
@@ -436,8 +483,9 @@ class GatewayApiTarget:
 
         body = rule.body
         refs = []
+        to_place = where("to") if body.get("route") else None
         for d in body.get("route") or []:
-            ref = app.backend(d["destination"], kind, route_name, where("to"), from_ns=namespace)
+            ref = app.backend(d["destination"], kind, route_name, to_place, from_ns=namespace)
             ref["weight"] = int(d.get("weight", 100))
             refs.append(ref)
         out["backendRefs"] = refs
