@@ -652,7 +652,8 @@ def _render_apps(repo: Repo, pairs: Collection[tuple[str, str]], strict: bool,
             if (env, app.name) in wanted:
                 renderer.render_app(app, env_spec, env_objects)
         for o in env_objects:
-            files[o.path] = (f"{HEADER} from {', '.join(o.sources)}; do not edit.\n" + dump(o.obj)).encode()
+            files[o.path] = (f"{HEADER} from {', '.join(o.sources)}; do not edit.\n"
+                             + renderer.dumped.dump(o.obj, env)).encode()  # as a whole render dumps them
         objects.extend(env_objects)
     renderer.checked.save()
     SpecErrors.collect(list({e.format(): e for e in renderer.errors}.values()))
