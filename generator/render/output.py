@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from generator.errors import NO_SPACE, DiskFull, SpecErrors
+from generator.errors import NO_SPACE, DiskFull, SpecErrors, UsageError
 from generator.render.manifests import GITOPS_DIR
 from generator.spec import paths
 
@@ -71,8 +71,6 @@ def yaml_files(paths: list[Path], *, hint: str = "", empty_dir: bool = True) -> 
         UsageError: a path that does not exist, or (``empty_dir`` false) a directory without
             YAML files (exit 2).
     """
-    from generator.errors import UsageError
-
     files: list[Path] = []
     for p in paths:
         if str(p) == "-":

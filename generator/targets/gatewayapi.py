@@ -288,9 +288,9 @@ def _rewrite(rule: httproute.Rule, rewrite: Mapping[str, Any], route: str, place
 
 
 def _svc_parts(host: str, namespace: str) -> tuple[str, str]:
-    parts = host.split(".")
-    ns = parts[1] if len(parts) > 2 and parts[2] == "svc" else namespace
-    return parts[0], ns
+    """``(name, namespace)`` of the app's Service: :func:`_kube_service` of its host, else the
+    host's first label in the app's ``namespace``."""
+    return _kube_service(host) or (host.split(".", 1)[0], namespace)
 
 
 def version_service(app: str, version: str) -> str:
