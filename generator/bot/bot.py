@@ -25,7 +25,6 @@ then exits 3); a hold or a passing check inside an interval writes nothing at al
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import random
@@ -419,20 +418,6 @@ def _tick_lock(root: Path, wait: float | None, dry_run: bool = False) -> Iterato
         yield held
 
 
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused for the block, as a render pauses it: a tick
-    over thousands of apps holds their specs, statuses and renderings at once, and each
-    collection would scan that growing heap again for nothing (a tenth of a 5,000-app tick)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def _recovered(held: lock.TickLock | None) -> None:
     """Say what was cleaned up after a tick that was killed."""
     if held and held.removed:
@@ -768,7 +753,7 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
         DiskFullOutside: a status or rendered file could not be written for want of space
             (exit 3); the files the tick wrote are put back, nothing is committed.
     """
-    with _tick_lock(Path(root), lock_wait, dry_run) as held, _cyclic_gc_paused():
+    with _tick_lock(Path(root), lock_wait, dry_run) as held, timelimit.cyclic_gc_paused():
         started = time.perf_counter()
         limit = Deadline() if deadline is None else Deadline(deadline)  # from when the lock is held
         root = Path(root)

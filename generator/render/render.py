@@ -18,7 +18,6 @@ carries the label ``app.kubernetes.io/managed-by: meshgen``.
 from __future__ import annotations
 
 import functools
-import gc
 import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -612,15 +611,8 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
         hit = store.get()
         if hit is not None:
             return hit
-    # A render allocates many small acyclic objects; the cyclic collector would scan the growing
-    # heap again and again for nothing (about a fifth of the time at 1000 apps), so it pauses.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with timelimit.cyclic_gc_paused():  # many small acyclic objects: collections would be for nothing
         rendering = _render(root, envs, strict, progress)
-    finally:
-        if collecting:
-            gc.enable()
     if store is not None:
         store.put(rendering)
     return rendering
