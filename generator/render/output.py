@@ -260,30 +260,17 @@ def _env_dirs(root: Path, rendering: Rendering) -> list[Path]:
     return dirs + [base / GITOPS_DIR]  # Argo CD / Flux manifests cover every environment
 
 
-def orphans(root: Path, rendering: Rendering, files: list[str] | None = None) -> list[str]:
+def orphans(root: Path, rendering: Rendering, files: list[str]) -> list[str]:
     """Managed files under the rendered environments that the rendering does not produce.
 
     Args:
-        files: the regular files under the rendered directory, when already listed
-            (:func:`generator.spec.paths.scan_output`: then nothing there is a link).
+        files: the regular files under the rendered directory, repository-relative and sorted
+            (:func:`check_output_dir`, :func:`generator.spec.paths.scan_output`: nothing there
+            is a link).
     """
-    if files is not None:
-        prefixes = tuple(f"{d.relative_to(root).as_posix()}/" for d in _env_dirs(root, rendering))
-        return [rel for rel in files if rel.startswith(prefixes) and rel not in rendering.files
-                and not TEMPORARY.match(rel.rpartition("/")[2]) and is_managed(root / rel)]
-    out = []
-    prefix = 0 if str(root) == "." else len(os.path.join(str(root), ""))  # Path(".") / "x" is "x"
-    for env_dir in _env_dirs(root, rendering):
-        if not env_dir.is_dir():
-            continue
-        for top, _, names in os.walk(str(env_dir), followlinks=False):  # links are never followed
-            for name in names:
-                full = os.path.join(top, name)
-                rel = full[prefix:].replace(os.sep, "/")
-                if rel not in rendering.files and not TEMPORARY.match(name) and os.path.isfile(full) \
-                        and not os.path.islink(full) and is_managed(Path(full)):
-                    out.append(rel)
-    return sorted(out)
+    prefixes = tuple(f"{d.relative_to(root).as_posix()}/" for d in _env_dirs(root, rendering))
+    return [rel for rel in files if rel.startswith(prefixes) and rel not in rendering.files
+            and not TEMPORARY.match(rel.rpartition("/")[2]) and is_managed(root / rel)]
 
 
 def stale_files(root: Path, rendering: Rendering) -> list[str]:
