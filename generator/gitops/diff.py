@@ -36,7 +36,7 @@ import yaml
 
 from generator import errors
 from generator import targets
-from generator.render import render
+from generator.render import checks, render
 from generator.routing import simulate
 from generator.routing.conditions import compiled
 from generator.routing.compiler import NO_ROUTE, spec_route_name
@@ -544,19 +544,14 @@ def _normal_http(spec: dict, names: list[str] | None, ports: set[int], portless:
     return out
 
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|us|µs|ns|m|s)")
-_DURATION_UNITS = {"h": Decimal(3600), "m": Decimal(60), "s": Decimal(1), "ms": Decimal("0.001"),
-                   "us": Decimal("0.000001"), "µs": Decimal("0.000001"), "ns": Decimal("0.000000001")}
-
-
 def _duration(text: Any) -> Any:
     """A duration in seconds, written ``1.5s``: Istio's (protobuf ``Duration``, ``1.5s``) and
-    Gateway API's (GEP-2257, ``1500ms``, ``1h30m``) alike; any other value as it is."""
-    if not isinstance(text, str) or not text.strip() or \
-            "".join(m.group(0) for m in _DURATION_PART.finditer(text)) != text.strip():
+    Gateway API's (GEP-2257, ``1500ms``, ``1h30m``) alike, read by the spec checks' Go duration
+    parser (:func:`generator.render.checks.parse_duration`); any other value as it is."""
+    ns = checks.parse_duration(text.strip()) if isinstance(text, str) else None
+    if ns is None:
         return text
-    seconds = sum(Decimal(m.group(1)) * _DURATION_UNITS[m.group(2)] for m in _DURATION_PART.finditer(text))
-    return f"{seconds.normalize():f}s"
+    return f"{(Decimal(ns) / 1_000_000_000).normalize():f}s"
 
 
 def _normal_route(route: dict, own: str, ports: set[int], portless: set[str]) -> dict:
