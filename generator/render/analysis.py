@@ -689,10 +689,6 @@ def _service_ports(service: dict[str, Any]) -> list[int] | None:
     return [int(p["port"]) for p in ports if isinstance(p, dict) and str(p.get("port", "")).isdigit()]
 
 
-def _is_service_ref(ref: dict[str, Any]) -> bool:
-    return ref["kind"] == "Service" and ref["group"] in ("", "core")
-
-
 def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -> Iterable[Finding]:
     route = o.obj
     ns, name = httproute.meta(route)
@@ -706,7 +702,7 @@ def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -
     for k, ref in enumerate(httproute.parent_refs(route)):
         at = ("spec", "parentRefs", k)
         target = f"{ref['namespace']}/{ref.get('name')}"
-        if _is_service_ref(ref):  # GAMMA (GEP-1426): the route applies to calls to the Service, in the mesh
+        if httproute.is_service_ref(ref):  # GAMMA (GEP-1426): the route applies to calls to the Service, in the mesh
             svc = index.services.get((ref["namespace"], str(ref.get("name"))))
             if svc is None:
                 yield finding("MG201", f"{what}: parentRef Service {target} is not among the objects; the mesh route "
@@ -778,7 +774,7 @@ def _slots(route: dict[str, Any], index: httproute.Objects) -> list[Slot]:
     out: list[Slot] = []
     for ref in httproute.parent_refs(route):
         key = (ref["namespace"], str(ref.get("name")))
-        if _is_service_ref(ref):
+        if httproute.is_service_ref(ref):
             svc = index.services.get(key)
             if svc is None:
                 continue

@@ -191,13 +191,18 @@ def gateway_attachments(objects: Objects, gateway: tuple[str, str], port: int | 
     return out
 
 
+def is_service_ref(ref: dict[str, Any]) -> bool:
+    """Whether a normalised parentRef (:func:`parent_refs`) names a Service (GAMMA, GEP-1426)."""
+    return ref["kind"] == "Service" and ref["group"] in ("", "core")
+
+
 def service_routes(objects: Objects, service: tuple[str, str], port: int | None,
                    source_namespace: str | None) -> list[dict[str, Any]]:
     """HTTPRoutes that apply to a call to ``service`` from ``source_namespace`` (GAMMA: consumer
     routes in the caller's namespace replace the producer routes, GEP-1294)."""
     attached = []
     for route in objects.routes:
-        refs = [r for r in parent_refs(route) if r["kind"] == "Service" and r["group"] in ("", "core")
+        refs = [r for r in parent_refs(route) if is_service_ref(r)
                 and (r["namespace"], r.get("name")) == service and (port is None or r.get("port") in (None, port))]
         if refs:
             attached.append(route)
