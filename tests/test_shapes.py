@@ -3,12 +3,14 @@ shape are those filling and parsing back gives, byte for byte once dumped, for a
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -168,7 +170,8 @@ def test_the_dump_cache_shares_text_only_between_objects_alike_but_for_their_env
                 assert made == obj(env, value, key)  # the label is put back
 
 
-dump_scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.sampled_from([0, 0.0, 1.5, ""])
+dump_scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.sampled_from([0, 0.0, -0.0, 1.5, 1e17, ""])
+                | st.floats(allow_nan=True, allow_infinity=True)
                 | st.text(max_size=12) | st.from_regex(r"[a-z][a-z0-9.-]{0,10}", fullmatch=True)
                 | st.sampled_from(["true", "Yes", "yEs", "1", "5s", "null", "~", "- a", "a: b", "a #b", "#a",
                                    "q7mgv0q7", "x q7mgv1q7", "%s", "a%b", "---", "...", "é", "\u2028", " a",
@@ -179,8 +182,8 @@ dump_values = st.recursive(dump_scalars, lambda inner: st.lists(inner, max_size=
 
 
 def _dump_refill(value: Any, draw: Any) -> Any:
-    """``value`` with each string and integer replaced by another of its kind (a second object
-    of the same keys and lengths, with other scalars)."""
+    """``value`` with each string, integer and float replaced by another of its kind (a second
+    object of the same keys and lengths, with other scalars)."""
     kind = type(value)
     if kind is dict:
         return {k: _dump_refill(v, draw) for k, v in value.items()}
@@ -190,6 +193,8 @@ def _dump_refill(value: Any, draw: Any) -> Any:
         return draw(dump_scalars.filter(lambda s: isinstance(s, str)))
     if kind is int:
         return draw(st.integers(-10**9, 10**9))
+    if kind is float:
+        return draw(st.floats(allow_nan=True, allow_infinity=True))
     return value
 
 
@@ -197,16 +202,20 @@ def _dump_refill(value: Any, draw: Any) -> Any:
 @given(first=dump_values, data=st.data())
 def test_an_object_dumped_from_its_shape_is_the_dump_byte_for_byte(first: Any, data: st.DataObject) -> None:
     """Objects of one shape dumped through :class:`shapes.Dumps` (strings YAML writes plain or
-    quotes, numbers, bools, nulls, keys and values that look like its placeholders or hold
-    ``%``) are the bytes the dump writes; what it refuses it says so (floats)."""
-    dumps = shapes.Dumps(render.dump)
+    quotes, integers, floats (nan, infinities, exponents, -0.0), bools, nulls, keys and values
+    that look like its placeholders or hold ``%``) are the bytes the dump writes, sorted or
+    in the keys' order; what it refuses it says so."""
+    in_order = functools.partial(yaml.dump, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False,
+                                 width=1 << 16)
     objects = [first, _dump_refill(first, data.draw), _dump_refill(first, data.draw), first]
-    for obj in objects:
-        try:
-            text = dumps.dump(obj)
-        except shapes.Unshaped:
-            continue
-        assert text == render.dump(obj)
+    for dump in (render.dump, in_order):
+        dumps = shapes.Dumps(dump)
+        for obj in objects:
+            try:
+                text = dumps.dump(obj)
+            except shapes.Unshaped:
+                continue
+            assert text == dump(obj)
 
 
 def test_a_node_held_twice_is_dumped_with_its_anchor() -> None:

@@ -117,7 +117,9 @@ class TickReport:
         outcomes: one per app with a rollout block, in environment then app order.
         queries: PromQL queries sent (retries included).
         query_seconds, render_seconds, commit_seconds, seconds: time spent asking
-            Prometheus, re-rendering, writing and committing (git), and in all.
+            Prometheus, re-rendering, writing and committing (git), and in all. The render's
+            checks of an environment's specs run while its queries are out, so those seconds
+            are in both ``query_seconds`` and ``render_seconds``.
         attempts: pushes tried (1 without contention).
         failed_envs: environments skipped because their Prometheus failed, with the error.
         problems: placed problems of status files found while deciding (a time in the
@@ -310,11 +312,14 @@ def prometheus_url(repo: Repo, env: str, override: str | None) -> str:
 def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str | None,
             report: TickReport, limit: Deadline | None = None,
             clock: Callable[[], datetime] = utcnow, watch: Sequence[_Rollout] = (),
-            observed: dict[str, applied.Observation] | None = None) -> dict[str, Check]:
+            observed: dict[str, applied.Observation] | None = None,
+            meanwhile: Callable[[str], None] | None = None) -> dict[str, Check]:
     """Ask Prometheus what the due apps of one environment need; each query once.
 
     ``watch``: apps whose weight waits to be seen applied; their observed split (the shared
     ``requests`` query over their interval) goes into ``observed``, by app.
+    ``meanwhile(env)``: called while the queries are out (the tick checks the environment's
+    specs for its render then).
     """
     out_target = targets.of_environment(repo.environments[env].data.get("spec"))
 
@@ -348,7 +353,10 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
         client = Prometheus.from_environment(prometheus_url(repo, env, url), deadline=limit, clock=clock)
         try:  # side by side: Prometheus evaluates each on a core of its own, the answers parse meanwhile
             with ThreadPoolExecutor(min(len(queries), MAX_CONCURRENT_QUERIES), "meshgen-query") as pool:
-                for promql, vector in zip(queries, pool.map(lambda q: metrics.Vector(client.query(q, now)), queries)):
+                answers = pool.map(lambda q: metrics.Vector(client.query(q, now)), queries)
+                if meanwhile is not None:
+                    meanwhile(env)
+                for promql, vector in zip(queries, answers):
                     results[promql] = vector
         finally:
             report.queries += client.queries
@@ -438,7 +446,8 @@ def _ask_gates(item: _Rollout, due: Sequence[gates.Gate], current: Mapping[str, 
 
 def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | None, now: datetime,
                 url: str | None, report: TickReport, dry_run: bool = False, limit: Deadline | None = None,
-                clock: Callable[[], datetime] = utcnow) -> list[Outcome]:
+                clock: Callable[[], datetime] = utcnow, meanwhile: Callable[[str], None] | None = None
+                ) -> list[Outcome]:
     items = _rollouts(repo, envs, apps)
     states = windows.states(promotion.windows_of(repo), now)
     outcomes: list[Outcome] = []
@@ -461,7 +470,7 @@ def _decide_all(repo: Repo, envs: Sequence[str] | None, apps: Sequence[str] | No
         watch = [i for i in group if i.app in waits and i.rollout.policy != "time"]
         observed: dict[str, applied.Observation] = {}
         try:
-            checks = _checks(repo, env, due, now, url, report, limit, clock, watch, observed) \
+            checks = _checks(repo, env, due, now, url, report, limit, clock, watch, observed, meanwhile) \
                 if due or watch else {}
         except PrometheusError as e:
             report.failed_envs[env] = e
@@ -559,9 +568,10 @@ def _with_waves(outcomes: list[Outcome], now: datetime) -> None:
 
 def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], identity: vcs.Identity | None,
                       before_commit: Callable[[], None] | None = None, report: TickReport | None = None,
-                      limit: Deadline | None = None) -> None:
-    """Write the status and rendered files of each changed outcome; commit each app apart."""
-    from generator.render import render  # heavy: only when something changes
+                      limit: Deadline | None = None, prepared: _Prepared | None = None) -> None:
+    """Write the status and rendered files of each changed outcome; commit each app apart
+    (rendered by ``prepared``'s render when given: its environments may be checked already)."""
+    from generator.render import shapes  # heavy: only when something changes
 
     changed = [o for o in outcomes if o.changed]
     if not changed:
@@ -576,16 +586,16 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     SpecErrors.collect(repo_paths.output_problems(repo.root, status_dir)
                        + repo_paths.output_problems(repo.root, repo.rel("rendered")))
     written: dict[str, bytes] = {}
+    dumps = shapes.Dumps(status.status_text)  # statuses alike (most of a tick's) are dumped once
     for outcome in changed:
         rel = status.status_path(status_dir, outcome.env, outcome.app)
-        written[rel] = status.dump_status(outcome.env, outcome.app, outcome.decision.status)
+        written[rel] = status.dump_status(outcome.env, outcome.app, outcome.decision.status, dumps.text)
         output.atomic_write(repo.root / rel, written[rel])
     started = time.perf_counter()
     try:  # only the changed apps, each with the status it is about to commit
-        rendering = render.render_repo(repo.root, sorted({o.env for o in changed}),
-                                       apps=[(o.env, o.app) for o in changed], repo=repo,
-                                       statuses={status.status_path(status_dir, o.env, o.app): o.decision.status
-                                                 for o in changed})
+        rendering = (prepared or _Prepared(repo)).apps().render(
+            [(o.env, o.app) for o in changed],
+            {status.status_path(status_dir, o.env, o.app): o.decision.status for o in changed})
     except MeshgenError:
         ws.restore()
         raise
@@ -620,6 +630,30 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     for unit, sha in zip(units, ws.commit_all(commits, identity, contents), strict=True):
         for outcome in unit:
             outcome.committed = sha
+
+
+class _Prepared:
+    """The render of one tick's decided changes, made when first asked for: while Prometheus
+    answers an environment's queries, :meth:`check` checks that environment's specs for it
+    (the render needs them checked, and the tick would otherwise wait idle)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+        self._rendering: Any = None
+        self.seconds = 0.0  # spent in check, while queries were out
+
+    def apps(self) -> Any:
+        """The :class:`generator.render.render.AppsRendering` of this load of the repository."""
+        if self._rendering is None:
+            from generator.render import render  # heavy: only when a tick will commit or checks ahead
+
+            self._rendering = render.AppsRendering(self.repo)
+        return self._rendering
+
+    def check(self, env: str) -> None:
+        started = time.perf_counter()
+        self.apps().check(env)
+        self.seconds += time.perf_counter() - started
 
 
 def _one_commit_per_group(changed: list[Outcome], commits: list[tuple[str, list[str]]]
@@ -781,15 +815,18 @@ def tick(root: Path, *, envs: Sequence[str] | None = None, apps: Sequence[str] |
             if ws and upstream and ws.sync(upstream, identity,
                                            limit.budget(GIT_NETWORK_SECONDS, "before fetching")) != loaded:
                 repo, loaded = load_repo(root), ws.head()
-            outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report, dry_run, limit, clock)
+            prepared = _Prepared(repo) if ws else None
+            outcomes = _decide_all(repo, envs, apps, clock(), prometheus, report, dry_run, limit, clock,
+                                   prepared.check if prepared else None)
             report.outcomes = outcomes
             if ws is None:
                 break
+            report.render_seconds += prepared.seconds
             if any(o.changed for o in outcomes):
                 limit.check("before writing the decided changes")
             commit_started, rendered = time.perf_counter(), report.render_seconds
             try:
-                _write_and_commit(ws, repo, outcomes, identity, before_commit, report, limit)
+                _write_and_commit(ws, repo, outcomes, identity, before_commit, report, limit, prepared)
             except DiskFull as e:
                 _put_back(ws)
                 raise DiskFullOutside(e.path, "free space on the disk of the bot's clone; the next tick puts "

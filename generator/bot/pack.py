@@ -10,7 +10,10 @@ grows with apps x commits: 30 s for 5,000 apps.
 :func:`write_commits` keeps each tree as a list of its encoded entries, sorted as git sorts
 them, replaces the entries a commit changes, and writes the new tree as a delta against its
 previous version (the entry replaced, everything else copied), so a commit costs what it
-changes plus one SHA-1 of each changed tree. The objects go into one pack with its index
+changes plus the SHA-1 of each changed tree from its first changed entry on: the hash's state
+is kept every :data:`HASH_STEP` bytes of a tree (``hashlib``'s ``copy``), and a tree whose
+entries before a point have not changed resumes there (SHA-1 reads left to right). A file
+whose bytes are already the tree's is not written again. The objects go into one pack with its index
 (``git help gitformat-pack``: pack version 2, ``OFS_DELTA`` objects, index version 2), in
 the repository's object directory; then ``git update-ref`` moves the branch from the old
 head to the new one (refused if the branch moved meanwhile). Git reads the result as any
@@ -32,10 +35,22 @@ import zlib
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-#: Longest delta chain a tree gets before it is written whole again (git's ``pack.depth``).
+#: Longest delta chain a tree gets (git's ``pack.depth``). At its end the next version is a
+#: delta against the tree's last whole version, of every entry changed since (a chain of its
+#: own starts there), until more than :data:`REBASE_MAX` entries have changed since: then the
+#: tree is written whole again. A wide directory that changes one entry per commit is written
+#: whole once every few hundred commits, not every 50.
 MAX_DEPTH = 50
+#: Entries changed since a tree's last whole version beyond which it is written whole again.
+REBASE_MAX = 512
 #: Trees smaller than this are written whole (a delta saves nothing).
 DELTA_MIN = 4096
+#: Bytes of a tree between two kept states of its SHA-1.
+HASH_STEP = 8192
+#: Objects up to this size are deflated with a 4 KiB window (``wbits`` 12, ``memLevel`` 4):
+#: the same output for them, and a tenth of the set-up cost of zlib's default 32 KiB window
+#: and 256 KiB of hash tables, which is most of the cost of deflating a small object.
+SMALL_OBJECT = 4096
 
 _COMMIT, _TREE, _BLOB, _OFS_DELTA = 1, 2, 3, 6
 _TREE_MODE = b"40000"
@@ -59,7 +74,7 @@ class _Tree:
     ``name/``)."""
 
     __slots__ = ("keys", "entries", "where", "children", "sha", "base_sha", "offset", "depth", "changed", "old_bytes",
-                 "dirty", "starts")
+                 "dirty", "starts", "hashed", "whole_offset", "since_whole")
 
     def __init__(self, raw: bytes | None) -> None:
         self.keys: list[bytes] = []
@@ -69,10 +84,13 @@ class _Tree:
         self.base_sha: bytes | None = None  # the id of its last version written (or read)
         self.offset: int | None = None  # where that version lies in the pack being written
         self.depth = 0  # its delta chain's length there
+        self.whole_offset: int | None = None  # where its last whole version lies in the pack
+        self.since_whole: set[int] | None = None  # entries replaced since then; None: entries moved
         self.changed: set[int] | None = set()  # entries replaced since; None: entries moved
         self.old_bytes: bytearray | None = None  # that version's bytes (changed in place)
         self.dirty: set[bytes] = set()  # subdirectories changed since
         self.starts: list[int] = []  # where each entry begins in old_bytes (while changed is a set)
+        self.hashed: list[tuple[int, "hashlib._Hash"]] = []  # (n, SHA-1 of header + old_bytes[:n]) per HASH_STEP
         pos, n = 0, len(raw or b"")
         if raw:
             self.old_bytes = bytearray(raw)
@@ -132,6 +150,25 @@ class _Tree:
             self.changed.add(i)
         self.sha = None
 
+    def digest(self, body: bytearray, first: int) -> bytes:
+        """The tree id of ``body``, whose bytes before ``first`` are those hashed last time
+        (the kept states up to there are reused; those after it are made again)."""
+        hashed = self.hashed
+        while hashed and hashed[-1][0] > first:
+            hashed.pop()
+        if hashed:
+            done, state = hashed[-1]
+            sha = state.copy()
+        else:
+            done, sha = 0, hashlib.sha1(b"tree %d\0" % len(body))
+        with memoryview(body) as view:
+            for mark in range(done + HASH_STEP, len(body), HASH_STEP):
+                sha.update(view[done:mark])
+                hashed.append((mark, sha.copy()))
+                done = mark
+            sha.update(view[done:])
+        return sha.digest()
+
 
 class _PackWriter:
     """Objects appended to one pack file, with what its index needs."""
@@ -152,17 +189,22 @@ class _PackWriter:
             byte = size & 0x7F
             size >>= 7
         head.append(byte)
-        data = bytes(head) + extra + zlib.compress(body, 1)
+        if len(body) <= SMALL_OBJECT:
+            deflate = zlib.compressobj(1, zlib.DEFLATED, 12, 4)
+            data = bytes(head) + extra + deflate.compress(body) + deflate.flush()
+        else:
+            data = bytes(head) + extra + zlib.compress(body, 1)
         offset = self.offset
         self.file.write(data)
         self.offset += len(data)
         self.index[sha] = (offset, zlib.crc32(data))
         return offset
 
-    def whole(self, kind: int, body: bytes) -> tuple[bytes, int | None]:
-        """Write an object whole; returns its id and offset (``None`` when already written)."""
+    def whole(self, kind: int, body: bytes, known: bytes | None = None) -> tuple[bytes, int | None]:
+        """Write an object whole; returns its id and offset (``None`` when already written
+        here, or when its id is ``known``: the repository has it)."""
         sha = hashlib.sha1(_TYPES[kind] + b" %d\0" % len(body) + body).digest()
-        if sha in self.index:
+        if sha in self.index or sha == known:
             return sha, None
         return sha, self._write(sha, kind, len(body), body)
 
@@ -283,6 +325,18 @@ class _Editor:
         chain.append((tree, b""))
         return chain
 
+    def file_sha(self, path: str) -> bytes | None:
+        """The blob id of the file ``path`` in the tree as edited so far (``None``: none)."""
+        *parts, name = path.encode().split(b"/")
+        tree = self.top
+        for part in parts:
+            child = tree.children.get(part)
+            if child is None:
+                return None
+            tree = child
+        found = tree.get(name)
+        return found[1] if found and found[0] != _TREE_MODE else None
+
     def set_file(self, path: str, sha: bytes) -> None:
         parts = path.encode().split(b"/")
         chain = self._dir(parts[:-1])
@@ -320,35 +374,51 @@ class _Editor:
         changed = sorted(tree.changed) if tree.changed is not None and tree.old_bytes is not None else None
         if changed is None:
             body = bytearray(b"".join(tree.entries))
+            first = 0
         else:  # entries replaced in place, each as long as before: written over the old ones
             body = tree.old_bytes
             for i in changed:
                 body[tree.starts[i]:tree.starts[i] + len(tree.entries[i])] = tree.entries[i]
-        sha = hashlib.sha1(b"tree %d\0" % len(body))
-        sha.update(body)
-        sha = sha.digest()
+            first = tree.starts[changed[0]] if changed else len(body)
+        sha = tree.digest(body, first)
+        if changed is None:
+            tree.since_whole = None
+        elif tree.since_whole is not None:
+            tree.since_whole.update(changed)
         if sha == tree.base_sha:
             pass  # the same as its last version: nothing to write
         elif sha in pack.index:
             tree.offset, tree.depth = None, 0  # written before in this pack; its chain is not known
         elif (changed and len(changed) <= 16 and tree.offset is not None and tree.depth < MAX_DEPTH
               and len(body) >= DELTA_MIN):
-            delta, done = [_varint(len(body)), _varint(len(body))], 0
-            for i in changed:
-                start = tree.starts[i]
-                delta += [_copy(done, start - done), _insert(tree.entries[i])]
-                done = start + len(tree.entries[i])
-            delta.append(_copy(done, len(body) - done))
-            tree.offset = pack.delta(sha, tree.offset, b"".join(delta))
+            tree.offset = pack.delta(sha, tree.offset, _replacing(tree, len(body), changed))
             tree.depth += 1
+        elif (tree.since_whole is not None and tree.whole_offset is not None and len(tree.since_whole) <= REBASE_MAX
+              and len(body) >= DELTA_MIN):
+            tree.offset = pack.delta(sha, tree.whole_offset, _replacing(tree, len(body), sorted(tree.since_whole)))
+            tree.depth = 1
         else:
             _, tree.offset = pack.whole(_TREE, bytes(body))
             tree.depth = 0
+            tree.whole_offset, tree.since_whole = tree.offset, set()
         if changed is None:
             tree.starts = list(itertools.accumulate(map(len, tree.entries[:-1]), initial=0)) if tree.entries else []
         tree.sha = tree.base_sha = sha
         tree.old_bytes, tree.changed = body, set()
         return sha
+
+
+def _replacing(tree: _Tree, size: int, indexes: Iterable[int]) -> bytes:
+    """A delta from a version of ``tree`` laid out as now (each entry where it is now, as long)
+    to its current bytes (``size`` of them): the entries at ``indexes`` (ascending) inserted,
+    everything between them copied."""
+    delta, done = [_varint(size), _varint(size)], 0
+    for i in indexes:
+        start = tree.starts[i]
+        delta += [_copy(done, start - done), _insert(tree.entries[i])]
+        done = start + len(tree.entries[i])
+    delta.append(_copy(done, size - done))
+    return b"".join(delta)
 
 
 def object_dir(root: Path) -> Path:
@@ -401,7 +471,7 @@ def write_commits(root: Path, branch: str, head: str, commits: Sequence[tuple[by
                     if data is None:
                         editor.delete(path)
                     else:
-                        editor.set_file(path, pack.whole(_BLOB, data)[0])
+                        editor.set_file(path, pack.whole(_BLOB, data, editor.file_sha(path))[0])
                 tree = editor.write(pack)
                 tree_hex = (tree or pack.whole(_TREE, b"")[0]).hex()
                 body = (b"tree " + tree_hex.encode() + b"\nparent " + parent.encode() + b"\nauthor " + author

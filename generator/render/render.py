@@ -510,10 +510,7 @@ class _DumpCache:
 
     def _fresh(self, obj: Any) -> str:
         """:func:`dump` of an object not seen in another environment: from its shape, or itself."""
-        try:
-            return self._shapes.dump(obj)
-        except shapes.Unshaped:
-            return dump(obj)
+        return self._shapes.text(obj)
 
 
 def _str_keys(obj: Any) -> bool:
@@ -605,7 +602,7 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
 
     root = Path(root)
     if apps is not None:
-        return _render_apps(repo or load_repo(root), apps, strict, statuses or {})
+        return AppsRendering(repo or load_repo(root), strict).render(apps, statuses or {})
     store = cache_mod.RenderCache.for_repo(root, envs, strict) if cache else None
     if store is not None:
         hit = store.get()
@@ -618,41 +615,75 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
     return rendering
 
 
-def _render_apps(repo: Repo, pairs: Collection[tuple[str, str]], strict: bool,
-                 statuses: Mapping[str, Mapping[str, Any] | None]) -> Rendering:
-    """The object files of the named ``(env, app)`` pairs alone."""
-    names = [e for e in repo.environments if any(env == e for env, _ in pairs)]
-    unknown = sorted({e for e, _ in pairs} - set(repo.environments))
-    if unknown:
-        raise UsageError(f"unknown environment {', '.join(unknown)} (known: {', '.join(repo.environments)})")
-    from generator.render import cache as cache_mod
+class AppsRendering:
+    """The render of some apps (what a rollout tick changed), whose environments can be
+    checked ahead of it: a tick checks them while Prometheus answers its queries.
 
-    renderer = _Renderer(repo, strict)
-    renderer.statuses = statuses
-    renderer.checked = cache_mod.CheckedApps.for_repo(repo.root)
-    renderer.errors.extend(promotion.check_pipelines(repo))
-    wanted = set(pairs)
-    objects: list[RenderedObject] = []
-    files: dict[str, bytes] = {}
-    for env in names:
-        env_spec = repo.environments[env].data.get("spec") or {}
-        # every app is checked, as a whole render checks them: a tick never commits beside a
-        # spec that does not render; only the named apps' templates are filled
-        valid = renderer.check_environment(env, env_spec)
-        env_objects: list[RenderedObject] = []
-        for app in valid:
-            if (env, app.name) in wanted:
-                renderer.render_app(app, env_spec, env_objects)
-        for o in env_objects:
-            files[o.path] = (f"{HEADER} from {', '.join(o.sources)}; do not edit.\n"
-                             + renderer.dumped.dump(o.obj, env)).encode()  # as a whole render dumps them
-        objects.extend(env_objects)
-    renderer.checked.save()
-    SpecErrors.collect(list({e.format(): e for e in renderer.errors}.values()))
-    rendering = Rendering(files, objects, names, list(repo.environments), repo.rel("rendered"), repo.root,
-                          renderer.applied)
-    rendering.__dict__["repo"] = repo
-    return rendering
+    Every app of an environment rendered is checked, with the cross-app checks, as a whole
+    render checks them (a tick never commits beside a spec that does not render); only the
+    named apps' templates are filled. Use one instance per repository load and render.
+
+    Args:
+        repo: the loaded repository.
+        strict: as :func:`render_repo`'s.
+    """
+
+    def __init__(self, repo: Repo, strict: bool = False) -> None:
+        from generator.render import cache as cache_mod
+
+        self.repo = repo
+        self._renderer = _Renderer(repo, strict)
+        self._renderer.checked = cache_mod.CheckedApps.for_repo(repo.root)
+        self._checked: dict[str, tuple[list[EffectiveApp], list[SpecError]]] = {}
+
+    def check(self, env: str) -> None:
+        """Check every app of environment ``env`` now (once; an unknown name is left to
+        :meth:`render`). Errors are kept for :meth:`render` of that environment."""
+        if env in self._checked or env not in self.repo.environments:
+            return
+        renderer = self._renderer
+        before = len(renderer.errors)
+        valid = renderer.check_environment(env, self.repo.environments[env].data.get("spec") or {})
+        self._checked[env] = (valid, renderer.errors[before:])
+        del renderer.errors[before:]
+
+    def render(self, pairs: Collection[tuple[str, str]],
+               statuses: Mapping[str, Mapping[str, Any] | None]) -> Rendering:
+        """The object files of the named ``(env, app)`` pairs alone (see :func:`render_repo`'s ``apps``).
+
+        Raises:
+            SpecErrors: every error of the environments rendered, with places.
+            UsageError: an environment named in ``pairs`` does not exist.
+        """
+        repo, renderer = self.repo, self._renderer
+        names = [e for e in repo.environments if any(env == e for env, _ in pairs)]
+        unknown = sorted({e for e, _ in pairs} - set(repo.environments))
+        if unknown:
+            raise UsageError(f"unknown environment {', '.join(unknown)} (known: {', '.join(repo.environments)})")
+        renderer.statuses = statuses
+        renderer.errors.extend(promotion.check_pipelines(repo))
+        wanted = set(pairs)
+        objects: list[RenderedObject] = []
+        files: dict[str, bytes] = {}
+        for env in names:
+            env_spec = repo.environments[env].data.get("spec") or {}
+            self.check(env)
+            valid, errors = self._checked[env]
+            renderer.errors.extend(errors)
+            env_objects: list[RenderedObject] = []
+            for app in valid:
+                if (env, app.name) in wanted:
+                    renderer.render_app(app, env_spec, env_objects)
+            for o in env_objects:
+                files[o.path] = (f"{HEADER} from {', '.join(o.sources)}; do not edit.\n"
+                                 + renderer.dumped.dump(o.obj, env)).encode()  # as a whole render dumps them
+            objects.extend(env_objects)
+        renderer.checked.save()
+        SpecErrors.collect(list({e.format(): e for e in renderer.errors}.values()))
+        rendering = Rendering(files, objects, names, list(repo.environments), repo.rel("rendered"), repo.root,
+                              renderer.applied)
+        rendering.__dict__["repo"] = repo
+        return rendering
 
 
 def _render(root: Path, envs: list[str] | None, strict: bool,

@@ -29,6 +29,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+import yaml
+
 #: Starts every placeholder (which ends with NUL too): the static text of a built-in template
 #: holds no NUL, so a NUL anywhere but in a whole placeholder is a piece of a value.
 _MARK = "\x00meshgen-value-"
@@ -179,6 +181,15 @@ _SPACE = re.compile(r"\s")
 _HOLE, _LITERAL, _NONE, _TRUE, _FALSE, _ZERO, _DICT, _LIST = (object() for _ in range(8))
 
 
+_REPRESENTER = yaml.representer.SafeRepresenter()
+
+
+def _float_text(value: float) -> str:
+    """A float as PyYAML's dumpers write it (``SafeRepresenter.represent_float``: ``.nan``,
+    ``.inf``, ``-.inf``, else ``repr`` in lower case with ``.0`` before a bare exponent)."""
+    return _REPRESENTER.represent_float(value).value
+
+
 class Dumps:
     """The YAML text of plain objects, dumped once per shape.
 
@@ -187,13 +198,16 @@ class Dumps:
     a scalar goes and how its neighbours are written never depends on another scalar's text.
     An object's *shape* here is every mapping's keys in order, every list's length, and every
     scalar but those YAML writes plain and as themselves (:meth:`plain`: strings without
-    whitespace that read back as strings, and non-zero integers), which are holes. The first
-    object of a shape is dumped with a placeholder in each hole and the text kept as a
-    ``%``-format; every later object of that shape is that format filled with its holes'
-    values (a string's text, an integer's ``str``): the exact text the dump writes.
+    whitespace that read back as strings, non-zero integers, and floats, which PyYAML's
+    ``SafeRepresenter.represent_float`` writes as text that reads back as a float), which are
+    holes. The first object of a shape is dumped with a placeholder in each hole and the text
+    kept as a ``%``-format; every later object of that shape is that format filled with its
+    holes' values (a string's text, an integer's ``str``, a float's text as the representer
+    writes it): the exact text the dump writes.
 
     Args:
-        dump: ``dump(obj)``, the canonical text (:func:`generator.render.render.dump`).
+        dump: ``dump(obj)``, the canonical text of a block-style PyYAML dump (keys sorted or
+            not): :func:`generator.render.render.dump`, or a status file's dump.
     """
 
     def __init__(self, dump: Callable[[Any], str]) -> None:
@@ -245,8 +259,11 @@ class Dumps:
                 push(_NONE)
             elif kind is bool:
                 push(_TRUE if node else _FALSE)
+            elif kind is float:
+                hold(_float_text(node))
+                push(_HOLE)
             else:
-                raise Unshaped  # a float, a tuple, any other type: dumped as it is
+                raise Unshaped  # a tuple, any other type: dumped as it is
 
         def walk(node: Any) -> None:
             # strings, most of the leaves, are handled in the loops, without a call
@@ -297,8 +314,8 @@ class Dumps:
         """The dump's text of ``obj`` (``dict``, ``list``, ``str``, ``int``, ``bool``, ``None``).
 
         Raises:
-            Unshaped: dump ``obj`` itself: it holds a float, a tuple, another type, a key that
-                is not a string, a node twice, or a placeholder's text.
+            Unshaped: dump ``obj`` itself: it holds a tuple, another type, a key that is not a
+                string, a node twice, or a placeholder's text.
         """
         values: list[Any] = []
         try:
@@ -313,6 +330,14 @@ class Dumps:
         text, order = made
         return text % tuple([values[i] for i in order]) if order else text
 
+    def text(self, obj: Any) -> str:
+        """:meth:`dump` of ``obj``, or the dump's own text of it where its shape cannot be
+        used (:class:`Unshaped`): the same bytes either way."""
+        try:
+            return self.dump(obj)
+        except Unshaped:
+            return self._dump(obj)
+
     def _compile(self, obj: Any, n: int) -> tuple[str, tuple[int, ...]] | None:
         """The format of ``obj``'s shape and the order its ``n`` holes appear in, or ``None``."""
         count = [0]
@@ -323,7 +348,7 @@ class Dumps:
                 return {k: held(v) for k, v in node.items()}
             if kind is list:
                 return [held(v) for v in node]
-            if (kind is str and node and self.plain(node)) or (kind is int and node):
+            if (kind is str and node and self.plain(node)) or (kind is int and node) or kind is float:
                 count[0] += 1
                 return f"{_DUMP_MARK}{count[0] - 1}{_DUMP_MARK}"
             return node

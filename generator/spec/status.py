@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -115,10 +115,21 @@ def place_of(root: Path, rel: str, *keys: Any) -> Place:
         return Place(rel, 1, 1)
 
 
-def dump_status(env: str, app: str, status: dict[str, Any]) -> bytes:
-    """The bytes of a status file: a header comment and the RolloutStatus document."""
+def status_text(doc: dict[str, Any]) -> str:
+    """A RolloutStatus document's YAML: PyYAML's C dumper, block style, keys in the order
+    written (``apiVersion``, ``kind``, ``metadata``, ``status``)."""
+    return yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False, width=1 << 16)
+
+
+def dump_status(env: str, app: str, status: dict[str, Any],
+                dump: Callable[[dict[str, Any]], str] = status_text) -> bytes:
+    """The bytes of a status file: a header comment and the RolloutStatus document.
+
+    Args:
+        dump: the document's text as :func:`status_text` writes it (the bot passes
+            :meth:`generator.render.shapes.Dumps.text` of it, which dumps once per shape).
+    """
     doc = {"apiVersion": API_VERSION, "kind": "RolloutStatus",
            "metadata": {"name": app, "environment": env}, "status": status}
-    text = yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, default_flow_style=False, width=1 << 16)
     return (f"# Rollout status of {app} in {env}, written by the meshgen rollout bot; do not edit.\n"
-            + text).encode()
+            + dump(doc)).encode()
