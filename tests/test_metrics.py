@@ -129,6 +129,19 @@ def test_custom_metric_template_errors(query, words):
     assert str(info.value).startswith("query of metric 'errors': ") and words in str(info.value)
 
 
+def test_a_builtin_query_is_kept_to_the_namespaces_asked_about():
+    """The due apps' namespaces scope every built-in query (one anchored RE2 alternation,
+    escaped for PromQL's string); too many of them leave the query unscoped."""
+    query = metrics.builtin_query("request-duration-p99", W, namespaces=["shop", "books.v2", "shop"])
+    assert 'istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_namespace=~"books\\\\.v2|shop"}' \
+        in query
+    assert metrics.builtin_query("requests", W, namespaces=[]) == metrics.builtin_query("requests", W)
+    many = [f"team-{i:04d}" for i in range(metrics.MAX_SCOPE // 8)]
+    assert "destination_service_namespace=~" not in metrics.builtin_query("requests", W, namespaces=many)
+    success = metrics.builtin_query("request-success-rate", W, namespaces=["shop"])
+    assert success.count('destination_service_namespace=~"shop"') == 3  # good, total and the all-failed total
+
+
 def test_promql_duration():
     assert [metrics.promql_duration(s) for s in (2, 90, 0.5)] == ["2s", "90s", "500ms"]
 
@@ -145,12 +158,20 @@ def test_builtin_queries_on_real_prometheus(prometheus, mesh_traffic):
     spec = rollout(interval="3s", policy="compare", analysis={
         "minRequests": 10, "metrics": [{"name": "request-success-rate"}, {"name": "request-duration-p99"}]})
     plan = metrics.plan(spec, target)
+    mesh_traffic.set("m-metrics-other", "shop", "v2", rps=40, error_ratio=0.0, latency_ms=20)
+    scoped = metrics.plan(spec, target, ["m-metrics", "m-metrics-none"])  # the due apps' namespaces
     with Prometheus(prometheus.url) as client:
         def measured():
             now = datetime.now(timezone.utc)
             res = {q: client.query(q, now) for q in plan.queries}
             result = metrics.evaluate(spec, target, plan, res)
-            return result if result.verdict is not Verdict.INCONCLUSIVE else None
+            if result.verdict is Verdict.INCONCLUSIVE:
+                return None
+            # kept to the named namespaces, the same question has the same answer, and no other series
+            kept = {q: client.query(q, now) for q in scoped.queries}
+            assert all(s.labels["destination_service_namespace"] == "m-metrics" for r in kept.values() for s in r)
+            assert metrics.evaluate(spec, target, scoped, kept) == result
+            return result
 
         result = wait_until(measured, 20, what="three seconds of scraped traffic")
         assert result.verdict is Verdict.FAIL

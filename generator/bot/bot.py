@@ -329,12 +329,14 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
 
     plans: dict[str, tuple[_Rollout, metrics.Target, metrics.Plan]] = {}
     errors = []
+    targets_of = {item.app: target_of(item) for item in [*due, *watch]}
+    namespaces = sorted({target.namespace for target in targets_of.values()})  # what the queries ask about
     for item in due:
-        target = target_of(item)
+        target = targets_of[item.app]
         custom = any(isinstance(m, Mapping) and m.get("query") is not None for m in item.rollout.metrics)
         try:  # a custom query is a template: bounded in time while it renders
             with timelimit.time_limit(what=f"rendering the queries of app {item.app!r}") if custom else nullcontext():
-                plans[item.app] = (item, target, metrics.plan(item.rollout, target))
+                plans[item.app] = (item, target, metrics.plan(item.rollout, target, namespaces))
         except metrics.MetricQueryError as e:
             errors.append(SpecError(str(e), place=item.effective.place(
                 "spec", "rollout", "analysis", "metrics", e.index, "query")))
@@ -343,8 +345,9 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
     SpecErrors.collect(errors)
     watched: dict[str, tuple[metrics.Target, str, str]] = {}  # app: (target, its requests query, window)
     for item in watch:
-        target, window = target_of(item), metrics.promql_duration(item.rollout.interval)
-        watched[item.app] = (target, metrics.builtin_query(metrics.REQUESTS, window, target.reporter), window)
+        target, window = targets_of[item.app], metrics.promql_duration(item.rollout.interval)
+        watched[item.app] = (target, metrics.builtin_query(metrics.REQUESTS, window, target.reporter, namespaces),
+                             window)
     queries = list(dict.fromkeys([q for _, _, plan in plans.values() for q in plan.queries]
                                  + [q for _, q, _ in watched.values()]))
     results: dict[str, metrics.Vector] = {}

@@ -35,6 +35,7 @@ was expected, NaN or an infinity. It fails when any metric with a value is out o
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -63,9 +64,13 @@ REQUESTS = "requests"
 BUILTIN = (SUCCESS_RATE, DURATION_P99)
 DEFAULT_MIN_SUCCESS_RATE = 0.99
 
-_TOTAL = 'istio_requests_total{{reporter="{reporter}"}}'
-_GOOD = 'istio_requests_total{{reporter="{reporter}",response_code!~"5.."}}'
-_BUCKETS = 'istio_request_duration_milliseconds_bucket{{reporter="{reporter}"}}'
+_TOTAL = 'istio_requests_total{{reporter="{reporter}"{scope}}}'
+_GOOD = 'istio_requests_total{{reporter="{reporter}"{scope},response_code!~"5.."}}'
+_BUCKETS = 'istio_request_duration_milliseconds_bucket{{reporter="{reporter}"{scope}}}'
+#: Longest ``destination_service_namespace`` alternation a built-in query is scoped with; an
+#: environment whose due apps span more namespaces asks about every namespace (its queries stay
+#: short enough for a URL).
+MAX_SCOPE = 2048
 
 _JINJA = templating.BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                                        keep_trailing_newline=False)
@@ -230,17 +235,33 @@ def promql_duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def builtin_query(name: str, window: str, reporter: str = "destination") -> str:
+def scope(namespaces: Sequence[str]) -> str:
+    """The matcher that keeps a built-in query to the series of ``namespaces``
+    (``destination_service_namespace``, an RE2 alternation, fully anchored as PromQL anchors
+    every regex matcher); empty for none, or when the alternation would pass
+    :data:`MAX_SCOPE` characters."""
+    if not namespaces:
+        return ""
+    alternation = "|".join(re.escape(n) for n in sorted(set(namespaces)))
+    if len(alternation) > MAX_SCOPE:
+        return ""
+    return f',destination_service_namespace=~"{alternation.replace(chr(92), chr(92) * 2)}"'
+
+
+def builtin_query(name: str, window: str, reporter: str = "destination", namespaces: Sequence[str] = ()) -> str:
     """The PromQL of a built-in metric over ``window``, grouped by :data:`SERIES_LABELS`,
     of the series the proxies on ``reporter``'s side report (``destination``: the server's
-    sidecar; ``source``: the client's proxy or the gateway, see :attr:`Target.reporter`).
+    sidecar; ``source``: the client's proxy or the gateway, see :attr:`Target.reporter`),
+    in ``namespaces`` only when given (:func:`scope`: the due apps' namespaces, so Prometheus
+    reads no other environment's or team's series; the answer for those namespaces is the same).
 
     ``requests``: requests served in the window (``increase``). ``request-success-rate``:
     the ratio 0-1 of responses that are not 5xx; the ``or ... * 0`` keeps a version whose
     every response failed at 0 rather than absent. ``request-duration-p99``: the 99th
     percentile of the server-side duration in milliseconds (NaN without requests).
     """
-    total_s, good_s, buckets_s = (t.format(reporter=reporter) for t in (_TOTAL, _GOOD, _BUCKETS))
+    scoped = scope(namespaces)
+    total_s, good_s, buckets_s = (t.format(reporter=reporter, scope=scoped) for t in (_TOTAL, _GOOD, _BUCKETS))
     if name == REQUESTS:
         return f"sum by ({_BY}) (increase({total_s}[{window}]))"
     if name == SUCCESS_RATE:
@@ -284,15 +305,18 @@ class Plan(NamedTuple):
         queries: every PromQL string, each once.
         metrics: the checked metrics.
         window: the PromQL duration of the window.
+        namespaces: the namespaces the built-in queries are kept to (:func:`scope`; empty: all).
     """
 
     queries: tuple[str, ...]
     metrics: tuple[Metric, ...]
     window: str
+    namespaces: tuple[str, ...] = ()
 
 
-def plan(rollout: Rollout, target: Target) -> Plan:
-    """What to ask Prometheus for one app's check (nothing for policy ``time``).
+def plan(rollout: Rollout, target: Target, namespaces: Sequence[str] = ()) -> Plan:
+    """What to ask Prometheus for one app's check (nothing for policy ``time``); the built-in
+    queries are kept to ``namespaces`` (:func:`builtin_query`), which must hold the target's.
 
     Raises:
         ValueError, MetricQueryError: see :func:`policy_metrics` and :func:`render_query`.
@@ -300,14 +324,14 @@ def plan(rollout: Rollout, target: Target) -> Plan:
     window = promql_duration(rollout.interval)
     metrics = policy_metrics(rollout)
     if not metrics:
-        return Plan((), (), window)
-    queries = [builtin_query(REQUESTS, window, target.reporter)]
+        return Plan((), (), window, tuple(namespaces))
+    queries = [builtin_query(REQUESTS, window, target.reporter, namespaces)]
     versions = [target.canary] + ([target.stable] if rollout.policy == "compare" else [])
     for metric in metrics:
         for version in versions:
-            queries.append(builtin_query(metric.name, window, target.reporter) if metric.query is None
+            queries.append(builtin_query(metric.name, window, target.reporter, namespaces) if metric.query is None
                            else render_query(metric, target, version, window))
-    return Plan(tuple(dict.fromkeys(queries)), tuple(metrics), window)
+    return Plan(tuple(dict.fromkeys(queries)), tuple(metrics), window, tuple(namespaces))
 
 
 class _Value(NamedTuple):
@@ -396,7 +420,8 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan,
         return Check(Verdict.PASS, {}, f"policy time: {rollout.interval_text} passed")
     window = plan_.window
     values: dict[str, float | None] = {}
-    requests = pick_series(results[builtin_query(REQUESTS, window, target.reporter)], target, target.canary)
+    requests = pick_series(results[builtin_query(REQUESTS, window, target.reporter, plan_.namespaces)], target,
+                           target.canary)
     values[REQUESTS] = None if requests.value is None else float(round(requests.value))
     if requests.value is None:
         return Check(Verdict.INCONCLUSIVE, values, f"no requests to {target.canary} in the last {window} ({requests.problem})")
@@ -408,7 +433,7 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan,
     unknown: list[str] = []
     dry_run: dict[str, tuple[Verdict, str]] = {}
     for metric in plan_.metrics:
-        failed, missing = _judge(rollout, target, metric, window, results, values)
+        failed, missing = _judge(rollout, target, metric, plan_, results, values)
         if metric.dry_run:
             if failed:
                 dry_run[metric.name] = (Verdict.FAIL, "; ".join(failed))
@@ -426,13 +451,13 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan,
     return Check(Verdict.PASS, values, "all metrics within bounds", dry_run)
 
 
-def _judge(rollout: Rollout, target: Target, metric: Metric, window: str,
+def _judge(rollout: Rollout, target: Target, metric: Metric, plan_: Plan,
            results: Mapping[str, "Sequence[Sample] | Vector"], values: dict[str, float | None]
            ) -> tuple[list[str], list[str]]:
     """One metric's failures and missing values, in words; its values go into ``values``."""
     failures: list[str] = []
     unknown: list[str] = []
-    canary = _metric_value(metric, target, target.canary, window, results)
+    canary = _metric_value(metric, target, target.canary, plan_, results)
     values[metric.name] = None if canary.value is None else _round(canary.value)
     if canary.value is None:
         unknown.append(f"{metric.name}: {canary.problem}")
@@ -443,7 +468,7 @@ def _judge(rollout: Rollout, target: Target, metric: Metric, window: str,
         failures.append(f"{metric.name} {_fmt(canary.value)} > max {_fmt(metric.max)}")
     if rollout.policy != "compare":
         return failures, unknown
-    stable = _metric_value(metric, target, target.stable, window, results)
+    stable = _metric_value(metric, target, target.stable, plan_, results)
     values[f"{metric.name}@{target.stable}"] = None if stable.value is None else _round(stable.value)
     if stable.value is None:
         unknown.append(f"{metric.name} of {target.stable}: {stable.problem}")
@@ -458,9 +483,10 @@ def _judge(rollout: Rollout, target: Target, metric: Metric, window: str,
     return failures, unknown
 
 
-def _metric_value(metric: Metric, target: Target, version: str, window: str,
+def _metric_value(metric: Metric, target: Target, version: str, plan_: Plan,
                   results: Mapping[str, "Sequence[Sample] | Vector"]) -> _Value:
     if metric.query is None:
-        return pick_series(results[builtin_query(metric.name, window, target.reporter)], target, version)
-    promql = render_query(metric, target, version, window)
+        return pick_series(results[builtin_query(metric.name, plan_.window, target.reporter, plan_.namespaces)],
+                           target, version)
+    promql = render_query(metric, target, version, plan_.window)
     return single_value(results[promql], f"{metric.name} of {target.service}.{target.namespace} {version}")
