@@ -160,23 +160,20 @@ def test_two_ticks_at_once_in_one_checkout_push_only_consistent_commits(pushed, 
     assert assert_every_commit_checks(remote, tmp_path) == 5
 
 
-def test_a_status_that_disagrees_with_the_rendering_is_never_committed(pushed):
+def test_a_status_that_disagrees_with_the_rendering_is_never_committed(pushed, monkeypatch):
     """The assertion before commit: another writer changes the status between render and commit."""
     remote, work = pushed(policy="time")
     before = git(remote, "rev-parse", "main")
-    real_render = render.render_repo
+    real_render = render.AppsRendering.render
 
-    def render_then_interfere(root, envs=None, **kwargs):
-        rendering = real_render(root, envs, **kwargs)
+    def render_then_interfere(self, pairs, statuses):
+        rendering = real_render(self, pairs, statuses)
         rendering.applied[("dev", "ratings")] = ("v1", "v2", 33)  # what a concurrent writer made
         return rendering
 
-    render.render_repo = render_then_interfere
-    try:
-        with pytest.raises(Exception) as info:
-            bot.tick(work, push=True)
-    finally:
-        render.render_repo = real_render
+    monkeypatch.setattr(render.AppsRendering, "render", render_then_interfere)
+    with pytest.raises(Exception) as info:
+        bot.tick(work, push=True)
     assert info.value.exit_code == 3
     assert "rendered route gives v1 67 % / v2 33 %" in str(info.value) and "nothing was committed" in str(info.value)
     assert git(remote, "rev-parse", "main") == before and git(work, "status", "--porcelain") == ""

@@ -59,6 +59,12 @@ _COLLECTION_TAGS = {"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"}
 _TYPE_NAMES = {"tag:yaml.org,2002:int": "an integer", "tag:yaml.org,2002:float": "a number",
                "tag:yaml.org,2002:bool": "a boolean", "tag:yaml.org,2002:null": "null"}
 _RESOLVER = yaml.resolver.Resolver()
+#: ``(value, implicit) -> tag`` of plain scalars resolved before (PyYAML's resolver is a function
+#: of them; keys, names and small values repeat across a fleet's specs). Values up to
+#: :data:`_RESOLVED_LENGTH` characters are kept, and at most :data:`_RESOLVED_MAX` of them.
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}
+_RESOLVED_LENGTH = 64
+_RESOLVED_MAX = 1 << 16
 
 KeyPath = tuple[Any, ...]
 _STR = "tag:yaml.org,2002:str"
@@ -102,8 +108,8 @@ class Document:
 
     __slots__ = ("path", "data", "_values", "_keys", "_quoted")
 
-    def __init__(self, path: str, data: Any, values: dict[KeyPath, tuple[int, int]],
-                 keys: dict[KeyPath, tuple[int, int]], quoted: set[KeyPath] | None = None) -> None:
+    def __init__(self, path: str, data: Any, values: dict[KeyPath, yaml.Mark],
+                 keys: dict[KeyPath, yaml.Mark], quoted: set[KeyPath] | None = None) -> None:
         self.path = path
         self.data = data
         self._values = values
@@ -125,17 +131,17 @@ class Document:
 
     def key_place(self, *keys: Any) -> Place:
         """Place of the mapping key at ``keys`` (the value's place for list items)."""
-        if keys in self._keys:
-            line, col = self._keys[keys]
-            return Place(self.path, line, col)
+        mark = self._keys.get(keys)
+        if mark is not None:
+            return Place(self.path, mark.line + 1, mark.column + 1)
         return self.place(*keys)
 
-    def _lookup(self, table: dict[KeyPath, tuple[int, int]], keys: KeyPath) -> Place:
+    def _lookup(self, table: dict[KeyPath, yaml.Mark], keys: KeyPath) -> Place:
         keys = tuple(keys)
         while keys not in table and keys:
             keys = keys[:-1]
-        line, col = table.get(keys, (1, 1))
-        return Place(self.path, line, col)
+        mark = table.get(keys)
+        return Place(self.path, 1, 1) if mark is None else Place(self.path, mark.line + 1, mark.column + 1)
 
 
 def load_document(path: Path, shown_as: str | None = None, *, text: str | None = None) -> Document:
@@ -312,7 +318,7 @@ def compose(text: str, shown: str = "<string>") -> list[yaml.Node]:
     anchors: dict[str, yaml.Node] = {}
     stack: list[list[Any]] = []  # [collection node, pending mapping key or _NO_KEY]
     count = 0
-    resolve = _RESOLVER.resolve
+    resolve, resolved = _RESOLVER.resolve, _RESOLVED
     try:
         while True:
             event = loader.get_event()
@@ -324,7 +330,12 @@ def compose(text: str, shown: str = "<string>") -> list[yaml.Node]:
                                     place=_mark(shown, event.start_mark), hint="shorten it")
                 tag = event.tag
                 if tag is None or tag == "!":
-                    tag = resolve(yaml.ScalarNode, value, event.implicit)
+                    key = (value, event.implicit)
+                    tag = resolved.get(key)
+                    if tag is None:
+                        tag = resolve(yaml.ScalarNode, value, event.implicit)
+                        if len(value) <= _RESOLVED_LENGTH and len(resolved) < _RESOLVED_MAX:
+                            resolved[key] = tag
                 elif tag not in _PLAIN_TAGS:
                     raise _tag_error(tag, event.start_mark, shown)
                 node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
@@ -430,8 +441,8 @@ class _Walker:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.values: dict[KeyPath, tuple[int, int]] = {}
-        self.keys: dict[KeyPath, tuple[int, int]] = {}
+        self.values: dict[KeyPath, yaml.Mark] = {}  # where each node starts (libyaml's 0-based marks)
+        self.keys: dict[KeyPath, yaml.Mark] = {}
         self.count = 0
         self.open: set[int] = set()
         self.quoted: set[KeyPath] = set()
@@ -442,7 +453,7 @@ class _Walker:
             raise SpecError(f"document expands to more than {MAX_NODES} nodes (anchors and aliases "
                             "are expanded at each use)", place=_place(self.path, node),
                             hint="write the values out, or use fewer nested aliases")
-        self.values[at] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        self.values[at] = node.start_mark
         if isinstance(node, yaml.ScalarNode):
             if node.style in ('"', "'"):
                 self.quoted.add(at)
@@ -474,9 +485,9 @@ class _Walker:
                     key = key_node.value
                 if key in out:
                     first = self.keys[(*at, key)]
-                    raise SpecError(f"duplicate key {as_yaml(key)} (first defined at line {first[0]})",
+                    raise SpecError(f"duplicate key {as_yaml(key)} (first defined at line {first.line + 1})",
                                     place=_place(self.path, key_node), hint="remove one of the two")
-                self.keys[(*at, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                self.keys[(*at, key)] = key_node.start_mark
                 out[key] = self.value(value_node, (*at, key))
             return out
         finally:
