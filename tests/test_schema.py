@@ -51,3 +51,17 @@ def test_fast_path_rejects_what_jsonschema_rejects(case: str, tmp_path: Path, mo
 def test_fast_path_accepts_the_bundled_example(path: Path) -> None:
     doc = load_document(path, f"apps/{path.name}")
     assert schema.validate(doc.data, "app.schema.json", doc.place, doc.key_place) == []
+
+
+def test_a_const_compiles_as_the_one_value_enum_it_is() -> None:
+    """The compiled validator reads ``const`` as a one-value ``enum`` (JSON Schema's own
+    definition), beside an ``enum`` too, and leaves a property named ``const`` alone."""
+    compiled = schema._const_as_enum({"type": "object", "properties": {
+        "kind": {"const": "App"}, "const": {"type": "string"}, "both": {"enum": ["a", "b"], "const": "b"},
+        "list": {"items": {"const": 1}}, "any": {"anyOf": [{"const": True}, {"type": "null"}]}}})
+    assert compiled["properties"]["kind"] == {"enum": ["App"]}
+    assert compiled["properties"]["const"] == {"type": "string"}
+    assert compiled["properties"]["both"] == {"enum": ["a", "b"], "allOf": [{"enum": ["b"]}]}
+    assert compiled["properties"]["list"] == {"items": {"enum": [1]}}
+    assert compiled["properties"]["any"] == {"anyOf": [{"enum": [True]}, {"type": "null"}]}
+
