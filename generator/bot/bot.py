@@ -593,7 +593,7 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     for outcome in changed:
         rel = status.status_path(status_dir, outcome.env, outcome.app)
         written[rel] = status.dump_status(outcome.env, outcome.app, outcome.decision.status, dumps.text)
-        output.atomic_write(repo.root / rel, written[rel])
+    output.write_files(repo.root, written, written, present=())
     started = time.perf_counter()
     try:  # only the changed apps, each with the status it is about to commit
         rendering = (prepared or _Prepared(repo)).apps().render(
@@ -607,26 +607,17 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     files_of: dict[tuple[str, str], list[str]] = {}
     for obj in rendering.objects:
         files_of.setdefault((obj.env, obj.app), []).append(obj.path)
-    commits, contents = [], {}
     for outcome in changed:
-        status_rel = status.status_path(status_dir, outcome.env, outcome.app)
         _assert_consistent(ws, repo, outcome, rendering)
-        contents[status_rel] = written[status_rel]
-        paths = [status_rel]
-        for rel in files_of.get((outcome.env, outcome.app), []):
-            data = rendering.files[rel]
-            path = repo.root / rel
-            try:
-                same = path.stat().st_size == len(data) and path.read_bytes() == data
-            except OSError:
-                same = False
-            if not same:
-                output.atomic_write(path, data)
-            contents[rel] = data
-            paths.append(rel)  # every file of the app: the commit holds exactly what was rendered
+    commits, contents, rendered = [], dict(written), []
+    for outcome in changed:
+        files = files_of.get((outcome.env, outcome.app), [])  # every file of the app: what was rendered
+        rendered += files
+        contents.update((rel, rendering.files[rel]) for rel in files)
         message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit,
                                  outcome.gate_results)
-        commits.append((message, paths))
+        commits.append((message, [status.status_path(status_dir, outcome.env, outcome.app), *files]))
+    output.write_files(repo.root, rendering.files, rendered)
     units, commits = _one_commit_per_group(changed, commits)
     if before_commit:
         before_commit()
@@ -726,7 +717,8 @@ def _assert_consistent(ws: vcs.Workspace, repo: Repo, outcome: Outcome, renderin
         GitError: they disagree (exit 3); the tick's uncommitted writes are put back.
     """
     st = outcome.decision.status
-    block = (repo.effective_app(outcome.app, outcome.env).spec or {}).get("rollout") or {}
+    effective = outcome.item.effective if outcome.item is not None else repo.effective_app(outcome.app, outcome.env)
+    block = (effective.spec or {}).get("rollout") or {}
     applies = (st.get("stable") == block.get("stable") and st.get("canary") == block.get("canary")
                and st.get("phase") != decision.WAITING)  # as the renderer applies a status
     expected = (st.get("stable"), st.get("canary"), st.get("canaryWeight")) if applies else None

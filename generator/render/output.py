@@ -17,7 +17,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Container, Iterable, Iterator, Mapping
 
 from generator.errors import NO_SPACE, DiskFull, SpecErrors, UsageError
 from generator.render.manifests import GITOPS_DIR
@@ -99,6 +99,47 @@ def atomic_write(path: Path, data: bytes) -> None:
     """
     _make_dir(path.parent)
     _write_in_place(str(path), data)
+
+
+def write_files(root: Path, files: Mapping[str, bytes], order: Iterable[str], present: Container[str] | None = None,
+                written: list[str] | None = None, unchanged: list[str] | None = None) -> None:
+    """Write each of ``files`` (``{repository-relative path: bytes}``, in ``order``) whose file
+    does not hold its bytes already, as :func:`atomic_write` does, each directory made once.
+
+    Args:
+        present: the paths that may exist (a file not in it is written unread); ``None``: any.
+        written, unchanged: lists the paths written and those left alone are appended to.
+
+    Raises:
+        DiskFull: no space left; the files written so far are whole, the rest as they were.
+        OSError: any other failure to write.
+    """
+    top, pid = str(root), os.getpid()
+    made: set[str] = set()
+    for rel in order:  # no (path, bytes) pair per file for the cyclic collector to count
+        data = files[rel]
+        same = False
+        if present is None or rel in present:  # a no-op's cost: plain strings and bare file descriptors
+            try:
+                fd = os.open(f"{top}/{rel}", os.O_RDONLY)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            else:
+                try:
+                    same = os.read(fd, len(data) + 1) == data
+                finally:
+                    os.close(fd)
+        if same:
+            if unchanged is not None:
+                unchanged.append(rel)
+            continue
+        folder = rel.rpartition("/")[0]
+        if folder not in made:  # each directory made once, not once per file
+            _make_dir(root / folder)
+            made.add(folder)
+        _write_in_place(f"{top}/{rel}", data, pid)
+        if written is not None:
+            written.append(rel)
 
 
 def _make_dir(path: Path) -> None:
@@ -320,37 +361,12 @@ def write_rendering(root: Path, rendering: Rendering) -> Changes:
     """
     existing = check_output_dir(root, rendering)  # one walk of rendered/ serves every step below
     changes = Changes()
-    top = str(root)
     present = set(existing)
-    made: set[str] = set()
-    pid = os.getpid()
     with removing_temporaries_on_signals(f"{rendering.rendered_dir}/"):
         changes.temporaries = remove_stale_temporaries(root, rendering.rendered_dir, existing)
         for rel in changes.temporaries:
             log.warning("removed %s, left by an interrupted write", rel)
-        files = rendering.files
-        for rel in sorted(files):  # no (path, bytes) pair per file for the cyclic collector to count
-            data = files[rel]
-            same = False
-            if rel in present:  # this loop is a no-op's cost: plain strings and bare file descriptors
-                try:
-                    fd = os.open(f"{top}/{rel}", os.O_RDONLY)
-                except FileNotFoundError:
-                    pass
-                else:
-                    try:
-                        same = os.read(fd, len(data) + 1) == data
-                    finally:
-                        os.close(fd)
-            if same:
-                changes.unchanged.append(rel)
-            else:
-                folder = rel.rpartition("/")[0]
-                if folder not in made:  # each directory made once, not once per file
-                    _make_dir(root / folder)
-                    made.add(folder)
-                _write_in_place(f"{top}/{rel}", data, pid)
-                changes.written.append(rel)
+        write_files(root, rendering.files, sorted(rendering.files), present, changes.written, changes.unchanged)
         for rel in orphans(root, rendering, existing):
             path = root / rel
             path.unlink()
