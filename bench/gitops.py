@@ -48,7 +48,8 @@ def main() -> int:
         for spec in (repo / "apps").glob("*.yaml"):
             spec.write_text(spec.read_text().replace("to: {v1: 90, v2: 10}", "to: {v1: 80, v2: 20}"))
         head = render.render_repo(repo, cache=False)
-        compare_s, d = best_of(lambda: diff.compare(base.files, head.files), runs=1)
+        compare_s, d = best_of(lambda: diff.compare(base.files, head.files, base_objects=diff.objects_of(base),
+                                                    head_objects=diff.objects_of(head)), runs=1)
         format_s, md = best_of(lambda: diff.format_markdown(d), runs=1)
         end_s, _ = best_of(lambda: diff.diff_repo(repo, "HEAD"), runs=1)
         table = Table(f"apps: {n} x 3 environments = {len(base.objects)} objects; {len(findings)} findings", width=34)

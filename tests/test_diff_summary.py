@@ -261,3 +261,26 @@ def test_a_direct_response_route_is_described_as_one() -> None:
     assert not any("nothing" in line or "directResponse" in line for line in d.changes[0].traffic)
     back = render(base_objects(), head)
     assert back.changes[0].traffic[0] == 'route `default`: direct response 503 "down" → v1 100'
+
+
+def test_a_renders_own_objects_are_what_its_files_parse_to_and_compare_the_same() -> None:
+    """``compare`` takes the objects a render made instead of parsing their files (``meshgen
+    diff`` does): each one is what its file parses to, and the Diff is the same either way."""
+    import copy as copying
+
+    from generator.render import render as rendering
+    from tests.conftest import ROOT
+
+    base = rendering.render_repo(ROOT, cache=False)
+    objects = diff.objects_of(base)
+    assert objects and all(yaml.safe_load(base.files[path]) == obj for path, obj in objects.items())
+    head_objects = copying.deepcopy(objects)
+    changed = next(p for p, o in head_objects.items() if o["kind"] == "VirtualService"
+                   and len(o["spec"]["http"][0]["route"]) == 2)
+    routes = head_objects[changed]["spec"]["http"][0]["route"]
+    routes[0]["weight"], routes[1]["weight"] = 37, 63
+    header = base.files[changed].split(b"\n", 1)[0]
+    head_files = {**base.files, changed: header + b"\n" + rendering.dump(head_objects[changed]).encode()}
+    parsed = diff.compare(base.files, head_files)
+    given = diff.compare(base.files, head_files, base_objects=objects, head_objects=head_objects)
+    assert given.changes == parsed.changes and given.yaml_diff == parsed.yaml_diff and parsed.changes

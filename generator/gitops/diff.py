@@ -127,20 +127,31 @@ class Diff:
 
 def compare(base_files: Mapping[str, bytes], head_files: Mapping[str, bytes], *,
             base_label: str = "base", head_label: str = "head",
-            base_when: Conditions | None = None, head_when: Conditions | None = None) -> Diff:
+            base_when: Conditions | None = None, head_when: Conditions | None = None,
+            base_objects: Mapping[str, Any] | None = None, head_objects: Mapping[str, Any] | None = None) -> Diff:
     """Compare two renderings given as ``{repo-relative path: file bytes}``.
 
     ``base_when`` and ``head_when`` (see :data:`Conditions`) let the summary name routes by
     their spec conditions; without them it describes Istio's compiled matches.
+    ``base_objects`` and ``head_objects``: ``{path: object}`` of the files a render made
+    (:func:`objects_of`), which are what parsing those files gives; read, never changed. A
+    changed file without one is parsed.
 
     Raises:
         errors.CheckFailed: a rendered file is not valid YAML.
     """
     changed = [p for p in set(base_files) | set(head_files) if base_files.get(p) != head_files.get(p)]
-    base = {p: _load(p, base_files[p]) for p in changed if p in base_files}  # equal bytes need no parse
-    head = {p: _load(p, head_files[p]) for p in changed if p in head_files}
+    base_objects, head_objects = base_objects or {}, head_objects or {}
+    base = {p: base_objects[p] if p in base_objects else _load(p, base_files[p])  # equal bytes need no parse
+            for p in changed if p in base_files}
+    head = {p: head_objects[p] if p in head_objects else _load(p, head_files[p]) for p in changed if p in head_files}
     return Diff(base_label, head_label, summarize(base, head, base_when, head_when),
                 unified_diff(base_files, head_files))
+
+
+def objects_of(rendering: render.Rendering) -> dict[str, Any]:
+    """``{path: object}`` of a rendering's object files (what :func:`compare` need not parse)."""
+    return {o.path: o.obj for o in rendering.objects}
 
 
 def _load(path: str, data: bytes) -> Any:
@@ -1445,6 +1456,7 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
     head_rendering = render.render_repo(root)
     head_files, head_when = head_rendering.files, conditions(head_rendering)
     base_when: Conditions | None = None
+    base_objects: dict[str, Any] | None = None
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="meshgen-diff-") as tmp:
         tree = Path(tmp) / "base"
@@ -1457,6 +1469,7 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
             try:
                 base_rendering = render.render_repo(base_root)
                 base_files, base_when = base_rendering.files, conditions(base_rendering)
+                base_objects = objects_of(base_rendering)
             except errors.SpecErrors as e:
                 n = len(e.errors)
                 notes.append(f"the base does not render ({n} spec error{'s' if n != 1 else ''}); "
@@ -1472,6 +1485,7 @@ def diff_repo(root: Path, base: str | None = None) -> Diff:
     dirty = repo.is_dirty(untracked_files=True)
     head_label = "working tree" if dirty else f"HEAD@{repo.head.commit.hexsha[:7]}"
     d = compare(base_files, head_files, base_label=label, head_label=head_label,
-                base_when=base_when, head_when=head_when)
+                base_when=base_when, head_when=head_when, base_objects=base_objects,
+                head_objects=objects_of(head_rendering))
     d.notes = notes
     return d
