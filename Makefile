@@ -50,6 +50,8 @@ fuzz: venv
 
 bench: venv prometheus
 	$(BIN)/python bench/render.py 1000
+	$(BIN)/python bench/render.py 1000 --target gateway-api
+	$(BIN)/python bench/gitops.py 1000
 	$(BIN)/python bench/import.py 1000
 	$(BIN)/python bench/conditions.py
 	$(BIN)/python bench/explain.py
