@@ -230,3 +230,29 @@ def test_many_commits_in_wide_directories_are_what_git_itself_would_commit(repos
     git(first, "-c", "user.name=t", "-c", "user.email=t@example.com", "revert", "--no-edit", made[100])
     assert (first / "status/dev/app-100.yaml").read_text().endswith("weight: 10\n")
     assert (first / "status/dev/app-101.yaml").read_text().endswith("weight: 25\n")
+
+
+def test_what_before_update_raises_leaves_the_branch_and_no_pack(repos):
+    """``before_update`` runs once the commits are written, before the branch moves: what it
+    raises comes up as it is (a full disk stays a full disk, not a git failure), the branch
+    stays where it was and the pack written for them is removed again; when it returns, the
+    branch moves."""
+    _, first, _ = repos
+    write(first, "status/dev/a.yaml", "phase: Progressing\n")
+    git(first, "add", "-A")
+    git(first, "commit", "-qm", "a")
+    head = git(first, "rev-parse", "HEAD").strip()
+    packs = sorted((first / ".git" / "objects" / "pack").glob("*"))
+    ws = workspace(first)
+    write(first, "status/dev/a.yaml", "phase: Succeeded\n")
+
+    def full() -> None:
+        raise OSError(28, "No space left on device")
+    with pytest.raises(OSError, match="No space left"):
+        ws.commit_all([("step\n", ["status/dev/a.yaml"])], BOT, before_update=full)
+    assert git(first, "rev-parse", "HEAD").strip() == head
+    assert sorted((first / ".git" / "objects" / "pack").glob("*")) == packs
+    called = []
+    made = ws.commit_all([("step\n", ["status/dev/a.yaml"])], BOT, before_update=lambda: called.append(True))
+    assert called == [True] and git(first, "rev-parse", "HEAD").strip() == made[0] != head
+    git(first, "fsck", "--strict", "--no-dangling")

@@ -593,15 +593,18 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     for outcome in changed:
         rel = status.status_path(status_dir, outcome.env, outcome.app)
         written[rel] = status.dump_status(outcome.env, outcome.app, outcome.decision.status, dumps.text)
-    output.write_files(repo.root, written, written, present=())
+    statuses_written = output.BackgroundWrite(repo.root, written, written, present=())  # while it renders
     started = time.perf_counter()
     try:  # only the changed apps, each with the status it is about to commit
         rendering = (prepared or _Prepared(repo)).apps().render(
             [(o.env, o.app) for o in changed],
             {status.status_path(status_dir, o.env, o.app): o.decision.status for o in changed})
     except MeshgenError:
+        statuses_written.join()
         ws.restore()
         raise
+    finally:
+        statuses_written.join()
     if report:
         report.render_seconds += time.perf_counter() - started
     files_of: dict[tuple[str, str], list[str]] = {}
@@ -617,11 +620,18 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
         message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit,
                                  outcome.gate_results)
         commits.append((message, [status.status_path(status_dir, outcome.env, outcome.app), *files]))
-    output.write_files(repo.root, rendering.files, rendered)
     units, commits = _one_commit_per_group(changed, commits)
-    if before_commit:
-        before_commit()
-    for unit, sha in zip(units, ws.commit_all(commits, identity, contents), strict=True):
+    rendered_written = output.BackgroundWrite(repo.root, rendering.files, rendered)  # while the pack is made
+
+    def written_then_hook() -> None:  # the branch moves only once every file is written
+        rendered_written.join()
+        if before_commit:
+            before_commit()
+    try:
+        made = ws.commit_all(commits, identity, contents, before_update=written_then_hook)
+    finally:
+        rendered_written.join()
+    for unit, sha in zip(units, made, strict=True):
         for outcome in unit:
             outcome.committed = sha
 

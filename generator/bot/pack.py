@@ -33,7 +33,7 @@ import subprocess
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 #: Longest delta chain a tree gets (git's ``pack.depth``). At its end the next version is a
 #: delta against the tree's last whole version, of every entry changed since (a chain of its
@@ -435,7 +435,7 @@ def sha1_repository(root: Path) -> bool:
 
 
 def write_commits(root: Path, branch: str, head: str, commits: Sequence[tuple[bytes, Mapping[str, bytes | None]]],
-                  author: bytes, committer: bytes) -> list[str]:
+                  author: bytes, committer: bytes, before_update: Callable[[], None] | None = None) -> list[str]:
     """Commit each ``(message, {path: bytes or None to delete})`` in order on ``branch``.
 
     Args:
@@ -445,6 +445,8 @@ def write_commits(root: Path, branch: str, head: str, commits: Sequence[tuple[by
         commits: per commit its message and its files (files get mode 100644, as ``git
             fast-import``'s ``M 100644`` gives them).
         author, committer: ``Name <email> <seconds> <zone>`` as git writes them.
+        before_update: called once the pack is in place, before the branch moves; what it
+            raises is raised, the pack removed again and the branch left where it was.
 
     Returns:
         The new commits' ids, in order; the branch points at the last one.
@@ -501,6 +503,13 @@ def write_commits(root: Path, branch: str, head: str, commits: Sequence[tuple[by
         for leftover in (tmp, idx_tmp):
             if leftover:
                 Path(leftover).unlink(missing_ok=True)
+    if before_update is not None:
+        try:
+            before_update()
+        except BaseException:
+            for suffix in (".idx", ".pack"):  # nothing refers to them: as if never written
+                (pack_dir / f"{name}{suffix}").unlink(missing_ok=True)
+            raise
     _git(root, ["update-ref", "-m", f"meshgen: {len(shas)} commit(s)", f"refs/heads/{branch}", shas[-1], head])
     return shas
 

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from typing import Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import git
 
@@ -260,7 +260,8 @@ class Workspace:
         return self.commit_all([(message, list(paths))], identity)[0]
 
     def commit_all(self, commits: Sequence[tuple[str, Iterable[str]]], identity: Identity | None = None,
-                   contents: Mapping[str, bytes] | None = None) -> list[str]:
+                   contents: Mapping[str, bytes] | None = None,
+                   before_update: Callable[[], None] | None = None) -> list[str]:
         """Make one commit per ``(message, paths)``, in order, on top of the checked-out branch.
 
         The files' bytes are taken from the working tree (a path that no longer exists is
@@ -276,6 +277,8 @@ class Workspace:
             contents: ``{path: bytes}`` to commit for these paths instead of the working
                 tree's bytes (the caller's exact, checked content: another process writing
                 the working tree meanwhile cannot change what is committed).
+            before_update: called when the commits are written, before the branch moves to
+                them; what it raises is raised and nothing is committed.
 
         Returns:
             The new commits' SHAs, in order.
@@ -308,15 +311,27 @@ class Workspace:
                 else:
                     files[path] = None
             changes.append((message.encode(), files))
+        raised: list[BaseException] = []  # what before_update raised goes up as it is
+
+        def hook() -> None:
+            if before_update is not None:
+                try:
+                    before_update()
+                except BaseException as e:
+                    raised.append(e)
+                    raise
         try:
             if head and pack.sha1_repository(self.root):
                 made = pack.write_commits(self.root, branch, head, changes,
                                           f"{author.name} <{author.email}> {when}".encode(),
-                                          f"{committer.name} <{committer.email}> {when}".encode())
+                                          f"{committer.name} <{committer.email}> {when}".encode(), hook)
             else:
+                hook()
                 made = self._fast_import(branch, head, changes, author, committer, when)
             self.repo.git.reset("-q")
         except (git.GitError, OSError, pack.PackError) as e:
+            if raised and e is raised[0]:
+                raise
             raise GitError(f"git commit failed in {self.root}: {_stderr(e)}") from e
         return made
 

@@ -142,6 +142,40 @@ def write_files(root: Path, files: Mapping[str, bytes], order: Iterable[str], pr
             written.append(rel)
 
 
+class BackgroundWrite:
+    """:func:`write_files` in a thread of its own, started at once: the writes are mostly
+    system calls, during which the caller's Python goes on (a tick builds its pack meanwhile).
+    :meth:`join` waits for it and raises what it raised. Call :meth:`join` on every path.
+
+    No signal handler sees this thread's temporaries: for the rollout bot, whose next tick puts
+    back whatever an interrupted one left (``Workspace.restore``), not for ``meshgen render``.
+    """
+
+    def __init__(self, root: Path, files: Mapping[str, bytes], order: Iterable[str],
+                 present: Container[str] | None = None) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(root, files, list(order), present),
+                                        name="meshgen-write", daemon=True)
+        self._thread.start()
+
+    def _run(self, root: Path, files: Mapping[str, bytes], order: list[str], present: Container[str] | None) -> None:
+        try:
+            write_files(root, files, order, present)
+        except BaseException as e:  # raised again in the caller's thread by join
+            self._error = e
+
+    def join(self) -> None:
+        """Wait for the writes.
+
+        Raises:
+            DiskFull, OSError: as :func:`write_files`.
+        """
+        self._thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+
 def _make_dir(path: Path) -> None:
     """``path`` and its parents, made where missing.
 
