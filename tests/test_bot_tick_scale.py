@@ -124,7 +124,7 @@ def _due_repo(tmp_path):
 def test_an_environments_queries_are_asked_side_by_side_and_the_collector_is_left_as_found(tmp_path):
     root = _due_repo(tmp_path)
     window = metrics.promql_duration(10)
-    expected = {metrics.builtin_query(name, window, namespaces=["fleet"]) for name in
+    expected = {metrics.builtin_query(name, window, scope=metrics.Scope.of(["fleet"], ["v2"])) for name in
                 (metrics.REQUESTS, metrics.SUCCESS_RATE, metrics.DURATION_P99)}
     server = SideBySide(len(expected))
     collecting: list[bool] = []

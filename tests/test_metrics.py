@@ -129,17 +129,23 @@ def test_custom_metric_template_errors(query, words):
     assert str(info.value).startswith("query of metric 'errors': ") and words in str(info.value)
 
 
-def test_a_builtin_query_is_kept_to_the_namespaces_asked_about():
-    """The due apps' namespaces scope every built-in query (one anchored RE2 alternation,
-    escaped for PromQL's string); too many of them leave the query unscoped."""
-    query = metrics.builtin_query("request-duration-p99", W, namespaces=["shop", "books.v2", "shop"])
-    assert 'istio_request_duration_milliseconds_bucket{reporter="destination",destination_service_namespace=~"books\\\\.v2|shop"}' \
-        in query
-    assert metrics.builtin_query("requests", W, namespaces=[]) == metrics.builtin_query("requests", W)
-    many = [f"team-{i:04d}" for i in range(metrics.MAX_SCOPE // 8)]
-    assert "destination_service_namespace=~" not in metrics.builtin_query("requests", W, namespaces=many)
-    success = metrics.builtin_query("request-success-rate", W, namespaces=["shop"])
+def test_a_builtin_query_is_kept_to_the_namespaces_and_versions_asked_about():
+    """A Scope keeps every built-in query to its namespaces and versions (one anchored RE2
+    alternation per label, escaped for PromQL's string); an empty or too long one leaves its
+    label unscoped."""
+    scope = metrics.Scope.of(["shop", "books.v2", "shop"], ["v2"])
+    query = metrics.builtin_query("request-duration-p99", W, scope=scope)
+    assert ('istio_request_duration_milliseconds_bucket{reporter="destination",'
+            'destination_service_namespace=~"books\\\\.v2|shop",destination_version=~"v2"}') in query
+    assert metrics.builtin_query("requests", W, scope=metrics.Scope.of()) == metrics.builtin_query("requests", W)
+    many = metrics.Scope.of([f"team-{i:04d}" for i in range(metrics.MAX_SCOPE // 8)], ["v2"])
+    assert "destination_service_namespace=~" not in metrics.builtin_query("requests", W, scope=many)
+    assert 'destination_version=~"v2"' in metrics.builtin_query("requests", W, scope=many)
+    success = metrics.builtin_query("request-success-rate", W, scope=metrics.Scope.of(["shop"]))
     assert success.count('destination_service_namespace=~"shop"') == 3  # good, total and the all-failed total
+    target = Target("shop", "dev", "shop", "shop", "v1", "v2")
+    assert metrics.versions_read(rollout(), target) == ("v2",)
+    assert metrics.versions_read(rollout(policy="compare"), target) == ("v2", "v1")
 
 
 def test_promql_duration():
@@ -159,7 +165,8 @@ def test_builtin_queries_on_real_prometheus(prometheus, mesh_traffic):
         "minRequests": 10, "metrics": [{"name": "request-success-rate"}, {"name": "request-duration-p99"}]})
     plan = metrics.plan(spec, target)
     mesh_traffic.set("m-metrics-other", "shop", "v2", rps=40, error_ratio=0.0, latency_ms=20)
-    scoped = metrics.plan(spec, target, ["m-metrics", "m-metrics-none"])  # the due apps' namespaces
+    scoped = metrics.plan(spec, target, metrics.Scope.of(["m-metrics", "m-metrics-none"],  # the due apps'
+                                                         metrics.versions_read(spec, target)))
     with Prometheus(prometheus.url) as client:
         def measured():
             now = datetime.now(timezone.utc)
@@ -169,7 +176,8 @@ def test_builtin_queries_on_real_prometheus(prometheus, mesh_traffic):
                 return None
             # kept to the named namespaces, the same question has the same answer, and no other series
             kept = {q: client.query(q, now) for q in scoped.queries}
-            assert all(s.labels["destination_service_namespace"] == "m-metrics" for r in kept.values() for s in r)
+            assert {(s.labels["destination_service_namespace"], s.labels["destination_version"])
+                    for r in kept.values() for s in r} == {("m-metrics", "v1"), ("m-metrics", "v2")}  # not v3
             assert metrics.evaluate(spec, target, scoped, kept) == result
             return result
 

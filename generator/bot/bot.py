@@ -330,13 +330,15 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
     plans: dict[str, tuple[_Rollout, metrics.Target, metrics.Plan]] = {}
     errors = []
     targets_of = {item.app: target_of(item) for item in [*due, *watch]}
-    namespaces = sorted({target.namespace for target in targets_of.values()})  # what the queries ask about
+    scope = metrics.Scope.of((target.namespace for target in targets_of.values()),  # what the queries ask about
+                             [*(v for i in due for v in metrics.versions_read(i.rollout, targets_of[i.app])),
+                              *(v for i in watch for v in (targets_of[i.app].canary, targets_of[i.app].stable))])
     for item in due:
         target = targets_of[item.app]
         custom = any(isinstance(m, Mapping) and m.get("query") is not None for m in item.rollout.metrics)
         try:  # a custom query is a template: bounded in time while it renders
             with timelimit.time_limit(what=f"rendering the queries of app {item.app!r}") if custom else nullcontext():
-                plans[item.app] = (item, target, metrics.plan(item.rollout, target, namespaces))
+                plans[item.app] = (item, target, metrics.plan(item.rollout, target, scope))
         except metrics.MetricQueryError as e:
             errors.append(SpecError(str(e), place=item.effective.place(
                 "spec", "rollout", "analysis", "metrics", e.index, "query")))
@@ -346,7 +348,7 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
     watched: dict[str, tuple[metrics.Target, str, str]] = {}  # app: (target, its requests query, window)
     for item in watch:
         target, window = targets_of[item.app], metrics.promql_duration(item.rollout.interval)
-        watched[item.app] = (target, metrics.builtin_query(metrics.REQUESTS, window, target.reporter, namespaces),
+        watched[item.app] = (target, metrics.builtin_query(metrics.REQUESTS, window, target.reporter, scope),
                              window)
     queries = list(dict.fromkeys([q for _, _, plan in plans.values() for q in plan.queries]
                                  + [q for _, q, _ in watched.values()]))

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import jinja2
 
@@ -67,9 +67,9 @@ DEFAULT_MIN_SUCCESS_RATE = 0.99
 _TOTAL = 'istio_requests_total{{reporter="{reporter}"{scope}}}'
 _GOOD = 'istio_requests_total{{reporter="{reporter}"{scope},response_code!~"5.."}}'
 _BUCKETS = 'istio_request_duration_milliseconds_bucket{{reporter="{reporter}"{scope}}}'
-#: Longest ``destination_service_namespace`` alternation a built-in query is scoped with; an
-#: environment whose due apps span more namespaces asks about every namespace (its queries stay
-#: short enough for a URL).
+#: Longest alternation a built-in query is scoped with, per label; an environment whose due
+#: apps span more namespaces (or versions) asks about every one (its queries stay short enough
+#: for a URL).
 MAX_SCOPE = 2048
 
 _JINJA = templating.BoundedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
@@ -235,32 +235,47 @@ def promql_duration(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
 
 
-def scope(namespaces: Sequence[str]) -> str:
-    """The matcher that keeps a built-in query to the series of ``namespaces``
-    (``destination_service_namespace``, an RE2 alternation, fully anchored as PromQL anchors
-    every regex matcher); empty for none, or when the alternation would pass
-    :data:`MAX_SCOPE` characters."""
-    if not namespaces:
-        return ""
-    alternation = "|".join(re.escape(n) for n in sorted(set(namespaces)))
-    if len(alternation) > MAX_SCOPE:
-        return ""
-    return f',destination_service_namespace=~"{alternation.replace(chr(92), chr(92) * 2)}"'
+class Scope(NamedTuple):
+    """The series an environment's built-in queries are kept to: those of ``namespaces``
+    (``destination_service_namespace``) and ``versions`` (``destination_version``), each
+    sorted, once; empty: any. A tick asks about its due apps' namespaces and the versions it
+    reads (the canary's; the stable's too under ``compare`` or while a weight waits to be seen
+    applied), so Prometheus reads no other environment's series and no version it does not
+    need; the answer for those it needs is the same.
+    """
+
+    namespaces: tuple[str, ...] = ()
+    versions: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, namespaces: Iterable[str] = (), versions: Iterable[str] = ()) -> "Scope":
+        return cls(tuple(sorted(set(namespaces))), tuple(sorted(set(versions))))
+
+    def matchers(self) -> str:
+        """The label matchers (``,label=~"a|b"`` each: an RE2 alternation, fully anchored as
+        PromQL anchors every regex matcher), without a label whose alternation is empty or would
+        pass :data:`MAX_SCOPE` characters."""
+        out = ""
+        for label, values in (("destination_service_namespace", self.namespaces),
+                              ("destination_version", self.versions)):
+            alternation = "|".join(re.escape(v) for v in values)
+            if alternation and len(alternation) <= MAX_SCOPE:
+                out += f',{label}=~"{alternation.replace(chr(92), chr(92) * 2)}"'
+        return out
 
 
-def builtin_query(name: str, window: str, reporter: str = "destination", namespaces: Sequence[str] = ()) -> str:
+def builtin_query(name: str, window: str, reporter: str = "destination", scope: Scope = Scope()) -> str:
     """The PromQL of a built-in metric over ``window``, grouped by :data:`SERIES_LABELS`,
     of the series the proxies on ``reporter``'s side report (``destination``: the server's
     sidecar; ``source``: the client's proxy or the gateway, see :attr:`Target.reporter`),
-    in ``namespaces`` only when given (:func:`scope`: the due apps' namespaces, so Prometheus
-    reads no other environment's or team's series; the answer for those namespaces is the same).
+    kept to ``scope`` (:class:`Scope`).
 
     ``requests``: requests served in the window (``increase``). ``request-success-rate``:
     the ratio 0-1 of responses that are not 5xx; the ``or ... * 0`` keeps a version whose
     every response failed at 0 rather than absent. ``request-duration-p99``: the 99th
     percentile of the server-side duration in milliseconds (NaN without requests).
     """
-    scoped = scope(namespaces)
+    scoped = scope.matchers()
     total_s, good_s, buckets_s = (t.format(reporter=reporter, scope=scoped) for t in (_TOTAL, _GOOD, _BUCKETS))
     if name == REQUESTS:
         return f"sum by ({_BY}) (increase({total_s}[{window}]))"
@@ -305,18 +320,19 @@ class Plan(NamedTuple):
         queries: every PromQL string, each once.
         metrics: the checked metrics.
         window: the PromQL duration of the window.
-        namespaces: the namespaces the built-in queries are kept to (:func:`scope`; empty: all).
+        scope: the series the built-in queries are kept to (:class:`Scope`).
     """
 
     queries: tuple[str, ...]
     metrics: tuple[Metric, ...]
     window: str
-    namespaces: tuple[str, ...] = ()
+    scope: Scope = Scope()
 
 
-def plan(rollout: Rollout, target: Target, namespaces: Sequence[str] = ()) -> Plan:
+def plan(rollout: Rollout, target: Target, scope: Scope = Scope()) -> Plan:
     """What to ask Prometheus for one app's check (nothing for policy ``time``); the built-in
-    queries are kept to ``namespaces`` (:func:`builtin_query`), which must hold the target's.
+    queries are kept to ``scope``, which must hold the target's namespace and the versions the
+    check reads (:func:`versions_read`).
 
     Raises:
         ValueError, MetricQueryError: see :func:`policy_metrics` and :func:`render_query`.
@@ -324,14 +340,19 @@ def plan(rollout: Rollout, target: Target, namespaces: Sequence[str] = ()) -> Pl
     window = promql_duration(rollout.interval)
     metrics = policy_metrics(rollout)
     if not metrics:
-        return Plan((), (), window, tuple(namespaces))
-    queries = [builtin_query(REQUESTS, window, target.reporter, namespaces)]
-    versions = [target.canary] + ([target.stable] if rollout.policy == "compare" else [])
+        return Plan((), (), window, scope)
+    queries = [builtin_query(REQUESTS, window, target.reporter, scope)]
     for metric in metrics:
-        for version in versions:
-            queries.append(builtin_query(metric.name, window, target.reporter, namespaces) if metric.query is None
+        for version in versions_read(rollout, target):
+            queries.append(builtin_query(metric.name, window, target.reporter, scope) if metric.query is None
                            else render_query(metric, target, version, window))
-    return Plan(tuple(dict.fromkeys(queries)), tuple(metrics), window, tuple(namespaces))
+    return Plan(tuple(dict.fromkeys(queries)), tuple(metrics), window, scope)
+
+
+def versions_read(rollout: Rollout, target: Target) -> tuple[str, ...]:
+    """The ``destination_version`` values whose series :func:`evaluate` reads for one app:
+    the canary's, and the stable's under policy ``compare``."""
+    return (target.canary, target.stable) if rollout.policy == "compare" else (target.canary,)
 
 
 class _Value(NamedTuple):
@@ -420,7 +441,7 @@ def evaluate(rollout: Rollout, target: Target, plan_: Plan,
         return Check(Verdict.PASS, {}, f"policy time: {rollout.interval_text} passed")
     window = plan_.window
     values: dict[str, float | None] = {}
-    requests = pick_series(results[builtin_query(REQUESTS, window, target.reporter, plan_.namespaces)], target,
+    requests = pick_series(results[builtin_query(REQUESTS, window, target.reporter, plan_.scope)], target,
                            target.canary)
     values[REQUESTS] = None if requests.value is None else float(round(requests.value))
     if requests.value is None:
@@ -486,7 +507,7 @@ def _judge(rollout: Rollout, target: Target, metric: Metric, plan_: Plan,
 def _metric_value(metric: Metric, target: Target, version: str, plan_: Plan,
                   results: Mapping[str, "Sequence[Sample] | Vector"]) -> _Value:
     if metric.query is None:
-        return pick_series(results[builtin_query(metric.name, plan_.window, target.reporter, plan_.namespaces)],
+        return pick_series(results[builtin_query(metric.name, plan_.window, target.reporter, plan_.scope)],
                            target, version)
     promql = render_query(metric, target, version, plan_.window)
     return single_value(results[promql], f"{metric.name} of {target.service}.{target.namespace} {version}")
