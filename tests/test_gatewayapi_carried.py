@@ -273,12 +273,22 @@ def test_what_gateway_api_cannot_carry_is_still_refused_at_its_place(tmp_path, l
 
 
 def test_retries_are_refused_because_the_standard_channel_has_no_retry_field(tmp_path):
+    """The refusal says why and shows the override that drops retries where the target is
+    gateway-api; written as shown, the render passes, and the istio environment keeps them."""
     proc_root = _repo(tmp_path, {"ratings": _with(
         '    - name: p\n      when: uri exact "/p"\n      to: v1\n      retries: {attempts: 2}\n')})
-    (proc_root / "environments/mesh.yaml").unlink()
     proc = run_meshgen("render", cwd=proc_root)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "has no retry field (it is experimental)" in proc.stderr, proc.stderr
+    shown = "spec: {apps: {<this app>: {spec: {routes: [{name: 'p', retries: null}]}}}}"
+    assert shown in " ".join(proc.stderr.split()), proc.stderr
+    gw = proc_root / "environments/gw.yaml"
+    gw.write_text(gw.read_text() + "  apps: {ratings: {spec: {routes: [{name: 'p', retries: null}]}}}\n")  # under spec
+    proc = run_meshgen("render", cwd=proc_root)
+    assert proc.returncode == 0, proc.stderr
+    mesh = (proc_root / "rendered/mesh/shop/ratings/virtualservice.yaml").read_text()
+    assert "attempts: 2" in mesh
+    assert not any("retr" in f.read_text() for f in (proc_root / "rendered/gw").rglob("httproute*.yaml"))
 
 
 def test_spec_gateways_hosts_and_delegates_are_refused_for_the_whole_app(tmp_path):

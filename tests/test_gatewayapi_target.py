@@ -391,6 +391,27 @@ def test_validate_checks_the_version_destination_rules_against_istios_schema(tmp
     assert {o.kind for o in rendering.objects} >= {"DestinationRule", "HTTPRoute", "Service"}
 
 
+def test_validate_checks_the_gateway_api_objects_against_their_vendored_crds(tmp_path, monkeypatch):
+    """``meshgen validate`` (a strict render) checks the target's Gateway API objects against
+    the vendored CRDs, schema and CEL rules: an HTTPRoute the CRD refuses is a placed error
+    there, which a plain render, trusting meshgen's own objects, does not look for."""
+    root = _repo(tmp_path)
+    real = targets.gatewayapi.GatewayApiTarget.objects
+
+    def broken(self, given):
+        made = real(self, given)
+        for m in made:
+            if m.obj is not None and m.obj.get("kind") == "HTTPRoute":
+                m.obj["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1  # the CRD's minimum is 0
+        return made
+    monkeypatch.setattr(targets.gatewayapi.GatewayApiTarget, "objects", broken)
+    assert render.render_repo(root, cache=False).objects
+    with pytest.raises(SpecErrors) as info:
+        render.render_repo(root, strict=True, cache=False)
+    assert any("rendered HTTPRoute of app 'ratings'" in e.format() and "weight" in e.format()
+               and e.format().startswith("apps/ratings.yaml:") for e in info.value.errors), info.value.errors
+
+
 def test_the_shared_dump_never_confuses_a_number_key_with_a_string_key():
     cache = render._DumpCache()
     label = {"meshgen.io/environment": "dev"}

@@ -86,7 +86,7 @@ def _analyze(rendering: Any, route_tests: bool = False) -> None:
 @click.command()
 @pass_ctx
 def validate(ctx: Context) -> None:
-    """Validate specs and the objects they render (Istio's schemas included); all errors at once."""
+    """Validate specs and the objects they render against their CRDs (Istio's, Gateway API's); all errors at once."""
     from generator.render import render as render_mod
 
     rendering = run(render_mod.render_repo, ctx.root, strict=True)

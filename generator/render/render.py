@@ -194,6 +194,7 @@ class _Renderer:
         self.overridden = overridden
         self.kustomization_overridden = _overridden(repo, KUSTOMIZATION_TEMPLATE)
         self.validate_istio = {kind: strict or overridden[kind] for kind in TEMPLATES}
+        self.strict = strict
         self.template_place = {kind: Place(f"{repo.rel('templates')}/{name}") if overridden[kind]
                                else Place(f"<built-in>/{name}") for kind, name in TEMPLATES.items()}
         self.errors: list[SpecError] = []
@@ -354,13 +355,16 @@ class _Renderer:
                 self.emit(out, app, m.kind, f"{base}/{m.file}", m.place, sources, {**common, **m.context})
                 continue
             obj = m.obj
+            problems = []
             if obj["apiVersion"] == ISTIO_API and self.validate_istio.get(m.kind):  # --strict: Istio's own schema
                 problems = istio_schema_problems(obj)
-                if problems:
-                    self.errors.extend(SpecError(f"rendered {m.kind} of app {as_yaml(app.name)} in "
-                                                 f"{as_yaml(app.env)}: {p}", place=m.problem_place or m.place)
-                                       for p in problems)
-                    continue
+            elif self.strict and obj["apiVersion"].startswith("gateway.networking.k8s.io/"):  # --strict: the CRD's
+                problems = gateway_api_schema_problems(obj)
+            if problems:
+                self.errors.extend(SpecError(f"rendered {m.kind} of app {as_yaml(app.name)} in "
+                                             f"{as_yaml(app.env)}: {p}", place=m.problem_place or m.place)
+                                   for p in problems)
+                continue
             out.append(RenderedObject(app.env, app.name, obj["metadata"]["namespace"], m.kind, obj,
                                       f"{base}/{m.file}", m.place, sources))
 
@@ -578,8 +582,9 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
     Args:
         root: repository root.
         envs: environment names; ``None`` or empty means all.
-        strict: also validate every object against Istio's CRD schema (always done for
-            objects whose template a repo overrides).
+        strict: also validate every object against its CRD: Istio's (always done for objects
+            whose template a repo overrides), and the vendored Gateway API CRDs' (``vendor/gateway-api/``,
+            schema and CEL rules) for the gateway-api target's objects.
         progress: called as ``progress(done, total)`` after each app.
         cache: reuse the previous rendering when no input changed (see :mod:`generator.render.cache`).
         apps: render only these ``(env, app)`` pairs (what a rollout tick changed): their

@@ -64,13 +64,23 @@ from generator.routing.compiler import SpecRoute
 #: filters, or refuses the forms a filter cannot mean); others are refused (see the module's docstring).
 CARRIED = ("route", "timeout", "headers", "mirror", "rewrite")
 _BODY_HINTS = {
-    "fault": "fault injection has no HTTPRoute field; keep this environment on spec.target: istio",
+    "fault": "fault injection has no HTTPRoute field",
     "retries": "the standard-channel HTTPRoute (Gateway API v1.6.1, vendor/gateway-api/) has no retry field "
-               "(it is experimental); drop retries here or keep spec.target: istio",
-    "corsPolicy": "the HTTPRoute CORS filter is not rendered; keep spec.target: istio",
-    "directResponse": "HTTPRoute has no direct response; route to a version that answers, or keep spec.target: istio",
-    "redirect": "redirects are not rendered for HTTPRoute; drop redirect here or keep spec.target: istio",
+               "(it is experimental)",
+    "corsPolicy": "the HTTPRoute CORS filter is not rendered",
+    "directResponse": "HTTPRoute has no direct response; route to a version that answers",
+    "redirect": "redirects are not rendered for HTTPRoute",
 }
+
+
+def _body_hint(route: str, key: str) -> str:
+    """What to do about a route field the target cannot carry: why, then how to drop it in
+    the environments on gateway-api alone (an override in the environment's file deletes a
+    key with ``null``, routes merged by name), or keep the environment on istio."""
+    why = _BODY_HINTS.get(key)
+    drop = (f"to drop it where the target is gateway-api, write in that environment's file "
+            f"spec: {{apps: {{<this app>: {{spec: {{routes: [{{name: {as_yaml(route)}, {key}: null}}]}}}}}}}}")
+    return f"{why}; {drop}, or keep spec.target: istio" if why else f"{drop}, or keep spec.target: istio"
 _FIELD_WORDS = {"authority": "authority", "scheme": "scheme", "port": "port", "source_label": "source label",
                 "source_namespace": "source namespace", "gateway": "gateway"}
 
@@ -392,8 +402,7 @@ def _body(route: SpecRoute, place: Callable[[str], Place | None]) -> dict[str, A
     for key in route.body:
         if key not in CARRIED and key not in ("mirrorPercentage",):
             raise SpecError(f"route {as_yaml(route.name)}: {key} cannot be written in an HTTPRoute "
-                            "(target gateway-api)", place=place(key) or route.place, hint=_BODY_HINTS.get(
-                                key, "keep this environment on spec.target: istio"))
+                            "(target gateway-api)", place=place(key) or route.place, hint=_body_hint(route.name, key))
     return route.body  # read only: the target builds new objects from it
 
 
