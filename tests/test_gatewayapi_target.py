@@ -395,8 +395,10 @@ def test_validate_checks_the_gateway_api_objects_against_their_vendored_crds(tmp
     """``meshgen validate`` (a strict render) checks the target's Gateway API objects against
     the vendored CRDs, schema and CEL rules: an HTTPRoute the CRD refuses is a placed error
     there, which a plain render, trusting meshgen's own objects, does not look for."""
+    from generator.targets import gatewayapi
+
     root = _repo(tmp_path)
-    real = targets.gatewayapi.GatewayApiTarget.objects
+    real = gatewayapi.GatewayApiTarget.objects
 
     def broken(self, given):
         made = real(self, given)
@@ -404,7 +406,7 @@ def test_validate_checks_the_gateway_api_objects_against_their_vendored_crds(tmp
             if m.obj is not None and m.obj.get("kind") == "HTTPRoute":
                 m.obj["spec"]["rules"][0]["backendRefs"][0]["weight"] = -1  # the CRD's minimum is 0
         return made
-    monkeypatch.setattr(targets.gatewayapi.GatewayApiTarget, "objects", broken)
+    monkeypatch.setattr(gatewayapi.GatewayApiTarget, "objects", broken)
     assert render.render_repo(root, cache=False).objects
     with pytest.raises(SpecErrors) as info:
         render.render_repo(root, strict=True, cache=False)
