@@ -240,3 +240,28 @@ def test_a_spec_route_named_like_a_guard_route_is_refused() -> None:
               routing.SpecRoute("default", None, body("default"))]
     with pytest.raises(SpecErrors, match="route name 'a-guard-1-default' is also the name of a generated guard route"):
         routing.compile_http(routes)
+
+
+@pytest.mark.parametrize("host,service", [
+    ("reviews.books.svc.cluster.local", ("reviews", "books")),
+    ("reviews.books.svc.cluster.local.", ("reviews", "books")),  # the absolute form of the same name
+    ("reviews.books.svc.corp.example", ("reviews", "books")),  # another domainSuffix
+    ("reviews.books.svc", None),  # istiod completes names without dots only: another host
+    ("reviews.books", None),
+    ("reviews", None),
+    ("reviews.svc.cluster.local", None),
+    ("a.b.c.svc.cluster.local", None),
+    ("reviews..svc.cluster.local", None),
+    ("*.books.svc.cluster.local", None),
+    ("api.example.com", None),
+])
+def test_a_kubernetes_service_host_is_read_one_way_everywhere(host: str, service: tuple[str, str] | None) -> None:
+    """One reading of ``<name>.<namespace>.svc.<domain>`` serves the gateway-api target's
+    backendRefs, ``explain``'s sidecar domains and the analysis (they disagreed on
+    ``reviews.books.svc`` and on domains other than ``cluster.local``)."""
+    from generator.render import explain
+    from generator.routing.hosts import kube_service
+
+    assert kube_service(host) == service
+    domains = explain.sidecar_domains(host, "books")
+    assert (len(domains) > 1) == (service is not None)

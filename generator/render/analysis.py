@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from generator.errors import Place, SpecError
 from generator.routing import httproute
+from generator.routing.hosts import kube_service
 
 if TYPE_CHECKING:
     from generator.render import render
@@ -232,11 +233,10 @@ class _AppService:
 def _app_service(env: str, app: Any) -> _AppService | None:
     """The Service ``spec.service.host`` names (with ``spec.service.port``), if a Kubernetes Service."""
     service = app.spec.get("service") or {}
-    host = fqdn(str(service.get("host") or ""), app.namespace)
-    name, _, rest = host.partition(".")
-    namespace, _, domain = rest.partition(".")
-    if not name or domain != "svc.cluster.local":
+    found = kube_service(fqdn(str(service.get("host") or ""), app.namespace))
+    if found is None:
         return None
+    name, namespace = found
     spec: dict[str, Any] = {"ports": [{"port": service["port"]}]} if service.get("port") else {}
     place = app.place("spec", "service", "host")
     return _AppService(env, app.name, namespace, {"apiVersion": "v1", "kind": "Service",

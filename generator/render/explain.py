@@ -22,6 +22,7 @@ from generator.errors import OutsideError, Place, SpecError, SpecErrors, UsageEr
 from generator.routing import compiler as routing
 from generator.routing import cors
 from generator.routing import simulate
+from generator.routing.hosts import kube_service
 from generator.routing.request import split_target
 from generator.spec import config, paths
 from generator import targets
@@ -200,15 +201,6 @@ def virtual_service_path(root: Path, app: str, env: str) -> Path:
     return found[0]
 
 
-def _kube_service(host: str) -> tuple[str, str] | None:
-    """``(name, namespace)`` of a Kubernetes Service host ``name.namespace.svc.<domain>``."""
-    base, sep, _ = host.partition(".svc.")
-    name, dot, namespace = base.partition(".")
-    if not sep or not dot or not name or not namespace or "." in namespace:
-        return None
-    return name, namespace
-
-
 def sidecar_domains(host: str, source_namespace: str) -> list[str]:
     """The domains of a sidecar's virtual host for a VirtualService host, for a proxy in
     ``source_namespace``, as istiod builds them (httproute.go ``generateVirtualHostDomains``,
@@ -221,11 +213,11 @@ def sidecar_domains(host: str, source_namespace: str) -> list[str]:
     host is served by its own name (a wildcard as Envoy matches it). Sidecars match hosts
     without the port (istiod sets ``ignore_port_in_host_matching``), so no ``:port`` forms.
     """
-    service = _kube_service(host)
+    service = kube_service(host)
     if service is None:
         return [host]
     name, namespace = service
-    base = host.partition(".svc.")[0]
+    base = f"{name}.{namespace}"
     alt = [name, f"{base}.svc", base] if namespace == source_namespace else [base, f"{base}.svc"]
     return [host, f"{host}.", *alt]
 
@@ -350,7 +342,7 @@ class Rendered:
         if gateway == "mesh":
             if not hosts:
                 return "example"
-            service = _kube_service(hosts[0].lower())
+            service = kube_service(hosts[0].lower())
             if service is None:
                 return hosts[0]
             name, namespace = service
@@ -442,7 +434,7 @@ class Rendered:
             # route.go BuildSidecarVirtualHostWrapper: without the VirtualService the Service keeps
             # a virtual host of its own names (buildSidecarVirtualHostForService); its other hosts
             # (an exposed host) go. A VirtualService without a Service host is taken as a registry host.
-            own = [d for h in self.hosts if _kube_service(h.lower())
+            own = [d for h in self.hosts if kube_service(h.lower())
                    for d in sidecar_domains(h.lower(), request.source_namespace)]
             if own and not any(domain_matches(host_of(request.authority), d) for d in own):
                 return Explanation(outcome=NOT_SERVED, domains=own, **base)

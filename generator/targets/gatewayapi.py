@@ -94,6 +94,7 @@ from typing import Any, Mapping, Sequence
 from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.routing import httproute_compiler as httproute
 from generator.routing.compiler import SpecRoute
+from generator.routing.hosts import kube_service
 from generator.targets import AppInput, Made, istio
 
 API = "gateway.networking.k8s.io/v1"
@@ -199,8 +200,8 @@ class _Plain:
             raise refuse(f"subset {as_yaml(subset)} of host {host} cannot be a backendRef: HTTPRoute has no subsets, "
                          "and the per-version Services are each app's own",
                          "route to the host itself, or route from that app's spec, or keep spec.target: istio")
-        elif _kube_service(host) is not None:
-            name, namespace = _kube_service(host)  # type: ignore[misc]
+        elif kube_service(host) is not None:
+            name, namespace = kube_service(host)  # type: ignore[misc]
             ref = {"name": name, "port": port or self.given.ports.get(host)}
         else:
             ref = {"group": ISTIO_GROUP, "kind": "Hostname", "name": host}  # no namespace: the registry's host
@@ -218,14 +219,6 @@ class _Plain:
             ref["namespace"] = namespace
             self.grants.setdefault(namespace, set()).add((kind, from_ns))
         return ref
-
-
-def _kube_service(host: str) -> tuple[str, str] | None:
-    """``(name, namespace)`` of a Kubernetes Service host ``name.namespace.svc.<domain>``."""
-    parts = host.split(".")
-    if len(parts) >= 3 and parts[2] == "svc" and parts[0] and parts[1]:
-        return parts[0], parts[1]
-    return None
 
 
 def _sni_overlap(a: str, b: str) -> bool:
@@ -288,9 +281,9 @@ def _rewrite(rule: httproute.Rule, rewrite: Mapping[str, Any], route: str, place
 
 
 def _svc_parts(host: str, namespace: str) -> tuple[str, str]:
-    """``(name, namespace)`` of the app's Service: :func:`_kube_service` of its host, else the
-    host's first label in the app's ``namespace``."""
-    return _kube_service(host) or (host.split(".", 1)[0], namespace)
+    """``(name, namespace)`` of the app's Service: :func:`~generator.routing.hosts.kube_service`
+    of its host, else the host's first label in the app's ``namespace``."""
+    return kube_service(host) or (host.split(".", 1)[0], namespace)
 
 
 def version_service(app: str, version: str) -> str:
