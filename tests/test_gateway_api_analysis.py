@@ -255,3 +255,27 @@ def test_explain_objects_prints_the_analysis_of_its_objects_on_stderr(tmp_path: 
     assert proc.stderr.splitlines()[0].startswith("web.yaml:19:13: error: HTTPRoute shop/web-mesh rule 0: "
                                                  "backend Service shop/web-v2 does not exist")
     assert "[MG201]" not in proc.stderr and "web.yaml:22:7: warning:" in proc.stderr
+
+
+ENTRY = {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry", "metadata": {"name": "payments", "namespace": "shop"},
+         "spec": {"hosts": ["api.payments.example"], "ports": [{"number": 443, "name": "https", "protocol": "TLS"}],
+                  "resolution": "DNS", "location": "MESH_EXTERNAL"}}
+ENTRY_ROUTE = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+               "metadata": {"name": "payments", "namespace": "shop"},
+               "spec": {"parentRefs": [{"group": "networking.istio.io", "kind": "ServiceEntry", "name": "payments"}],
+                        "rules": [{"backendRefs": [{"group": "networking.istio.io", "kind": "Hostname",
+                                                    "name": "api.payments.example", "port": 443}]}]}}
+
+
+def test_a_mesh_route_whose_parent_service_entry_does_not_exist_or_lacks_the_port_is_mg201() -> None:
+    """A parentRef to a ServiceEntry (Istio binds the mesh route to its hosts) is checked as a
+    Service parent is: the ServiceEntry among the objects, and the port among its ports."""
+    assert codes(ENTRY, ENTRY_ROUTE) == []
+    [finding] = analysis.analyze_objects([Obj(ENTRY_ROUTE)])
+    assert finding.code == "MG201" and "parentRef ServiceEntry shop/payments is not among the objects" in finding.message
+    route = copy.deepcopy(ENTRY_ROUTE)
+    route["spec"]["parentRefs"][0]["port"] = 8443
+    [finding] = analysis.analyze_objects([Obj(ENTRY), Obj(route)])
+    assert finding.code == "MG201" and "ServiceEntry shop/payments has no port 8443 (it has 443)" in finding.message
+    route["spec"]["parentRefs"][0]["port"] = 443
+    assert codes(ENTRY, route) == []

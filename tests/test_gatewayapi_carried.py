@@ -186,6 +186,9 @@ def test_a_service_entry_is_rendered_as_istio_renders_it_and_routed_to_by_hostna
                     if r["name"] == "external")
     assert external["backendRefs"] == [{"group": "networking.istio.io", "kind": "Hostname", "name": "api.example.com",
                                         "port": 443, "weight": 100}]
+    from generator.render import analysis  # the ServiceEntry parents are found, with their ports (MG201)
+
+    assert [f.format() for f in analysis.analyze(rendering) if f.code == "MG201"] == []
 
 
 def test_mirror_rewrite_headers_and_timeout_are_filters_and_timeouts(rendered):

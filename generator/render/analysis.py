@@ -41,8 +41,8 @@ MG112  error   a TLS or TCP route matches a port (or binds a   —
 MG201  error   an HTTPRoute parentRef names a Gateway that is  Accepted=False NoMatchingParent
                not among the objects, or a listener            (gateway-api status reasons;
                (sectionName, port) the Gateway does not have;  Istio: parent service not found)
-               or a Service (GAMMA) that is not among them,
-               or a port it does not have
+               or a Service (GAMMA) or ServiceEntry that is
+               not among them, or a port it does not have
 MG202  error   an HTTPRoute's hostnames intersect none of its  Accepted=False
                parent listener's hostname                      NoMatchingListenerHostname
 MG203  error   an HTTPRoute backendRef names a Service that    ResolvedRefs=False BackendNotFound
@@ -231,13 +231,21 @@ class _AppService:
 
 
 def _app_service(env: str, app: Any) -> _AppService | None:
-    """The Service ``spec.service.host`` names (with ``spec.service.port``), if a Kubernetes Service."""
+    """The Service ``spec.service.host`` names, if a Kubernetes Service, with the ports the spec
+    says it has: ``spec.service.port`` and the ports its ``tcp`` and ``tls`` routes match (a
+    VirtualService's L4 match port is a port of the Service, as the TCPRoute or TLSRoute parent's)."""
     service = app.spec.get("service") or {}
     found = kube_service(fqdn(str(service.get("host") or ""), app.namespace))
     if found is None:
         return None
     name, namespace = found
-    spec: dict[str, Any] = {"ports": [{"port": service["port"]}]} if service.get("port") else {}
+    ports = [service["port"]] if service.get("port") else []
+    for key in ("tcp", "tls"):
+        for route in app.spec.get(key) or []:
+            for match in (route.get("match") or []) if isinstance(route, dict) else []:
+                if isinstance(match, dict) and isinstance(match.get("port"), int) and match["port"] not in ports:
+                    ports.append(match["port"])
+    spec: dict[str, Any] = {"ports": [{"port": port} for port in ports]} if ports else {}
     place = app.place("spec", "service", "host")
     return _AppService(env, app.name, namespace, {"apiVersion": "v1", "kind": "Service",
                                                   "metadata": {"name": name, "namespace": namespace}, "spec": spec},
@@ -637,8 +645,9 @@ def _covers(a: dict[str, Any], b: dict[str, Any]) -> bool:
         conds(a, "queryParams", False) <= conds(b, "queryParams", False)
 
 
-#: Route kinds MG201-MG205 read (MG204 compares HTTPRoute matches only).
-ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
+#: Route kinds MG201-MG205 read (MG204 compares HTTPRoute matches only; TCPRoute and TLSRoute
+#: parents and backends are checked as the others').
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute", "TLSRoute", "TCPRoute")
 #: Why one match has higher precedence than another: the fields of
 #: :func:`generator.routing.httproute.precedence`, in order.
 _WHY = ("an Exact path beats a prefix or a regular expression", "a longer path wins",
@@ -669,14 +678,15 @@ def analyze_gateway_api(objects: Iterable[RenderedObjectLike]) -> list[Finding]:
     """
     by_env: dict[str, list[RenderedObjectLike]] = defaultdict(list)
     for o in objects:
-        if o.kind in (*ROUTE_KINDS, "Gateway", "Service", "ReferenceGrant", "Namespace"):
+        if o.kind in (*ROUTE_KINDS, "Gateway", "Service", "ServiceEntry", "ReferenceGrant", "Namespace"):
             by_env[o.env].append(o)
     findings: list[Finding] = []
     for env, env_objects in sorted(by_env.items()):
         index = httproute.Objects.of([o.obj for o in env_objects])
+        entries = {httproute.meta(o.obj): o.obj for o in env_objects if o.kind == "ServiceEntry"}
         routes = [o for o in env_objects if o.kind in ROUTE_KINDS]
         for o in routes:
-            findings.extend(_route_findings(env, o, index))
+            findings.extend(_route_findings(env, o, index, entries))
         findings.extend(_shadowed_matches(env, [o for o in routes if o.kind == "HTTPRoute"], index))
     return findings
 
@@ -689,7 +699,10 @@ def _service_ports(service: dict[str, Any]) -> list[int] | None:
     return [int(p["port"]) for p in ports if isinstance(p, dict) and str(p.get("port", "")).isdigit()]
 
 
-def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -> Iterable[Finding]:
+def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects,
+                    entries: Mapping[tuple[str, str], dict[str, Any]] | None = None) -> Iterable[Finding]:
+    """MG201-MG203 and MG205 of one route; ``entries``: the environment's ServiceEntries by
+    ``(namespace, name)``, the parents a mesh route to an external host names."""
     route = o.obj
     ns, name = httproute.meta(route)
     what = f"{o.kind} {ns}/{name}"
@@ -718,6 +731,22 @@ def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -
                               *at, "port")
             # hostnames are not read for a Service parent: GAMMA implementations infer nothing from them
             # (GEP-1294); Istio serves the mesh route for the Service's own host (route_collections.go)
+            continue
+        if ref["kind"] == "ServiceEntry" and ref["group"] == httproute.ISTIO_GROUP:  # Istio: a mesh route to its hosts
+            entry = (entries or {}).get((ref["namespace"], str(ref.get("name"))))
+            if entry is None:
+                yield finding("MG201", f"{what}: parentRef ServiceEntry {target} is not among the objects; the mesh "
+                              "route attaches nowhere (Istio: parent service not found)",
+                              "render the ServiceEntry (spec.serviceEntry of its app), or fix the parentRef's name "
+                              "and namespace", *at, "name")
+                continue
+            numbers = [int(p["number"]) for p in (entry.get("spec") or {}).get("ports") or []
+                       if isinstance(p, dict) and str(p.get("number", "")).isdigit()]
+            if ref.get("port") is not None and int(ref["port"]) not in numbers:
+                yield finding("MG201", f"{what}: ServiceEntry {target} has no port {ref['port']} (it has "
+                              f"{', '.join(map(str, numbers)) or 'none'}); the mesh route attaches nowhere",
+                              "name a port of the ServiceEntry's spec.ports, or leave port out to apply to every "
+                              "port", *at, "port")
             continue
         if ref["kind"] != "Gateway" or ref["group"] != httproute.GROUP:
             continue

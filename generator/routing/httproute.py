@@ -39,6 +39,9 @@ from generator.routing import cors
 from generator.routing.request import Request
 
 GROUP = "gateway.networking.k8s.io"
+#: Istio's API group: a parentRef ``{group: networking.istio.io, kind: ServiceEntry}`` binds a mesh
+#: route to a ServiceEntry's hosts; a backendRef ``kind: Hostname`` names a host of its registry.
+ISTIO_GROUP = "networking.istio.io"
 #: Answer outcomes.
 ROUTE = "route"
 NO_MATCH = "no-match"

@@ -94,13 +94,13 @@ from typing import Any, Mapping, Sequence
 from generator.errors import Place, SpecError, SpecErrors, as_yaml
 from generator.routing import httproute_compiler as httproute
 from generator.routing.compiler import SpecRoute
+from generator.routing.httproute import ISTIO_GROUP
 from generator.routing.hosts import kube_service
 from generator.targets import AppInput, Made, istio
 
 API = "gateway.networking.k8s.io/v1"
 GRANT_API = "gateway.networking.k8s.io/v1beta1"
 ISTIO_API = "networking.istio.io/v1"
-ISTIO_GROUP = "networking.istio.io"
 DEFAULT_CLASS = "istio"
 _DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")  # gateway-api GEP-2257
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
