@@ -333,3 +333,18 @@ def test_every_code_is_documented_in_the_module_table() -> None:
         assert level in row
         if mirrors:
             assert mirrors.split()[0] in row
+
+
+def test_a_kubernetes_service_of_another_domain_suffix_is_mesh_internal_for_mg104_and_mg111() -> None:
+    """A host ``<name>.<namespace>.svc.<domain>`` is a Kubernetes Service whatever the mesh's
+    domainSuffix (routing.hosts.kube_service): routed by the sidecars (no MG104 on a mesh-bound
+    VirtualService), and a DestinationRule for it needs no route or ServiceEntry (no MG111);
+    ``name.namespace.svc`` alone is no Service."""
+    objects = consistent()
+    objects[0].obj["spec"]["hosts"].append("ratings.mesh.svc.corp.example")
+    assert codes(objects) == []
+    objects = consistent()
+    objects[0].obj["spec"]["hosts"].append("ratings.mesh.svc")
+    assert codes(objects) == ["MG104"]
+    assert codes([*consistent(), dr("legacy", "legacy.pay.svc.corp.example", {}, tls="SIMPLE", ns="pay")]) == []
+    assert codes([*consistent(), dr("legacy", "legacy.pay.svc", {}, tls="SIMPLE", ns="pay")]) == ["MG111"]

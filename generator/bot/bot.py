@@ -318,8 +318,9 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
 
     ``watch``: apps whose weight waits to be seen applied; their observed split (the shared
     ``requests`` query over their interval) goes into ``observed``, by app.
-    ``meanwhile(env)``: called while the queries are out (the tick checks the environment's
-    specs for its render then).
+    ``meanwhile(env)``: called while the queries are out, when some app's check is due (its
+    status then changes and the tick renders: it checks the environment's specs for that render
+    meanwhile; a tick that only watches weights wait to be applied renders nothing).
     """
     out_target = targets.of_environment(repo.environments[env].data.get("spec"))
 
@@ -359,7 +360,7 @@ def _checks(repo: Repo, env: str, due: list[_Rollout], now: datetime, url: str |
         try:  # side by side: Prometheus evaluates each on a core of its own, the answers parse meanwhile
             with ThreadPoolExecutor(min(len(queries), MAX_CONCURRENT_QUERIES), "meshgen-query") as pool:
                 answers = pool.map(lambda q: metrics.Vector(client.query(q, now)), queries)
-                if meanwhile is not None:
+                if meanwhile is not None and due:
                     meanwhile(env)
                 for promql, vector in zip(queries, answers):
                     results[promql] = vector
@@ -576,7 +577,7 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
                       limit: Deadline | None = None, prepared: _Prepared | None = None) -> None:
     """Write the status and rendered files of each changed outcome; commit each app apart
     (rendered by ``prepared``'s render when given: its environments may be checked already)."""
-    from generator.render import shapes  # heavy: only when something changes
+    from generator.render import shapes  # only when something changes
 
     changed = [o for o in outcomes if o.changed]
     if not changed:
@@ -590,23 +591,20 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     # write nothing through a link or over an odd file (status/ and rendered/ are the bot's)
     SpecErrors.collect(repo_paths.output_problems(repo.root, status_dir)
                        + repo_paths.output_problems(repo.root, repo.rel("rendered")))
-    written: dict[str, bytes] = {}
+    rels = [status.status_path(status_dir, o.env, o.app) for o in changed]  # each outcome's status file
     dumps = shapes.Dumps(status.status_text)  # statuses alike (most of a tick's) are dumped once
-    for outcome in changed:
-        rel = status.status_path(status_dir, outcome.env, outcome.app)
-        written[rel] = status.dump_status(outcome.env, outcome.app, outcome.decision.status, dumps.text)
+    written = {rel: status.dump_status(o.env, o.app, o.decision.status, dumps.text) for rel, o in zip(rels, changed)}
     statuses_written = output.BackgroundWrite(repo.root, written, written, present=())  # while it renders
     started = time.perf_counter()
     try:  # only the changed apps, each with the status it is about to commit
         rendering = (prepared or _Prepared(repo)).apps().render(
-            [(o.env, o.app) for o in changed],
-            {status.status_path(status_dir, o.env, o.app): o.decision.status for o in changed})
+            [(o.env, o.app) for o in changed], {rel: o.decision.status for rel, o in zip(rels, changed)})
     except MeshgenError:
-        statuses_written.join()
+        statuses_written.join()  # every status written before they are put back
         ws.restore()
         raise
     finally:
-        statuses_written.join()
+        statuses_written.join()  # (a second join, after the one above, returns at once)
     if report:
         report.render_seconds += time.perf_counter() - started
     files_of: dict[tuple[str, str], list[str]] = {}
@@ -615,13 +613,13 @@ def _write_and_commit(ws: vcs.Workspace, repo: Repo, outcomes: list[Outcome], id
     for outcome in changed:
         _assert_consistent(ws, repo, outcome, rendering)
     commits, contents, rendered = [], dict(written), []
-    for outcome in changed:
+    for rel, outcome in zip(rels, changed):
         files = files_of.get((outcome.env, outcome.app), [])  # every file of the app: what was rendered
         rendered += files
-        contents.update((rel, rendering.files[rel]) for rel in files)
+        contents.update((path, rendering.files[path]) for path in files)
         message = commit_message(outcome.env, outcome.app, outcome.old, outcome.decision, outcome.failure_limit,
                                  outcome.gate_results)
-        commits.append((message, [status.status_path(status_dir, outcome.env, outcome.app), *files]))
+        commits.append((message, [rel, *files]))
     units, commits = _one_commit_per_group(changed, commits)
     rendered_written = output.BackgroundWrite(repo.root, rendering.files, rendered)  # while the pack is made
 

@@ -47,9 +47,10 @@ REBASE_MAX = 512
 DELTA_MIN = 4096
 #: Bytes of a tree between two kept states of its SHA-1.
 HASH_STEP = 8192
-#: Objects up to this size are deflated with a 4 KiB window (``wbits`` 12, ``memLevel`` 4):
-#: the same output for them, and a tenth of the set-up cost of zlib's default 32 KiB window
-#: and 256 KiB of hash tables, which is most of the cost of deflating a small object.
+#: Objects up to this size are deflated with a 4 KiB window (``wbits`` 12, ``memLevel`` 4): a
+#: valid zlib stream of about the same size (not the same bytes: the header names the window),
+#: for a tenth of the set-up cost of zlib's default 32 KiB window and 256 KiB of hash tables,
+#: which is most of the cost of deflating a small object.
 SMALL_OBJECT = 4096
 
 _COMMIT, _TREE, _BLOB, _OFS_DELTA = 1, 2, 3, 6
@@ -325,22 +326,15 @@ class _Editor:
         chain.append((tree, b""))
         return chain
 
-    def file_sha(self, path: str) -> bytes | None:
-        """The blob id of the file ``path`` in the tree as edited so far (``None``: none)."""
-        *parts, name = path.encode().split(b"/")
-        tree = self.top
-        for part in parts:
-            child = tree.children.get(part)
-            if child is None:
-                return None
-            tree = child
-        found = tree.get(name)
-        return found[1] if found and found[0] != _TREE_MODE else None
-
-    def set_file(self, path: str, sha: bytes) -> None:
+    def set_file(self, path: str, data: bytes, pack: _PackWriter) -> None:
+        """The file ``path`` holds ``data`` from now on; its blob goes into ``pack`` unless the
+        tree holds those bytes there already (the repository has them)."""
         parts = path.encode().split(b"/")
         chain = self._dir(parts[:-1])
-        chain[-1][0].set(parts[-1], _FILE_MODE, sha)
+        folder = chain[-1][0]
+        found = folder.get(parts[-1])
+        sha, _ = pack.whole(_BLOB, data, found[1] if found and found[0] != _TREE_MODE else None)
+        folder.set(parts[-1], _FILE_MODE, sha)
         for tree, part in chain[:-1]:
             tree.sha = None
             tree.dirty.add(part)
@@ -473,7 +467,7 @@ def write_commits(root: Path, branch: str, head: str, commits: Sequence[tuple[by
                     if data is None:
                         editor.delete(path)
                     else:
-                        editor.set_file(path, pack.whole(_BLOB, data, editor.file_sha(path))[0])
+                        editor.set_file(path, data, pack)
                 tree = editor.write(pack)
                 tree_hex = (tree or pack.whole(_TREE, b"")[0]).hex()
                 body = (b"tree " + tree_hex.encode() + b"\nparent " + parent.encode() + b"\nauthor " + author

@@ -436,7 +436,7 @@ class _Environment:
                 full = fqdn(host, _ns(vs))
                 if any(host_matches(p, full) for p in served_by):
                     continue
-                if MESH in refs and full.endswith(".svc.cluster.local"):
+                if MESH in refs and kube_service(full) is not None:
                     continue  # a mesh-internal name, routed by the sidecars
                 names = ", ".join(sorted(_name(g) for g in gws))
                 yield self.finding(
@@ -492,7 +492,7 @@ class _Environment:
         entry_hosts = [fqdn(h, _ns(se)) for se in self.entries for h in _spec(se).get("hosts") or []]
         for dr in self.drs:
             host = fqdn(_spec(dr).get("host", ""), _ns(dr))
-            if (host in routed or host.endswith(".svc.cluster.local")
+            if (host in routed or kube_service(host) is not None
                     or _declared_external(entry_hosts, host) or _declared_external(self.external_hosts, host)):
                 continue
             yield self.finding(
@@ -683,26 +683,24 @@ def analyze_gateway_api(objects: Iterable[RenderedObjectLike]) -> list[Finding]:
     findings: list[Finding] = []
     for env, env_objects in sorted(by_env.items()):
         index = httproute.Objects.of([o.obj for o in env_objects])
-        entries = {httproute.meta(o.obj): o.obj for o in env_objects if o.kind == "ServiceEntry"}
         routes = [o for o in env_objects if o.kind in ROUTE_KINDS]
         for o in routes:
-            findings.extend(_route_findings(env, o, index, entries))
+            findings.extend(_route_findings(env, o, index))
         findings.extend(_shadowed_matches(env, [o for o in routes if o.kind == "HTTPRoute"], index))
     return findings
 
 
-def _service_ports(service: dict[str, Any]) -> list[int] | None:
-    """The ``port`` numbers of a Service, or ``None`` when its object does not list them."""
+def _service_ports(service: dict[str, Any], key: str = "port") -> list[int] | None:
+    """The port numbers of a Service (a ServiceEntry's with ``key="number"``), or ``None`` when
+    its object does not list them."""
     ports = (service.get("spec") or {}).get("ports")
     if ports is None:
         return None
-    return [int(p["port"]) for p in ports if isinstance(p, dict) and str(p.get("port", "")).isdigit()]
+    return [int(p[key]) for p in ports if isinstance(p, dict) and str(p.get(key, "")).isdigit()]
 
 
-def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects,
-                    entries: Mapping[tuple[str, str], dict[str, Any]] | None = None) -> Iterable[Finding]:
-    """MG201-MG203 and MG205 of one route; ``entries``: the environment's ServiceEntries by
-    ``(namespace, name)``, the parents a mesh route to an external host names."""
+def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects) -> Iterable[Finding]:
+    """MG201-MG203 and MG205 of one route."""
     route = o.obj
     ns, name = httproute.meta(route)
     what = f"{o.kind} {ns}/{name}"
@@ -733,15 +731,14 @@ def _route_findings(env: str, o: RenderedObjectLike, index: httproute.Objects,
             # (GEP-1294); Istio serves the mesh route for the Service's own host (route_collections.go)
             continue
         if ref["kind"] == "ServiceEntry" and ref["group"] == httproute.ISTIO_GROUP:  # Istio: a mesh route to its hosts
-            entry = (entries or {}).get((ref["namespace"], str(ref.get("name"))))
+            entry = index.service_entries.get((ref["namespace"], str(ref.get("name"))))
             if entry is None:
                 yield finding("MG201", f"{what}: parentRef ServiceEntry {target} is not among the objects; the mesh "
                               "route attaches nowhere (Istio: parent service not found)",
                               "render the ServiceEntry (spec.serviceEntry of its app), or fix the parentRef's name "
                               "and namespace", *at, "name")
                 continue
-            numbers = [int(p["number"]) for p in (entry.get("spec") or {}).get("ports") or []
-                       if isinstance(p, dict) and str(p.get("number", "")).isdigit()]
+            numbers = _service_ports(entry, "number") or []
             if ref.get("port") is not None and int(ref["port"]) not in numbers:
                 yield finding("MG201", f"{what}: ServiceEntry {target} has no port {ref['port']} (it has "
                               f"{', '.join(map(str, numbers)) or 'none'}); the mesh route attaches nowhere",

@@ -467,7 +467,7 @@ class _DumpCache:
     every environment its overrides leave alone, and dumping is most of a render's time. The
     first of them is dumped once per shape (:class:`generator.render.shapes.Dumps`): apps
     written alike render to objects that differ only in scalars YAML writes plain; one
-    :class:`~generator.render.shapes.Dumps` refuses (a float, say) is dumped as it is.
+    :class:`~generator.render.shapes.Dumps` refuses (a tuple, say) is dumped as it is.
 
     Objects are alike when their ``marshal`` bytes (version 2, without references) are, the
     label's value left blank: ``marshal`` tells ``1`` from ``"1"``, ``1.0`` and ``True``, and
@@ -494,12 +494,12 @@ class _DumpCache:
     def dump(self, obj: Any, env: str) -> str:
         labels = (obj.get("metadata") or {}).get("labels") if isinstance(obj, dict) else None
         if not isinstance(labels, dict) or labels.get(self.LABEL) != env or not self._is_plain(env):
-            return self._fresh(obj)
+            return self._shapes.text(obj)
         labels[self.LABEL] = None  # the key: the object's bytes with the label left blank (its place kept)
         try:
             key = marshal.dumps(obj, 2)  # version 2: no references, so the bytes are the values'
         except (ValueError, RecursionError):  # a type marshal does not write (a str subclass...), too deep
-            return self._fresh(obj)
+            return self._shapes.text(obj)
         finally:
             labels[self.LABEL] = env
         hit = self._texts.get(key)
@@ -508,13 +508,10 @@ class _DumpCache:
             line = f" {self.LABEL}: {old_env}\n"
             if text.count(line) == 1:
                 return text.replace(line, f" {self.LABEL}: {env}\n")
-        text = self._fresh(obj)
+        text = self._shapes.text(obj)
         self._texts[key] = (env, text)
         return text
 
-    def _fresh(self, obj: Any) -> str:
-        """:func:`dump` of an object not seen in another environment: from its shape, or itself."""
-        return self._shapes.text(obj)
 
 
 def _str_keys(obj: Any) -> bool:
@@ -541,12 +538,18 @@ def _istio_validator(kind: str) -> Any:
 def istio_schema_problems(obj: dict[str, Any]) -> list[str]:
     """Problems of ``obj`` against Istio's own CRD schema (networking.istio.io/v1, unknown fields refused)
     and its CEL rules (:mod:`generator.render.cel`)."""
+    return _crd_problems(_istio_validator(obj["kind"]), obj)
+
+
+def _crd_problems(validator: Any, obj: dict[str, Any]) -> list[str]:
+    """``path: message`` of each schema error of ``obj``; when there is none, its CRD's
+    ``x-kubernetes-validations`` (CEL) problems, as the API server checks them."""
     problems = []
-    for error in _istio_validator(obj["kind"]).iter_errors(obj):
+    for error in validator.iter_errors(obj):
         where = ".".join(str(p) for p in error.absolute_path)
         problems.append(f"{where}: {schema.yaml_message(error)}" if where else schema.yaml_message(error))
-    if not problems:  # the CRD's x-kubernetes-validations (CEL), as the API server checks them
-        problems.extend(cel.problems(obj, _istio_validator(obj["kind"]).schema))
+    if not problems:
+        problems.extend(cel.problems(obj, validator.schema))
     return problems
 
 
@@ -563,14 +566,7 @@ def gateway_api_schema_problems(obj: dict[str, Any]) -> list[str]:
     Raises:
         FileNotFoundError: a kind without a vendored schema.
     """
-    problems = []
-    validator = _gateway_api_validator(obj["kind"])
-    for error in validator.iter_errors(obj):
-        where = ".".join(str(p) for p in error.absolute_path)
-        problems.append(f"{where}: {schema.yaml_message(error)}" if where else schema.yaml_message(error))
-    if not problems:
-        problems.extend(cel.problems(obj, validator.schema))
-    return problems
+    return _crd_problems(_gateway_api_validator(obj["kind"]), obj)
 
 
 def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = False,

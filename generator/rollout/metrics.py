@@ -34,6 +34,7 @@ was expected, NaN or an infinity. It fails when any metric with a value is out o
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -264,6 +265,7 @@ class Scope(NamedTuple):
         return out
 
 
+@functools.lru_cache(maxsize=512)  # a tick asks for the same few, once or more per app
 def builtin_query(name: str, window: str, reporter: str = "destination", scope: Scope = Scope()) -> str:
     """The PromQL of a built-in metric over ``window``, grouped by :data:`SERIES_LABELS`,
     of the series the proxies on ``reporter``'s side report (``destination``: the server's

@@ -63,7 +63,7 @@ def meta(obj: dict[str, Any]) -> tuple[str, str]:
 
 @dataclass
 class Objects:
-    """The objects indexed by kind: ``gateways``/``services`` by ``(namespace, name)``.
+    """The objects indexed by kind: ``gateways``/``services``/``service_entries`` by ``(namespace, name)``.
 
     ``routes`` are HTTPRoutes in input order; ``grants`` ReferenceGrants; ``namespaces`` the
     labels of Namespace objects (for ``allowedRoutes.namespaces.from: Selector``);
@@ -72,6 +72,7 @@ class Objects:
 
     gateways: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     services: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    service_entries: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     routes: list[dict[str, Any]] = field(default_factory=list)
     grants: list[dict[str, Any]] = field(default_factory=list)
     namespaces: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -91,6 +92,8 @@ class Objects:
                 out.routes.append(doc)
             elif kind == "Service" and api == "v1":
                 out.services[meta(doc)] = doc
+            elif kind == "ServiceEntry" and api.startswith(ISTIO_GROUP):
+                out.service_entries[meta(doc)] = doc
             elif kind == "ReferenceGrant":
                 out.grants.append(doc)
             elif kind == "Namespace":

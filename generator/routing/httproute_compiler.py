@@ -71,6 +71,8 @@ _BODY_HINTS = {
     "directResponse": "HTTPRoute has no direct response; route to a version that answers",
     "redirect": "redirects are not rendered for HTTPRoute",
 }
+_FIELD_WORDS = {"authority": "authority", "scheme": "scheme", "port": "port", "source_label": "source label",
+                "source_namespace": "source namespace", "gateway": "gateway"}
 
 
 def _body_hint(route: str, key: str) -> str:
@@ -80,9 +82,7 @@ def _body_hint(route: str, key: str) -> str:
     why = _BODY_HINTS.get(key)
     drop = (f"to drop it where the target is gateway-api, write in that environment's file "
             f"spec: {{apps: {{<this app>: {{spec: {{routes: [{{name: {as_yaml(route)}, {key}: null}}]}}}}}}}}")
-    return f"{why}; {drop}, or keep spec.target: istio" if why else f"{drop}, or keep spec.target: istio"
-_FIELD_WORDS = {"authority": "authority", "scheme": "scheme", "port": "port", "source_label": "source label",
-                "source_namespace": "source namespace", "gateway": "gateway"}
+    return f"{why + '; ' if why else ''}{drop}, or keep spec.target: istio"
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ class Document:
         """Place of the mapping key at ``keys`` (the value's place for list items)."""
         mark = self._keys.get(keys)
         if mark is not None:
-            return Place(self.path, mark.line + 1, mark.column + 1)
+            return _mark(self.path, mark)
         return self.place(*keys)
 
     def _lookup(self, table: dict[KeyPath, yaml.Mark], keys: KeyPath) -> Place:
@@ -141,7 +141,7 @@ class Document:
         while keys not in table and keys:
             keys = keys[:-1]
         mark = table.get(keys)
-        return Place(self.path, 1, 1) if mark is None else Place(self.path, mark.line + 1, mark.column + 1)
+        return Place(self.path, 1, 1) if mark is None else _mark(self.path, mark)
 
 
 def load_document(path: Path, shown_as: str | None = None, *, text: str | None = None) -> Document:

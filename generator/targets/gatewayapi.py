@@ -200,8 +200,8 @@ class _Plain:
             raise refuse(f"subset {as_yaml(subset)} of host {host} cannot be a backendRef: HTTPRoute has no subsets, "
                          "and the per-version Services are each app's own",
                          "route to the host itself, or route from that app's spec, or keep spec.target: istio")
-        elif kube_service(host) is not None:
-            name, namespace = kube_service(host)  # type: ignore[misc]
+        elif (service := kube_service(host)) is not None:
+            name, namespace = service
             ref = {"name": name, "port": port or self.given.ports.get(host)}
         else:
             ref = {"group": ISTIO_GROUP, "kind": "Hostname", "name": host}  # no namespace: the registry's host
