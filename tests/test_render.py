@@ -437,12 +437,12 @@ def test_render_cache_key_reads_only_files_whose_stat_changed(tmp_path: Path) ->
 
 
 def test_the_apps_a_tick_renders_are_the_bytes_a_whole_render_writes(tmp_path):
-    """render_repo(apps=...) (what a tick commits) dumps as a whole render does, the dump once
-    per shape included: the same bytes for every file of the named apps."""
+    """AppsRendering (what a tick commits) dumps as a whole render does, the dump once per shape
+    included: the same bytes for every file of the named apps."""
     repo = copy_example(tmp_path, ("apps", "environments", "status"))
     whole = render.render_repo(repo, cache=False)
     pairs = sorted({(o.env, o.app) for o in whole.objects})
-    some = render.render_repo(repo, apps=pairs[::2], cache=False)
+    some = render.AppsRendering(render.load_repo(repo)).render(pairs[::2], {})
     assert some.files and all(path in whole.files for path in some.files)
     assert {p: some.files[p] for p in some.files} == {p: whole.files[p] for p in some.files}
     assert {(o.env, o.app) for o in some.objects} == set(pairs[::2])

@@ -570,9 +570,7 @@ def gateway_api_schema_problems(obj: dict[str, Any]) -> list[str]:
 
 
 def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = False,
-                progress: Callable[[int, int], None] | None = None, cache: bool = True,
-                apps: Collection[tuple[str, str]] | None = None, repo: Repo | None = None,
-                statuses: Mapping[str, Mapping[str, Any] | None] | None = None) -> Rendering:
+                progress: Callable[[int, int], None] | None = None, cache: bool = True) -> Rendering:
     """Render every (or the named) environment of the config repository at ``root``.
 
     Args:
@@ -583,13 +581,6 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
             schema and CEL rules) for the gateway-api target's objects.
         progress: called as ``progress(done, total)`` after each app.
         cache: reuse the previous rendering when no input changed (see :mod:`generator.render.cache`).
-        apps: render only these ``(env, app)`` pairs (what a rollout tick changed): their
-            object files only (no kustomization or GitOps manifests, whose bytes a changed
-            weight never changes); every app of those environments is still checked, with
-            the cross-app checks, as a whole render does; never cached.
-        repo: the repository, already loaded from ``root`` (with ``apps``).
-        statuses: ``{status file path: status}`` to apply instead of reading those files
-            (the statuses a tick is about to commit).
 
     Returns:
         The :class:`Rendering` (nothing is written); from the cache, a
@@ -602,8 +593,6 @@ def render_repo(root: Path, envs: list[str] | None = None, *, strict: bool = Fal
     from generator.render import cache as cache_mod
 
     root = Path(root)
-    if apps is not None:
-        return AppsRendering(repo or load_repo(root), strict).render(apps, statuses or {})
     store = cache_mod.RenderCache.for_repo(root, envs, strict) if cache else None
     if store is not None:
         hit = store.get()
@@ -650,7 +639,10 @@ class AppsRendering:
 
     def render(self, pairs: Collection[tuple[str, str]],
                statuses: Mapping[str, Mapping[str, Any] | None]) -> Rendering:
-        """The object files of the named ``(env, app)`` pairs alone (see :func:`render_repo`'s ``apps``).
+        """The object files of the named ``(env, app)`` pairs alone (what a rollout tick changed):
+        no kustomization or GitOps manifests, whose bytes a changed weight never changes; never
+        cached. ``statuses``: ``{status file path: status}`` to apply instead of reading those
+        files (the statuses a tick is about to commit).
 
         Raises:
             SpecErrors: every error of the environments rendered, with places.
